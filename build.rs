@@ -1,0 +1,35 @@
+//! Stamps the git commit and a reproducible build date into the binary.
+//!
+//! The date is `CAIRN_BUILD_DATE` when set, else the commit's own date, so two builds of the
+//! same commit are identical.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn main() {
+    let commit = std::env::var("CAIRN_GIT_COMMIT")
+        .ok()
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_string());
+    let date = std::env::var("CAIRN_BUILD_DATE")
+        .ok()
+        .or_else(|| git(&["log", "-1", "--format=%cI"]))
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=CAIRN_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=CAIRN_BUILD_DATE={date}");
+    println!("cargo:rerun-if-env-changed=CAIRN_BUILD_DATE");
+    println!("cargo:rerun-if-env-changed=CAIRN_GIT_COMMIT");
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
+    }
+    if let Some(refs) = git(&["rev-parse", "--git-path", "refs/heads"]) {
+        println!("cargo:rerun-if-changed={refs}");
+    }
+}
