@@ -1,0 +1,3 @@
+module cairn.local/lab/argosay
+
+go 1.26.0
