@@ -27,13 +27,13 @@
 //! | `CAIRN_ADMIN_ENABLED` | `accounts.admin_enabled` |
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+pub use crate::telemetry::LogFormat;
 
 /// The file looked up in the working directory when neither `--config` nor `CAIRN_CONFIG` names
 /// one.
@@ -122,10 +122,10 @@ pub struct ServerConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for serving HTTPS directly. Must be set together with `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
-    /// Mark cookies `Secure` (and use the `__Host-` prefix). Defaults to whether TLS is
-    /// configured; set `true` behind a TLS-terminating proxy. Read it via
-    /// [`ServerConfig::secure_cookies`].
-    pub secure_cookies: Option<bool>,
+    /// Mark cookies `Secure` (and use the `__Host-` prefix) even without TLS configured here:
+    /// set `true` behind a TLS-terminating proxy. Default `false`; cookies are always `Secure`
+    /// when TLS is configured (see [`ServerConfig::use_secure_cookies`]).
+    pub secure_cookies: bool,
 }
 
 /// `[log]` section.
@@ -136,17 +136,6 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing_subscriber::EnvFilter` directive string. Default `info`.
     pub level: String,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `[session]` section.
@@ -222,7 +211,7 @@ impl Default for ServerConfig {
             url: None,
             tls_cert_file: None,
             tls_key_file: None,
-            secure_cookies: None,
+            secure_cookies: false,
         }
     }
 }
@@ -276,9 +265,9 @@ impl Default for RbacConfig {
 }
 
 impl ServerConfig {
-    /// Whether cookies must be `Secure`: the explicit setting, else whether TLS is configured.
-    pub fn secure_cookies(&self) -> bool {
-        self.secure_cookies.unwrap_or(self.tls_enabled())
+    /// Whether cookies must be `Secure`: TLS is configured here or `secure_cookies` is set.
+    pub fn use_secure_cookies(&self) -> bool {
+        self.secure_cookies || self.tls_enabled()
     }
 
     /// Whether cairn serves HTTPS itself.
@@ -292,27 +281,6 @@ impl RbacConfig {
     pub fn default_role(&self) -> Option<&str> {
         let role = self.policy_default.trim();
         (!role.is_empty()).then_some(role)
-    }
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err("`text` or `json`".to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Text => "text",
-            Self::Json => "json",
-        })
     }
 }
 
@@ -642,9 +610,11 @@ fn apply_env(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
         config.server.tls_key_file = (!v.is_empty()).then(|| PathBuf::from(v));
     }
     if let Some(v) = get("CAIRN_LOG_FORMAT") {
-        config.log.format = v
-            .parse()
-            .map_err(|expected: String| env_err("CAIRN_LOG_FORMAT", v, &expected))?;
+        config.log.format = match v {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(env_err("CAIRN_LOG_FORMAT", v, "`text` or `json`")),
+        };
     }
     if let Some(v) = get("CAIRN_LOG_LEVEL") {
         config.log.level = v.to_owned();
@@ -818,7 +788,7 @@ mod tests {
         );
         assert_eq!(c.server.namespace, "argocd");
         assert_eq!(c.server.url, None);
-        assert!(!c.server.secure_cookies());
+        assert!(!c.server.use_secure_cookies());
         assert_eq!(c.log.format, LogFormat::Text);
         assert_eq!(c.log.level, "info");
         assert_eq!(c.session.idle_timeout, Duration::from_secs(1800));
@@ -919,7 +889,7 @@ mod tests {
         let c = resolve(None, &vars, &Overrides::default()).expect("env");
         assert_eq!(c.server.url.as_deref(), Some("https://cairn.example.com"));
         assert!(c.server.tls_enabled());
-        assert!(c.server.secure_cookies(), "TLS implies secure cookies");
+        assert!(c.server.use_secure_cookies(), "TLS implies secure cookies");
         assert_eq!(c.log.level, "cairn=debug,info");
         assert_eq!(c.rbac.default_role(), None);
         assert!(!c.accounts.admin_enabled);
@@ -957,7 +927,7 @@ policy_default = ""
 scopes = ["groups", "email"]
 "#;
         let c = resolve(Some(file), &[], &Overrides::default()).expect("parse");
-        assert!(c.server.secure_cookies());
+        assert!(c.server.use_secure_cookies());
         assert_eq!(c.session.idle_timeout, Duration::from_secs(900));
         assert_eq!(c.session.absolute_timeout, Duration::from_secs(7 * 86_400));
         assert_eq!(c.accounts.max_failed_logins, 3);
