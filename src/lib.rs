@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod telemetry;
+pub mod tls;
+pub mod web;
 
 /// cairn's version (from Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
