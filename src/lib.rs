@@ -5,7 +5,6 @@
 
 pub mod config;
 pub mod telemetry;
-pub mod tls;
 pub mod web;
 
 /// cairn's version (from Cargo.toml).
