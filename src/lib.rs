@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 /// cairn's version (from Cargo.toml).
