@@ -1,0 +1,68 @@
+# cairn — the standard verbs. `make run` starts cairn (and the lab cluster when no cluster is
+# reachable); `make test` runs every test tier, bringing the lab up and down around them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+LAB := integration-tests/lab
+# Cargo's parallelism on a 2-core machine; override with JOBS=N.
+JOBS ?= 2
+export CARGO_BUILD_JOBS := $(JOBS)
+
+.PHONY: all build web deps run test test-unit e2e lint fmt bench dist lab-up lab-down clean
+
+all: build
+
+## deps: install what the build and tests need (idempotent; nothing when already present)
+deps:
+	scripts/ensure-deps
+
+## web: build the SPA into web/dist (embedded by the binary)
+web: deps
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+## build: the UI, then the release binary with the UI embedded
+build: web
+	$(CARGO) build --release --locked
+
+## run: start cairn against the cluster KUBECONFIG reaches, or the lab cluster
+run: build
+	scripts/run
+
+## test: unit + integration + end-to-end (lab started and stopped around it when needed)
+test: deps web
+	integration-tests/run-all
+
+## test-unit: tests that need no cluster
+test-unit:
+	$(CARGO) test --locked --all-targets
+
+## e2e: end-to-end suites against the cluster KUBECONFIG points at (lab or kind)
+e2e: deps web
+	CAIRN_KEEP_CLUSTER=1 integration-tests/run-all
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: benchmarks; results are written to bench-results/
+bench:
+	mkdir -p bench-results
+	$(CARGO) bench --locked --bench foundation -- --output bench-results/foundation.json
+
+## dist: release tarball in dist/
+dist: build
+	scripts/dist
+
+lab-up:
+	$(LAB)/up
+
+lab-down:
+	$(LAB)/down
+
+clean:
+	$(CARGO) clean
+	rm -rf web/dist dist
