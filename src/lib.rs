@@ -4,9 +4,13 @@
 //! library directly. See ARCHITECTURE.md for the module map and invariants.
 
 pub mod config;
+pub mod events;
+pub mod gitops;
+pub mod k8s;
 pub mod telemetry;
 pub mod tls;
 pub mod web;
+pub mod workflow;
 
 /// cairn's version (from Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

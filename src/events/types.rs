@@ -1,0 +1,380 @@
+//! Rust types of Argo Events' kinds (argoproj.io/v1alpha1): EventSource, Sensor and EventBus.
+//!
+//! Invariant: reading then writing back never drops a field. Every struct keeps the fields it
+//! does not model in `extra` (flattened), optional fields are `Option` and are written only when
+//! present; the many source and trigger types cairn does not implement are kept as written.
+//! An explicit `null` on a modelled field reads as absent.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::k8s::{TypeTag, argo_resource};
+
+/// Fields a struct does not model, kept verbatim.
+pub type Extra = serde_json::Map<String, Value>;
+
+/// An EventSource: named event inputs (webhooks, calendars, Git, queues...).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventSource {
+    /// apiVersion and kind.
+    #[serde(flatten)]
+    pub types: TypeTag<EventSource>,
+    /// Object metadata.
+    pub metadata: ObjectMeta,
+    /// The sources.
+    #[serde(default)]
+    pub spec: EventSourceSpec,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<EventsStatus>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+argo_resource!(EventSource, "EventSource", "eventsources", namespaced);
+
+/// The spec of an EventSource. Each source type is a map from event name to its settings;
+/// types cairn does not model (github, kafka, sqs...) stay in `extra`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSourceSpec {
+    /// The EventBus to publish to ("default" when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bus_name: Option<String>,
+    /// Replicas of the event-source deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    /// Pod template of the event-source deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Value>,
+    /// Service exposing webhook ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Value>,
+    /// Webhook sources by event name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<BTreeMap<String, WebhookEventSource>>,
+    /// Calendar sources by event name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<BTreeMap<String, CalendarEventSource>>,
+    /// Fields cairn does not model (other source types).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A webhook source: an HTTP endpoint that turns requests into events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEventSource {
+    /// URL path, e.g. "/example".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Port, as a string (Argo Events' spelling: `port: "12000"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// HTTP method accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// External URL (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Expression filter on the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Value>,
+    /// Fields cairn does not model (auth secret, TLS, max payload...).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A calendar source: events on a cron schedule or at an interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarEventSource {
+    /// Cron schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Interval ("10s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Dates on which no event fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusion_dates: Option<Vec<String>>,
+    /// IANA time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A Sensor: event dependencies and the triggers they fire.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sensor {
+    /// apiVersion and kind.
+    #[serde(flatten)]
+    pub types: TypeTag<Sensor>,
+    /// Object metadata.
+    pub metadata: ObjectMeta,
+    /// Dependencies and triggers.
+    #[serde(default)]
+    pub spec: SensorSpec,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<EventsStatus>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+argo_resource!(Sensor, "Sensor", "sensors", namespaced);
+
+/// The spec of a Sensor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SensorSpec {
+    /// Events the sensor waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Vec<EventDependency>>,
+    /// What to do when dependencies resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<Vec<Trigger>>,
+    /// The EventBus to read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bus_name: Option<String>,
+    /// Pod template of the sensor deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Value>,
+    /// Replicas of the sensor deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One event dependency of a sensor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDependency {
+    /// Dependency name (used in trigger conditions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// EventSource object name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_source_name: Option<String>,
+    /// Event name inside that EventSource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    /// Filters (data, exprs, context, time, script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Value>,
+    /// "and" (default) or "or" across filter kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters_logical_operator: Option<String>,
+    /// Transformation applied to the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Value>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One trigger of a sensor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    /// What the trigger does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TriggerTemplate>,
+    /// Parameters copied from events into the trigger resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<Value>>,
+    /// Retries of a failed trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<Value>,
+    /// Trigger policy (status or labels to wait for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Value>,
+    /// Rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Value>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The action of a trigger; exactly one action field is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerTemplate {
+    /// Trigger name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Dependency expression ("dep-a && dep-b").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<String>,
+    /// Create/update/patch/delete a Kubernetes resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<Value>,
+    /// Submit/resubmit/suspend... an Argo Workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argo_workflow: Option<Value>,
+    /// Call an HTTP endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Value>,
+    /// Log the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Value>,
+    /// Fields cairn does not model (other action types).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An EventBus: the transport between event sources and sensors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventBus {
+    /// apiVersion and kind.
+    #[serde(flatten)]
+    pub types: TypeTag<EventBus>,
+    /// Object metadata.
+    pub metadata: ObjectMeta,
+    /// Which transport.
+    #[serde(default)]
+    pub spec: EventBusSpec,
+    /// Conditions and the connection config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<EventsStatus>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+argo_resource!(EventBus, "EventBus", "eventbus", namespaced);
+
+/// The spec of an EventBus; exactly one transport is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBusSpec {
+    /// NATS streaming (native or exotic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<Value>,
+    /// NATS JetStream managed by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<Value>,
+    /// An existing JetStream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream_exotic: Option<Value>,
+    /// Kafka.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<Value>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The status shared by EventSource, Sensor and EventBus: conditions (and the bus config).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsStatus {
+    /// Conditions (Deployed, SourcesProvided, DependenciesProvided...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Value>>,
+    /// Fields cairn does not model (EventBus `config`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[cfg(test)]
+impl EventSource {
+    /// An EventSource `namespace/name` with one webhook event `event` on `port` and `endpoint`.
+    pub fn test_webhook(
+        namespace: &str,
+        name: &str,
+        event: &str,
+        port: &str,
+        endpoint: &str,
+    ) -> Self {
+        let hook = WebhookEventSource {
+            endpoint: Some(endpoint.to_owned()),
+            port: Some(port.to_owned()),
+            method: Some("POST".to_owned()),
+            ..Default::default()
+        };
+        EventSource {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                ..Default::default()
+            },
+            spec: EventSourceSpec {
+                webhook: Some(BTreeMap::from([(event.to_owned(), hook)])),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip<T: serde::de::DeserializeOwned + Serialize>(input: &Value) -> Value {
+        let typed: T = serde_json::from_value(input.clone()).expect("deserialize");
+        serde_json::to_value(&typed).expect("serialize")
+    }
+
+    #[test]
+    fn webhook_builder_uses_argo_spelling() {
+        let es = EventSource::test_webhook("ev", "webhook", "example", "12000", "/example");
+        let v = serde_json::to_value(&es).expect("ser");
+        assert_eq!(v["kind"], "EventSource");
+        assert_eq!(v["spec"]["webhook"]["example"]["port"], "12000");
+        assert_eq!(roundtrip::<EventSource>(&v), v);
+    }
+
+    /// Argo Events' own webhook + workflow-trigger example shape, with unknown fields added.
+    #[test]
+    fn sensor_and_sources_roundtrip_with_unknown_fields() {
+        let sensor = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
+            "metadata": {"name": "webhook"},
+            "spec": {
+                "template": {"serviceAccountName": "operate-workflow-sa"},
+                "dependencies": [{"name": "test-dep", "eventSourceName": "webhook", "eventName": "example",
+                                  "filters": {"data": [{"path": "body.x", "type": "string", "value": ["a"]}]}, "depFuture": 1}],
+                "triggers": [{
+                    "template": {"name": "webhook-workflow-trigger", "conditions": "test-dep",
+                                 "argoWorkflow": {"operation": "submit", "source": {"resource": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"}}},
+                                 "tmplFuture": {}},
+                    "parameters": [{"src": {"dependencyName": "test-dep", "dataKey": "body"}, "dest": "spec.arguments.parameters.0.value"}],
+                    "retryStrategy": {"steps": 3},
+                    "trigFuture": [1]
+                }],
+                "specFuture": "x"
+            },
+            "status": {"conditions": [{"type": "Deployed", "status": "True"}], "statusFuture": 2}
+        });
+        assert_eq!(roundtrip::<Sensor>(&sensor), sensor);
+
+        let source = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource",
+            "metadata": {"name": "mixed"},
+            "spec": {
+                "service": {"ports": [{"port": 12000, "targetPort": 12000}]},
+                "webhook": {"example": {"port": "12000", "endpoint": "/example", "method": "POST", "authSecret": {"name": "s", "key": "k"}}},
+                "calendar": {"tick": {"interval": "10s", "calFuture": 1}},
+                "github": {"repo": {"owner": "o", "repository": "r"}}
+            }
+        });
+        assert_eq!(roundtrip::<EventSource>(&source), source);
+
+        let bus = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus",
+            "metadata": {"name": "default"},
+            "spec": {"jetstream": {"version": "latest", "replicas": 3}},
+            "status": {"config": {"jetstream": {"url": "nats://x"}}}
+        });
+        assert_eq!(roundtrip::<EventBus>(&bus), bus);
+    }
+}

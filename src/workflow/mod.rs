@@ -1,0 +1,8 @@
+//! Workflows: an Argo Workflows-equivalent engine (templates, DAG and steps, executor, cron).
+//!
+//! Owns the Argo Workflows kinds as Rust types ([`types`]: Workflow, WorkflowTemplate,
+//! ClusterWorkflowTemplate, CronWorkflow and the internal WorkflowTaskResult, WorkflowTaskSet,
+//! WorkflowArtifactGCTask, WorkflowEventBinding).
+//! Invariant: those types round-trip every field of the objects they read, modelled or not.
+
+pub mod types;
