@@ -1,0 +1,159 @@
+//! Every redb table cairn uses, defined in one place, plus a typed JSON view over them.
+//!
+//! Invariants:
+//! - A table's key and value types never change within a schema version; changing them is a new
+//!   schema version with an upgrade module (see `store::upgrade`).
+//! - [`META`] is frozen forever (`&str -> &str`): every cairn version, old or new, must be able
+//!   to read the schema version out of any cairn database in order to refuse it cleanly.
+//! - Values of the other tables are JSON documents (`&[u8]`), so records can gain optional fields
+//!   without a schema change; the record types live with the code that owns them.
+
+use std::marker::PhantomData;
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+
+/// Database metadata: `schema_version` (decimal u32) and `cairn_version` (the version that last
+/// wrote the schema). Frozen: see the module invariants.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// Key of the schema version in [`META`].
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// Key of the cairn version that created or last upgraded the schema, in [`META`].
+pub const META_CAIRN_VERSION: &str = "cairn_version";
+
+/// Local account credentials: account name -> JSON `auth::accounts::AccountRecord`.
+pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+
+/// API tokens: token id -> JSON `auth::tokens::TokenRecord` (secret stored hashed).
+pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+
+/// Server-side sessions: SHA-256 of the session id (hex) -> JSON `auth::session::SessionRecord`.
+/// Keyed by hash so a copy of the database does not yield live session cookies.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+
+/// Consecutive login failures: account name -> JSON `auth::accounts::FailureRecord`.
+pub const LOGIN_FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("login_failures");
+
+/// A typed view of a `&str -> JSON` table.
+pub struct JsonTable<V> {
+    def: TableDefinition<'static, &'static str, &'static [u8]>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> JsonTable<V> {
+    /// Wraps a table definition whose values are JSON encodings of `V`.
+    pub const fn new(def: TableDefinition<'static, &'static str, &'static [u8]>) -> Self {
+        Self {
+            def,
+            _value: PhantomData,
+        }
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> String {
+        use redb::TableHandle;
+        self.def.name().to_owned()
+    }
+}
+
+impl<V: Serialize + DeserializeOwned> JsonTable<V> {
+    /// Reads one record in a read transaction.
+    pub fn get(&self, txn: &ReadTransaction, key: &str) -> Result<Option<V>, StoreError> {
+        let table = txn.open_table(self.def)?;
+        self.get_from(&table, key)
+    }
+
+    /// Reads one record inside a write transaction (sees the transaction's own writes).
+    pub fn get_in(&self, txn: &WriteTransaction, key: &str) -> Result<Option<V>, StoreError> {
+        let table = txn.open_table(self.def)?;
+        self.get_from(&table, key)
+    }
+
+    /// Inserts or replaces one record.
+    pub fn insert(&self, txn: &WriteTransaction, key: &str, value: &V) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+            table: self.name(),
+            key: key.to_owned(),
+            source,
+        })?;
+        let mut table = txn.open_table(self.def)?;
+        table.insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes one record; returns whether it existed.
+    pub fn remove(&self, txn: &WriteTransaction, key: &str) -> Result<bool, StoreError> {
+        let mut table = txn.open_table(self.def)?;
+        let existed = table.remove(key)?.is_some();
+        Ok(existed)
+    }
+
+    /// All records, in key order, in a read transaction.
+    pub fn list(&self, txn: &ReadTransaction) -> Result<Vec<(String, V)>, StoreError> {
+        let table = txn.open_table(self.def)?;
+        self.list_from(&table)
+    }
+
+    /// All records, in key order, inside a write transaction.
+    pub fn list_in(&self, txn: &WriteTransaction) -> Result<Vec<(String, V)>, StoreError> {
+        let table = txn.open_table(self.def)?;
+        self.list_from(&table)
+    }
+
+    /// Removes every record for which `keep` returns false; returns how many were removed.
+    /// A record that does not decode is kept (and reported by the next read) rather than lost.
+    pub fn retain_in(
+        &self,
+        txn: &WriteTransaction,
+        mut keep: impl FnMut(&str, &V) -> bool,
+    ) -> Result<usize, StoreError> {
+        let doomed: Vec<String> = self
+            .list_in(txn)?
+            .into_iter()
+            .filter(|(k, v)| !keep(k, v))
+            .map(|(k, _)| k)
+            .collect();
+        let mut table = txn.open_table(self.def)?;
+        for key in &doomed {
+            table.remove(key.as_str())?;
+        }
+        Ok(doomed.len())
+    }
+
+    fn get_from(
+        &self,
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<Option<V>, StoreError> {
+        match table.get(key)? {
+            Some(guard) => self.decode(key, guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list_from(
+        &self,
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Vec<(String, V)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let key = k.value().to_owned();
+            let value = self.decode(&key, v.value())?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<V, StoreError> {
+        serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+            table: self.name(),
+            key: key.to_owned(),
+            source,
+        })
+    }
+}
