@@ -1,5 +1,6 @@
 # Common settings for the lab scripts. Sourced, never run.
 # shellcheck shell=bash
+shopt -s inherit_errexit
 LAB_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "$LAB_SRC/versions.env"
