@@ -135,7 +135,7 @@ async fn explain<K: ArgoKind>(
 
 /// Sorts objects by (namespace, name): the stable order every list answer uses.
 pub fn sort_by_namespace_and_name<K: kube::Resource>(items: &mut [K]) {
-    items.sort_by(|a, b| (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())));
+    items.sort_by_key(|o| (o.namespace(), o.name_any()));
 }
 
 #[cfg(test)]
