@@ -30,7 +30,9 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The `level` filter string could not be parsed.
-    #[error("log level {filter:?} is not a valid filter (expected e.g. \"info\" or \"cairn=debug,info\"): {source}")]
+    #[error(
+        "log level {filter:?} is not a valid filter (expected e.g. \"info\" or \"cairn=debug,info\"): {source}"
+    )]
     BadFilter {
         /// The filter as given.
         filter: String,
