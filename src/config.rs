@@ -188,6 +188,16 @@ pub enum Capability {
     ApiKey,
 }
 
+impl Capability {
+    /// The name used in the configuration (`login`, `apiKey`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::ApiKey => "apiKey",
+        }
+    }
+}
+
 /// `[rbac]` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,0 +1,478 @@
+//! Authentication (local accounts, API tokens, server-side sessions) and authorization (RBAC).
+//!
+//! [`Auth`] bundles the store, the account settings and the parsed policy; the API layer holds
+//! one and asks it who a request is ([`Auth::authenticate_session`],
+//! [`Auth::authenticate_bearer`]) and what that principal may do ([`Auth::authorize`]).
+//!
+//! Invariants:
+//! - Secrets (passwords, token secrets, session ids) never appear in `Debug` output or logs:
+//!   they travel as [`Secret`] / [`SessionId`], whose `Debug` is redacted.
+//! - Only hashes are stored: argon2id for passwords, SHA-256 for high-entropy token secrets and
+//!   session ids.
+//! - A failed login never says whether the account exists.
+//! - Every time-dependent operation has a form taking `now`, so tests control time; the `Auth`
+//!   methods pass the wall clock.
+
+use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::config::{Capability, Config};
+use crate::store::{Store, StoreError};
+
+pub mod accounts;
+pub mod password;
+pub mod rbac;
+pub mod session;
+pub mod tokens;
+
+pub use accounts::{AccountInfo, Accounts, INITIAL_PASSWORD_FILE, read_initial_password};
+pub use password::Hasher;
+pub use rbac::{Policy, RbacError};
+pub use session::{SessionId, Sessions};
+pub use tokens::{CreatedToken, TokenInfo, Tokens};
+
+/// Issuer reported for local accounts and their tokens (SSO principals carry their IdP's).
+pub const LOCAL_ISSUER: &str = "cairn";
+
+/// Errors of authentication and account management.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong user name or password (deliberately not saying which).
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// No valid credential: unknown or malformed session id or token.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The session or token has expired.
+    #[error("credentials expired")]
+    Expired,
+    /// Too many failed logins: the account is locked for `retry_after`.
+    #[error("account locked after too many failed logins; retry in {}", crate::config::format_duration(*retry_after))]
+    Locked {
+        /// Time until the lock ends.
+        retry_after: Duration,
+    },
+    /// The account is disabled in the configuration.
+    #[error("account {account:?} is disabled")]
+    Disabled {
+        /// The account.
+        account: String,
+    },
+    /// The account lacks the capability the operation needs (`login` or `apiKey`).
+    #[error("account {account:?} does not have the {capability:?} capability")]
+    MissingCapability {
+        /// The account.
+        account: String,
+        /// The capability: `login` or `apiKey`.
+        capability: &'static str,
+    },
+    /// No such local account (only reported to authenticated callers).
+    #[error("account {account:?} does not exist")]
+    AccountNotFound {
+        /// The account.
+        account: String,
+    },
+    /// No such token for this account.
+    #[error("token {id:?} of account {account:?} does not exist")]
+    TokenNotFound {
+        /// The account.
+        account: String,
+        /// The token id.
+        id: String,
+    },
+    /// The new password breaks the password rule.
+    #[error("new password rejected: {0}")]
+    NewPassword(password::PasswordError),
+    /// The token name is empty or too long.
+    #[error(
+        "token name {name:?}: expected 1-{} characters",
+        tokens::MAX_NAME_CHARS
+    )]
+    TokenName {
+        /// The name given.
+        name: String,
+    },
+    /// The token lifetime is not a duration like `30d` or `12h`.
+    #[error("token expiry {input:?}: {source}")]
+    Expiry {
+        /// The text given.
+        input: String,
+        /// Why it does not parse.
+        source: crate::config::DurationError,
+    },
+    /// The RBAC policy in the configuration does not parse.
+    #[error("rbac.policy_csv: {0}")]
+    Policy(#[from] RbacError),
+    /// The initial admin password file could not be written, read or removed.
+    #[error("initial admin password file {path}: {source}")]
+    InitialPasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Password hashing failed (randomness or parameters); not the caller's fault.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::BadCredentials => "bad_credentials",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Expired => "expired",
+            Self::Locked { .. } => "locked",
+            Self::Disabled { .. } => "disabled",
+            Self::MissingCapability { .. } => "missing_capability",
+            Self::AccountNotFound { .. } => "account_not_found",
+            Self::TokenNotFound { .. } => "token_not_found",
+            Self::NewPassword(_) => "new_password",
+            Self::TokenName { .. } => "token_name",
+            Self::Expiry { .. } => "expiry",
+            Self::Policy(_) => "policy",
+            Self::InitialPasswordFile { .. } => "initial_password_file",
+            Self::Hashing(_) => "hashing",
+            Self::Store(_) => "store",
+        }
+    }
+}
+
+/// A secret string (password, token) whose `Debug` and `Display` are redacted. Read it with
+/// [`Secret::expose`], only where it is deliberately shown or sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How a principal authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A local account, by password (through a session).
+    Local,
+    /// A local account, by API token.
+    Token {
+        /// The token id (not secret).
+        id: String,
+    },
+    /// An SSO user.
+    Sso {
+        /// The identity provider's issuer URL.
+        issuer: String,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name: the local account name, or the SSO subject.
+    pub subject: String,
+    /// SSO groups (the `groups` scope); empty for local accounts.
+    pub groups: Vec<String>,
+    /// How it authenticated.
+    pub kind: PrincipalKind,
+    /// The session it came through, if any (for logout).
+    pub session_id: Option<SessionId>,
+}
+
+impl Principal {
+    /// A local account principal without a session.
+    pub fn local(name: &str) -> Principal {
+        Principal {
+            subject: name.to_owned(),
+            groups: Vec::new(),
+            kind: PrincipalKind::Local,
+            session_id: None,
+        }
+    }
+
+    /// The RBAC subjects: the user name, then the groups when `groups` is among the configured
+    /// scopes (Argo CD's `scopes`, default `[groups]`).
+    pub fn rbac_subjects<S: AsRef<str>>(&self, scopes: &[S]) -> Vec<&str> {
+        let mut subjects = vec![self.subject.as_str()];
+        if scopes.iter().any(|s| s.as_ref() == "groups") {
+            subjects.extend(self.groups.iter().map(String::as_str));
+        }
+        subjects
+    }
+
+    /// The session id, if the principal came through a session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_ref().map(SessionId::as_str)
+    }
+
+    /// Whether this principal is the local account `name` (by password or by token).
+    pub fn is_local_account(&self, name: &str) -> bool {
+        matches!(
+            self.kind,
+            PrincipalKind::Local | PrincipalKind::Token { .. }
+        ) && self.subject == name
+    }
+
+    /// The issuer, as Argo CD's userinfo reports it.
+    pub fn issuer(&self) -> &str {
+        match &self.kind {
+            PrincipalKind::Sso { issuer } => issuer,
+            PrincipalKind::Local | PrincipalKind::Token { .. } => LOCAL_ISSUER,
+        }
+    }
+}
+
+/// Authentication and authorization, as the API layer uses them.
+#[derive(Debug)]
+pub struct Auth {
+    store: Store,
+    accounts: Accounts,
+    tokens: Tokens,
+    sessions: Sessions,
+    policy: Policy,
+    scopes: Vec<String>,
+}
+
+impl Auth {
+    /// Builds the auth layer from the configuration, with production password hashing. Fails
+    /// when `rbac.policy_csv` does not parse.
+    pub fn new(store: Store, config: &Config) -> Result<Auth, AuthError> {
+        Self::with_hasher(store, config, Hasher::default())
+    }
+
+    /// As [`Auth::new`] with a chosen password hasher (tests use [`Hasher::insecure_fast`]).
+    pub fn with_hasher(store: Store, config: &Config, hasher: Hasher) -> Result<Auth, AuthError> {
+        let policy = Policy::parse(&config.rbac.policy_csv, config.rbac.default_role())?;
+        Ok(Auth {
+            accounts: Accounts::new(store.clone(), config, hasher),
+            tokens: Tokens::new(store.clone()),
+            sessions: Sessions::new(
+                store.clone(),
+                config.session.idle_timeout,
+                config.session.absolute_timeout,
+            ),
+            store,
+            policy,
+            scopes: config.rbac.scopes.clone(),
+        })
+    }
+
+    /// The store (for readiness checks and other modules' tables).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub fn store_healthy(&self) -> bool {
+        self.store.healthy()
+    }
+
+    /// The local accounts.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The parsed RBAC policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Sessions end this long after login.
+    pub fn session_absolute_timeout(&self) -> Duration {
+        self.sessions.absolute_timeout()
+    }
+
+    /// Sessions end after this long unused.
+    pub fn session_idle_timeout(&self) -> Duration {
+        self.sessions.idle_timeout()
+    }
+
+    /// At first start, creates the admin password and returns it (once); `None` afterwards.
+    pub async fn ensure_admin(&self) -> Result<Option<Secret>, AuthError> {
+        self.accounts.ensure_admin(Timestamp::now()).await
+    }
+
+    /// Password login: on success a new session (a fresh id every time).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(Principal, SessionId), AuthError> {
+        let now = Timestamp::now();
+        let principal = self.accounts.verify_login(username, password, now).await?;
+        let id = self.sessions.create(&principal, now).await?;
+        let principal = Principal {
+            session_id: Some(id.clone()),
+            ..principal
+        };
+        Ok((principal, id))
+    }
+
+    /// The principal of a session id (from the cookie), enforcing timeouts and re-checking that
+    /// a local account is still enabled.
+    pub async fn authenticate_session(&self, id: &str) -> Result<Principal, AuthError> {
+        let principal = self.sessions.get(id, Timestamp::now()).await?;
+        if principal.kind == PrincipalKind::Local {
+            self.accounts
+                .check_can(&principal.subject, Capability::Login)?;
+        }
+        Ok(principal)
+    }
+
+    /// The principal of an `Authorization: Bearer` credential: an API token (`cairn_...`) or a
+    /// session id (the CLI presents its session that way).
+    pub async fn authenticate_bearer(&self, credential: &str) -> Result<Principal, AuthError> {
+        if !credential.starts_with(tokens::TOKEN_PREFIX) {
+            return self.authenticate_session(credential).await;
+        }
+        let record = self.tokens.verify(credential, Timestamp::now()).await?;
+        self.accounts
+            .check_can(&record.account, Capability::ApiKey)?;
+        Ok(Principal {
+            subject: record.account,
+            groups: Vec::new(),
+            kind: PrincipalKind::Token { id: record.id },
+            session_id: None,
+        })
+    }
+
+    /// Ends a session (unknown ids are ignored).
+    pub async fn logout(&self, id: &str) -> Result<(), AuthError> {
+        self.sessions.delete(id).await?;
+        Ok(())
+    }
+
+    /// Whether `principal` may do `action` on `object` of `resource`.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> bool {
+        let subjects = principal.rbac_subjects(&self.scopes);
+        self.policy.enforce(&subjects, resource, action, object)
+    }
+
+    /// Whether `principal` may do `action` on some object of `resource` (list routes).
+    pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
+        let subjects = principal.rbac_subjects(&self.scopes);
+        self.policy.can_any(&subjects, resource, action)
+    }
+
+    /// Sets `target`'s password. The caller proves itself with its own current password (as
+    /// Argo CD's `account update-password`), even when changing another account; authorizing
+    /// the change is the caller's job. Ends all sessions of `target`.
+    pub async fn change_password(
+        &self,
+        actor: &Principal,
+        target: &str,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), AuthError> {
+        if !matches!(
+            actor.kind,
+            PrincipalKind::Local | PrincipalKind::Token { .. }
+        ) {
+            return Err(AuthError::MissingCapability {
+                account: actor.subject.clone(),
+                capability: "login",
+            });
+        }
+        self.accounts
+            .change_password(
+                &actor.subject,
+                current_password,
+                target,
+                new_password,
+                Timestamp::now(),
+            )
+            .await?;
+        self.sessions.delete_for_subject(target).await?;
+        Ok(())
+    }
+
+    /// Creates an API token for `account`; `expires_in` is a duration like `30d` (none: never
+    /// expires). The secret is in the result once and never again.
+    pub async fn create_token(
+        &self,
+        account: &str,
+        name: &str,
+        expires_in: Option<&str>,
+    ) -> Result<CreatedToken, AuthError> {
+        let lifetime = expires_in
+            .map(|input| {
+                crate::config::parse_duration(input).map_err(|source| AuthError::Expiry {
+                    input: input.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
+        self.accounts.check_can(account, Capability::ApiKey)?;
+        self.tokens
+            .create(account, name, lifetime, Timestamp::now())
+            .await
+    }
+
+    /// The tokens of `account` (never their secrets).
+    pub async fn list_tokens(&self, account: &str) -> Result<Vec<TokenInfo>, AuthError> {
+        self.accounts.require(account)?;
+        self.tokens.list(account)
+    }
+
+    /// Revokes token `id` of `account`.
+    pub async fn revoke_token(&self, account: &str, id: &str) -> Result<(), AuthError> {
+        self.tokens.revoke(account, id).await
+    }
+
+    /// All local accounts (never password material).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountInfo>, AuthError> {
+        self.accounts.list()
+    }
+
+    /// Housekeeping the server runs periodically: removes sessions past their timeouts and
+    /// login-failure records that no longer matter. Returns how many records were removed.
+    pub async fn purge_expired_sessions(&self) -> Result<usize, AuthError> {
+        let now = Timestamp::now();
+        let sessions = self.sessions.purge_expired(now).await?;
+        let failures = self.accounts.purge_failures(now).await?;
+        Ok(sessions + failures)
+    }
+}
+
+/// `ts + d`, saturating at the end of representable time.
+pub(crate) fn add(ts: Timestamp, d: Duration) -> Timestamp {
+    ts.saturating_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// How long from `now` until `later` (zero if `later` is not after `now`).
+pub(crate) fn until(now: Timestamp, later: Timestamp) -> Duration {
+    Duration::try_from(later.duration_since(now)).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests;
