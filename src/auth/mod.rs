@@ -338,7 +338,8 @@ impl Auth {
         let principal = self.sessions.get(id, Timestamp::now()).await?;
         if principal.kind == PrincipalKind::Local {
             self.accounts
-                .check_can(&principal.subject, Capability::Login)?;
+                .check_can(&principal.subject, Capability::Login)
+                .map_err(account_gone_is_unauthenticated)?;
         }
         Ok(principal)
     }
@@ -351,7 +352,8 @@ impl Auth {
         }
         let record = self.tokens.verify(credential, Timestamp::now()).await?;
         self.accounts
-            .check_can(&record.account, Capability::ApiKey)?;
+            .check_can(&record.account, Capability::ApiKey)
+            .map_err(account_gone_is_unauthenticated)?;
         Ok(Principal {
             subject: record.account,
             groups: Vec::new(),
@@ -461,6 +463,14 @@ impl Auth {
         let sessions = self.sessions.purge_expired(now).await?;
         let failures = self.accounts.purge_failures(now).await?;
         Ok(sessions + failures)
+    }
+}
+
+/// A credential of an account removed from the configuration is simply no longer valid.
+fn account_gone_is_unauthenticated(e: AuthError) -> AuthError {
+    match e {
+        AuthError::AccountNotFound { .. } => AuthError::Unauthenticated,
+        other => other,
     }
 }
 

@@ -182,10 +182,17 @@ async fn token_of_a_disabled_account_stops_working() {
         auth.create_token("ci", "x", None).await.expect("create")
     };
     config.accounts.users.get_mut("ci").expect("ci").enabled = false;
-    let auth = Auth::with_hasher(store, &config, Hasher::insecure_fast()).expect("auth");
+    let auth = Auth::with_hasher(store.clone(), &config, Hasher::insecure_fast()).expect("auth");
     assert!(matches!(
         auth.authenticate_bearer(token.secret()).await,
         Err(AuthError::Disabled { .. })
+    ));
+    // Removed from the configuration: the token no longer authenticates anyone.
+    config.accounts.users.clear();
+    let auth = Auth::with_hasher(store, &config, Hasher::insecure_fast()).expect("auth");
+    assert!(matches!(
+        auth.authenticate_bearer(token.secret()).await,
+        Err(AuthError::Unauthenticated)
     ));
 }
 

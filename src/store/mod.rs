@@ -171,6 +171,29 @@ pub enum StoreError {
     WriterStopped,
 }
 
+impl StoreError {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::DataDir { .. } => "data_dir",
+            Self::File { .. } => "file",
+            Self::NotADatabase { .. } => "not_a_database",
+            Self::Corrupt { .. } => "corrupt",
+            Self::NewerSchema { .. } => "newer_schema",
+            Self::UnknownSchema { .. } => "unknown_schema",
+            Self::FileFormat { .. } => "file_format",
+            Self::InUse { .. } => "in_use",
+            Self::Open { .. } => "open",
+            Self::Redb(_) => "redb",
+            Self::Commit(_) => "commit",
+            Self::Encode { .. } => "encode",
+            Self::Decode { .. } => "decode",
+            Self::Panicked => "panicked",
+            Self::WriterStopped => "writer_stopped",
+        }
+    }
+}
+
 macro_rules! redb_error_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
@@ -334,7 +357,8 @@ impl Store {
     /// Runs `f` in the writer's next batch transaction and returns its result once the batch is
     /// durably committed. If `f` returns `Err` (or panics) its writes are discarded and only this
     /// call fails. `f` may run more than once (when another closure in its batch fails), so it
-    /// must be a pure function of the transaction.
+    /// must be a pure function of the transaction. Once queued, the write happens even if the
+    /// returned future is dropped.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
