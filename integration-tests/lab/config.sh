@@ -30,6 +30,7 @@ host_setup() {
   # The node IP lives on loopback: reachable from this host and from pods
   # (through the CNI bridge's gateway), and from nowhere else.
   ip addr show dev lo | grep -q " $LAB_NODE_IP/32" || ip addr add "$LAB_NODE_IP/32" dev lo
+  egress_guard
   local port
   for port in $LAB_API_PORT 2379 2380 10250 10257 10259; do
     if ss -ltnH "sport = :$port" | grep -q .; then
@@ -42,10 +43,33 @@ host_setup() {
   done
 }
 
+# put FILE: write stdin to FILE only if it differs (kube-proxy, for one,
+# exits when its config file changes under it).
+put() {
+  local tmp; tmp="$1.new.$$"
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
+# egress_guard: nothing from the lab leaves this machine. Pod traffic may
+# only go to the lab bridge or to this host; host traffic to a service IP
+# that kube-proxy did not translate is refused instead of routed away.
+egress_guard() {
+  local c
+  for c in CAIRN-LAB-FORWARD CAIRN-LAB-OUTPUT; do
+    iptables -N "$c" 2>/dev/null || true
+    iptables -F "$c"
+  done
+  iptables -A CAIRN-LAB-FORWARD -s "$LAB_POD_CIDR" ! -o "$LAB_BRIDGE" -m comment --comment "cairn lab: pods stay on the node" -j REJECT
+  iptables -A CAIRN-LAB-OUTPUT -d "$LAB_SERVICE_CIDR" -m comment --comment "cairn lab: untranslated service IPs" -j REJECT
+  iptables -C FORWARD -j CAIRN-LAB-FORWARD 2>/dev/null || iptables -I FORWARD 1 -j CAIRN-LAB-FORWARD
+  iptables -C OUTPUT -j CAIRN-LAB-OUTPUT 2>/dev/null || iptables -I OUTPUT 1 -j CAIRN-LAB-OUTPUT
+}
+
 write_configs() {
   mkdir -p "$LAB_DIR"/{containerd,cni/net.d,cni/networks,kubelet,local-path,manifests,etcd}
   chmod 700 "$LAB_DIR/etcd"
-  cat > "$LAB_DIR/containerd/config.toml" <<TOML
+  put "$LAB_DIR/containerd/config.toml" <<TOML
 # containerd for the cairn lab: its own root, state, socket.
 version = 2
 root = "$LAB_DIR/containerd/root"
@@ -82,7 +106,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 TOML
   # CNI: bridge + host-local IPAM + portmap (containerd adds loopback itself,
   # from the same bin_dir). No ipMasq: pod traffic is never NATed off the node.
-  cat > "$LAB_DIR/cni/net.d/10-cairn-lab.conflist" <<JSON
+  put "$LAB_DIR/cni/net.d/10-cairn-lab.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "cairn-lab",
@@ -104,7 +128,7 @@ TOML
   ]
 }
 JSON
-  cat > "$LAB_DIR/kubelet/config.yaml" <<YAML
+  put "$LAB_DIR/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $LAB_NODE_IP
@@ -139,7 +163,7 @@ evictionHard:
 serializeImagePulls: false
 registerNode: true
 YAML
-  cat > "$LAB_DIR/kube-proxy.yaml" <<YAML
+  put "$LAB_DIR/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
