@@ -26,6 +26,8 @@ fn main() {
     println!("cargo:rustc-env=CAIRN_BUILD_DATE={date}");
     println!("cargo:rerun-if-env-changed=CAIRN_BUILD_DATE");
     println!("cargo:rerun-if-env-changed=CAIRN_GIT_COMMIT");
+    // The embedded UI: rebuild when web/dist changes (release builds embed the files).
+    println!("cargo:rerun-if-changed=web/dist");
     if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
         println!("cargo:rerun-if-changed={head}");
     }

@@ -3,11 +3,14 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library; integration tests link the
 //! library directly. See ARCHITECTURE.md for the module map and invariants.
 
+pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod events;
 pub mod gitops;
 pub mod k8s;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

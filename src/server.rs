@@ -1,0 +1,180 @@
+//! Wires the process together: store, authentication, the cluster client, CRD installation,
+//! background housekeeping and the HTTP server; shuts down gracefully.
+//!
+//! Start-up order matters: the store opens first (a refused store stops the process before it
+//! listens), the admin account exists before the first request, and the listener binds last.
+//! A missing cluster does not stop the server: `/readyz` reports it and CRD installation retries
+//! in the background.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, StateParts};
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::store::Store;
+use crate::tls::TlsListener;
+
+/// How often expired sessions are purged from the store.
+const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(300);
+/// Upper bound of the CRD installation retry backoff.
+const CRD_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened (refused, corrupt, or unwritable).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Authentication could not be set up (e.g. the admin account could not be created).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the configuration.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The HTTP server failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let started = std::time::Instant::now();
+    let store = Store::open(&config.server.data_dir)?;
+    tracing::info!(data_dir = %config.server.data_dir.display(), "store open");
+    let auth = Arc::new(Auth::new(store, &config)?);
+    if let Some(password) = auth.ensure_admin().await? {
+        // Printed once, at first start, as Argo CD users expect to find it; afterwards
+        // `cairn admin initial-password` shows it until it is changed.
+        eprintln!(
+            "\n  cairn: initial password for user \"admin\": {}\n  (shown once; later: `cairn admin initial-password --data-dir {}`)\n",
+            password.expose(),
+            config.server.data_dir.display()
+        );
+    }
+
+    let kube = match crate::k8s::client().await {
+        Ok(client) => Some(client),
+        Err(err) => {
+            tracing::warn!(error = %err, "no Kubernetes cluster configured; cluster routes answer 503");
+            None
+        }
+    };
+    if let Some(client) = kube.clone() {
+        tokio::spawn(install_crds(client));
+    }
+    tokio::spawn(purge_sessions(auth.clone()));
+
+    let secure_cookies = config.server.use_secure_cookies();
+    let state = AppState::new(StateParts {
+        auth,
+        kube,
+        namespace: config.server.namespace.clone(),
+        secure_cookies,
+        public_url: config.server.url.clone(),
+        metrics: Some(crate::telemetry::metrics_handle()),
+    });
+    let app = api::router(state);
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    tracing::info!(
+        addr = %local,
+        tls = tls.is_some(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        version = crate::VERSION,
+        "listening"
+    );
+    match tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls).map_err(ServerError::Serve)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(ServerError::Serve)?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(ServerError::Serve)?;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Installs or upgrades the CRDs, retrying with backoff until the cluster accepts them.
+async fn install_crds(client: kube::Client) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match crate::k8s::crds::install(&client).await {
+            Ok(report) => {
+                use crate::k8s::crds::Change;
+                tracing::info!(
+                    created = report.count(Change::Created),
+                    configured = report.count(Change::Configured),
+                    unchanged = report.count(Change::Unchanged),
+                    "CRDs installed"
+                );
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_s = delay.as_secs(), "CRD installation failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(CRD_RETRY_MAX);
+            }
+        }
+    }
+}
+
+async fn purge_sessions(auth: Arc<Auth>) {
+    let mut tick = tokio::time::interval(SESSION_PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(err) = auth.purge_expired_sessions().await {
+            tracing::warn!(error = %err, "purging expired sessions failed");
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
