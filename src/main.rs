@@ -76,10 +76,15 @@ struct ServerArgs {
 }
 
 #[derive(Args)]
-#[group(required = true, multiple = false, id = "credential")]
+#[group(skip)]
 struct Credential {
     /// User name; the password is read from standard input.
-    #[arg(long, env = "CAIRN_USERNAME", requires = "password_stdin")]
+    #[arg(
+        long,
+        env = "CAIRN_USERNAME",
+        requires = "password_stdin",
+        required_unless_present = "token"
+    )]
     username: Option<String>,
     /// Read the password from standard input (use with --username).
     #[arg(long, requires = "username")]
