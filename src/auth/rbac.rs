@@ -299,7 +299,9 @@ const BUILTIN_GROUPS: &[(&str, &str)] = &[(ROLE_ADMIN, ROLE_READONLY), ("admin",
 /// A parsed policy: built-in rules plus the configured lines, and the default role.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    rules: Vec<Rule>,
+    /// `p` rules by subject, in policy order: a decision looks only at the rules of the subject
+    /// and its roles instead of scanning the whole policy.
+    rules: HashMap<String, Vec<Rule>>,
     /// Member (user, group or role) -> roles it is assigned by `g` lines.
     roles_of: HashMap<String, Vec<String>>,
     default_role: Option<String>,
@@ -323,7 +325,7 @@ impl Policy {
             }
             let fields: Vec<&str> = text.split(',').map(str::trim).collect();
             match fields.first().copied() {
-                Some("p") => policy.rules.push(parse_p(line, &fields)?),
+                Some("p") => policy.add_rule(parse_p(line, &fields)?),
                 Some("g") => {
                     let (member, role) = parse_g(line, &fields)?;
                     policy.add_membership(member, role);
@@ -341,20 +343,19 @@ impl Policy {
 
     /// The built-in policy alone, with no default role.
     pub fn builtin() -> Policy {
-        let mut rules: Vec<Rule> = BUILTIN_RULES
-            .iter()
-            .map(|(s, r, a, o)| allow(s, r, a, o))
-            .collect();
-        for resource in resources::CAIRN {
-            rules.push(allow(ROLE_READONLY, resource, actions::GET, "*"));
-            rules.push(allow(ROLE_ADMIN, resource, "*", "*"));
-        }
         let mut policy = Policy {
-            rules,
+            rules: HashMap::new(),
             roles_of: HashMap::new(),
             default_role: None,
             application_inheritance: false,
         };
+        for (s, r, a, o) in BUILTIN_RULES {
+            policy.add_rule(allow(s, r, a, o));
+        }
+        for resource in resources::CAIRN {
+            policy.add_rule(allow(ROLE_READONLY, resource, actions::GET, "*"));
+            policy.add_rule(allow(ROLE_ADMIN, resource, "*", "*"));
+        }
         for (member, role) in BUILTIN_GROUPS {
             policy.add_membership((*member).to_owned(), (*role).to_owned());
         }
@@ -373,6 +374,10 @@ impl Policy {
     /// The default role, if any.
     pub fn default_role(&self) -> Option<&str> {
         self.default_role.as_deref()
+    }
+
+    fn add_rule(&mut self, rule: Rule) {
+        self.rules.entry(rule.subject.clone()).or_default().push(rule);
     }
 
     fn add_membership(&mut self, member: String, role: String) {
@@ -472,12 +477,11 @@ impl Policy {
         resource: &'a str,
         action: &'a str,
     ) -> impl Iterator<Item = &'a Rule> + 'a {
-        let subjects = self.closure(subject);
-        self.rules.iter().filter(move |r| {
-            subjects.contains(r.subject.as_str())
-                && glob(&r.resource, resource)
-                && glob(&r.action, action)
-        })
+        self.closure(subject)
+            .into_iter()
+            .filter_map(|s| self.rules.get(s))
+            .flatten()
+            .filter(move |r| glob(&r.resource, resource) && glob(&r.action, action))
     }
 
     /// `subject` and every role it inherits, transitively (cycles are harmless).
