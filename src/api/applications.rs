@@ -38,19 +38,23 @@ pub(crate) fn rbac_object(control_ns: &str, app: &DynamicObject) -> String {
     }
 }
 
+/// The Applications API of the requested namespace (default: the control namespace).
+fn apps_api<'q>(
+    state: &'q AppState,
+    q: &'q AppQuery,
+) -> Result<(Api<DynamicObject>, &'q str), ApiError> {
+    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
+    let resource = api_resource::<crate::gitops::types::Application>();
+    Ok((Api::namespaced_with(state.kube()?, ns, &resource), ns))
+}
+
 /// Lists the Applications the caller may `get`.
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<AppQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let client = state.kube()?;
-    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client,
-        ns,
-        &api_resource::<crate::gitops::types::Application>(),
-    );
+    let (api, _) = apps_api(&state, &q)?;
     let list = api.list(&ListParams::default()).await?;
     let items: Vec<_> = list
         .items
@@ -82,13 +86,7 @@ pub async fn get(
     Path(name): Path<String>,
     Query(q): Query<AppQuery>,
 ) -> Result<Json<DynamicObject>, ApiError> {
-    let client = state.kube()?;
-    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client,
-        ns,
-        &api_resource::<crate::gitops::types::Application>(),
-    );
+    let (api, ns) = apps_api(&state, &q)?;
     let app = api
         .get_opt(&name)
         .await?

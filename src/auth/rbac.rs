@@ -377,7 +377,10 @@ impl Policy {
     }
 
     fn add_rule(&mut self, rule: Rule) {
-        self.rules.entry(rule.subject.clone()).or_default().push(rule);
+        self.rules
+            .entry(rule.subject.clone())
+            .or_default()
+            .push(rule);
     }
 
     fn add_membership(&mut self, member: String, role: String) {
