@@ -21,9 +21,8 @@ COREDNS_BIN="$LAB_CACHE/bin/coredns-$COREDNS_VERSION"
 LPP_BIN="$LAB_CACHE/bin/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"
 LAB_IMAGE_CACHE="$LAB_CACHE/images"
 
-# Node networking: a dummy interface carries the node IP, so nothing leaves
-# this machine. The address is in TEST-NET-2 style private space used only here.
-LAB_NODE_IF=cairn0
+# Node networking: the node IP is a /32 on loopback (this kernel has no dummy
+# interfaces), reachable from this host and its pods only.
 LAB_NODE_IP=172.31.250.1
 LAB_NODE_NAME=cairn-lab
 LAB_BRIDGE=cairnbr0
