@@ -29,13 +29,13 @@ host_setup() {
   mount --make-rshared /
   # The node IP lives on loopback: reachable from this host and from pods
   # (through the CNI bridge's gateway), and from nowhere else.
-  ip addr show dev lo | grep -q " $LAB_NODE_IP/32" || ip addr add "$LAB_NODE_IP/32" dev lo
+  ip addr show dev lo | has " $LAB_NODE_IP/32" || ip addr add "$LAB_NODE_IP/32" dev lo
   egress_guard
   local port
   for port in $LAB_API_PORT 2379 2380 10250 10257 10259; do
-    if ss -ltnH "sport = :$port" | grep -q .; then
+    if ss -ltnH "sport = :$port" | has .; then
       # Only an error if none of the lab's processes holds it.
-      local holder; holder=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+      local holder; holder=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | sed -n 1p | cut -d= -f2 || true)
       local ours=0 c
       for c in $LAB_COMPONENTS; do [ "$(pid_of "$c")" = "$holder" ] && ours=1; done
       [ "$ours" = 1 ] || die "port $port is in use by another process (pid $holder); the lab needs it"
@@ -263,7 +263,7 @@ start_node() {
 
 dns_answers() {
   busybox nslookup "kubernetes.default.svc.$LAB_CLUSTER_DOMAIN" "$LAB_DNS_SVC_IP" 2>/dev/null \
-    | grep -q "$LAB_KUBERNETES_SVC_IP"
+    | has "$LAB_KUBERNETES_SVC_IP"
 }
 
 start_addons() {

@@ -36,6 +36,10 @@ export GOMAXPROCS="${GOMAXPROCS:-2}"
 export CGO_ENABLED=0
 GO_BUILD_P="${CAIRN_LAB_BUILD_P:-2}"
 
+# has ARGS...: grep ARGS >/dev/null. Unlike `grep -q`, it reads all its input,
+# so the writer of a pipeline never dies of SIGPIPE (which pipefail reports).
+has() { grep "$@" >/dev/null; }
+
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
