@@ -28,10 +28,18 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CAIRN_GIT_COMMIT");
     // The embedded UI: rebuild when web/dist changes (release builds embed the files).
     println!("cargo:rerun-if-changed=web/dist");
-    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
-        println!("cargo:rerun-if-changed={head}");
+    // Rebuild when HEAD moves: HEAD itself, the branch file it names, and packed refs.
+    for path in ["HEAD", "packed-refs"] {
+        // Only existing files: a missing one would make cargo rerun this script every build.
+        if let Some(p) = git(&["rev-parse", "--git-path", path])
+            && std::path::Path::new(&p).exists()
+        {
+            println!("cargo:rerun-if-changed={p}");
+        }
     }
-    if let Some(refs) = git(&["rev-parse", "--git-path", "refs/heads"]) {
-        println!("cargo:rerun-if-changed={refs}");
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
+        && let Some(p) = git(&["rev-parse", "--git-path", &branch])
+    {
+        println!("cargo:rerun-if-changed={p}");
     }
 }
