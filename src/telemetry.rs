@@ -56,7 +56,8 @@ fn filter(level: &str) -> Result<EnvFilter, TelemetryError> {
 
 /// Installs the global subscriber writing to stderr.
 pub fn init(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
-    init_with_writer(format, level, io::stderr)
+    use std::io::IsTerminal;
+    install(format, level, io::stderr, io::stderr().is_terminal())
 }
 
 /// Installs the global subscriber with the given writer (tests capture logs this way).
@@ -64,9 +65,18 @@ pub fn init_with_writer<W>(format: LogFormat, level: &str, writer: W) -> Result<
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    install(format, level, writer, false)
+}
+
+/// Colours only on a terminal: log files and journald get plain text.
+fn install<W>(format: LogFormat, level: &str, writer: W, ansi: bool) -> Result<(), TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level)?)
         .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(true);
     let result = match format {
         LogFormat::Text => builder.try_init(),
