@@ -32,7 +32,7 @@ host_setup() {
   ip addr show dev lo | has " $LAB_NODE_IP/32" || ip addr add "$LAB_NODE_IP/32" dev lo
   egress_guard
   local port
-  for port in $LAB_API_PORT 2379 2380 10250 10257 10259; do
+  for port in $LAB_API_PORT $LAB_REGISTRY_PORT 2379 2380 10250 10257 10259; do
     if ss -ltnH "sport = :$port" | has .; then
       # Only an error if none of the lab's processes holds it.
       local holder; holder=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | sed -n 1p | cut -d= -f2 || true)
@@ -103,7 +103,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$LAB_DIR/cni/net.d"
+  # Registry hosts: certs.d/HOST/hosts.toml sends every pull of HOST's images
+  # to the lab's loopback registry (see write_registry_config).
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$LAB_DIR/containerd/certs.d"
 TOML
+  write_registry_config
   # CNI: bridge + host-local IPAM + portmap (containerd adds loopback itself,
   # from the same bin_dir). No ipMasq: pod traffic is never NATed off the node.
   put "$LAB_DIR/cni/net.d/10-cairn-lab.conflist" <<JSON
@@ -152,7 +157,8 @@ resolvConf: /etc/resolv.conf
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 readOnlyPort: 0
-# Images cannot be pulled again here: never garbage-collect them.
+# Images built here exist nowhere else (the lab registry only mirrors what was
+# imported): never garbage-collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -184,6 +190,49 @@ conntrack:
   tcpCloseWaitTimeout: 0s
 YAML
 }
+
+# write_registry_config: the lab registry's config, and containerd's hosts.toml
+# for each host it stands in for. `server` is the registry itself, not a
+# mirror in front of the real host, so containerd has no upstream to fall
+# back to: a pull of an image the lab does not have fails, and no request
+# leaves the machine.
+write_registry_config() {
+  mkdir -p "$LAB_REGISTRY_DIR/storage"
+  put "$LAB_REGISTRY_DIR/config.yml" <<YAML
+# distribution registry for the cairn lab: loopback only, storage in the lab dir.
+version: 0.1
+log:
+  level: warn
+  accesslog: {disabled: true}
+storage:
+  filesystem: {rootdirectory: $LAB_REGISTRY_DIR/storage}
+  delete: {enabled: true}
+  maintenance:
+    uploadpurging: {enabled: false}
+http:
+  addr: $LAB_REGISTRY
+  headers:
+    X-Content-Type-Options: [nosniff]
+YAML
+  local h
+  for h in $LAB_REGISTRY_HOSTS; do
+    mkdir -p "$LAB_DIR/containerd/certs.d/$h"
+    put "$LAB_DIR/containerd/certs.d/$h/hosts.toml" <<TOML
+# cairn lab: images of $h come from the lab's loopback registry only.
+server = "http://$LAB_REGISTRY"
+TOML
+  done
+}
+
+# start_registry: the lab registry (storage under the lab dir). Waiting for it
+# is wait_registry, so that containerd can start meanwhile.
+start_registry() {
+  # No tracing exporter: distribution would otherwise send spans to an OTLP
+  # collector on localhost:4318 and log every failure.
+  OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none \
+    start registry "$REGISTRY_BIN/registry" serve "$LAB_REGISTRY_DIR/config.yml"
+}
+wait_registry() { wait_component 60 registry "the registry at $LAB_REGISTRY" registry_up; }
 
 # wait_component SECONDS NAME WHAT COMMAND...: like wait_for, but fails fast
 # (with the component's log) when the component dies.

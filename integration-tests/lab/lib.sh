@@ -19,6 +19,7 @@ HELM_BIN="$LAB_CACHE/bin/helm-$HELM_VERSION"
 KUSTOMIZE_BIN="$LAB_CACHE/bin/kustomize-$KUSTOMIZE_VERSION"
 COREDNS_BIN="$LAB_CACHE/bin/coredns-$COREDNS_VERSION"
 LPP_BIN="$LAB_CACHE/bin/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"
+REGISTRY_BIN="$LAB_CACHE/bin/registry-$REGISTRY_VERSION"
 LAB_IMAGE_CACHE="$LAB_CACHE/images"
 
 # Node networking: the node IP is a /32 on loopback (this kernel has no dummy
@@ -28,6 +29,14 @@ LAB_NODE_NAME=cairn-lab
 LAB_BRIDGE=cairnbr0
 LAB_API_PORT=6443
 LAB_CONTAINERD_SOCK="$LAB_RUN/containerd/containerd.sock"
+
+# The lab's image registry (distribution's cmd/registry), on loopback only.
+# containerd pulls every image of the hosts in LAB_REGISTRY_HOSTS from it (and
+# from nowhere else), so `imagePullPolicy: Always` pulls work with no network.
+LAB_REGISTRY_PORT=5001
+LAB_REGISTRY="127.0.0.1:$LAB_REGISTRY_PORT"
+LAB_REGISTRY_DIR="$LAB_DIR/registry"
+LAB_REGISTRY_HOSTS="docker.io quay.io registry.k8s.io ghcr.io"
 
 # Build settings: 2 cores, shared with other builds.
 export GOTOOLCHAIN=local
@@ -81,7 +90,7 @@ lab_kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG" "$@"; }
 # ------------------------------------------------------------ process control
 # Components, in start order. Each runs as its own session (setsid) with its
 # pid in $LAB_RUN/NAME.pid and its output in $LAB_LOGS/NAME.log.
-LAB_COMPONENTS="containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+LAB_COMPONENTS="containerd registry etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 
 pid_of() { cat "$LAB_RUN/$1.pid" 2>/dev/null || true; }
 
@@ -126,6 +135,48 @@ fail_with() {
     echo "-----" >&2
   fi
   exit 1
+}
+
+# ------------------------------------------------------------------ registry
+registry_up() { curl -sf --max-time 2 "http://$LAB_REGISTRY/v2/" >/dev/null; }
+
+# registry_ref NAME: where the lab's registry holds image NAME (a fully qualified
+# HOST/PATH:TAG): $LAB_REGISTRY/PATH:TAG, what containerd asks it for when
+# pulling NAME. Prints nothing (and fails) when HOST is not one it stands in for.
+registry_ref() {
+  local host="${1%%/*}" rest="${1#*/}" h
+  [ "$host" != "$1" ] || return 1
+  for h in $LAB_REGISTRY_HOSTS; do
+    if [ "$h" = "$host" ]; then echo "$LAB_REGISTRY/$rest"; return 0; fi
+  done
+  return 1
+}
+
+# push_to_registry NAME: push image NAME from the lab's containerd to the lab's
+# registry as registry_ref NAME (the same manifest, so the digest a pull
+# resolves is the one containerd already has). Pushes an image once per lab
+# run: a marker records the digest pushed. Images of other hosts are skipped.
+push_to_registry() {
+  local name="$1" ref digest marker ctr_=(ctr --address "$LAB_CONTAINERD_SOCK" -n k8s.io)
+  ref=$(registry_ref "$name") || return 0
+  digest=$("${ctr_[@]}" images ls "name==$name" | awk -v n="$name" '$1 == n {print $3}')
+  [ -n "$digest" ] || die "image $name is not in the lab's containerd; cannot push it"
+  marker="$LAB_REGISTRY_DIR/pushed/$(echo "${ref#*/}" | tr '/:' '__')"
+  if [ -f "$marker" ]; then
+    local was_name was_digest
+    read -r was_name was_digest < "$marker"
+    # One registry stands in for several hosts: the same PATH:TAG under two
+    # of them would be one image here.
+    [ "$was_name" = "$name" ] || die "$name and $was_name would both be $ref in the lab registry; rename one"
+    [ "$was_digest" = "$digest" ] && return 0
+  fi
+  registry_up || die "the lab registry at $LAB_REGISTRY is not answering (log: $LAB_LOGS/registry.log)"
+  mkdir -p "$LAB_REGISTRY_DIR/pushed"
+  local out
+  out=$("${ctr_[@]}" images push --plain-http "$ref" "$name" 2>&1) \
+    || { echo "$out" | tail -20 >&2; die "pushing $name to $ref failed"; }
+  echo "$name $digest" > "$marker"
+  log "pushed $name to $ref"
 }
 
 # tools_bin: a directory with only the pinned user tools (for `env`).
