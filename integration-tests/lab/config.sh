@@ -211,6 +211,8 @@ storage:
     uploadpurging: {enabled: false}
 http:
   addr: $LAB_REGISTRY
+  # One instance, loopback only: the upload-state secret needs no secrecy.
+  secret: cairn-lab-registry
   headers:
     X-Content-Type-Options: [nosniff]
 YAML
