@@ -222,6 +222,11 @@ YAML
     put "$LAB_DIR/containerd/certs.d/$h/hosts.toml" <<TOML
 # cairn lab: images of $h come from the lab's loopback registry only.
 server = "http://$LAB_REGISTRY"
+
+# containerd 1.6 rejects a hosts.toml without a host table (and then falls
+# back to the real host): name the registry here too.
+[host."http://$LAB_REGISTRY"]
+  capabilities = ["pull", "resolve"]
 TOML
   done
 }
