@@ -5,4 +5,5 @@
 //! WorkflowArtifactGCTask, WorkflowEventBinding).
 //! Invariant: those types round-trip every field of the objects they read, modelled or not.
 
+pub mod depends;
 pub mod types;
