@@ -130,16 +130,8 @@ async fn install_crds(client: kube::Client) {
     let mut delay = Duration::from_secs(1);
     loop {
         match crate::k8s::crds::install(&client).await {
-            Ok(report) => {
-                use crate::k8s::crds::Change;
-                tracing::info!(
-                    created = report.count(Change::Created),
-                    configured = report.count(Change::Configured),
-                    unchanged = report.count(Change::Unchanged),
-                    "CRDs installed"
-                );
-                return;
-            }
+            // `crds::install` logs the per-CRD outcome itself.
+            Ok(_) => return,
             Err(err) => {
                 tracing::warn!(error = %err, retry_in_s = delay.as_secs(), "CRD installation failed");
                 tokio::time::sleep(delay).await;
