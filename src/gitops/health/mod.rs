@@ -32,7 +32,8 @@
 //! # Sources and choices
 //! Rules follow gitops-engine `pkg/health/health_*.go` (Deployment, StatefulSet, DaemonSet,
 //! ReplicaSet, Pod, Job, Service, Ingress, PVC, HPA, APIService, Workflow), Argo CD's built-in
-//! Lua check `resource_customizations/batch/CronJob/health.lua`, Argo CD's
+//! Lua checks `resource_customizations/batch/CronJob/health.lua` and
+//! `resource_customizations/apiextensions.k8s.io/CustomResourceDefinition/health.lua`, Argo CD's
 //! `controller/health.go` for the aggregate, and the "Resource Health" page of the operator
 //! manual. Where cairn differs, on purpose:
 //! - **Application**: Argo CD ≥ 1.8 has no built-in health for `argoproj.io/Application`; its
@@ -53,11 +54,14 @@
 //!   cairn keeps the 2.1–3.3 rule.
 //! - **Workflow**: Argo's check reads only `.status.phase` (a suspended workflow is Running, so
 //!   Progressing); cairn does the same rather than inventing a Suspended rule.
-//! - Custom Lua health checks and Argo CD's library of CRD checks are not supported: an unknown
-//!   kind has no health, as in Argo CD without a customization.
+//! - Custom Lua health checks (`resource.customizations.health.*`) and Argo CD's library of
+//!   checks for third-party custom resources (cert-manager, Rollouts, …) are not supported: any
+//!   other kind has no health, as in Argo CD without a customization for it. A `Ready` condition
+//!   on an unknown kind is not read.
 
 mod apiservice;
 mod application;
+mod crd;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -245,7 +249,7 @@ pub fn api_group(api_version: &str) -> &str {
         .map_or("", |(group, _version)| group)
 }
 
-/// The health check for a (group, kind), if cairn has one.
+/// One kind's health check.
 type Check = fn(&Obj<'_>) -> Result<HealthStatus, HealthError>;
 
 fn check_for(group: &str, kind: &str) -> Option<Check> {
@@ -265,6 +269,7 @@ fn check_for(group: &str, kind: &str) -> Option<Check> {
         ("batch", "Job") => job::health,
         ("batch", "CronJob") => cronjob::health,
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::health,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::health,
         _ => return None,
     };
     Some(check)

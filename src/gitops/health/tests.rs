@@ -104,6 +104,7 @@ fn every_kind_with_a_check_has_at_least_three_fixtures_and_its_directory_matches
         "apiservice",
         "application",
         "cronjob",
+        "customresourcedefinition",
         "daemonset",
         "deployment",
         "hpa",
