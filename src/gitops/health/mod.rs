@@ -187,6 +187,18 @@ impl HealthStatus {
     }
 }
 
+/// For writing `.status.health` and `.status.resources[].health` of an Application (the
+/// transition time is the controller's to set).
+impl From<HealthStatus> for crate::gitops::types::HealthStatus {
+    fn from(h: HealthStatus) -> Self {
+        crate::gitops::types::HealthStatus {
+            status: Some(h.status.as_str().to_owned()),
+            message: h.message,
+            ..Default::default()
+        }
+    }
+}
+
 /// Why an object's health could not be assessed. [`assess`] turns each into `Unknown` with the
 /// error as message; [`try_assess`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -477,3 +477,12 @@ fn pending_deletion_applies_to_every_kind_unless_held_by_the_hook_finalizer() {
     hook["metadata"]["finalizers"] = json!([FINALIZER_HOOK]);
     assert_eq!(assess(&hook), Some(HealthStatus::healthy()));
 }
+
+#[test]
+fn converts_into_the_application_status_type() {
+    let status: crate::gitops::types::HealthStatus =
+        HealthStatus::new(HealthStatusCode::Degraded, "boom").into();
+    assert_eq!(status.status.as_deref(), Some("Degraded"));
+    assert_eq!(status.message.as_deref(), Some("boom"));
+    assert_eq!(status.last_transition_time, None);
+}
