@@ -55,7 +55,8 @@ impl SyncPhase {
 
 impl fmt::Display for SyncPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad` so width specifiers line up the plan summary.
+        f.pad(self.as_str())
     }
 }
 
