@@ -5,5 +5,6 @@
 //! WorkflowArtifactGCTask, WorkflowEventBinding).
 //! Invariant: those types round-trip every field of the objects they read, modelled or not.
 
+pub mod dag;
 pub mod depends;
 pub mod types;
