@@ -173,7 +173,7 @@ push_to_registry() {
   registry_up || die "the lab registry at $LAB_REGISTRY is not answering (log: $LAB_LOGS/registry.log)"
   mkdir -p "$LAB_REGISTRY_DIR/pushed"
   local out
-  out=$("${ctr_[@]}" images push --plain-http "$ref" "$name" 2>&1) \
+  out=$(timeout 300 "${ctr_[@]}" images push --plain-http "$ref" "$name" 2>&1) \
     || { echo "$out" | tail -20 >&2; die "pushing $name to $ref failed"; }
   echo "$name $digest" > "$marker"
   log "pushed $name to $ref"
