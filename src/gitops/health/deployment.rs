@@ -16,7 +16,7 @@ pub(super) fn health(o: &Obj<'_>) -> Result<HealthStatus, HealthError> {
     if generation > observed {
         return Ok(HealthStatus::new(
             Progressing,
-            "Waiting for rollout to finish: observed deployment generation less then desired generation",
+            "Waiting for rollout to finish: observed deployment generation less than desired generation",
         ));
     }
     let deadline_exceeded = o

@@ -1,8 +1,12 @@
-//! HorizontalPodAutoscaler (`autoscaling`): gitops-engine `health_hpa.go`.
+//! HorizontalPodAutoscaler (`autoscaling`): Argo CD's
+//! `resource_customizations/autoscaling/HorizontalPodAutoscaler/health.lua` (formerly
+//! gitops-engine `health_hpa.go`). Argo's current check refuses the removed `v2beta1`/`v2beta2`
+//! versions; cairn still reads them like `v2`, as Argo did while clusters served them.
 //!
 //! Conditions come from `status.conditions` (v2, v2beta1, v2beta2) or, for `autoscaling/v1`,
 //! from the JSON annotation `autoscaling.alpha.kubernetes.io/conditions` (absent → Progressing).
-//! Any degraded condition (cannot get or update the scale, cannot read metrics, invalid selector)
+//! Any degraded condition (cannot get or update the scale, cannot read or compute metrics, invalid
+//! selector)
 //! → Degraded with its message; else the first `AbleToScale` or `ScalingLimited` condition that
 //! is True → Healthy with its message; else Progressing "Waiting to Autoscale".
 
@@ -17,10 +21,14 @@ const ANNOTATION_V1_CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditio
 const WAITING: &str = "Waiting to Autoscale";
 
 /// (type, reason) pairs that mean the autoscaler cannot do its job.
-const DEGRADED: [(&str, &str); 4] = [
+const DEGRADED: [(&str, &str); 8] = [
     ("AbleToScale", "FailedGetScale"),
     ("AbleToScale", "FailedUpdateScale"),
     ("ScalingActive", "FailedGetResourceMetric"),
+    ("ScalingActive", "FailedGetObjectMetric"),
+    ("ScalingActive", "FailedGetPodsMetric"),
+    ("ScalingActive", "FailedGetExternalMetric"),
+    ("ScalingActive", "FailedComputeMetricsReplicas"),
     ("ScalingActive", "InvalidSelector"),
 ];
 

@@ -1,7 +1,7 @@
 //! Job (`batch`): gitops-engine `health_job.go`.
 //!
 //! A `Failed` condition → Degraded with its message; a `Suspended` condition that is True →
-//! Suspended; `Complete` (or a `Suspended` condition that is no longer True, which Argo counts as
+//! Suspended (without a message, as Argo reports it); `Complete` (or a `Suspended` condition that is no longer True, which Argo counts as
 //! finished too) → Healthy; no such condition → Progressing. As in Argo, the `Failed` and
 //! `Complete` conditions count by their presence, not their status: the job controller only ever
 //! adds them as True.
@@ -36,7 +36,8 @@ pub(super) fn health(o: &Obj<'_>) -> Result<HealthStatus, HealthError> {
     Ok(match (complete, failed) {
         (false, _) => HealthStatus::new(Progressing, message),
         (true, Some(fail_message)) => HealthStatus::new(Degraded, fail_message),
-        (true, None) if suspended => HealthStatus::new(Suspended, message),
+        // Argo reports a suspended Job with the (empty) failure message, not the condition's.
+        (true, None) if suspended => HealthStatus::code(Suspended),
         (true, None) => HealthStatus::new(Healthy, message),
     })
 }

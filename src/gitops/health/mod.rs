@@ -26,20 +26,22 @@
 //! - An object with `metadata.deletionTimestamp` is `Progressing` "Pending deletion" whatever its
 //!   kind (unless it carries Argo's hook finalizer), before any kind-specific check.
 //! - Status strings serialise exactly as Argo CD's (`"Healthy"`, …); an empty message is `None`.
-//! - Messages are Argo CD's word for word (including its "less then" typo), because users and
-//!   scripts match on them.
+//! - Messages are Argo CD's word for word, because users and scripts match on them.
 //!
 //! # Sources and choices
 //! Rules follow gitops-engine `pkg/health/health_*.go` (Deployment, StatefulSet, DaemonSet,
-//! ReplicaSet, Pod, Job, Service, Ingress, PVC, HPA, APIService, Workflow), Argo CD's built-in
-//! Lua checks `resource_customizations/batch/CronJob/health.lua` and
-//! `resource_customizations/apiextensions.k8s.io/CustomResourceDefinition/health.lua`, Argo CD's
-//! `controller/health.go` for the aggregate, and the "Resource Health" page of the operator
-//! manual. Where cairn differs, on purpose:
-//! - **Application**: Argo CD ≥ 1.8 has no built-in health for `argoproj.io/Application`; its
-//!   manual gives a Lua customization to restore it for app-of-apps with sync waves. cairn applies
-//!   that documented customization by default (the issue asks for waves that wait for child
-//!   apps): the child's `.status.health` (Progressing until it has one).
+//! ReplicaSet, Pod, Job, Service, Ingress, PVC, HPA, APIService, Workflow) and, where Argo CD has
+//! since moved those checks into its built-in Lua scripts (`resource_customizations/<group>/<kind>/
+//! health.lua`), the Lua version: "less than" instead of the old "less then" in messages, an
+//! absent Pod `restartPolicy` read as `Always`, more degraded HPA reasons. CronJob and
+//! CustomResourceDefinition follow their built-in Lua scripts; the aggregate follows Argo CD's
+//! `controller/health.go`; the "Resource Health" page of the operator manual is the overview.
+//! Where cairn differs, on purpose:
+//! - **Application**: Argo CD 1.8 removed Application health from the defaults; its manual gives
+//!   a Lua customization to restore it for app-of-apps with sync waves, and Argo CD ships the same
+//!   rule as `resource_customizations/argoproj.io/Application/health.lua`. cairn applies it by
+//!   default (the issue asks for waves that wait for child apps): the child's `.status.health`,
+//!   Progressing until it has one.
 //! - **Namespace**: Argo CD has no check; cairn reports `Active` as Healthy and anything else as
 //!   Progressing, so a wave holding a Namespace waits until the apiserver has activated it. A
 //!   Healthy child never changes an aggregate, so app health matches Argo CD's in practice.

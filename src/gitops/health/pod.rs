@@ -48,7 +48,8 @@ fn fail_message(ctr: &Obj<'_>) -> Result<Option<String>, HealthError> {
 
 pub(super) fn health(o: &Obj<'_>) -> Result<HealthStatus, HealthError> {
     use HealthStatusCode::{Degraded, Healthy, Progressing, Unknown};
-    let restart_policy = o.str_or_empty(&["spec", "restartPolicy"])?;
+    // The apiserver defaults the policy to Always; Argo reads an absent one the same way.
+    let restart_policy = o.string(&["spec", "restartPolicy"])?.unwrap_or("Always");
     let containers = o.list(&["status", "containerStatuses"])?;
     if restart_policy == "Always" {
         let mut messages = Vec::new();

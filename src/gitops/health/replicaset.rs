@@ -13,7 +13,7 @@ pub(super) fn health(o: &Obj<'_>) -> Result<HealthStatus, HealthError> {
     if generation > observed {
         return Ok(HealthStatus::new(
             Progressing,
-            "Waiting for rollout to finish: observed replica set generation less then desired generation",
+            "Waiting for rollout to finish: observed replica set generation less than desired generation",
         ));
     }
     let conditions = o.conditions(&["status", "conditions"])?;
