@@ -621,7 +621,9 @@ fn only_objects_tracked_to_this_app_are_pruned() {
 
 #[test]
 fn prune_policy_table() {
-    let cases: Vec<(bool, Vec<&str>, Option<&str>, bool, Action)> = vec![
+    /// (operation prunes, app sync options, live annotation, confirmed, expected action)
+    type Case = (bool, Vec<&'static str>, Option<&'static str>, bool, Action);
+    let cases: Vec<Case> = vec![
         (true, vec![], None, false, Action::Prune),
         (
             false,
