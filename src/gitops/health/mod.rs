@@ -36,7 +36,7 @@
 //! absent Pod `restartPolicy` read as `Always`, more degraded HPA reasons. CronJob and
 //! CustomResourceDefinition follow their built-in Lua scripts; the aggregate follows Argo CD's
 //! `controller/health.go`; the "Resource Health" page of the operator manual is the overview.
-//! Where cairn differs, on purpose:
+//! Where cairn differs, or had to choose:
 //! - **Application**: Argo CD 1.8 removed Application health from the defaults; its manual gives
 //!   a Lua customization to restore it for app-of-apps with sync waves, and Argo CD ships the same
 //!   rule as `resource_customizations/argoproj.io/Application/health.lua`. cairn applies it by
@@ -45,10 +45,8 @@
 //! - **Namespace**: Argo CD has no check; cairn reports `Active` as Healthy and anything else as
 //!   Progressing, so a wave holding a Namespace waits until the apiserver has activated it. A
 //!   Healthy child never changes an aggregate, so app health matches Argo CD's in practice.
-//! - **HPA**: any degraded condition wins; otherwise Healthy with the first `AbleToScale` or
-//!   `ScalingLimited` condition whose status is `True`; otherwise Progressing "Waiting to
-//!   Autoscale" (the behaviour Argo's own fixtures `hpa-v2beta2-healthy` and
-//!   `hpa-v2-degraded-partially` pin down).
+//! - **HPA**: `autoscaling/v2beta1` and `v2beta2` objects are still read like `v2` (Argo's
+//!   current check reports them Unknown as unsupported; clusters no longer serve them).
 //! - **Missing in the aggregate**: Argo CD 2.1–3.3 count a missing resource as Missing when its
 //!   kind has a health check (a missing Deployment makes the app Missing, a missing ConfigMap does
 //!   not), and make the app Missing when nothing it manages exists. Argo CD 3.4 stopped counting
