@@ -293,6 +293,19 @@ pub fn step(plan: &Plan, state: &OperationState, obs: &Observations) -> Next {
             actions: Vec::new(),
         };
     }
+    if st.operation_id != plan.operation_id {
+        // A state from another operation must never steer this plan (its results would mark
+        // this operation's hooks as done).
+        st.phase = OperationPhase::Error;
+        st.message = format!(
+            "operation state belongs to operation {:?}, the plan to {:?}",
+            st.operation_id, plan.operation_id
+        );
+        return Next {
+            state: st,
+            actions: Vec::new(),
+        };
+    }
     if plan.dry_run {
         return dry_run(plan, st);
     }

@@ -1863,3 +1863,150 @@ fn from_status_without_cairn_state_is_none() {
     };
     assert_eq!(OperationState::from_status(&status), None);
 }
+
+#[test]
+fn state_of_another_operation_is_an_error() {
+    let p = happy_plan();
+    let n = step(&p, &OperationState::new("op-0"), &Observations::default());
+    assert_eq!(n.state.phase, OperationPhase::Error);
+    assert!(n.actions.is_empty());
+    assert!(n.state.message.contains("\"op-0\""), "{}", n.state.message);
+}
+
+#[test]
+fn syncfail_hooks_do_not_make_a_sync_multi_step() {
+    let p = plan(&input(vec![
+        obj("Deployment", "d"),
+        obj("Job", "rollback").hook("SyncFail").wave(7),
+    ]))
+    .expect("plans");
+    let mut d = Driver::new(&p);
+    let n = d.step(Observations::default());
+    assert_eq!(
+        n.actions,
+        [StepAction::Run(TaskId(
+            "Sync:apps/Deployment/default/d".into()
+        ))]
+    );
+    d.step(ok_all(
+        &n,
+        &[(
+            key("apps", "Deployment", Some(NS), "d"),
+            Health::Progressing,
+        )],
+    ));
+    assert_eq!(d.state.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn hooks_in_the_final_wave_are_awaited() {
+    let p = plan(&input(vec![
+        obj("ConfigMap", "c"),
+        obj("Job", "smoke").hook("Sync"),
+    ]))
+    .expect("plans");
+    let mut d = Driver::new(&p);
+    let n = d.step(Observations::default());
+    d.step(ok_all(&n, &[(job("smoke"), Health::Progressing)]));
+    assert_eq!(
+        d.state.message,
+        "waiting for completion of hook batch/Job/smoke"
+    );
+    d.step(health(&[(job("smoke"), Health::Healthy)]));
+    assert_eq!(d.state.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn waiting_message_counts_the_others() {
+    let p = plan(&input(vec![
+        obj("Deployment", "a"),
+        obj("Deployment", "b"),
+        obj("Deployment", "c"),
+        obj("ConfigMap", "later").wave(1),
+    ]))
+    .expect("plans");
+    let mut d = Driver::new(&p);
+    let n = d.step(Observations::default());
+    d.step(ok_all(
+        &n,
+        &[
+            (
+                key("apps", "Deployment", Some(NS), "a"),
+                Health::Progressing,
+            ),
+            (
+                key("apps", "Deployment", Some(NS), "b"),
+                Health::Progressing,
+            ),
+            (
+                key("apps", "Deployment", Some(NS), "c"),
+                Health::Progressing,
+            ),
+        ],
+    ));
+    assert_eq!(
+        d.state.message,
+        "waiting for healthy state of apps/Deployment/a and 2 more resources"
+    );
+}
+
+#[test]
+fn automated_sync_without_prune_only_reports_extraneous_resources() {
+    let mut inp = prune_input(vec![obj("ConfigMap", "gone").ns(NS).tracked(APP)]);
+    let policy = crate::gitops::types::SyncPolicy {
+        automated: Some(crate::gitops::types::AutomatedSyncPolicy::default()),
+        ..Default::default()
+    };
+    inp.operation = OperationOptions::automated("op-1", &policy);
+    let p = plan(&inp).expect("plans");
+    let gone = p.tasks.iter().find(|t| t.key.name == "gone").expect("task");
+    assert_eq!(gone.action, Action::Skip(SkipReason::PruneDisabled));
+    assert_eq!(
+        gone.object["metadata"]["name"],
+        json!("gone"),
+        "a prune task carries the live object"
+    );
+}
+
+#[test]
+fn plans_round_trip_through_json() {
+    let p = happy_plan();
+    let text = serde_json::to_string(&p).expect("serialize");
+    let back: Plan = serde_json::from_str(&text).expect("deserialize");
+    assert_eq!(back, p);
+}
+
+#[test]
+fn error_messages_and_labels() {
+    let cases = [
+        (
+            PlanError::SharedResource {
+                object: "/ConfigMap/default/x".into(),
+                other_app: "billing".into(),
+            },
+            "shared_resource",
+            "shared resource found: /ConfigMap/default/x is part of application billing",
+        ),
+        (
+            PlanError::BadResourceSelector {
+                selector: "x".into(),
+                expected: "GROUP:KIND:NAME".into(),
+            },
+            "bad_resource_selector",
+            "resource selector \"x\": expected GROUP:KIND:NAME",
+        ),
+        (
+            PlanError::InvalidObject {
+                index: 3,
+                object: "ConfigMap/a".into(),
+                reason: "kind is missing".into(),
+            },
+            "invalid_object",
+            "desired object #3 (ConfigMap/a): kind is missing",
+        ),
+    ];
+    for (err, label, text) in cases {
+        assert_eq!(err.metric_label(), label);
+        assert!(err.to_string().starts_with(text), "{err}");
+    }
+}
