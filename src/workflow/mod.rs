@@ -7,4 +7,6 @@
 
 pub mod dag;
 pub mod depends;
+pub mod expr;
+pub mod steps;
 pub mod types;
