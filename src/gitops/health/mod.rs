@@ -353,8 +353,9 @@ pub struct ResourceHealth {
     pub live: bool,
     /// How it takes part in the aggregate.
     pub participation: Participation,
-    /// Its health: [`HealthStatus::missing`] without a live object, else [`assess`] of the live
-    /// object (`None`: its kind has no health check).
+    /// Its health, as `.status.resources[].health` records it: [`HealthStatus::missing`] without
+    /// a live object, else [`assess`] of the live object; `None` when its kind has no health
+    /// check or it does not take part in the aggregate.
     pub health: Option<HealthStatus>,
 }
 
@@ -404,9 +405,11 @@ impl ResourceHealth {
         } else {
             Participation::Counted
         };
-        let health = match live {
-            None => Some(HealthStatus::missing()),
-            Some(l) => assess(l),
+        // Argo CD records no health for resources it leaves out of the aggregate.
+        let health = match (participation, live) {
+            (Participation::Excluded | Participation::HealthIgnored, _) => None,
+            (Participation::Counted, None) => Some(HealthStatus::missing()),
+            (Participation::Counted, Some(l)) => assess(l),
         };
         ResourceHealth {
             group,

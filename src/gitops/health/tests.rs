@@ -459,6 +459,15 @@ fn resource_health_of_reads_identity_and_health() {
     assert_eq!((r.group.as_str(), r.live, r.health), ("", true, None));
     let r = ResourceHealth::of(None, None);
     assert_eq!(r.participation, Participation::Excluded);
+    let ignored = with_annotation(pvc("Lost"), ANNOTATION_IGNORE_HEALTHCHECK, "true");
+    let r = ResourceHealth::of(Some(&ignored), Some(&ignored));
+    assert_eq!(
+        (r.participation, r.live, r.health),
+        (Participation::HealthIgnored, true, None)
+    );
+    let hook = with_annotation(workflow("Running"), ANNOTATION_HOOK, "PostSync");
+    let r = ResourceHealth::of(Some(&hook), Some(&hook));
+    assert_eq!((r.participation, r.health), (Participation::Excluded, None));
 }
 
 #[test]
