@@ -8,5 +8,4 @@
 pub mod dag;
 pub mod depends;
 pub mod expr;
-pub mod steps;
 pub mod types;

@@ -547,7 +547,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                     let live_match = find_live(&key);
                     let key = live_match.as_ref().map(|(k, _)| k.clone()).unwrap_or(key);
                     let object = prepared(raw, &key, Some(&hook_name), &input.app);
+                    // A live object with a generated name was created by this very operation
+                    // (the name hashes the operation id): it is this run of the hook, resumed
+                    // after a restart, and must not be deleted and started again.
                     if live_match.is_some()
+                        && !name.is_empty()
                         && delete_policies.contains(&DeletePolicy::BeforeHookCreation)
                     {
                         tasks.push(Task {

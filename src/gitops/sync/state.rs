@@ -14,7 +14,10 @@
 //! Invariants: the state only records what was observed, never what was merely emitted, so a
 //! crash between persisting and executing re-emits the same (idempotent, deterministically named)
 //! actions; a task with a recorded result is never emitted again, so a completed hook never runs
-//! twice after a restart; a completed operation never changes.
+//! twice after a restart; a completed operation never changes. Together with the plan's rule
+//! that a live hook carrying this operation's generated name is resumed, never deleted first, a
+//! restart between creating a hook and recording it re-applies the same object instead of
+//! starting a second run.
 //!
 //! As in Argo CD, the last wave's ordinary resources do not hold the operation: once applied the
 //! sync succeeds even if they are still progressing (health is then the app's health, not the

@@ -1505,22 +1505,30 @@ fn failure_without_syncfail_hooks_fails_at_once() {
 
 #[test]
 fn restart_mid_operation_never_reruns_a_finished_hook() {
-    // Operation with a generateName PreSync hook (default policy BeforeHookCreation).
+    // A generateName PreSync hook and a named one (default policy BeforeHookCreation).
     let desired = vec![
         obj("Job", "").generate("migrate-").hook("PreSync"),
+        obj("Job", "seed").hook("PreSync"),
         obj("ConfigMap", "cfg"),
         obj("Deployment", "api").wave(1),
     ];
     let before = plan(&input(desired.clone())).expect("plans");
     let mut d = Driver::new(&before);
     let n = d.step(Observations::default());
-    let hook_id = match &n.actions[..] {
-        [StepAction::Run(id)] => id.clone(),
-        other => panic!("expected one hook, got {other:?}"),
-    };
-    let hook_key = before.task(&hook_id).expect("task").key.clone();
-    d.step(ok_all(&n, &[(hook_key.clone(), Health::Healthy)]));
-    // The hook succeeded and wave 0 of Sync was emitted; cairn is killed now. The status is
+    assert_eq!(n.actions.len(), 2, "both hooks in one wave");
+    let hooks: Vec<TaskId> = n
+        .actions
+        .iter()
+        .map(|a| match a {
+            StepAction::Run(id) | StepAction::DeleteHook(id) => id.clone(),
+        })
+        .collect();
+    let hook_health: Vec<(ResourceKey, Health)> = hooks
+        .iter()
+        .map(|id| (before.task(id).expect("task").key.clone(), Health::Healthy))
+        .collect();
+    d.step(ok_all(&n, &hook_health));
+    // Both hooks succeeded and wave 0 of Sync was emitted; cairn is killed now. The status is
     // what survives: round-trip it through the Application's JSON.
     let status = serde_json::to_value(d.state.to_status()).expect("serialize");
     let status: crate::gitops::types::OperationState =
@@ -1528,30 +1536,34 @@ fn restart_mid_operation_never_reruns_a_finished_hook() {
     let restored = OperationState::from_status(&status).expect("cairn state present");
     assert_eq!(restored, d.state);
 
-    // After the restart the plan is recomputed: the finished hook is live now, so the plan
-    // wants to delete it before creation — the state machine must not.
+    // After the restart the plan is recomputed with the finished hooks live. The generated one
+    // is recognised as this operation's own; the named one gets a delete-before-creation task,
+    // which the state machine must not emit (its hook already ran).
     let mut again = input(desired);
-    again.live = vec![before.task(&hook_id).expect("task").object.clone()];
+    again.live = hooks
+        .iter()
+        .map(|id| before.task(id).expect("task").object.clone())
+        .collect();
     let after = plan(&again).expect("plans");
-    assert!(
-        after
-            .tasks
-            .iter()
-            .any(|t| t.action == Action::DeleteHookBeforeCreation)
-    );
-    let n = step(&after, &restored, &Observations::default());
-    assert_eq!(
-        n.actions,
-        [StepAction::Run(TaskId(
-            "Sync:/ConfigMap/default/cfg".into()
-        ))]
-    );
+    let deletes: Vec<&str> = after
+        .tasks
+        .iter()
+        .filter(|t| t.action == Action::DeleteHookBeforeCreation)
+        .map(|t| t.key.name.as_str())
+        .collect();
+    assert_eq!(deletes, ["seed"]);
     let mut d2 = Driver {
         plan: &after,
         state: restored,
         trace: Vec::new(),
     };
     let n = d2.step(Observations::default());
+    assert_eq!(
+        n.actions,
+        [StepAction::Run(TaskId(
+            "Sync:/ConfigMap/default/cfg".into()
+        ))]
+    );
     let n = d2.step(ok_all(&n, &[]));
     assert_eq!(
         n.actions,
@@ -1561,13 +1573,41 @@ fn restart_mid_operation_never_reruns_a_finished_hook() {
     );
     d2.step(ok_all(&n, &[]));
     assert_eq!(d2.state.phase, OperationPhase::Succeeded);
-    let runs_of_hook = d
-        .trace
-        .iter()
-        .chain(d2.trace.iter())
-        .filter(|l| l.contains(&format!("run {hook_id}")))
-        .count();
-    assert_eq!(runs_of_hook, 1, "{:#?}", (d.trace, d2.trace));
+    for hook in &hooks {
+        let runs = d
+            .trace
+            .iter()
+            .chain(d2.trace.iter())
+            .filter(|l| l.contains(&format!("run {hook}")))
+            .count();
+        assert_eq!(runs, 1, "{hook}: {:#?}", (&d.trace, &d2.trace));
+    }
+}
+
+#[test]
+fn restart_before_the_hook_outcome_resumes_a_generated_hook_without_deleting_it() {
+    let desired = vec![obj("Job", "").generate("migrate-").hook("PreSync")];
+    let before = plan(&input(desired.clone())).expect("plans");
+    let first = step(
+        &before,
+        &OperationState::new("op-1"),
+        &Observations::default(),
+    );
+    // Persisted, executed (the Job exists), crashed before the outcome was recorded.
+    let mut again = input(desired);
+    again.live = vec![before.tasks[0].object.clone()];
+    let after = plan(&again).expect("plans");
+    assert_eq!(
+        after.tasks.len(),
+        1,
+        "no delete-before-creation of our own run"
+    );
+    let n = step(&after, &first.state, &Observations::default());
+    assert_eq!(
+        n.actions,
+        [StepAction::Run(before.tasks[0].id.clone())],
+        "re-applied, idempotent"
+    );
 }
 
 #[test]
