@@ -8,4 +8,5 @@
 pub mod dag;
 pub mod depends;
 pub mod expr;
+pub mod steps;
 pub mod types;
