@@ -235,9 +235,13 @@ pub struct ApplySettings {
 }
 
 /// One entry of a selective sync: `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME` (as
-/// `argocd app sync --resource`); each segment may be `*`.
+/// `argocd app sync --resource`); segments are globs (`*`, `?`), and a leading `!` makes the
+/// entry an exclusion (`!*:Service:*`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceSelector {
+    /// `!`-prefixed: resources matching it are left out.
+    #[serde(default)]
+    pub exclude: bool,
     /// API group ("" for core), or "*".
     pub group: String,
     /// Kind, or "*".
@@ -249,14 +253,19 @@ pub struct ResourceSelector {
 }
 
 impl ResourceSelector {
-    /// Parse `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`.
+    /// Parse `[!]GROUP:KIND:NAME` or `[!]GROUP:KIND:NAMESPACE/NAME`.
     pub fn parse(selector: &str) -> Result<Self, PlanError> {
         let bad = || PlanError::BadResourceSelector {
             selector: selector.to_owned(),
-            expected: "GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME (empty group for core)"
-                .to_owned(),
+            expected:
+                "GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME (empty group for core, ! to exclude)"
+                    .to_owned(),
         };
-        let parts: Vec<&str> = selector.split(':').collect();
+        let (exclude, body) = match selector.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, selector),
+        };
+        let parts: Vec<&str> = body.split(':').collect();
         let [group, kind, rest] = parts.as_slice() else {
             return Err(bad());
         };
@@ -268,6 +277,7 @@ impl ResourceSelector {
             return Err(bad());
         }
         Ok(ResourceSelector {
+            exclude,
             group: (*group).to_owned(),
             kind: (*kind).to_owned(),
             namespace,
@@ -275,9 +285,9 @@ impl ResourceSelector {
         })
     }
 
-    /// Whether `key` is selected.
+    /// Whether `key` matches the pattern (whatever `exclude` says).
     pub fn matches(&self, key: &ResourceKey) -> bool {
-        let seg = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        let seg = |pattern: &str, value: &str| glob(pattern.as_bytes(), value.as_bytes());
         seg(&self.group, &key.group)
             && seg(&self.kind, &key.kind)
             && seg(&self.name, &key.name)
@@ -321,12 +331,44 @@ impl OperationOptions {
         }
     }
 
-    /// Whether `key` is part of this operation (always true without a selection).
+    /// Whether `key` is part of this operation: always without a selection; otherwise it must
+    /// match an inclusion (when there is any) and no exclusion.
     pub fn selects(&self, key: &ResourceKey) -> bool {
-        self.resources
-            .as_ref()
-            .is_none_or(|sel| sel.iter().any(|s| s.matches(key)))
+        let Some(selectors) = &self.resources else {
+            return true;
+        };
+        let (exclusions, inclusions): (Vec<_>, Vec<_>) = selectors.iter().partition(|s| s.exclude);
+        (inclusions.is_empty() || inclusions.iter().any(|s| s.matches(key)))
+            && !exclusions.iter().any(|s| s.matches(key))
     }
+}
+
+/// Shell-style glob over bytes: `*` any run, `?` any one byte, everything else literal.
+fn glob(pattern: &[u8], value: &[u8]) -> bool {
+    // Iterative matcher with one backtrack point for the last `*` (linear in practice).
+    let (mut p, mut v) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, v));
+                p += 1;
+            }
+            Some(c) if *c == b'?' || *c == value[v] => {
+                p += 1;
+                v += 1;
+            }
+            _ => match star {
+                Some((sp, sv)) => {
+                    p = sp + 1;
+                    v = sv + 1;
+                    star = Some((sp, sv + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -429,6 +471,10 @@ mod tests {
             (":Deployment:web", false),
             ("*:Deployment:*", true),
             ("apps:Service:web", false),
+            ("apps:Deployment:we*", true),
+            ("apps:Deployment:w?b", true),
+            ("apps:Deployment:*-canary", false),
+            ("*:*:*", true),
         ] {
             let sel = ResourceSelector::parse(selector).expect(selector);
             assert_eq!(sel.matches(&key), matches, "{selector}");
@@ -447,6 +493,49 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn glob_table() {
+        for (pattern, value, expected) in [
+            ("", "", true),
+            ("", "a", false),
+            ("*", "", true),
+            ("a*", "abc", true),
+            ("*c", "abc", true),
+            ("a*c*e", "abcde", true),
+            ("a*c*e", "abcdf", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("**", "x", true),
+            ("web", "web2", false),
+        ] {
+            assert_eq!(
+                glob(pattern.as_bytes(), value.as_bytes()),
+                expected,
+                "{pattern} {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn exclusions_and_inclusions_combine() {
+        let svc = ResourceKey::new("", "Service", Some("ns"), "web");
+        let dep = ResourceKey::new("apps", "Deployment", Some("ns"), "web");
+        let op = |sels: &[&str]| OperationOptions {
+            resources: Some(
+                sels.iter()
+                    .map(|s| ResourceSelector::parse(s).expect(s))
+                    .collect(),
+            ),
+            ..OperationOptions::default()
+        };
+        let only_excl = op(&["!*:Service:*"]);
+        assert!(!only_excl.selects(&svc) && only_excl.selects(&dep));
+        let both = op(&["*:*:web", "!apps:Deployment:*"]);
+        assert!(both.selects(&svc) && !both.selects(&dep));
+        assert!(OperationOptions::default().selects(&svc));
+        assert!(ResourceSelector::parse("!").is_err());
     }
 
     #[test]
