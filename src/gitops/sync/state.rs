@@ -332,6 +332,18 @@ pub fn step(plan: &Plan, state: &OperationState, obs: &Observations) -> Next {
     let multi_step = waves.len() > 1;
     let final_wave = waves.iter().next_back().copied();
 
+    let failed: Vec<ResourceResult> = main
+        .iter()
+        .filter_map(|t| st.result(&t.id))
+        .filter(|r| r.hook_phase.is_completed() && r.hook_phase != OperationPhase::Succeeded)
+        .cloned()
+        .collect();
+    // A rejected apply ends the sync at once (Argo CD fails in the call that applied), without
+    // waiting for the rest of the wave, which may never become healthy without it.
+    if failed.iter().any(|r| r.status == ResultCode::SyncFailed) {
+        return fail(plan, st, &sync_fail, &failed);
+    }
+
     // Wait for what is running.
     let blocking: Vec<(&Task, &'static str)> = main
         .iter()
@@ -358,13 +370,6 @@ pub fn step(plan: &Plan, state: &OperationState, obs: &Observations) -> Next {
             actions: Vec::new(),
         };
     }
-
-    let failed: Vec<ResourceResult> = main
-        .iter()
-        .filter_map(|t| st.result(&t.id))
-        .filter(|r| r.hook_phase.is_completed() && r.hook_phase != OperationPhase::Succeeded)
-        .cloned()
-        .collect();
     if !failed.is_empty() {
         return fail(plan, st, &sync_fail, &failed);
     }
@@ -461,6 +466,10 @@ fn fold_observations(plan: &Plan, st: &mut OperationState, obs: &Observations) {
     for (id, outcome) in &obs.outcomes {
         // An outcome for a task the plan no longer has (the plan was recomputed) is stale.
         let Some(task) = plan.task(id) else { continue };
+        // A completed task's result is final: a replayed outcome must not reopen it.
+        if st.result(id).is_some_and(|r| r.hook_phase.is_completed()) {
+            continue;
+        }
         match outcome {
             Outcome::Failed(message) => {
                 let phase = if task.action == Action::DeleteHookBeforeCreation {

@@ -2050,3 +2050,65 @@ fn error_messages_and_labels() {
         assert!(err.to_string().starts_with(text), "{err}");
     }
 }
+
+#[test]
+fn a_rejected_apply_fails_without_waiting_for_the_rest_of_the_wave() {
+    let p = plan(&input(vec![
+        obj("ConfigMap", "cfg"),
+        obj("Deployment", "api"),
+        obj("Service", "api").wave(1),
+        obj("Job", "rollback").hook("SyncFail"),
+    ]))
+    .expect("plans");
+    let mut d = Driver::new(&p);
+    d.step(Observations::default());
+    let mut obs = health(&[(
+        key("apps", "Deployment", Some(NS), "api"),
+        Health::Progressing,
+    )]);
+    obs.outcomes.insert(
+        TaskId("Sync:/ConfigMap/default/cfg".into()),
+        Outcome::Failed("invalid".into()),
+    );
+    obs.outcomes.insert(
+        TaskId("Sync:apps/Deployment/default/api".into()),
+        Outcome::Ok(String::new()),
+    );
+    let n = d.step(obs);
+    assert_eq!(
+        n.actions,
+        [StepAction::Run(TaskId(
+            "SyncFail:batch/Job/default/rollback".into()
+        ))]
+    );
+}
+
+#[test]
+fn replayed_outcomes_do_not_reopen_completed_tasks() {
+    let p = plan(&input(vec![
+        obj("ConfigMap", "cfg"),
+        obj("ConfigMap", "later").wave(1),
+    ]))
+    .expect("plans");
+    let mut d = Driver::new(&p);
+    let n = d.step(Observations::default());
+    let mut failed = Observations::default();
+    failed.outcomes.insert(
+        TaskId("Sync:/ConfigMap/default/cfg".into()),
+        Outcome::Failed("denied".into()),
+    );
+    d.step(failed);
+    assert_eq!(d.state.phase, OperationPhase::Failed);
+    // Even fed to a still-running copy of the state, a late Ok does not turn a failure green.
+    let mut st = d.state.clone();
+    st.phase = OperationPhase::Running;
+    let replay = step(&p, &st, &ok_all(&n, &[]));
+    let r = replay
+        .state
+        .result(&TaskId("Sync:/ConfigMap/default/cfg".into()))
+        .expect("result");
+    assert_eq!(
+        (r.status, r.hook_phase),
+        (ResultCode::SyncFailed, OperationPhase::Failed)
+    );
+}
