@@ -747,54 +747,76 @@ impl TaskStates {
     }
 
     /// Reads the tasks of the DAG node named `boundary` (e.g. `wf-abc.main`) from a workflow's
-    /// `.status.nodes`, by Argo's node names: `<boundary>.<task>` for a task, and
-    /// `<boundary>.<task>(<i>:<item>)` for child `i` of a loop task. A daemoned node
-    /// (`daemoned: true`, not Pending) reads as [`NodePhase::Daemoned`]; a node with an unknown
-    /// phase is left out (treated as not created, so never started twice by accident: the
-    /// controller creates nodes with deterministic names and a known phase).
+    /// `.status.nodes`, by Argo's node names: `<boundary>.<task>` is a task's node; for a loop
+    /// task that node is a `TaskGroup` whose `children` are the loop children, named
+    /// `<boundary>.<task>(<i>:<item>)`. Retry attempts (`…(<n>)`, children of a Retry node) are
+    /// not loop children: the task's (or child's) own node carries the phase that counts.
+    /// A daemoned node (`daemoned: true`, Running) reads as [`NodePhase::Daemoned`]; a node with
+    /// a phase cairn does not know is left out.
+    ///
+    /// Children are those with a node; a loop child held back by parallelism has none yet, so
+    /// the caller, which knows the expansion, completes the list with [`TaskStates::set_children`]
+    /// (unknown children as `None`) before planning.
     pub fn from_nodes(dag: &Dag, boundary: &str, nodes: &BTreeMap<String, NodeStatus>) -> Self {
+        let by_name = nodes_by_name(nodes);
         let mut states = TaskStates::new();
-        let prefix = format!("{boundary}.");
-        for node in nodes.values() {
-            let Some(name) = node.name.as_deref() else {
-                continue;
-            };
-            let Some(rest) = name.strip_prefix(&prefix) else {
+        for task in &dag.tasks {
+            let name = format!("{boundary}.{}", task.name);
+            let Some(node) = by_name.get(name.as_str()) else {
                 continue;
             };
             let Some(phase) = node_phase(node) else {
                 continue;
             };
-            if let Some(task) = dag.index.get(rest).map(|&i| dag.tasks[i].name.as_str()) {
-                let entry = states.entry(task);
-                entry.phase = Some(phase);
-                if node.node_type.as_deref() == Some("TaskGroup") && entry.children.is_none() {
-                    entry.children = Some(Vec::new());
+            states.entry(&task.name).phase = Some(phase);
+            if node.node_type.as_deref() == Some("TaskGroup") {
+                for (index, child) in loop_children(nodes, node, &name) {
+                    states.set_child(&task.name, index, child);
                 }
-                continue;
             }
-            // Loop child: `task(i:item)`.
-            let Some((task, tail)) = rest.split_once('(') else {
-                continue;
-            };
-            let Some(&ti) = dag.index.get(task) else {
-                continue;
-            };
-            let Some(i) = tail
-                .split_once(':')
-                .and_then(|(i, _)| i.parse::<usize>().ok())
-                .or_else(|| tail.strip_suffix(')').and_then(|i| i.parse().ok()))
-            else {
-                continue;
-            };
-            let name = dag.tasks[ti].name.clone();
-            states.set_child(&name, i, phase);
         }
         states
     }
 }
 
-fn node_phase(node: &NodeStatus) -> Option<NodePhase> {
+/// Nodes by their `name`.
+pub(crate) fn nodes_by_name(nodes: &BTreeMap<String, NodeStatus>) -> BTreeMap<&str, &NodeStatus> {
+    nodes
+        .values()
+        .filter_map(|n| n.name.as_deref().map(|name| (name, n)))
+        .collect()
+}
+
+/// The loop children among `parent`'s children: nodes named `<task_node>(<i>:<item>)`, with
+/// their item index and phase.
+pub(crate) fn loop_children(
+    nodes: &BTreeMap<String, NodeStatus>,
+    parent: &NodeStatus,
+    task_node: &str,
+) -> Vec<(usize, NodePhase)> {
+    let mut out = Vec::new();
+    for id in parent.children.iter().flatten() {
+        let Some(child) = nodes.get(id) else {
+            continue;
+        };
+        let Some(index) = child
+            .name
+            .as_deref()
+            .and_then(|n| n.strip_prefix(task_node))
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.split_once(':'))
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if let Some(phase) = node_phase(child) {
+            out.push((index, phase));
+        }
+    }
+    out
+}
+
+pub(crate) fn node_phase(node: &NodeStatus) -> Option<NodePhase> {
     let phase = NodePhase::parse(node.phase.as_deref()?)?;
     let daemoned = node.extra.get("daemoned") == Some(&Value::Bool(true));
     Some(if daemoned && phase == NodePhase::Running {

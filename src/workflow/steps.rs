@@ -32,9 +32,10 @@ use serde::Serialize;
 
 use super::dag::{
     ChildStart, ContinueOn, NodePhase, PlanOptions, TaskState, TaskStates, TemplatePhase,
+    loop_children, node_phase, nodes_by_name,
 };
 use super::depends::is_task_name;
-use super::types::Template;
+use super::types::{NodeStatus, Template};
 
 /// Argo's message when a template's own `failFast` stops it.
 const FAIL_FAST_MESSAGE: &str = "template has failed or errored children and failFast enabled";
@@ -194,6 +195,37 @@ impl Steps {
     /// The group a step belongs to.
     pub fn group_of(&self, step: &str) -> Option<usize> {
         self.index.get(step).copied()
+    }
+
+    /// Reads the steps of the steps node named `boundary` from a workflow's `.status.nodes`, by
+    /// Argo's node names: `<boundary>[<g>].<step>` for a step; the children of a loop step are
+    /// the children of the StepGroup node `<boundary>[<g>]` named
+    /// `<boundary>[<g>].<step>(<i>:<item>)` (retry attempts, `…(<n>)`, are not). As with
+    /// [`TaskStates::from_nodes`], children without a node yet are for the caller to add.
+    pub fn states_from_nodes(
+        &self,
+        boundary: &str,
+        nodes: &BTreeMap<String, NodeStatus>,
+    ) -> TaskStates {
+        let by_name = nodes_by_name(nodes);
+        let mut states = TaskStates::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            let group_name = format!("{boundary}[{g}]");
+            for step in group {
+                let name = format!("{group_name}.{}", step.name);
+                if let Some(phase) = by_name.get(name.as_str()).and_then(|n| node_phase(n)) {
+                    states.set_phase(&step.name, phase);
+                }
+                if step.is_loop
+                    && let Some(sg) = by_name.get(group_name.as_str())
+                {
+                    for (index, phase) in loop_children(nodes, sg, &name) {
+                        states.set_child(&step.name, index, phase);
+                    }
+                }
+            }
+        }
+        states
     }
 
     /// Step names of group `g`, in declaration order.

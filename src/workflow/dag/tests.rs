@@ -1316,20 +1316,25 @@ tasks:
     daemon
         .extra
         .insert("daemoned".into(), serde_json::json!(true));
+    let mut group = node("wf.main.L", "Running", "TaskGroup");
+    group.children = Some(vec!["c0".into(), "c1".into()]);
+    let mut retry = node("wf.main.L(1:y)", "Failed", "Retry");
+    retry.children = Some(vec!["c1a0".into()]);
     let nodes: BTreeMap<String, NodeStatus> = [
-        node("wf.main", "Running", "DAG"),
-        node("wf.main.A", "Succeeded", "Pod"),
-        node("wf.main.L", "Running", "TaskGroup"),
-        node("wf.main.L(0:x)", "Succeeded", "Pod"),
-        node("wf.main.L(1:y)", "Failed", "Pod"),
-        daemon,
-        node("wf.other.A", "Failed", "Pod"),
-        node("wf.main.Z", "Succeeded", "Pod"),
-        node("wf.main.A2", "Weird", "Pod"),
+        ("dag", node("wf.main", "Running", "DAG")),
+        ("a", node("wf.main.A", "Succeeded", "Pod")),
+        ("l", group),
+        ("c0", node("wf.main.L(0:x)", "Succeeded", "Pod")),
+        ("c1", retry),
+        // A retry attempt: not a loop child, its phase must not count as item 0 or 1.
+        ("c1a0", node("wf.main.L(1:y)(0)", "Succeeded", "Pod")),
+        ("d", daemon),
+        ("other", node("wf.other.A", "Failed", "Pod")),
+        ("z", node("wf.main.Z", "Succeeded", "Pod")),
+        ("weird", node("wf.main.E", "Weird", "Pod")),
     ]
     .into_iter()
-    .enumerate()
-    .map(|(i, n)| (format!("id{i}"), n))
+    .map(|(id, n)| (id.to_owned(), n))
     .collect();
     let states = TaskStates::from_nodes(&d, "wf.main", &nodes);
     assert_eq!(states.get("A").effective_phase(), Some(Succeeded));
@@ -1339,7 +1344,11 @@ tasks:
     );
     assert_eq!(states.get("L").effective_phase(), Some(Failed));
     assert_eq!(states.get("D").effective_phase(), Some(Daemoned));
-    assert_eq!(states.get("E"), TaskState::default());
+    assert_eq!(
+        states.get("E"),
+        TaskState::default(),
+        "unknown phase is left out"
+    );
     let decision = plan(&d, &states, &PlanOptions::default());
     assert_eq!(decision.omit, s(&["E"]));
 }

@@ -585,3 +585,50 @@ fn a_skipped_group_lets_the_next_group_start_in_the_same_plan() {
     assert_eq!(d.start, s(&["b"]));
     assert_eq!(d.group, Some(1));
 }
+
+fn node(name: &str, phase: &str, children: &[&str]) -> NodeStatus {
+    NodeStatus {
+        name: Some(name.into()),
+        phase: Some(phase.into()),
+        children: (!children.is_empty()).then(|| children.iter().map(|c| (*c).into()).collect()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn step_states_read_from_workflow_nodes() {
+    let st = steps(
+        "{name: m, steps: [[{name: a}], [{name: l, withItems: [x, y, z]}, {name: w, when: 'false'}]]}",
+    );
+    let nodes: BTreeMap<String, NodeStatus> = [
+        ("s", node("wf", "Running", &["g0"])),
+        ("g0", node("wf[0]", "Succeeded", &["a"])),
+        ("a", node("wf[0].a", "Succeeded", &[])),
+        ("g1", node("wf[1]", "Running", &["l0", "l1", "w"])),
+        ("l0", node("wf[1].l(0:x)", "Succeeded", &[])),
+        ("l1", node("wf[1].l(1:y)", "Running", &["l1a0"])),
+        ("l1a0", node("wf[1].l(1:y)(0)", "Failed", &[])),
+        ("w", node("wf[1].w", "Skipped", &[])),
+    ]
+    .into_iter()
+    .map(|(id, n)| (id.to_owned(), n))
+    .collect();
+    let mut states = st.states_from_nodes("wf", &nodes);
+    assert_eq!(states.get("a").effective_phase(), Some(Succeeded));
+    assert_eq!(states.get("w").effective_phase(), Some(Skipped));
+    assert_eq!(
+        states.get("l").children,
+        Some(vec![Some(Succeeded), Some(Running)])
+    );
+    // The caller knows the loop has three items: the third has no node yet.
+    states.set_children("l", vec![Some(Succeeded), Some(Running), None]);
+    let d = plan(&st, &states, &PlanOptions::default());
+    assert_eq!(
+        d.start_children,
+        vec![ChildStart {
+            task: "l".into(),
+            index: 2
+        }]
+    );
+    assert_eq!(d.group, Some(1));
+}
