@@ -605,7 +605,7 @@ impl Parser {
                 ));
             }
         };
-        let mut call = self.parse_call(name, pos)?;
+        let mut call = self.parse_call_from(name, pos, 1)?;
         if let Kind::Call { args, .. } | Kind::Sprig { args, .. } = &mut call.kind {
             args.insert(0, left);
         }
@@ -809,7 +809,7 @@ impl Parser {
                             ));
                         }
                         let name = name.clone();
-                        let args = self.parse_args(&name, false)?;
+                        let args = self.parse_args(&name, None)?;
                         node = Node {
                             pos: node.pos,
                             kind: Kind::Sprig { name, args },
@@ -880,22 +880,30 @@ impl Parser {
     }
 
     fn parse_call(&mut self, name: String, pos: usize) -> PResult<Node> {
+        self.parse_call_from(name, pos, 0)
+    }
+
+    /// `piped` arguments come before the parenthesis (`x | f(...)`), which moves the predicate.
+    fn parse_call_from(&mut self, name: String, pos: usize, piped: usize) -> PResult<Node> {
+        if name == "sprig" {
+            return Err((pos, "use sprig functions as sprig.name(...)".into()));
+        }
         if !funcs::is_builtin(&name) {
             return Err((pos, format!("unknown function {name}")));
         }
-        let predicate = funcs::is_predicate(&name);
-        let args = self.parse_args(&name, predicate)?;
+        let closure_at = funcs::is_predicate(&name).then(|| 1usize.saturating_sub(piped));
+        let args = self.parse_args(&name, closure_at)?;
         Ok(Node {
             pos,
             kind: Kind::Call { name, args },
         })
     }
 
-    fn parse_args(&mut self, name: &str, predicate: bool) -> PResult<Vec<Node>> {
+    fn parse_args(&mut self, name: &str, closure_at: Option<usize>) -> PResult<Vec<Node>> {
         self.expect("(")?;
         let mut args = Vec::new();
         while self.peek() != &Tok::Op(")") {
-            if predicate && args.len() == 1 {
+            if closure_at == Some(args.len()) {
                 let pos = self.pos();
                 self.closures += 1;
                 let body = if self.peek() == &Tok::Op("{") {

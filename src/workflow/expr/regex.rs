@@ -761,7 +761,12 @@ impl Regex {
                 clist.extend(extra);
             }
             if clist.is_empty() {
-                break;
+                // No live thread: a later start can still match, unless one already did.
+                if matched.is_some() || i >= chars.len() {
+                    break;
+                }
+                i += 1;
+                continue;
             }
             let mut nlist = Vec::new();
             let mut seen = vec![false; self.prog.len()];

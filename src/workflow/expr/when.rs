@@ -538,6 +538,13 @@ pub fn eval_condition(resolved: &str) -> Result<bool, ExprError> {
     if resolved.is_empty() {
         return Ok(true);
     }
+    if resolved.trim().is_empty() {
+        // govaluate evaluates a blank expression to nil, which is not a boolean.
+        return Err(ExprError::When {
+            condition: resolved.to_owned(),
+            message: "Expected boolean evaluation, got <nil>".into(),
+        });
+    }
     match Condition::parse(resolved)?.eval_bare_words()? {
         Value::Bool(b) => Ok(b),
         other => Err(ExprError::When {
