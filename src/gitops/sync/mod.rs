@@ -6,7 +6,7 @@
 //! # Public API (how a controller wires it)
 //!
 //! ```text
-//! let plan = plan::plan(&PlanInput { app, namespace, desired, live, in_sync, app_options, operation, .. })?;
+//! let plan = plan::plan(&PlanInput { app, namespace, desired, live, in_sync, sync_options, operation, .. })?;
 //! let mut state = OperationState::new(&operation.id);   // or read back from .status.operationState
 //! loop {
 //!     let next = state::step(&plan, &state, &observations);
@@ -37,6 +37,12 @@
 //!   have no recorded result.
 //! - Only live objects whose tracking id names this application (and matches the object itself)
 //!   are ever pruned; hooks and objects owned by another object are never pruned.
+//! - Deliberate differences from Argo CD, each safer and visible: `Delete=false` (and Helm's
+//!   `resource-policy: keep`) also stops a *prune*, where Argo CD honours it only on Application
+//!   deletion; `Prune=confirm` is reported as a skipped prune instead of holding the operation
+//!   until confirmed; a malformed wave, hook type or delete policy is an error naming the object
+//!   instead of a silent fallback; `generateName` hooks are named from the operation id instead
+//!   of the start time, so a restart resumes the same hook object.
 //! - Sources: Argo CD user guide ("Sync Phases and Waves", "Resource Hooks", "Sync Options",
 //!   "Helm" hook table, "Selective Sync") and gitops-engine `pkg/sync` (`sync_tasks.go` ordering,
 //!   `sync_context.go` state machine); the code is cairn's own.

@@ -407,65 +407,111 @@ struct LiveEntry<'a> {
 
 /// Plan the sync described by `input`.
 pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
-    let app_opts = AppSyncOptions::parse(&input.sync_options)?;
-    let op = &input.operation;
-    let selective = op.resources.is_some();
-    let cluster_scoped = |group: &str, kind: &str| {
+    let mut planner = Planner::new(input)?;
+    for (index, raw) in input.desired.iter().enumerate() {
+        planner.desired_object(index, raw)?;
+    }
+    planner.prunes();
+    planner.namespace_task();
+    planner.finish()
+}
+
+/// The working state of one planning run.
+struct Planner<'a> {
+    input: &'a PlanInput,
+    app_opts: AppSyncOptions,
+    /// Live objects by identity (their own namespace is authoritative).
+    live: BTreeMap<ResourceKey, LiveEntry<'a>>,
+    /// `(group, kind)` of the CRDs in this sync: their custom resources skip the dry run.
+    crd_kinds: BTreeSet<(String, String)>,
+    tasks: Vec<Task>,
+    /// Every desired identity, selected or not: never pruned.
+    desired_keys: BTreeSet<ResourceKey>,
+    shared: Vec<SharedResource>,
+    /// The manifests declare the destination namespace themselves.
+    has_namespace_manifest: bool,
+}
+
+/// What every task of one desired object shares.
+struct Desired<'a> {
+    raw: &'a Value,
+    group: &'a str,
+    kind: &'a str,
+    /// `metadata.name`, empty for a `generateName` hook.
+    name: &'a str,
+    generate_name: &'a str,
+    /// Namespace after defaulting; empty for cluster-scoped kinds.
+    namespace: String,
+    wave: i64,
+    apply: ApplySettings,
+    res_opts: ResourceSyncOptions,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput) -> Result<Self, PlanError> {
+        let mut live = BTreeMap::new();
+        for obj in &input.live {
+            let (Some(api), Some(kind), Some(name)) = (
+                str_at(obj, "/apiVersion"),
+                str_at(obj, "/kind"),
+                str_at(obj, "/metadata/name"),
+            ) else {
+                // A live object without identity cannot be matched or pruned; the watcher
+                // never hands one over, so there is nothing to report.
+                continue;
+            };
+            let key = ResourceKey::new(
+                group_of(api),
+                kind,
+                str_at(obj, "/metadata/namespace"),
+                name,
+            );
+            let tracking = tracking(obj, &key, &input.app);
+            live.insert(key, LiveEntry { obj, tracking });
+        }
+        let mut crd_kinds = BTreeSet::new();
+        for obj in &input.desired {
+            if str_at(obj, "/kind") == Some(CRD_KIND)
+                && str_at(obj, "/apiVersion").map(group_of) == Some(CRD_GROUP)
+                && let (Some(g), Some(k)) =
+                    (str_at(obj, "/spec/group"), str_at(obj, "/spec/names/kind"))
+            {
+                crd_kinds.insert((g.to_owned(), k.to_owned()));
+            }
+        }
+        Ok(Planner {
+            input,
+            app_opts: AppSyncOptions::parse(&input.sync_options)?,
+            live,
+            crd_kinds,
+            tasks: Vec::new(),
+            desired_keys: BTreeSet::new(),
+            shared: Vec::new(),
+            has_namespace_manifest: false,
+        })
+    }
+
+    fn cluster_scoped(&self, group: &str, kind: &str) -> bool {
         CLUSTER_SCOPED.contains(&(group, kind))
-            || input
+            || self
+                .input
                 .cluster_scoped
                 .contains(&(group.to_owned(), kind.to_owned()))
-    };
-
-    // Live objects by identity (their own namespace is authoritative).
-    let mut live: BTreeMap<ResourceKey, LiveEntry<'_>> = BTreeMap::new();
-    for obj in &input.live {
-        let (Some(api), Some(kind), Some(name)) = (
-            str_at(obj, "/apiVersion"),
-            str_at(obj, "/kind"),
-            str_at(obj, "/metadata/name"),
-        ) else {
-            // A live object without identity cannot be matched or pruned; the watcher would
-            // never hand one over, so there is nothing to report.
-            continue;
-        };
-        let key = ResourceKey::new(
-            group_of(api),
-            kind,
-            str_at(obj, "/metadata/namespace"),
-            name,
-        );
-        let tracking = tracking(obj, &key, &input.app);
-        live.insert(key, LiveEntry { obj, tracking });
     }
-    let find_live = |key: &ResourceKey| -> Option<(ResourceKey, &LiveEntry<'_>)> {
-        if let Some(entry) = live.get(key) {
+
+    /// The live object for a desired identity. A desired object of a kind cairn did not know to
+    /// be cluster-scoped matches a live one without namespace (gitops-engine matches the same
+    /// way); the returned key is the live one's.
+    fn find_live(&self, key: &ResourceKey) -> Option<(ResourceKey, &LiveEntry<'a>)> {
+        if let Some(entry) = self.live.get(key) {
             return Some((key.clone(), entry));
         }
-        // A desired object of a kind cairn did not know to be cluster-scoped: the live one has
-        // no namespace (gitops-engine matches the same way).
         let cluster = ResourceKey::new(key.group.clone(), key.kind.clone(), None, key.name.clone());
-        live.get(&cluster).map(|e| (cluster, e))
-    };
-
-    // CRDs in this sync: their custom resources skip the dry run (the type is not known yet).
-    let mut crd_kinds: BTreeSet<(String, String)> = BTreeSet::new();
-    for obj in &input.desired {
-        if str_at(obj, "/kind") == Some(CRD_KIND)
-            && str_at(obj, "/apiVersion").map(group_of) == Some(CRD_GROUP)
-            && let (Some(g), Some(k)) =
-                (str_at(obj, "/spec/group"), str_at(obj, "/spec/names/kind"))
-        {
-            crd_kinds.insert((g.to_owned(), k.to_owned()));
-        }
+        self.live.get(&cluster).map(|e| (cluster, e))
     }
 
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut desired_keys: BTreeSet<ResourceKey> = BTreeSet::new();
-    let mut shared: Vec<SharedResource> = Vec::new();
-    let mut has_namespace_manifest = false;
-
-    for (index, raw) in input.desired.iter().enumerate() {
+    /// Validate one desired object and add its tasks.
+    fn desired_object(&mut self, index: usize, raw: &'a Value) -> Result<(), PlanError> {
         let kind = str_at(raw, "/kind").unwrap_or("");
         let name = str_at(raw, "/metadata/name").unwrap_or("");
         let generate_name = str_at(raw, "/metadata/generateName").unwrap_or("");
@@ -490,19 +536,18 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             ));
         }
         let group = group_of(api_version);
-        let namespaced = !cluster_scoped(group, kind);
-        let namespace = if namespaced {
+        let namespace = if self.cluster_scoped(group, kind) {
+            String::new()
+        } else {
             str_at(raw, "/metadata/namespace")
                 .filter(|ns| !ns.is_empty())
-                .unwrap_or(&input.namespace)
+                .unwrap_or(&self.input.namespace)
                 .to_owned()
-        } else {
-            String::new()
         };
-        if kind == "Namespace" && group.is_empty() && name == input.namespace {
-            has_namespace_manifest = true;
+        if kind == "Namespace" && group.is_empty() && name == self.input.namespace {
+            self.has_namespace_manifest = true;
         }
-        // Identity for messages before the hook name is known.
+        // The identity errors name, before a hook's generated name is known.
         let base_key = ResourceKey::new(
             group,
             kind,
@@ -510,232 +555,263 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             if name.is_empty() { generate_name } else { name },
         );
         let class = hooks::classify(raw, &base_key)?;
-        let wave = hooks::wave(raw, &base_key)?;
         let res_opts = ResourceSyncOptions::of(raw, &base_key)?;
+        let app = &self.app_opts;
         let apply = ApplySettings {
-            server_side: res_opts
-                .server_side_apply
-                .unwrap_or(app_opts.server_side_apply),
-            validate: res_opts.validate.unwrap_or(app_opts.validate),
+            server_side: res_opts.server_side_apply.unwrap_or(app.server_side_apply),
+            validate: res_opts.validate.unwrap_or(app.validate),
             skip_dry_run: res_opts
                 .skip_dry_run_on_missing_resource
-                .unwrap_or(app_opts.skip_dry_run_on_missing_resource)
-                || crd_kinds.contains(&(group.to_owned(), kind.to_owned())),
+                .unwrap_or(app.skip_dry_run_on_missing_resource)
+                || self
+                    .crd_kinds
+                    .contains(&(group.to_owned(), kind.to_owned())),
             respect_ignore_differences: res_opts
                 .respect_ignore_differences
-                .unwrap_or(app_opts.respect_ignore_differences),
+                .unwrap_or(app.respect_ignore_differences),
             force: res_opts.force.unwrap_or(false),
         };
-
-        match class {
+        let desired = Desired {
+            raw,
+            group,
+            kind,
+            name,
+            generate_name,
+            namespace,
+            wave: hooks::wave(raw, &base_key)?,
+            apply,
+            res_opts,
+        };
+        let skip = match class {
             Classification::Hook {
                 phases,
                 delete_policies,
             } => {
-                // Hooks do not run during a selective sync (Argo CD "Selective Sync").
-                if selective {
-                    continue;
-                }
-                for phase in phases {
-                    let hook_name = if name.is_empty() {
-                        hooks::generated_name(generate_name, &op.id, phase)
-                    } else {
-                        name.to_owned()
-                    };
-                    let key = ResourceKey::new(group, kind, Some(&namespace), hook_name.clone());
-                    desired_keys.insert(key.clone());
-                    let live_match = find_live(&key);
-                    let key = live_match.as_ref().map(|(k, _)| k.clone()).unwrap_or(key);
-                    let object = prepared(raw, &key, Some(&hook_name), &input.app);
-                    // A live object with a generated name was created by this very operation
-                    // (the name hashes the operation id): it is this run of the hook, resumed
-                    // after a restart, and must not be deleted and started again.
-                    if live_match.is_some()
-                        && !name.is_empty()
-                        && delete_policies.contains(&DeletePolicy::BeforeHookCreation)
-                    {
-                        tasks.push(Task {
-                            id: TaskId::new(phase, &key, true),
-                            key: key.clone(),
-                            phase,
-                            wave,
-                            action: Action::DeleteHookBeforeCreation,
-                            hook: Some(delete_policies.clone()),
-                            object: object.clone(),
-                            apply: apply.clone(),
-                            prune: false,
-                            live_exists: true,
-                        });
-                    }
-                    tasks.push(Task {
-                        id: TaskId::new(phase, &key, false),
-                        key,
-                        phase,
-                        wave,
-                        action: Action::RunHook,
-                        hook: Some(delete_policies.clone()),
-                        object,
-                        apply: apply.clone(),
-                        prune: false,
-                        live_exists: live_match.is_some(),
-                    });
-                }
+                self.hook_tasks(&desired, &phases, &delete_policies);
+                return Ok(());
             }
-            Classification::Resource | Classification::Skip | Classification::NotInSync { .. } => {
-                if name.is_empty() {
-                    return Err(invalid(
-                        "metadata.name is missing (generateName is only supported for hooks)",
-                    ));
-                }
-                if !desired_keys.insert(base_key.clone()) {
-                    return Err(PlanError::DuplicateObject {
-                        object: base_key.to_string(),
-                    });
-                }
-                if !op.selects(&base_key) {
-                    continue;
-                }
-                let live_match = find_live(&base_key);
-                let key = live_match
-                    .as_ref()
-                    .map(|(k, _)| k.clone())
-                    .unwrap_or(base_key);
-                if key.namespace.is_none() {
-                    desired_keys.insert(key.clone());
-                }
-                let action = match &class {
-                    Classification::Skip => Action::Skip(SkipReason::SkipHook),
-                    Classification::NotInSync { reason } => {
-                        Action::Skip(SkipReason::NotInSync(reason.clone()))
-                    }
-                    _ => {
-                        if let Some((_, entry)) = &live_match
-                            && let Tracking::Other(other) = &entry.tracking
-                        {
-                            if app_opts.fail_on_shared_resource {
-                                return Err(PlanError::SharedResource {
-                                    object: key.to_string(),
-                                    other_app: other.clone(),
-                                });
-                            }
-                            shared.push(SharedResource {
-                                key: key.clone(),
-                                other_app: other.clone(),
-                            });
-                        }
-                        let replace = res_opts.replace.unwrap_or(app_opts.replace);
-                        match (&live_match, replace) {
-                            (Some(_), _)
-                                if app_opts.apply_out_of_sync_only
-                                    && input.in_sync.contains(&key) =>
-                            {
-                                Action::Skip(SkipReason::InSync)
-                            }
-                            (Some(_), true) => Action::Replace,
-                            (Some(_), false) => Action::Apply,
-                            (None, _) => Action::Create,
-                        }
-                    }
-                };
-                let object = prepared(raw, &key, None, &input.app);
-                tasks.push(Task {
-                    id: TaskId::new(SyncPhase::Sync, &key, false),
-                    key,
-                    phase: SyncPhase::Sync,
-                    wave,
-                    action,
-                    hook: None,
-                    object,
-                    apply: apply.clone(),
+            Classification::Resource => None,
+            Classification::Skip => Some(SkipReason::SkipHook),
+            Classification::NotInSync { reason } => Some(SkipReason::NotInSync(reason)),
+        };
+        if name.is_empty() {
+            return Err(invalid(
+                "metadata.name is missing (generateName is only supported for hooks)",
+            ));
+        }
+        self.resource_task(&desired, base_key, skip)
+    }
+
+    /// One RunHook per phase, preceded by a delete of the existing object under
+    /// BeforeHookCreation.
+    fn hook_tasks(&mut self, d: &Desired<'a>, phases: &[SyncPhase], policies: &[DeletePolicy]) {
+        // Hooks do not run during a selective sync (Argo CD "Selective Sync").
+        if self.input.operation.resources.is_some() {
+            return;
+        }
+        for &phase in phases {
+            let hook_name = if d.name.is_empty() {
+                hooks::generated_name(d.generate_name, &self.input.operation.id, phase)
+            } else {
+                d.name.to_owned()
+            };
+            let key = ResourceKey::new(d.group, d.kind, Some(&d.namespace), hook_name.clone());
+            self.desired_keys.insert(key.clone());
+            let live_match = self.find_live(&key).map(|(k, _)| k);
+            let live_exists = live_match.is_some();
+            let key = live_match.unwrap_or(key);
+            let object = prepared(d.raw, &key, Some(&hook_name), &self.input.app);
+            // A live object with a generated name was created by this very operation (the name
+            // hashes the operation id): it is this run of the hook, resumed after a restart, and
+            // must not be deleted and started again.
+            if live_exists
+                && !d.name.is_empty()
+                && policies.contains(&DeletePolicy::BeforeHookCreation)
+            {
+                self.tasks.push(Task {
+                    id: TaskId::new(phase, &key, true),
+                    key: key.clone(),
+                    phase,
+                    wave: d.wave,
+                    action: Action::DeleteHookBeforeCreation,
+                    hook: Some(policies.to_vec()),
+                    object: object.clone(),
+                    apply: d.apply.clone(),
                     prune: false,
-                    live_exists: live_match.is_some(),
+                    live_exists,
                 });
             }
+            self.tasks.push(Task {
+                id: TaskId::new(phase, &key, false),
+                key,
+                phase,
+                wave: d.wave,
+                action: Action::RunHook,
+                hook: Some(policies.to_vec()),
+                object,
+                apply: d.apply.clone(),
+                prune: false,
+                live_exists,
+            });
         }
     }
 
-    // Prune: live objects tracked to this app that left the desired state.
-    let mut prune_last: BTreeSet<TaskId> = BTreeSet::new();
-    for (key, entry) in &live {
-        if entry.tracking != Tracking::Ours || desired_keys.contains(key) {
-            continue;
+    /// The Sync-phase task of an ordinary resource (or of a skipped one).
+    fn resource_task(
+        &mut self,
+        d: &Desired<'a>,
+        base_key: ResourceKey,
+        skip: Option<SkipReason>,
+    ) -> Result<(), PlanError> {
+        if !self.desired_keys.insert(base_key.clone()) {
+            return Err(PlanError::DuplicateObject {
+                object: base_key.to_string(),
+            });
         }
-        // Hooks are not part of the app's resources, and owned objects go with their owner.
-        let is_hook = !annotation_csv(entry.obj, hooks::HOOK).is_empty()
-            || annotation(entry.obj, hooks::HELM_HOOK).is_some_and(|h| h.trim() != "crd-install");
-        let owned = entry
-            .obj
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .is_some_and(|refs| !refs.is_empty());
-        if is_hook || owned || !op.selects(key) {
-            continue;
+        // Deselected resources stay in `desired_keys`: a selective sync never prunes them.
+        if !self.input.operation.selects(&base_key) {
+            return Ok(());
         }
-        // An unreadable wave on a live object must not block the sync that may fix it.
-        let wave = hooks::wave(entry.obj, key).unwrap_or(0);
-        let action = match ResourceSyncOptions::of(entry.obj, key) {
-            Err(err) => Action::Skip(SkipReason::BadSyncOptions(err.to_string())),
-            Ok(res_opts) => {
-                if res_opts.prune_last.unwrap_or(app_opts.prune_last) {
-                    prune_last.insert(TaskId::new(SyncPhase::Sync, key, false));
+        let live_match = self.find_live(&base_key);
+        let live_exists = live_match.is_some();
+        let other_app = live_match.as_ref().and_then(|(_, e)| match &e.tracking {
+            Tracking::Other(app) => Some(app.clone()),
+            _ => None,
+        });
+        let key = live_match.map(|(k, _)| k).unwrap_or(base_key);
+        self.desired_keys.insert(key.clone());
+        let action = match skip {
+            Some(reason) => Action::Skip(reason),
+            None => {
+                if let Some(other_app) = other_app {
+                    if self.app_opts.fail_on_shared_resource {
+                        return Err(PlanError::SharedResource {
+                            object: key.to_string(),
+                            other_app,
+                        });
+                    }
+                    self.shared.push(SharedResource {
+                        key: key.clone(),
+                        other_app,
+                    });
                 }
-                let prune = res_opts
-                    .prune
-                    .or(app_opts.prune)
-                    .unwrap_or(Permission::True);
-                let delete = res_opts
-                    .delete
-                    .or(app_opts.delete)
-                    .unwrap_or(Permission::True);
-                if !op.prune {
-                    Action::Skip(SkipReason::PruneDisabled)
-                } else if prune == Permission::False {
-                    Action::Skip(SkipReason::PruneForbidden)
-                } else if delete == Permission::False {
-                    Action::Skip(SkipReason::DeleteForbidden)
-                } else if (prune == Permission::Confirm || delete == Permission::Confirm)
-                    && !op.prune_confirmed
-                {
-                    Action::Skip(SkipReason::NeedsConfirmation)
-                } else {
-                    Action::Prune
+                let replace = d.res_opts.replace.unwrap_or(self.app_opts.replace);
+                match (live_exists, replace) {
+                    (true, _)
+                        if self.app_opts.apply_out_of_sync_only
+                            && self.input.in_sync.contains(&key) =>
+                    {
+                        Action::Skip(SkipReason::InSync)
+                    }
+                    (true, true) => Action::Replace,
+                    (true, false) => Action::Apply,
+                    (false, _) => Action::Create,
                 }
             }
         };
-        tasks.push(Task {
-            id: TaskId::new(SyncPhase::Sync, key, false),
-            key: key.clone(),
+        self.tasks.push(Task {
+            id: TaskId::new(SyncPhase::Sync, &key, false),
+            object: prepared(d.raw, &key, None, &self.input.app),
+            key,
             phase: SyncPhase::Sync,
-            wave,
+            wave: d.wave,
             action,
             hook: None,
-            object: entry.obj.clone(),
-            apply: ApplySettings::default(),
-            prune: true,
-            live_exists: true,
+            apply: d.apply.clone(),
+            prune: false,
+            live_exists,
         });
-    }
-    reverse_prune_waves(&mut tasks);
-    let last_sync_wave = tasks
-        .iter()
-        .filter(|t| t.phase == SyncPhase::Sync)
-        .map(|t| t.wave)
-        .fold(0, i64::max)
-        + 1;
-    for task in tasks.iter_mut().filter(|t| prune_last.contains(&t.id)) {
-        task.wave = last_sync_wave;
+        Ok(())
     }
 
-    // CreateNamespace: an implicit first step when the destination namespace is missing (or its
-    // managed metadata must be applied), unless the manifests declare the namespace themselves.
-    if app_opts.create_namespace
-        && !input.namespace.is_empty()
-        && !has_namespace_manifest
-        && (!input.namespace_exists || input.managed_namespace_metadata.is_some())
-    {
-        let first_wave = tasks.iter().map(|t| t.wave).fold(0, i64::min) - 1;
+    /// Prune tasks for live objects tracked to this app that left the desired state, in reverse
+    /// wave order, `PruneLast` ones after the last Sync wave.
+    fn prunes(&mut self) {
+        let op = &self.input.operation;
+        let app = &self.app_opts;
+        let mut prune_last: BTreeSet<TaskId> = BTreeSet::new();
+        for (key, entry) in &self.live {
+            if entry.tracking != Tracking::Ours || self.desired_keys.contains(key) {
+                continue;
+            }
+            // Hooks are not part of the app's resources, and owned objects go with their owner.
+            let is_hook = !annotation_csv(entry.obj, hooks::HOOK).is_empty()
+                || annotation(entry.obj, hooks::HELM_HOOK)
+                    .is_some_and(|h| h.trim() != "crd-install");
+            let owned = entry
+                .obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| !refs.is_empty());
+            if is_hook || owned || !op.selects(key) {
+                continue;
+            }
+            // An unreadable wave on a live object must not block the sync that may fix it.
+            let wave = hooks::wave(entry.obj, key).unwrap_or(0);
+            let action = match ResourceSyncOptions::of(entry.obj, key) {
+                Err(err) => Action::Skip(SkipReason::BadSyncOptions(err.to_string())),
+                Ok(res_opts) => {
+                    if res_opts.prune_last.unwrap_or(app.prune_last) {
+                        prune_last.insert(TaskId::new(SyncPhase::Sync, key, false));
+                    }
+                    let prune = res_opts.prune.or(app.prune).unwrap_or(Permission::True);
+                    let delete = res_opts.delete.or(app.delete).unwrap_or(Permission::True);
+                    if !op.prune {
+                        Action::Skip(SkipReason::PruneDisabled)
+                    } else if prune == Permission::False {
+                        Action::Skip(SkipReason::PruneForbidden)
+                    } else if delete == Permission::False {
+                        Action::Skip(SkipReason::DeleteForbidden)
+                    } else if (prune == Permission::Confirm || delete == Permission::Confirm)
+                        && !op.prune_confirmed
+                    {
+                        Action::Skip(SkipReason::NeedsConfirmation)
+                    } else {
+                        Action::Prune
+                    }
+                }
+            };
+            self.tasks.push(Task {
+                id: TaskId::new(SyncPhase::Sync, key, false),
+                key: key.clone(),
+                phase: SyncPhase::Sync,
+                wave,
+                action,
+                hook: None,
+                object: entry.obj.clone(),
+                apply: ApplySettings::default(),
+                prune: true,
+                live_exists: true,
+            });
+        }
+        reverse_prune_waves(&mut self.tasks);
+        // Argo CD counts from wave 0 even when every Sync wave is negative.
+        let last_sync_wave = self
+            .tasks
+            .iter()
+            .filter(|t| t.phase == SyncPhase::Sync)
+            .map(|t| t.wave)
+            .fold(0, i64::max)
+            + 1;
+        for task in self.tasks.iter_mut().filter(|t| prune_last.contains(&t.id)) {
+            task.wave = last_sync_wave;
+        }
+    }
+
+    /// CreateNamespace: an implicit first step when the destination namespace is missing (or its
+    /// managed metadata must be applied), unless the manifests declare the namespace themselves.
+    fn namespace_task(&mut self) {
+        let input = self.input;
+        if !self.app_opts.create_namespace
+            || input.namespace.is_empty()
+            || self.has_namespace_manifest
+            || (input.namespace_exists && input.managed_namespace_metadata.is_none())
+        {
+            return;
+        }
+        let first_wave = self.tasks.iter().map(|t| t.wave).fold(0, i64::min) - 1;
         let key = ResourceKey::new("", "Namespace", None, input.namespace.clone());
-        tasks.push(Task {
+        self.tasks.push(Task {
             id: TaskId::new(SyncPhase::PreSync, &key, false),
             object: namespace_object(&input.namespace, input.managed_namespace_metadata.as_ref()),
             key,
@@ -748,8 +824,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             },
             hook: None,
             apply: ApplySettings {
-                server_side: app_opts.server_side_apply,
-                validate: app_opts.validate,
+                server_side: self.app_opts.server_side_apply,
+                validate: self.app_opts.validate,
                 ..ApplySettings::default()
             },
             prune: false,
@@ -757,31 +833,33 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         });
     }
 
-    tasks.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-    adjust_dependencies(&mut tasks);
-
-    // Ids carry the phase, which dependency adjustment may have changed.
-    let mut seen = BTreeSet::new();
-    for task in &mut tasks {
-        task.id = TaskId::new(
-            task.phase,
-            &task.key,
-            task.action == Action::DeleteHookBeforeCreation,
-        );
-        if !seen.insert(task.id.clone()) {
-            return Err(PlanError::DuplicateObject {
-                object: task.key.to_string(),
-            });
+    /// Sort, move dependencies first, assign final ids.
+    fn finish(self) -> Result<Plan, PlanError> {
+        let mut tasks = self.tasks;
+        tasks.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+        adjust_dependencies(&mut tasks);
+        // Ids carry the phase, which dependency adjustment may have changed.
+        let mut seen = BTreeSet::new();
+        for task in &mut tasks {
+            task.id = TaskId::new(
+                task.phase,
+                &task.key,
+                task.action == Action::DeleteHookBeforeCreation,
+            );
+            if !seen.insert(task.id.clone()) {
+                return Err(PlanError::DuplicateObject {
+                    object: task.key.to_string(),
+                });
+            }
         }
+        Ok(Plan {
+            operation_id: self.input.operation.id.clone(),
+            dry_run: self.input.operation.dry_run,
+            tasks,
+            shared: self.shared,
+            propagation_policy: self.app_opts.prune_propagation_policy,
+        })
     }
-
-    Ok(Plan {
-        operation_id: op.id.clone(),
-        dry_run: op.dry_run,
-        tasks,
-        shared,
-        propagation_policy: app_opts.prune_propagation_policy,
-    })
 }
 
 /// The sort key: phase, wave, kind order, name, then tie-breakers for a total order (a hook's
