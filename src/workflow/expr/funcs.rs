@@ -852,7 +852,7 @@ fn builtin(name: &str, a: &[Value], pos: usize) -> Result<Value, String> {
             }
             items.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
             let mid = items.len() / 2;
-            Ok(Value::Float(if items.len() % 2 == 0 {
+            Ok(Value::Float(if items.len().is_multiple_of(2) {
                 (items[mid - 1] + items[mid]) / 2.0
             } else {
                 items[mid]

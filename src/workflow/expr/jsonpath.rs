@@ -198,10 +198,10 @@ fn apply(seg: &Seg, v: &Value, out: &mut Vec<Value>, strict: bool) -> Result<(),
             for x in all {
                 match name {
                     Some(k) => {
-                        if let Value::Map(m) = &x {
-                            if let Some(y) = m.get(k) {
-                                out.push(y.clone());
-                            }
+                        if let Value::Map(m) = &x
+                            && let Some(y) = m.get(k)
+                        {
+                            out.push(y.clone());
                         }
                     }
                     None => out.push(x),

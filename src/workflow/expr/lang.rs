@@ -535,12 +535,12 @@ impl Parser {
             let Some((op, prec, right_assoc)) = binary_op(&tok) else {
                 break;
             };
-            if negate && prec != 20
-                || negate
-                    && matches!(
+            if negate
+                && (prec != 20
+                    || matches!(
                         op,
                         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge
-                    )
+                    ))
             {
                 return Err((
                     pos,

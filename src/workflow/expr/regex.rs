@@ -69,6 +69,9 @@ struct Flags {
     ungreedy: bool,
 }
 
+/// An escape is a character or a (ranges, negated) class.
+type Escape = Result<char, (Vec<(char, char)>, bool)>;
+
 struct Parser<'a> {
     chars: &'a [char],
     pos: usize,
@@ -260,10 +263,7 @@ impl Parser<'_> {
         }
     }
 
-    fn escape(
-        &mut self,
-        in_class: bool,
-    ) -> Result<Result<char, (Vec<(char, char)>, bool)>, String> {
+    fn escape(&mut self, in_class: bool) -> Result<Escape, String> {
         let Some(c) = self.peek() else {
             return self.err("trailing backslash");
         };
@@ -521,26 +521,41 @@ impl Parser<'_> {
     }
 }
 
+fn char_after(c: char) -> Option<char> {
+    match c as u32 {
+        0xD7FF => char::from_u32(0xE000),
+        n => char::from_u32(n + 1),
+    }
+}
+
+fn char_before(c: char) -> Option<char> {
+    match c as u32 {
+        0 => None,
+        0xE000 => char::from_u32(0xD7FF),
+        n => char::from_u32(n - 1),
+    }
+}
+
 fn negate(ranges: &[(char, char)]) -> Vec<(char, char)> {
     let mut sorted = ranges.to_vec();
     sorted.sort();
     let mut out = Vec::new();
-    let mut next = '\0';
-    let mut done = false;
+    let mut next = Some('\0');
     for (lo, hi) in sorted {
-        if !done && lo > next {
-            if let Some(before) = char::from_u32(lo as u32 - 1) {
-                out.push((next, before));
-            }
+        let Some(n) = next else {
+            break;
+        };
+        if lo > n
+            && let Some(before) = char_before(lo)
+        {
+            out.push((n, before));
         }
-        match char::from_u32(hi as u32 + 1) {
-            Some(n) if n > next => next = n,
-            Some(_) => {}
-            None => done = true,
+        if hi >= n {
+            next = char_after(hi);
         }
     }
-    if !done {
-        out.push((next, char::MAX));
+    if let Some(n) = next {
+        out.push((n, char::MAX));
     }
     out
 }
@@ -880,10 +895,10 @@ fn expand(out: &mut String, repl: &str, caps: &[Option<usize>], chars: &[char]) 
             continue;
         }
         // Named groups are not tracked; a number selects a group, anything else is empty.
-        if let Ok(n) = name.parse::<usize>() {
-            if let (Some(Some(s)), Some(Some(e))) = (caps.get(2 * n), caps.get(2 * n + 1)) {
-                out.extend(&chars[*s..*e]);
-            }
+        if let Ok(n) = name.parse::<usize>()
+            && let (Some(Some(s)), Some(Some(e))) = (caps.get(2 * n), caps.get(2 * n + 1))
+        {
+            out.extend(&chars[*s..*e]);
         }
         i = next;
     }

@@ -148,7 +148,8 @@ fn unresolved_error_names_the_tag() {
 
 #[test]
 fn item_forms_match_argo() {
-    let cases: &[(serde_json::Value, &str, &[(&str, &str)])] = &[
+    type ItemCase<'a> = (serde_json::Value, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[ItemCase] = &[
         (json!("a"), "a", &[]),
         (json!(20), "20", &[]),
         (json!(1.5), "1.5", &[]),
