@@ -645,6 +645,29 @@ impl TaskState {
         }
     }
 
+    /// Something of this task runs: its node (or a loop child) is Pending/Running, or its exit
+    /// handler is. Loop children not created yet do not count: they are starts, not work in
+    /// flight, and a stopped DAG abandons them.
+    pub fn in_flight(&self) -> bool {
+        let Some(phase) = self.effective_phase() else {
+            return false;
+        };
+        if self.hooks_pending {
+            return true;
+        }
+        match &self.children {
+            Some(children)
+                if !matches!(self.phase, Some(NodePhase::Skipped | NodePhase::Omitted)) =>
+            {
+                children
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, NodePhase::Pending | NodePhase::Running))
+            }
+            _ => !phase.fulfilled(),
+        }
+    }
+
     fn outcome(&self, continue_on: ContinueOn) -> Option<Outcome> {
         let phase = self.effective_phase()?;
         if !phase.fulfilled() || self.hooks_pending {
@@ -1024,11 +1047,9 @@ pub fn plan(dag: &Dag, state: &TaskStates, opts: &PlanOptions) -> Decision {
         names(&pass.evaluate_when)
     };
 
-    let running_task = (0..n).filter(|&i| dag.scheduled[i]).any(|i| {
-        let s = &states[i];
-        s.hooks_pending && s.effective_phase().is_some()
-            || s.effective_phase().is_some_and(|p| !p.fulfilled())
-    });
+    let running_task = (0..n)
+        .filter(|&i| dag.scheduled[i])
+        .any(|i| states[i].in_flight());
     let busy = running_task
         || !start.is_empty()
         || !start_children.is_empty()

@@ -376,7 +376,7 @@ pub fn plan(steps: &Steps, state: &TaskStates, opts: &PlanOptions) -> StepsDecis
     }
 
     let busy = decision.group.is_some()
-        && (all.iter().any(|(_, st)| is_running(st))
+        && (all.iter().any(|(_, st)| st.in_flight())
             || !decision.start.is_empty()
             || !decision.expand.is_empty()
             || !decision.start_children.is_empty()
@@ -392,11 +392,6 @@ pub fn plan(steps: &Steps, state: &TaskStates, opts: &PlanOptions) -> StepsDecis
         decision.message = Some(FAIL_FAST_MESSAGE.to_owned());
     }
     decision
-}
-
-fn is_running(st: &TaskState) -> bool {
-    st.effective_phase()
-        .is_some_and(|p| !p.fulfilled() || st.hooks_pending)
 }
 
 /// What group `group` still needs; a group needing nothing has finished.

@@ -1352,3 +1352,177 @@ tasks:
     let decision = plan(&d, &states, &PlanOptions::default());
     assert_eq!(decision.omit, s(&["E"]));
 }
+
+// ---------------------------------------------------------------- invariants over random DAGs
+
+/// A small deterministic generator (no external crate): xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A random DAG over tasks t0..tn: each task depends on a few earlier ones through a random
+/// expression; some loop, some have `when`, some `continueOn`.
+fn random_dag(rng: &mut Rng) -> String {
+    let n = 1 + rng.below(10) as usize;
+    let mut yaml = format!(
+        "failFast: {}\ntasks:\n",
+        if rng.below(2) == 0 { "true" } else { "false" }
+    );
+    for i in 0..n {
+        let mut fields = vec![format!("name: t{i}")];
+        if i > 0 && rng.below(4) != 0 {
+            let k = 1 + rng.below(3) as usize;
+            let mut terms = Vec::new();
+            for _ in 0..k {
+                let dep = rng.below(i as u64);
+                let result = rng.pick(&[
+                    "",
+                    "",
+                    ".Succeeded",
+                    ".Failed",
+                    ".Skipped",
+                    ".Omitted",
+                    ".Errored",
+                    ".AnySucceeded",
+                    ".AllFailed",
+                ]);
+                let not = if rng.below(6) == 0 { "!" } else { "" };
+                terms.push(format!("{not}t{dep}{result}"));
+            }
+            let op = rng.pick(&[" && ", " || "]);
+            fields.push(format!("depends: '{}'", terms.join(op)));
+        }
+        if rng.below(5) == 0 {
+            fields.push("withItems: [1, 2, 3]".into());
+        } else if rng.below(5) == 0 {
+            fields.push("when: 'x'".into());
+        }
+        if rng.below(5) == 0 {
+            fields.push("continueOn: {failed: true}".into());
+        }
+        yaml.push_str(&format!("- {{{}}}\n", fields.join(", ")));
+    }
+    yaml
+}
+
+#[test]
+fn random_dags_respect_the_scheduling_invariants() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for case in 0..400 {
+        let yaml = random_dag(&mut rng);
+        let d = dag(&yaml);
+        let parallelism = rng.pick(&[None, Some(1), Some(2), Some(3)]);
+        let opts = PlanOptions {
+            parallelism,
+            ..Default::default()
+        };
+        let mut states = TaskStates::new();
+        let outcomes = [Succeeded, Succeeded, Failed, Error];
+        let mut finished = None;
+        for _round in 0..200 {
+            let mut decision = plan(&d, &states, &opts);
+            if !decision.evaluate_when.is_empty() {
+                for t in &decision.evaluate_when {
+                    states.set_when(t, rng.below(2) == 0);
+                }
+                decision = plan(&d, &states, &opts);
+            }
+            let ctx = format!("case {case}:\n{yaml}\n{decision:?}");
+            // Never more running than parallelism allows.
+            if let Some(p) = parallelism {
+                let active: usize = d
+                    .tasks()
+                    .map(|t| {
+                        let st = states.get(t);
+                        match &st.children {
+                            Some(c) => c.iter().flatten().filter(|p| p.active()).count(),
+                            None => usize::from(st.phase.is_some_and(NodePhase::active)),
+                        }
+                    })
+                    .sum();
+                assert!(
+                    active + decision.start.len() + decision.start_children.len() <= p,
+                    "{ctx}"
+                );
+            }
+            for t in decision
+                .start
+                .iter()
+                .chain(&decision.skip)
+                .chain(&decision.omit)
+                .chain(&decision.expand)
+            {
+                // Never decide a task twice, never before its dependencies finished.
+                assert_eq!(states.get(t).effective_phase(), None, "{t} twice: {ctx}");
+                for dep in d.dependencies(t).expect("known task") {
+                    let st = states.get(dep);
+                    let done = st.effective_phase().is_some_and(NodePhase::fulfilled)
+                        || decision.skip.iter().chain(&decision.omit).any(|x| x == dep);
+                    assert!(done, "{t} before {dep}: {ctx}");
+                }
+            }
+            if decision.phase != TemplatePhase::Running {
+                assert!(
+                    decision.start.is_empty() && decision.start_children.is_empty(),
+                    "{ctx}"
+                );
+                finished = Some(decision.phase);
+                break;
+            }
+            // Apply, then finish every running task or child with a random outcome.
+            for t in &decision.skip {
+                states.set_phase(t, Skipped);
+            }
+            for t in &decision.omit {
+                states.set_phase(t, NodePhase::Omitted);
+            }
+            for t in &decision.start {
+                states.set_phase(t, Running);
+            }
+            for t in &decision.expand {
+                states.set_children(t, vec![None; 3]);
+            }
+            for c in &decision.start_children {
+                states.set_child(&c.task, c.index, Running);
+            }
+            let names: Vec<String> = d.tasks().map(str::to_owned).collect();
+            for t in &names {
+                let st = states.get(t);
+                if let Some(children) = &st.children {
+                    for (i, c) in children.iter().enumerate() {
+                        if *c == Some(Running) {
+                            states.set_child(t, i, rng.pick(&outcomes));
+                        }
+                    }
+                } else if st.phase == Some(Running) {
+                    states.set_phase(t, rng.pick(&outcomes));
+                }
+            }
+        }
+        let phase = finished.unwrap_or_else(|| panic!("case {case} never finished:\n{yaml}"));
+        // A DAG that succeeded has no target whose branch failed without continueOn; one that
+        // did not has at least one failed or errored task.
+        if phase != TemplatePhase::Succeeded {
+            let any_failure = d.tasks().any(|t| {
+                let st = states.get(t);
+                st.effective_phase().is_some_and(NodePhase::failed_or_error)
+            });
+            assert!(any_failure, "case {case} failed without a failure:\n{yaml}");
+        }
+    }
+}
