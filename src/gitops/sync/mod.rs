@@ -22,7 +22,7 @@
 //! - [`hooks`]: the annotations that place an object in a phase and wave (`argocd.argoproj.io/hook`,
 //!   `sync-wave`, `hook-delete-policy`, and Helm's `helm.sh/hook*` mapped as Argo CD maps them),
 //!   and the deterministic names of `generateName` hooks.
-//! - [`plan`]: [`plan::plan`] turns desired + live objects into ordered [`plan::Task`]s: phase
+//! - [`mod@plan`]: [`plan::plan()`] turns desired + live objects into ordered [`plan::Task`]s: phase
 //!   (PreSync, Sync, PostSync, then SyncFail which only runs on failure), wave, Argo CD's kind order
 //!   (Helm's install order), name; prune in reverse wave order; `PruneLast` after everything.
 //! - [`state`]: the resumable state machine. [`state::step`] reads the plan, the persisted
