@@ -632,3 +632,109 @@ fn step_states_read_from_workflow_nodes() {
     );
     assert_eq!(d.group, Some(1));
 }
+
+/// xorshift64*, as in the DAG tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_steps_respect_the_group_order() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let outcomes = [Succeeded, Succeeded, Succeeded, Failed, Error];
+    for case in 0..300 {
+        let groups = 1 + rng.below(4) as usize;
+        let mut yaml = String::from("{name: m, steps: [");
+        let mut k = 0;
+        for g in 0..groups {
+            yaml.push('[');
+            for j in 0..rng.below(4) {
+                if j > 0 {
+                    yaml.push_str(", ");
+                }
+                let extra = match rng.below(6) {
+                    0 => ", withItems: [1, 2]",
+                    1 => ", when: 'x'",
+                    2 => ", continueOn: {failed: true, error: true}",
+                    _ => "",
+                };
+                yaml.push_str(&format!("{{name: s{k}{extra}}}"));
+                k += 1;
+            }
+            yaml.push(']');
+            if g + 1 < groups {
+                yaml.push_str(", ");
+            }
+        }
+        yaml.push_str("]}");
+        let st = steps(&yaml);
+        let parallelism = [None, Some(1), Some(2)][rng.below(3) as usize];
+        let opts = PlanOptions {
+            parallelism,
+            ..Default::default()
+        };
+        let mut states = TaskStates::new();
+        let mut done = None;
+        for _ in 0..100 {
+            let mut d = plan(&st, &states, &opts);
+            if !d.evaluate_when.is_empty() {
+                for s in &d.evaluate_when {
+                    states.set_when(s, rng.below(2) == 0);
+                }
+                d = plan(&st, &states, &opts);
+            }
+            let ctx = format!("case {case}: {yaml}\n{d:?}");
+            for s in d.start.iter().chain(&d.expand) {
+                assert_eq!(states.get(s).effective_phase(), None, "{s} twice: {ctx}");
+                // Every earlier group has finished.
+                let g = st.group_of(s).expect("known step");
+                assert_eq!(d.group, Some(g), "{ctx}");
+                assert!(d.groups_done.iter().all(|o| o.index < g), "{ctx}");
+                assert_eq!(d.groups_done.len(), g, "{ctx}");
+            }
+            if d.phase != TemplatePhase::Running {
+                done = Some(d.phase);
+                break;
+            }
+            for s in &d.skip {
+                states.set_phase(s, Skipped);
+            }
+            for s in &d.start {
+                states.set_phase(s, Running);
+            }
+            for s in &d.expand {
+                states.set_children(s, vec![None, None]);
+            }
+            for c in &d.start_children {
+                states.set_child(&c.task, c.index, Running);
+            }
+            for g in 0..st.group_count() {
+                for s in st.group(g) {
+                    let cur = states.get(s);
+                    if let Some(children) = &cur.children {
+                        for (i, c) in children.iter().enumerate() {
+                            if *c == Some(Running) {
+                                let o = outcomes[rng.below(5) as usize];
+                                states.set_child(s, i, o);
+                            }
+                        }
+                    } else if cur.phase == Some(Running) {
+                        states.set_phase(s, outcomes[rng.below(5) as usize]);
+                    }
+                }
+            }
+        }
+        assert!(done.is_some(), "case {case} never finished: {yaml}");
+    }
+}
