@@ -2,7 +2,7 @@
 //!
 //! What this module owns:
 //! - Opening: creating a new database, checking the schema version of an existing one, and
-//!   upgrading it (see [`upgrade`]).
+//!   upgrading it (see the `upgrade` module).
 //! - Concurrency: any number of MVCC readers ([`Store::read`]) beside one writer task that
 //!   *group-commits* ([`Store::write`]): every write waiting when a transaction starts joins it,
 //!   and each caller is answered once that one durable commit has happened. An fsync costs
