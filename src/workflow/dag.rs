@@ -920,7 +920,8 @@ pub struct Decision {
     /// Loop tasks whose dependencies are met: expand their items and record the children.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expand: Vec<String>,
-    /// Loop children to start now (within the free slots, after `start` in declaration order).
+    /// Loop children to start now (within the free slots; slots go to tasks and children in
+    /// the declaration order of their tasks, children in item order).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub start_children: Vec<ChildStart>,
     /// Tasks whose dependencies are met and whose `when` must be evaluated before they can
@@ -992,6 +993,10 @@ pub fn plan(dag: &Dag, state: &TaskStates, opts: &PlanOptions) -> Decision {
         (None, m) => m,
     };
 
+    let mut startable = vec![false; n];
+    for &i in &pass.start {
+        startable[i] = true;
+    }
     let mut start = Vec::new();
     let mut start_children = Vec::new();
     let mut throttled = Vec::new();
@@ -1022,7 +1027,7 @@ pub fn plan(dag: &Dag, state: &TaskStates, opts: &PlanOptions) -> Decision {
                     }
                 }
             }
-            if pass.start.contains(&i) {
+            if startable[i] {
                 if take_slot(&mut slots) {
                     start.push(name.clone());
                 } else {
@@ -1069,12 +1074,12 @@ pub fn plan(dag: &Dag, state: &TaskStates, opts: &PlanOptions) -> Decision {
             TemplatePhase::Failed,
             Some("template has failed or errored children and failFast enabled".to_owned()),
         )
+    } else if dag.fail_fast {
+        // With failFast the DAG may end before every target has a node: judge the predicted
+        // branches (a target that can no longer run carries its failed parent's phase).
+        assess(dag, &predicted, &branches)
     } else {
-        if dag.fail_fast {
-            assess(dag, &predicted, &branches)
-        } else {
-            assess(dag, &pass.known, &known_branches)
-        }
+        assess(dag, &pass.known, &known_branches)
     };
 
     Decision {
