@@ -9,12 +9,14 @@
 //!   tasks to expand and loop children to start, `when` conditions to evaluate, tasks to mark
 //!   Skipped or Omitted, and the DAG's own phase. It never touches the network.
 //!
-//! How a controller uses it, once per reconcile of a DAG node:
+//! [`plan`] is the DESIGN's `dag::ready(workflow_status)`, widened to everything the controller
+//! must do besides starting pods. How a controller uses it, once per reconcile of a DAG node:
 //! 1. build the [`Dag`] (cheap; validation errors are reported at submission),
 //! 2. read [`TaskStates`] from the node statuses and call [`plan`],
 //! 3. evaluate the `when` of every task in [`Decision::evaluate_when`] (the expression engine
 //!    does that), record the results with [`TaskStates::set_when`] and call [`plan`] again: it
-//!    is pure and fast, and a `when` result can only turn into a start or a skip,
+//!    is pure and fast, and a `when` result can only turn into a start or a skip (a `when` that
+//!    fails to evaluate is the caller's to mark Error, as Argo does),
 //! 4. apply the decision: create Skipped/Omitted nodes, expand loops, create pods (node names
 //!    `<dag node>.<task>`), then mark the DAG node with [`Decision::phase`] once it is final.
 //!
