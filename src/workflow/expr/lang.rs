@@ -987,12 +987,18 @@ pub fn eval(ast: &Ast, scope: &Scope) -> Result<Value, ExprError> {
         scope,
         frames: Vec::new(),
     };
-    ev.eval(&ast.root)
-        .map_err(|(pos, message)| ExprError::Eval {
+    ev.eval(&ast.root).map_err(|(pos, mut message)| {
+        // `steps.flip-coin` parses as `steps.flip - coin`: say how to write it.
+        let before_dash = pos > 0 && ast.src.chars().nth(pos - 1) == Some('-');
+        if message.starts_with("unknown name") && before_dash {
+            message.push_str(" (a name with a dash needs brackets, e.g. steps['flip-coin'])");
+        }
+        ExprError::Eval {
             expr: ast.src.clone(),
             pos,
             message,
-        })
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1238,6 +1244,13 @@ impl Eval<'_> {
             return self.eval(n).map(Some);
         };
         if let Some(path) = static_path(n) {
+            let mut root = n;
+            while let Kind::Member { obj, .. } = &root.kind {
+                root = obj;
+            }
+            if !path.first().is_some_and(|r| self.scope.knows(r)) {
+                return Err((root.pos, format!("unknown name {}", path[0])));
+            }
             return self.resolve_path(&path, n.pos).map(Some);
         }
         let o = match &obj.kind {

@@ -153,9 +153,7 @@ fn render_expression(
     };
     let refs = ast.references();
     match mode {
-        // Argo keeps an expression that reads a variable not in the environment yet (its
-        // `anyVarNotInEnv`), so `retries` or `workflow.status` are not read as nil too early.
-        Unresolved::Keep if refs.iter().any(|r| !scope.knows(r)) => return Ok(None),
+        Unresolved::Keep if refs.iter().any(|r| not_yet_known(r, scope)) => return Ok(None),
         Unresolved::Defer(deferred) if refs.iter().any(|r| deferred(r)) => return Ok(None),
         _ => {}
     }
@@ -176,6 +174,20 @@ fn render_expression(
             message: format!("json: unsupported value {}", v.go_string()),
         }),
     }
+}
+
+/// Whether an expression tag must wait in [`Unresolved::Keep`] mode because of this reference:
+/// its root name is not in scope (Argo keeps any expression reading a variable not in its
+/// environment), or it is one of the variables Argo sets late and must not read as nil early
+/// (`retries`, `lastRetry.*`, `workflow.status`, `workflow.failures`). A missing key under a
+/// known root (`inputs.parameters.x ?? 'default'`) is evaluated, so `??` defaults work.
+fn not_yet_known(reference: &str, scope: &Scope) -> bool {
+    let root = reference.split('.').next().unwrap_or(reference);
+    let late = reference == "retries"
+        || reference.starts_with("lastRetry.")
+        || reference == "workflow.status"
+        || reference == "workflow.failures";
+    !scope.knows(root) || (late && !scope.knows(reference))
 }
 
 /// Every variable the text's tags read, in order. Expression tags must parse.

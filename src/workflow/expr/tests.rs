@@ -194,6 +194,12 @@ fn keep_mode_leaves_unresolved_tags() {
         ("{{=1 +}}", "{{=1 +}}"),
         ("{{=asInt('x')}}", "{{=asInt('x')}}"),
         ("{{=inputs.parameters.x + '0'}}", "10"),
+        ("{{=inputs.parameters.nope ?? 'dflt'}}", "dflt"),
+        ("{{=tasks.A.outputs.result}}", "{{=tasks.A.outputs.result}}"),
+        (
+            "{{=lastRetry.exitCode == '1'}}",
+            "{{=lastRetry.exitCode == '1'}}",
+        ),
         ("{{ .Values.image }}", "{{ .Values.image }}"),
     ];
     for (text, want) in cases {
@@ -795,7 +801,7 @@ const BAD_CONDITIONS: &[(&str, &str)] = &[
         "my-value == my-value",
         "cannot be used with the modifier '-'",
     ),
-    ("hello world == x", "Cannot transition"),
+    ("hello world == x", "unexpected token 'world'"),
     ("v1.2 == v1.2", "No parameter"),
     ("a. == b", "Hanging accessor"),
     ("1 == 1 &&", "Unexpected end"),
@@ -1078,4 +1084,45 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(eval_condition(&format!("{}true", "!".repeat(5000))).is_err());
     assert!(super::regex::Regex::new(&"(".repeat(5000)).is_err());
     assert!(super::regex::Regex::new("(a{1000}){1000}").is_err());
+}
+
+/// The messages users read: each names the tag, expression or condition and says what is wrong.
+#[test]
+fn error_messages_snapshot() {
+    let s = scope();
+    let mut out: Vec<(String, String)> = Vec::new();
+    let texts = [
+        "{{inputs.parameters.typo}}",
+        "echo {{inputs.parameters.message",
+        "{{=inputs.parameters['x'] +}}",
+        "{{=inputs.parameters.x + 1}}",
+        "{{=asInt(inputs.parameters.message)}}",
+        "{{=inputs.parameters.missing}}",
+        "{{=steps.flip-coin.outputs.result}}",
+        "{{=sprig.nosuch(1)}}",
+        "{{=jsonpath(inputs.parameters.json, '$.nope')}}",
+        "{{='a' matches '[a-'}}",
+    ];
+    for t in texts {
+        out.push((t.to_owned(), render(t, &s).unwrap_err().to_string()));
+    }
+    let known = |n: &str| s.knows(n);
+    out.push((
+        "check: {{workflow.parameters.nope}}".into(),
+        check("{{workflow.parameters.nope}}", &known)
+            .unwrap_err()
+            .to_string(),
+    ));
+    for w in [
+        "{{steps.flip-coin.outputs.result}} == my-value",
+        "hello world == hello world",
+        "{{workflow.status}}",
+        "{{=asInt(tasks.A.outputs.result) > 'x'}}",
+    ] {
+        out.push((
+            format!("when: {w}"),
+            eval_when(w, &s).unwrap_err().to_string(),
+        ));
+    }
+    insta::assert_yaml_snapshot!(out);
 }

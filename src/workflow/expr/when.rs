@@ -509,7 +509,7 @@ impl Condition {
             }),
             Some(Tok::Close) => Err(err("Unbalanced parenthesis".into())),
             Some(t) => Err(err(format!(
-                "Cannot transition to token {} here",
+                "unexpected token '{}' (hint: wrap values with spaces or dashes in quotes)",
                 describe(t)
             ))),
         }
