@@ -11,7 +11,8 @@
 //!   trimmed text looked up verbatim; a tag starting with `=` is an expression. Rendering is
 //!   staged as in Argo: [`Unresolved::Keep`] leaves what cannot be resolved yet untouched,
 //!   [`Unresolved::Defer`] leaves only the tags the caller marks deferred (e.g. `tasks.X.*`
-//!   before X ran) and fails on the rest.
+//!   before X ran) and fails on the rest. [`render_json`] and [`unresolved_in_json`] do the
+//!   same over a whole template as JSON and name the offending field's path.
 //! - Expressions ([`Ast`], [`parse`], [`eval`]): the expr-lang dialect Argo uses, parsed once to an
 //!   AST (a bad expression is an error with its column before anything runs), evaluated against
 //!   a [`Scope`], with Argo's added functions (`asInt`, `asFloat`, `toJson`, `jsonpath`, `sprig.*`).
@@ -49,7 +50,8 @@ use std::collections::BTreeMap;
 
 pub use lang::{Ast, eval, parse};
 pub use template::{
-    TagRef, Unresolved, check, is_validated_name, references, render, render_with, unresolved_tags,
+    TagRef, Unresolved, check, is_validated_name, references, render, render_json, render_with,
+    unresolved_in_json, unresolved_tags,
 };
 pub use value::Value;
 pub use when::{Condition, eval_condition, eval_when};

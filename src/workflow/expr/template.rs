@@ -236,3 +236,100 @@ pub fn check(text: &str, known: &dyn Fn(&str) -> bool) -> Result<(), ExprError> 
         None => Ok(()),
     }
 }
+
+/// Renders every string of a JSON document (object keys too, as Argo renders the template's
+/// whole JSON text). An error names the field as a JSON path (`.container.args[0]`).
+pub fn render_json(
+    doc: &serde_json::Value,
+    scope: &Scope,
+    mode: Unresolved<'_>,
+) -> Result<serde_json::Value, (String, ExprError)> {
+    fn go(
+        v: &serde_json::Value,
+        path: &mut String,
+        scope: &Scope,
+        mode: Unresolved<'_>,
+    ) -> Result<serde_json::Value, (String, ExprError)> {
+        Ok(match v {
+            serde_json::Value::String(s) => serde_json::Value::String(
+                render_with(s, scope, mode).map_err(|e| (path.clone(), e))?,
+            ),
+            serde_json::Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    out.push(go(item, path, scope, mode)?);
+                    path.truncate(len);
+                }
+                serde_json::Value::Array(out)
+            }
+            serde_json::Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (k, item) in map {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(k);
+                    let key = render_with(k, scope, mode).map_err(|e| (path.clone(), e))?;
+                    out.insert(key, go(item, path, scope, mode)?);
+                    path.truncate(len);
+                }
+                serde_json::Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+    go(doc, &mut String::new(), scope, mode)
+}
+
+/// Validation of a whole JSON document (a template as JSON): every reference `known` rejects,
+/// with the JSON path of its field; the first syntax error stops the walk, with its path.
+pub fn unresolved_in_json(
+    doc: &serde_json::Value,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<Vec<(String, TagRef)>, (String, ExprError)> {
+    fn go(
+        v: &serde_json::Value,
+        path: &mut String,
+        known: &dyn Fn(&str) -> bool,
+        out: &mut Vec<(String, TagRef)>,
+    ) -> Result<(), (String, ExprError)> {
+        match v {
+            serde_json::Value::String(s) => text(s, path, known, out)?,
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    go(item, path, known, out)?;
+                    path.truncate(len);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(k);
+                    text(k, path, known, out)?;
+                    go(item, path, known, out)?;
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    fn text(
+        s: &str,
+        path: &str,
+        known: &dyn Fn(&str) -> bool,
+        out: &mut Vec<(String, TagRef)>,
+    ) -> Result<(), (String, ExprError)> {
+        for r in unresolved_tags(s, known).map_err(|e| (path.to_owned(), e))? {
+            out.push((path.to_owned(), r));
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    go(doc, &mut String::new(), known, &mut out)?;
+    Ok(out)
+}

@@ -1058,8 +1058,8 @@ const ALPHABET: &[&str] = &[
 fn garbage_never_panics() {
     let s = scope();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..4000 {
-        let n = (rng.next() % 12) as usize;
+    for _ in 0..20_000 {
+        let n = (rng.next() % 16) as usize;
         let mut text = String::new();
         for _ in 0..n {
             text.push_str(ALPHABET[(rng.next() % ALPHABET.len() as u64) as usize]);
@@ -1125,4 +1125,46 @@ fn error_messages_snapshot() {
         ));
     }
     insta::assert_yaml_snapshot!(out);
+}
+
+#[test]
+fn json_documents_render_and_validate_with_field_paths() {
+    let s = scope();
+    let doc = json!({
+        "name": "print",
+        "container": {
+            "image": "{{inputs.parameters.image}}:{{inputs.parameters.tag}}",
+            "args": ["{{inputs.parameters.message}}", "{{=asInt(inputs.parameters.x) + 1}}", 3],
+        },
+        "{{workflow.name}}": true,
+    });
+    let out = render_json(&doc, &s, Unresolved::Error).unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "name": "print",
+            "container": {"image": "debian:9.1", "args": ["hello world", "6", 3]},
+            "wf-abc": true,
+        })
+    );
+    let bad = json!({"container": {"args": ["ok", "{{inputs.parameters.typo}}"]}});
+    assert_eq!(
+        render_json(&bad, &s, Unresolved::Error),
+        Err((
+            ".container.args[1]".into(),
+            ExprError::Unresolved {
+                tag: "inputs.parameters.typo".into()
+            }
+        ))
+    );
+    let known = |n: &str| s.knows(n) || !is_validated_name(n);
+    let found = unresolved_in_json(&bad, &known).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, ".container.args[1]");
+    assert_eq!(found[0].1.name, "inputs.parameters.typo");
+    let syntax = json!({"when": "{{=1 +}}"});
+    assert!(matches!(
+        unresolved_in_json(&syntax, &known),
+        Err((path, ExprError::Syntax { .. })) if path == ".when"
+    ));
 }
