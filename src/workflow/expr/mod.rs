@@ -285,3 +285,13 @@ fn insert_path(map: &mut BTreeMap<String, Value>, path: &str, v: &Value) {
         }
     }
 }
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Scope {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut s = Scope::new();
+        for (k, v) in iter {
+            s.insert(k, v);
+        }
+        s
+    }
+}

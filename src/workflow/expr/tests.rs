@@ -1168,3 +1168,26 @@ fn json_documents_render_and_validate_with_field_paths() {
         Err((path, ExprError::Syntax { .. })) if path == ".when"
     ));
 }
+
+#[test]
+fn scope_from_pairs_and_parsed_expressions_are_reusable() {
+    let s: Scope = [("inputs.parameters.n", "2"), ("workflow.name", "w")]
+        .into_iter()
+        .collect();
+    assert_eq!(s.len(), 2);
+    let ast = parse("asInt(inputs.parameters.n) * 10 + len(workflow.name)").unwrap();
+    assert_eq!(
+        ast.source(),
+        "asInt(inputs.parameters.n) * 10 + len(workflow.name)"
+    );
+    assert_eq!(ast.references(), ["inputs.parameters.n", "workflow.name"]);
+    assert_eq!(eval(&ast, &s), Ok(Value::Int(21)));
+    let other = Scope::new()
+        .with("inputs.parameters.n", "3")
+        .with("workflow.name", "ab");
+    assert_eq!(eval(&ast, &other), Ok(Value::Int(32)));
+    // Typed values (sensor payloads) work too.
+    let typed = Scope::new().with("body", json!({"n": 4, "tags": ["a", "b"]}));
+    let ast = parse("body.n * 2 == 8 && 'b' in body.tags").unwrap();
+    assert_eq!(eval(&ast, &typed), Ok(Value::Bool(true)));
+}
