@@ -28,6 +28,14 @@
 //! memory. Regexes (`matches`, `=~`, `sprig.regex*`) use an own linear-time matcher implementing
 //! RE2 syntax without Unicode classes (`\pL`) and without backreferences (RE2 has none either).
 //!
+//! Known differences from Argo (each an error or a documented choice, never a silent wrong
+//! answer): govaluate's conversion of quoted dates to times is not done (ISO dates compare the
+//! same as strings); `sprig` functions that are random, time-based, or need SHA-1 (`shuffle`,
+//! `now`, `date`, `uuidv4`, `sha1sum`, semver) are unknown functions at parse time; `jsonpath`
+//! filters (`[?(...)]`) are an error; regex replacement expands numbered groups only; JSON
+//! integers stay ints (Go would make them float64, which only matters for `%`); a simple tag of a
+//! non-string value renders as JSON where Argo, whose values are all strings, cannot get one.
+//!
 //! Wiring (for the controller): build a [`Scope`] per template invocation (global parameters,
 //! `workflow.*`, inputs, `item`/`item.*` via [`Scope::set_item`], completed `steps.*`/`tasks.*`
 //! outputs); validate every templated field at submission with [`check`] and a predicate of
