@@ -207,8 +207,8 @@ pub(crate) fn is_predicate(name: &str) -> bool {
 }
 
 pub(crate) fn is_sprig(name: &str) -> bool {
-    // `shuffle` is random; it is listed only to give a precise error.
-    SPRIG.contains(&name) && name != "shuffle"
+    // `shuffle` is random and SHA-1 is not available: both are refused when parsing.
+    SPRIG.contains(&name) && name != "shuffle" && name != "sha1sum"
 }
 
 fn arity(name: &str, args: usize, min: usize, max: usize) -> Result<(), String> {

@@ -676,6 +676,7 @@ const EXPRESSION_ERRORS: &[(&str, bool, &str)] = &[
     ("foo(1)", true, "unknown function foo"),
     ("sprig.nope(1)", true, "sprig.nope"),
     ("sprig.shuffle('ab')", true, "sprig.shuffle"),
+    ("sprig.sha1sum('ab')", true, "sprig.sha1sum"),
     ("inputs.trim()", true, "unknown method trim"),
     ("#", true, "inside a predicate"),
     ("1 not == 2", true, "`not` must be followed"),
