@@ -1,0 +1,504 @@
+//! Diff: Argo CD's comparison of desired (or predicted) and live objects, as pure functions.
+//!
+//! This module owns *whether* a resource is in sync and *what* differs; it never talks to a
+//! cluster. The controller fetches live objects (and, in server-side mode, the "would-be" object
+//! from a server-side-apply dry run) and hands them in as `serde_json::Value`s.
+//!
+//! # Public API (how a controller wires it)
+//!
+//! ```text
+//! let opts = DiffOptions::for_app(&app, &system_ignore_differences);   // + mode, status rule
+//! opts.validate()?;                       // bad pointer / jq / managedFields → app condition
+//! let cmp = compare_app(&desired, &live, &opts);   // desired: namespaces already defaulted
+//! cmp.status                              // Synced | OutOfSync | Unknown → .status.sync.status
+//! cmp.in_sync()                           // → sync::PlanInput::in_sync (ApplyOutOfSyncOnly)
+//! cmp.resources[i].diff                   // → `cairn app diff` (text) and the UI (patch)
+//! ```
+//!
+//! One resource at a time: [`diff()`] (`target` is the desired object in client-side mode, the
+//! dry-run result in server-side mode; see [`DiffMode`]).
+//!
+//! # What a comparison ignores (both sides alike)
+//! - Server-set metadata: `managedFields`, `resourceVersion`, `uid`, `generation`,
+//!   `creationTimestamp`, `selfLink`, `deletionTimestamp`, `deletionGracePeriodSeconds`; the
+//!   annotations `kubectl.kubernetes.io/last-applied-configuration` and
+//!   `argocd.argoproj.io/tracking-id` (ownership is the planner's check, not a difference).
+//! - `.status`, per [`StatusComparison`] (default: every kind, Argo CD 3's
+//!   `ignoreResourceStatusField: all`; `IgnoreCrdOnly` is Argo CD 2's default `crd`).
+//! - `null`, `{}` and `[]` (Kubernetes drops them on write); `1` and `1.0`.
+//! - A Secret's `stringData` is folded into `data` (base64) first, as the API server does.
+//! - `ignoreDifferences` rules of the application and of the system whose group and kind match
+//!   (`*` globs) and whose name and namespace match when set: `jsonPointers` (RFC 6901),
+//!   `jqPathExpressions` (the subset in [`jq`]), `managedFieldsManagers` (fields the live
+//!   object's `managedFields` give to those managers, [`managed`]). Each is removed from both
+//!   sides, so the live value wins.
+//! - Client-side mode only: live fields the desired object does not set.
+//!
+//! # Invariants
+//! - Lists are compared by position, never by merge key: a reordered list is a difference (as
+//!   in Argo CD, e.g. the HPA metrics order its docs warn about). Server-side mode gets merge
+//!   semantics from the API server's dry run instead.
+//! - No Secret value is ever in a [`ResourceDiff`]: both sides are masked together by
+//!   [`secret::mask_secrets`] (equal values share a marker, different ones do not), so a
+//!   change is still detected and visible as a change.
+//! - Output is deterministic: keys sorted, patches in key order, text diff of sorted YAML.
+//! - Hooks (anything `sync::hooks::classify` does not call an ordinary resource) are left out
+//!   of the comparison, as Argo CD leaves them out of the sync status.
+//! - A failed comparison makes that resource `Unknown`, never `Synced`; the application is
+//!   `OutOfSync` if any resource is, else `Unknown` if any is, else `Synced`.
+//!
+//! Sources: Argo CD user guide "Diffing Customization", "Diff Strategies", "Compare Options"
+//! (`IgnoreExtraneous`), "Sync Options"; gitops-engine `pkg/diff` (two-way diff of
+//! fields the user set, `HideSecretData` marker scheme). The code is cairn's own.
+
+pub mod jq;
+pub mod managed;
+pub mod normalize;
+pub mod patch;
+pub mod pointer;
+pub mod secret;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::gitops::sync::hooks::{Classification, classify};
+use crate::gitops::types::{Application, ResourceIgnoreDifferences};
+use crate::k8s::ResourceKey;
+
+pub use patch::JsonPatchOp;
+pub use secret::{mask_secret, mask_secrets};
+
+/// kubectl's annotation holding the last applied object.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Per-resource comparison options (`argocd.argoproj.io/compare-options`).
+pub const COMPARE_OPTIONS: &str = "argocd.argoproj.io/compare-options";
+
+/// Why a comparison could not be made. Every variant names what was at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffError {
+    /// An `ignoreDifferences.jsonPointers` entry is not an RFC 6901 pointer.
+    #[error("ignoreDifferences jsonPointer {pointer:?}: {reason}")]
+    BadJsonPointer {
+        /// The pointer as written.
+        pointer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `jqPathExpressions` entry is outside the supported subset (see [`jq`]).
+    #[error("ignoreDifferences jqPathExpression {expression:?} is not supported: {reason}")]
+    UnsupportedJq {
+        /// The expression as written.
+        expression: String,
+        /// Where and why it was refused, with the supported forms.
+        reason: String,
+    },
+    /// A live object's `managedFields` entry has a malformed `fieldsV1`.
+    #[error("managedFields of manager {manager:?}: element {element:?}: {reason}")]
+    BadManagedFields {
+        /// The entry's manager.
+        manager: String,
+        /// The offending FieldsV1 key.
+        element: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// An object lacks what identifies it.
+    #[error("{side} object: {reason}")]
+    InvalidObject {
+        /// "target" or "live".
+        side: &'static str,
+        /// What is missing (e.g. "no kind").
+        reason: String,
+    },
+}
+
+impl DiffError {
+    /// Stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            DiffError::BadJsonPointer { .. } => "bad_json_pointer",
+            DiffError::UnsupportedJq { .. } => "unsupported_jq",
+            DiffError::BadManagedFields { .. } => "bad_managed_fields",
+            DiffError::InvalidObject { .. } => "invalid_object",
+        }
+    }
+}
+
+/// What `target` is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiffMode {
+    /// `target` is the rendered desired object: only fields it sets are compared (Argo CD's
+    /// legacy diff for fields the user did not set).
+    #[default]
+    ClientSide,
+    /// `target` is the API server's answer to a server-side-apply dry run of the desired
+    /// object (defaults, mutating webhooks and merge semantics applied): compared whole.
+    ServerSide,
+}
+
+/// Which kinds' `.status` is ignored (`resource.compareoptions.ignoreResourceStatusField`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusComparison {
+    /// Every kind (`all`, Argo CD 3's default).
+    #[default]
+    IgnoreAll,
+    /// CustomResourceDefinitions only (`crd`, Argo CD 2's default).
+    IgnoreCrdOnly,
+    /// Status is compared (`none`).
+    Compare,
+}
+
+/// Options of one comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiffOptions {
+    /// Client-side or server-side.
+    pub mode: DiffMode,
+    /// Status handling.
+    pub status: StatusComparison,
+    /// `ignoreDifferences` rules: the application's and the system's
+    /// (`resource.customizations.ignoreDifferences.*`), in any order.
+    pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+}
+
+impl DiffOptions {
+    /// Options for `app`: its `spec.ignoreDifferences` plus system-level rules.
+    pub fn for_app(app: &Application, system: &[ResourceIgnoreDifferences]) -> Self {
+        let mut ignore_differences = app.spec.ignore_differences.clone().unwrap_or_default();
+        ignore_differences.extend(system.iter().cloned());
+        DiffOptions {
+            ignore_differences,
+            ..DiffOptions::default()
+        }
+    }
+
+    /// Check every pointer and jq expression once, so a bad rule becomes one application
+    /// condition instead of an `Unknown` on each resource.
+    pub fn validate(&self) -> Result<(), DiffError> {
+        for rule in &self.ignore_differences {
+            for p in rule.json_pointers.iter().flatten() {
+                pointer::parse(p)?;
+            }
+            for e in rule.jq_path_expressions.iter().flatten() {
+                jq::JqPath::parse(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of comparing one object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceDiff {
+    /// Whether the normalized objects differ.
+    pub modified: bool,
+    /// Normalized live object, keys sorted, Secret values masked.
+    pub normalized_live: Value,
+    /// Normalized target object, keys sorted, Secret values masked.
+    pub normalized_target: Value,
+    /// RFC 6902 operations turning `normalized_live` into `normalized_target`.
+    pub patch: Vec<JsonPatchOp>,
+    /// Unified diff of the two as YAML (`--- live` / `+++ target`); empty when not modified.
+    pub text: String,
+}
+
+/// Compare one object: `target` (desired, or predicted in server-side mode) against `live`.
+pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<ResourceDiff, DiffError> {
+    let key = key_of(target, "target")?;
+    let rules = matching_rules(&key, &opts.ignore_differences);
+    let managers: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.managed_fields_managers.iter().flatten().cloned())
+        .collect();
+    // Read ownership before normalization strips managedFields.
+    let owned = if managers.is_empty() {
+        None
+    } else {
+        Some(managed::FieldSet::of_managers(live, &managers)?)
+    };
+    let pointers = rules
+        .iter()
+        .flat_map(|r| r.json_pointers.iter().flatten())
+        .map(|p| pointer::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let jqs = rules
+        .iter()
+        .flat_map(|r| r.jq_path_expressions.iter().flatten())
+        .map(|e| jq::JqPath::parse(e))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut t = target.clone();
+    let mut l = live.clone();
+    for side in [&mut t, &mut l] {
+        secret::fold_string_data(side);
+        normalize::strip_server_fields(side, opts.status);
+        for p in &pointers {
+            pointer::remove(side, p);
+        }
+        for q in &jqs {
+            q.remove(side);
+        }
+        if let Some(owned) = &owned {
+            owned.remove_from(side);
+        }
+        normalize::prune_empty(side);
+    }
+    if opts.mode == DiffMode::ClientSide {
+        normalize::trim_to_desired(&mut l, &t);
+        normalize::prune_empty(&mut l);
+    }
+    secret::mask_secrets(&mut [&mut t, &mut l]);
+    let (t, l) = (patch::canonical(&t), patch::canonical(&l));
+    let ops = patch::json_patch(&l, &t);
+    let modified = !ops.is_empty();
+    let text = if modified {
+        patch::unified(
+            &patch::to_yaml(Some(&l)),
+            &patch::to_yaml(Some(&t)),
+            "live",
+            "target",
+        )
+    } else {
+        String::new()
+    };
+    Ok(ResourceDiff {
+        modified,
+        normalized_live: l,
+        normalized_target: t,
+        patch: ops,
+        text,
+    })
+}
+
+/// The identity of an object (`side` names it in errors).
+pub fn key_of(obj: &Value, side: &'static str) -> Result<ResourceKey, DiffError> {
+    let text = |ptr: &str| obj.pointer(ptr).and_then(Value::as_str);
+    let missing = |what: &str| DiffError::InvalidObject {
+        side,
+        reason: format!("no {what}"),
+    };
+    let api_version = text("/apiVersion").ok_or_else(|| missing("apiVersion"))?;
+    let kind = text("/kind").ok_or_else(|| missing("kind"))?;
+    let name = text("/metadata/name").ok_or_else(|| missing("metadata.name"))?;
+    Ok(ResourceKey::from_api_version(
+        api_version,
+        kind,
+        text("/metadata/namespace"),
+        name,
+    ))
+}
+
+/// Rules that apply to `key`: group and kind as `*` globs, name and namespace exact when set.
+fn matching_rules<'r>(
+    key: &ResourceKey,
+    rules: &'r [ResourceIgnoreDifferences],
+) -> Vec<&'r ResourceIgnoreDifferences> {
+    rules
+        .iter()
+        .filter(|r| {
+            glob(r.group.as_deref().unwrap_or(""), &key.group)
+                && glob(r.kind.as_deref().unwrap_or(""), &key.kind)
+                && r.name
+                    .as_deref()
+                    .is_none_or(|n| n.is_empty() || n == key.name)
+                && r.namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns.is_empty() || Some(ns) == key.namespace.as_deref())
+        })
+        .collect()
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == text;
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Argo CD's per-resource sync status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SyncStatusCode {
+    /// Live equals desired after normalization.
+    Synced,
+    /// Missing, extraneous, or different.
+    OutOfSync,
+    /// The comparison failed.
+    Unknown,
+}
+
+impl SyncStatusCode {
+    /// The string Argo CD writes in `.status.sync.status` and `.status.resources[].status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatusCode::Synced => "Synced",
+            SyncStatusCode::OutOfSync => "OutOfSync",
+            SyncStatusCode::Unknown => "Unknown",
+        }
+    }
+}
+
+/// The comparison of one resource of an application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceComparison {
+    /// The resource.
+    pub key: ResourceKey,
+    /// Its sync status.
+    pub status: SyncStatusCode,
+    /// Live but not desired: a prune candidate.
+    pub requires_pruning: bool,
+    /// Extraneous, but `IgnoreExtraneous` keeps it out of the application's status.
+    pub ignore_extraneous: bool,
+    /// The difference, when both sides exist and the comparison succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<ResourceDiff>,
+    /// Why the comparison failed (status `Unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The comparison of a whole application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppComparison {
+    /// Aggregated status (see the module invariants).
+    pub status: SyncStatusCode,
+    /// Every non-hook resource, sorted by key.
+    pub resources: Vec<ResourceComparison>,
+    /// Objects that could not be identified (no kind, name…), with the reason; they make the
+    /// application `Unknown` unless something is `OutOfSync`.
+    pub errors: Vec<String>,
+}
+
+impl AppComparison {
+    /// Resources found in sync (the planner's `in_sync`, for `ApplyOutOfSyncOnly`).
+    pub fn in_sync(&self) -> BTreeSet<ResourceKey> {
+        self.resources
+            .iter()
+            .filter(|r| r.status == SyncStatusCode::Synced)
+            .map(|r| r.key.clone())
+            .collect()
+    }
+}
+
+/// Whether `obj` carries `name` in its comma-separated `compare-options` annotation.
+pub fn has_compare_option(obj: &Value, name: &str) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(COMPARE_OPTIONS))
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.split(',').any(|o| o.trim() == name))
+}
+
+/// Compare one resource given either side (at least one).
+pub fn compare_resource(
+    key: ResourceKey,
+    target: Option<&Value>,
+    live: Option<&Value>,
+    opts: &DiffOptions,
+) -> ResourceComparison {
+    let mut out = ResourceComparison {
+        key,
+        status: SyncStatusCode::OutOfSync,
+        requires_pruning: false,
+        ignore_extraneous: false,
+        diff: None,
+        error: None,
+    };
+    match (target, live) {
+        (Some(t), Some(l)) => match diff(t, l, opts) {
+            Ok(d) => {
+                if !d.modified {
+                    out.status = SyncStatusCode::Synced;
+                }
+                out.diff = Some(d);
+            }
+            Err(e) => {
+                out.status = SyncStatusCode::Unknown;
+                out.error = Some(e.to_string());
+            }
+        },
+        (None, Some(l)) => {
+            out.requires_pruning = true;
+            out.ignore_extraneous = has_compare_option(l, "IgnoreExtraneous");
+        }
+        // Missing live object (or nothing at all): the resource must be created.
+        _ => {}
+    }
+    out
+}
+
+/// Compare an application's desired objects with its live ones (those tracked to it and those
+/// sharing a desired object's identity), pairing them by [`ResourceKey`]. Desired objects must
+/// already carry their namespace (the destination's, for namespaced kinds).
+pub fn compare_app(desired: &[Value], live: &[Value], opts: &DiffOptions) -> AppComparison {
+    let mut errors = Vec::new();
+    let mut pairs: BTreeMap<ResourceKey, (Option<&Value>, Option<&Value>)> = BTreeMap::new();
+    for (side, objs) in [("target", desired), ("live", live)] {
+        for (i, obj) in objs.iter().enumerate() {
+            let key = match key_of(obj, side) {
+                Ok(k) => k,
+                Err(e) => {
+                    errors.push(format!("{side} object #{i}: {e}"));
+                    continue;
+                }
+            };
+            // Hooks are not part of the desired state Argo CD compares; a hook annotation
+            // that cannot be read is the planner's error to report, so such an object is compared.
+            if matches!(classify(obj, &key), Ok(c) if c != Classification::Resource) {
+                continue;
+            }
+            let entry = pairs.entry(key).or_default();
+            if side == "target" {
+                entry.0 = Some(obj);
+            } else {
+                entry.1 = Some(obj);
+            }
+        }
+    }
+    let resources: Vec<ResourceComparison> = pairs
+        .into_iter()
+        .map(|(key, (t, l))| compare_resource(key, t, l, opts))
+        .collect();
+    let status = aggregate(&resources, !errors.is_empty());
+    AppComparison {
+        status,
+        resources,
+        errors,
+    }
+}
+
+/// Application status: `OutOfSync` if any counted resource is (an extraneous resource with
+/// `IgnoreExtraneous` does not count), else `Unknown` if any comparison failed, else `Synced`.
+pub fn aggregate(resources: &[ResourceComparison], had_errors: bool) -> SyncStatusCode {
+    let counted = resources.iter().filter(|r| !r.ignore_extraneous);
+    let mut status = if had_errors {
+        SyncStatusCode::Unknown
+    } else {
+        SyncStatusCode::Synced
+    };
+    for r in counted {
+        match r.status {
+            SyncStatusCode::OutOfSync => return SyncStatusCode::OutOfSync,
+            SyncStatusCode::Unknown => status = SyncStatusCode::Unknown,
+            SyncStatusCode::Synced => {}
+        }
+    }
+    status
+}
