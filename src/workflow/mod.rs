@@ -8,5 +8,6 @@
 pub mod dag;
 pub mod depends;
 pub mod expr;
+pub mod retry;
 pub mod steps;
 pub mod types;
