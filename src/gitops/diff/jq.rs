@@ -344,6 +344,9 @@ impl Parser<'_> {
                             ));
                         }
                         Some('[') => {}
+                        Some('.') => {
+                            return Err(self.unsupported("recursive descent '..' is not supported"));
+                        }
                         // The identity `.`, possibly before a pipe or the end.
                         _ if steps.is_empty() => {}
                         _ => return Err(self.unsupported("expected a field name after '.'")),

@@ -81,8 +81,8 @@ fn is_empty(v: &Value) -> bool {
 
 /// Client-side mode: keep in `live` only what `desired` sets, as Argo CD's two-way diff does for
 /// fields the user never wrote (defaults, fields other controllers add). Maps are trimmed key by
-/// key; lists of equal length are trimmed item by item (positionally); a list whose length
-/// differs is kept whole, since the difference is then real.
+/// key; lists item by item, by position, over the items both have; live items beyond the
+/// desired list's length are kept whole, so an extra item is a difference showing just itself.
 pub fn trim_to_desired(live: &mut Value, desired: &Value) {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => {
@@ -93,7 +93,7 @@ pub fn trim_to_desired(live: &mut Value, desired: &Value) {
                 }
             }
         }
-        (Value::Array(l), Value::Array(d)) if l.len() == d.len() => {
+        (Value::Array(l), Value::Array(d)) => {
             for (lv, dv) in l.iter_mut().zip(d) {
                 trim_to_desired(lv, dv);
             }
