@@ -23,8 +23,8 @@
 //!   `creationTimestamp`, `selfLink`, `deletionTimestamp`, `deletionGracePeriodSeconds`; the
 //!   annotations `kubectl.kubernetes.io/last-applied-configuration` and
 //!   `argocd.argoproj.io/tracking-id` (ownership is the planner's check, not a difference).
-//! - `.status`, per [`StatusComparison`] (default: every kind, Argo CD 3's
-//!   `ignoreResourceStatusField: all`; `IgnoreCrdOnly` is Argo CD 2's default `crd`).
+//! - `.status`, per [`StatusComparison`] (default: every kind, Argo CD 3's default
+//!   `ignoreResourceStatusField: all`; `crd` was Argo CD 2's default).
 //! - `null`, `{}` and `[]` (Kubernetes drops them on write); `1` and `1.0`.
 //! - A Secret's `stringData` is folded into `data` (base64) first, as the API server does.
 //! - `ignoreDifferences` rules of the application and of the system whose group and kind match
@@ -108,6 +108,12 @@ pub enum DiffError {
         /// What was expected.
         reason: String,
     },
+    /// `resource.compareoptions.ignoreResourceStatusField` holds an unknown value.
+    #[error("ignoreResourceStatusField {value:?}: expected all, crd or off")]
+    BadStatusComparison {
+        /// The value as written.
+        value: String,
+    },
     /// An object lacks what identifies it.
     #[error("{side} object: {reason}")]
     InvalidObject {
@@ -126,6 +132,7 @@ impl DiffError {
             DiffError::UnsupportedJq { .. } => "unsupported_jq",
             DiffError::BadManagedFields { .. } => "bad_managed_fields",
             DiffError::InvalidObject { .. } => "invalid_object",
+            DiffError::BadStatusComparison { .. } => "bad_status_comparison",
         }
     }
 }
@@ -150,8 +157,22 @@ pub enum StatusComparison {
     IgnoreAll,
     /// CustomResourceDefinitions only (`crd`, Argo CD 2's default).
     IgnoreCrdOnly,
-    /// Status is compared (`none`).
+    /// Status is compared (`off`).
     Compare,
+}
+
+impl StatusComparison {
+    /// Read Argo CD's setting: `all`, `crd`, `off` (`none` accepted too); empty means the default.
+    pub fn parse(value: &str) -> Result<Self, DiffError> {
+        match value.trim() {
+            "" | "all" => Ok(StatusComparison::IgnoreAll),
+            "crd" => Ok(StatusComparison::IgnoreCrdOnly),
+            "off" | "none" => Ok(StatusComparison::Compare),
+            other => Err(DiffError::BadStatusComparison {
+                value: other.to_owned(),
+            }),
+        }
+    }
 }
 
 /// Options of one comparison.
@@ -164,6 +185,10 @@ pub struct DiffOptions {
     /// `ignoreDifferences` rules: the application's and the system's
     /// (`resource.customizations.ignoreDifferences.*`), in any order.
     pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+    /// Annotations whose values are masked on Secrets like their data
+    /// (`resource.sensitive.mask.annotations`).
+    #[serde(default)]
+    pub sensitive_annotations: Vec<String>,
 }
 
 impl DiffOptions {
@@ -253,7 +278,7 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
         normalize::trim_to_desired(&mut l, &t);
         normalize::prune_empty(&mut l);
     }
-    secret::mask_secrets(&mut [&mut t, &mut l]);
+    secret::mask_secrets(&mut [&mut t, &mut l], &opts.sensitive_annotations);
     let (t, l) = (patch::canonical(&t), patch::canonical(&l));
     let ops = patch::json_patch(&l, &t);
     let modified = !ops.is_empty();
@@ -314,7 +339,8 @@ fn matching_rules<'r>(
         .collect()
 }
 
-/// `*` matches any run of characters; everything else literally.
+/// `*` matches any run of characters; everything else literally. (Argo CD's glob library also
+/// knows `?`, `[...]` and `{a,b}`; group and kind patterns in the wild use `*` only.)
 pub fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     let [first, middle @ .., last] = parts.as_slice() else {

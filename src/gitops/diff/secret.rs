@@ -1,14 +1,16 @@
 //! Secret masking: no Secret value ever leaves the diff, yet a change is still visible.
 //!
-//! Argo CD's scheme: every distinct value seen under a key (across the objects masked
-//! together) gets its own run of `+` characters, the first `++++++++` (8), the next one longer by
-//! one, and so on. Equal values on both sides get the same marker, so "no change" looks equal;
+//! Argo CD's scheme (gitops-engine `HideSecretData`): every distinct value seen under a key
+//! (across the objects masked together, in the order given: target, live) gets its own run of
+//! `+` characters, the first `++++++++` (8), each next one 4 longer. Equal values on both sides get the same marker, so "no change" looks equal;
 //! different values get markers of different length, so a change still shows as a change.
 //!
 //! Invariants: after [`mask_secrets`], no `data`/`stringData` value of a Secret is present in
 //! either object, nor in its `kubectl.kubernetes.io/last-applied-configuration` annotation (its
 //! `data`/`stringData` are masked with the same markers, or the whole annotation is replaced
-//! when it cannot be parsed). Objects that are not `v1` Secrets are left untouched.
+//! when it cannot be parsed). Annotations named as sensitive (Argo CD's
+//! `resource.sensitive.mask.annotations`) are masked on Secrets by the same scheme. Objects
+//! that are not `v1` Secrets are left untouched.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,9 @@ use super::LAST_APPLIED;
 /// The first marker: 8 `+`, as Argo CD writes it.
 const FIRST_MARKER_LEN: usize = 8;
 
+/// How much longer each further distinct value's marker is, as in Argo CD.
+const MARKER_STEP: usize = 4;
+
 /// Whether `obj` is a core-group Secret.
 pub fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
@@ -27,17 +32,18 @@ pub fn is_secret(obj: &Value) -> bool {
 
 /// Mask one object alone (for display of a single object, e.g. `cairn app manifests`).
 pub fn mask_secret(obj: &mut Value) {
-    mask_secrets(&mut [obj]);
+    mask_secrets(&mut [obj], &[]);
 }
 
 /// Mask a set of versions of the same Secret together (target, live, ...), so equal values get
-/// equal markers. Non-Secret objects in the set are left as they are.
-pub fn mask_secrets(objs: &mut [&mut Value]) {
-    // Per key, distinct values in first-seen order → marker.
-    let mut markers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut marker_for = |key: &str, value: &Value| -> Value {
+/// equal markers; also the values of the `sensitive_annotations`. Non-Secret objects in the set
+/// are left as they are.
+pub fn mask_secrets(objs: &mut [&mut Value], sensitive_annotations: &[String]) {
+    // Per (field, key), distinct values in first-seen order → marker.
+    let mut markers: BTreeMap<(&'static str, String), Vec<String>> = BTreeMap::new();
+    let mut marker_for = |field: &'static str, key: &str, value: &Value| -> Value {
         let text = value.to_string();
-        let seen = markers.entry(key.to_owned()).or_default();
+        let seen = markers.entry((field, key.to_owned())).or_default();
         let n = match seen.iter().position(|v| *v == text) {
             Some(n) => n,
             None => {
@@ -45,7 +51,7 @@ pub fn mask_secrets(objs: &mut [&mut Value]) {
                 seen.len() - 1
             }
         };
-        Value::String("+".repeat(FIRST_MARKER_LEN + n))
+        Value::String("+".repeat(FIRST_MARKER_LEN + MARKER_STEP * n))
     };
     for obj in objs.iter_mut() {
         if !is_secret(obj) {
@@ -58,6 +64,11 @@ pub fn mask_secrets(objs: &mut [&mut Value]) {
         else {
             continue;
         };
+        for (k, v) in annotations.iter_mut() {
+            if k != LAST_APPLIED && sensitive_annotations.contains(k) {
+                *v = marker_for("annotations", k, v);
+            }
+        }
         let Some(Value::String(applied)) = annotations.get_mut(LAST_APPLIED) else {
             continue;
         };
@@ -72,13 +83,15 @@ pub fn mask_secrets(objs: &mut [&mut Value]) {
     }
 }
 
-fn mask_data(obj: &mut Value, marker_for: &mut impl FnMut(&str, &Value) -> Value) {
+fn mask_data(obj: &mut Value, marker_for: &mut impl FnMut(&'static str, &str, &Value) -> Value) {
     for field in ["data", "stringData"] {
         match obj.get_mut(field) {
             Some(Value::Object(map)) => {
                 let masked: Map<String, Value> = map
                     .iter()
-                    .map(|(k, v)| (k.clone(), marker_for(k, v)))
+                    // stringData was folded into data before a comparison; for display
+                    // of a lone object both share the key's markers.
+                    .map(|(k, v)| (k.clone(), marker_for("data", k, v)))
                     .collect();
                 *map = masked;
             }

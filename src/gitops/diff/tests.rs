@@ -142,6 +142,7 @@ fn opts(mode: DiffMode, rules: Vec<ResourceIgnoreDifferences>) -> DiffOptions {
         mode,
         status: StatusComparison::default(),
         ignore_differences: rules,
+        sensitive_annotations: vec![],
     }
 }
 
@@ -584,6 +585,7 @@ fn small_cases() -> Vec<Case> {
         mode: DiffMode::ServerSide,
         status,
         ignore_differences: vec![],
+        sensitive_annotations: vec![],
     };
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "x.example.com"}, "spec": {"group": "example.com"}});
@@ -1001,19 +1003,31 @@ fn mask_secret_alone_and_last_applied() {
         json!("++++++++")
     );
 
-    // Same key, three distinct values across three versions: 8, 9, 10 markers, in order.
+    // Sensitive annotations are masked on Secrets only.
+    let mut s = secret(json!({}));
+    s["metadata"]["annotations"] = json!({"vault/token": "s3cr3t", "team": "ops"});
+    let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "annotations": {"vault/token": "visible"}}});
+    mask_secrets(&mut [&mut s, &mut cm], &["vault/token".to_owned()]);
+    assert_eq!(
+        s["metadata"]["annotations"],
+        json!({"vault/token": "++++++++", "team": "ops"})
+    );
+    assert_eq!(cm["metadata"]["annotations"]["vault/token"], "visible");
+
+    // Same key, three distinct values across four versions: 8, 12, 8, 16 `+`, in first-seen order.
     let (mut a, mut b, mut c) = (
         secret(json!({"k": "MQ=="})),
         secret(json!({"k": "Mg=="})),
         secret(json!({"k": "MQ=="})),
     );
     let mut d = secret(json!({"k": "Mw=="}));
-    mask_secrets(&mut [&mut a, &mut b, &mut c, &mut d]);
+    mask_secrets(&mut [&mut a, &mut b, &mut c, &mut d], &[]);
     let lens: Vec<usize> = [&a, &b, &c, &d]
         .iter()
         .map(|o| o["data"]["k"].as_str().map_or(0, str::len))
         .collect();
-    assert_eq!(lens, vec![8, 9, 8, 10]);
+    assert_eq!(lens, vec![8, 12, 8, 16]);
 
     // A ConfigMap is not masked; a Secret of another API group is not a core Secret.
     let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}});
@@ -1259,4 +1273,24 @@ fn options_for_app_merge_app_and_system_rules() {
     assert_eq!(o.ignore_differences.len(), 2);
     assert_eq!(o.mode, DiffMode::ClientSide);
     assert_eq!(o.validate(), Ok(()));
+}
+
+#[test]
+fn status_comparison_setting() {
+    let cases = [
+        ("", Ok(StatusComparison::IgnoreAll)),
+        ("all", Ok(StatusComparison::IgnoreAll)),
+        ("crd", Ok(StatusComparison::IgnoreCrdOnly)),
+        (" off ", Ok(StatusComparison::Compare)),
+        ("none", Ok(StatusComparison::Compare)),
+        (
+            "everything",
+            Err(DiffError::BadStatusComparison {
+                value: "everything".into(),
+            }),
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(StatusComparison::parse(text), want, "{text:?}");
+    }
 }
