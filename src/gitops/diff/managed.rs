@@ -97,6 +97,30 @@ impl FieldSet {
         Ok(set)
     }
 
+    /// The set `manager` last applied (its `operation: Apply` entries, main resource only, not
+    /// the `status` or `scale` subresource), empty when it never applied this object.
+    pub fn of_applier(live: &Value, manager: &str) -> Result<Self, DiffError> {
+        let mut set = FieldSet::default();
+        let entries = live
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for entry in entries {
+            let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("");
+            if field("manager") != manager
+                || field("operation") != "Apply"
+                || !field("subresource").is_empty()
+            {
+                continue;
+            }
+            if let Some(fields) = entry.get("fieldsV1") {
+                set.merge(FieldSet::parse(fields, manager)?);
+            }
+        }
+        Ok(set)
+    }
+
     fn merge(&mut self, other: FieldSet) {
         self.own |= other.own;
         for (k, v) in other.children {
@@ -134,14 +158,7 @@ impl FieldSet {
             Value::Array(items) => {
                 let mut doomed = Vec::new();
                 for (element, sub) in &self.children {
-                    let found = match element {
-                        PathElement::Field(_) => None,
-                        PathElement::Index(i) => (*i < items.len()).then_some(*i),
-                        PathElement::Value(json) => items.iter().position(|item| item == json),
-                        PathElement::Key(keys) => items
-                            .iter()
-                            .position(|item| keys.iter().all(|(k, v)| item.get(k) == Some(v))),
-                    };
+                    let found = locate(element, items);
                     if let Some(i) = found
                         && let Some(item) = items.get_mut(i)
                         && sub.prune(item)
@@ -171,5 +188,17 @@ impl FieldSet {
             _ => false,
         };
         self.own && empty
+    }
+}
+
+/// The index of the list item a (non-field) element names, if present.
+pub fn locate(element: &PathElement, items: &[Value]) -> Option<usize> {
+    match element {
+        PathElement::Field(_) => None,
+        PathElement::Index(i) => (*i < items.len()).then_some(*i),
+        PathElement::Value(v) => items.iter().position(|item| item == v),
+        PathElement::Key(keys) => items
+            .iter()
+            .position(|item| keys.iter().all(|(k, v)| item.get(k) == Some(v))),
     }
 }

@@ -32,7 +32,10 @@
 //!   `jqPathExpressions` (the subset in [`jq`]), `managedFieldsManagers` (fields the live
 //!   object's `managedFields` give to those managers, [`managed`]). Each is removed from both
 //!   sides, so the live value wins.
-//! - Client-side mode only: live fields the desired object does not set.
+//! - Client-side mode only: live fields the desired object does not set, unless cairn's field
+//!   manager applied them (then they are compared, so deleting a field in Git is a difference:
+//!   the three-way diff Argo CD's legacy strategy makes from last-applied-configuration, made
+//!   here from server-side-apply ownership since cairn applies server-side).
 //!
 //! # Invariants
 //! - Lists are compared by position, never by merge key: a reordered list is a difference (as
@@ -149,6 +152,29 @@ pub enum DiffMode {
     ServerSide,
 }
 
+impl DiffMode {
+    /// The mode an Application asks for with `argocd.argoproj.io/compare-options:
+    /// ServerSideDiff=true|false`, else the controller's default (Argo CD's
+    /// `--server-side-diff-enabled`).
+    pub fn of_app(app: &Application, controller_default: DiffMode) -> DiffMode {
+        let options = app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(COMPARE_OPTIONS))
+            .map(String::as_str)
+            .unwrap_or("");
+        for option in options.split(',').map(str::trim) {
+            match option {
+                "ServerSideDiff=true" => return DiffMode::ServerSide,
+                "ServerSideDiff=false" => return DiffMode::ClientSide,
+                _ => {}
+            }
+        }
+        controller_default
+    }
+}
+
 /// Which kinds' `.status` is ignored (`resource.compareoptions.ignoreResourceStatusField`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatusComparison {
@@ -185,6 +211,11 @@ pub struct DiffOptions {
     /// `ignoreDifferences` rules: the application's and the system's
     /// (`resource.customizations.ignoreDifferences.*`), in any order.
     pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+    /// cairn's server-side-apply field manager: in client-side mode, live fields it owns are
+    /// compared even when the desired object no longer sets them (three-way diff). `None`
+    /// compares only what the desired object sets.
+    #[serde(default)]
+    pub field_manager: Option<String>,
     /// Annotations whose values are masked on Secrets like their data
     /// (`resource.sensitive.mask.annotations`).
     #[serde(default)]
@@ -197,7 +228,9 @@ impl DiffOptions {
         let mut ignore_differences = app.spec.ignore_differences.clone().unwrap_or_default();
         ignore_differences.extend(system.iter().cloned());
         DiffOptions {
+            mode: DiffMode::of_app(app, DiffMode::ClientSide),
             ignore_differences,
+            field_manager: Some(crate::k8s::FIELD_MANAGER.to_owned()),
             ..DiffOptions::default()
         }
     }
@@ -247,6 +280,14 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
     } else {
         Some(managed::FieldSet::of_managers(live, &managers)?)
     };
+    // Three-way: what cairn applied last time (its `Apply` entry), so a field deleted from Git
+    // shows as a difference instead of hiding among the fields the user never set.
+    let applied = match (&opts.field_manager, opts.mode) {
+        (Some(manager), DiffMode::ClientSide) => {
+            Some(managed::FieldSet::of_applier(live, manager)?)
+        }
+        _ => None,
+    };
     let pointers = rules
         .iter()
         .flat_map(|r| r.json_pointers.iter().flatten())
@@ -275,7 +316,13 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
         normalize::prune_empty(side);
     }
     if opts.mode == DiffMode::ClientSide {
-        normalize::trim_to_desired(&mut l, &t);
+        let mut guide = normalize::Guide::of_value(&t);
+        // An empty set means cairn never applied this object: nothing to add (an empty set
+        // would otherwise read as "owns the whole object").
+        if let Some(applied) = applied.as_ref().filter(|a| !a.children.is_empty()) {
+            guide = guide.merge(normalize::Guide::of_fields(applied, &l));
+        }
+        normalize::trim(&mut l, &guide);
         normalize::prune_empty(&mut l);
     }
     secret::mask_secrets(&mut [&mut t, &mut l], &opts.sensitive_annotations);

@@ -1,8 +1,11 @@
 //! Normalization applied to both sides before comparing: server-set fields, status, defaults,
-//! and (client-side mode) the fields the user did not set.
+//! and (client-side mode) the fields neither the user nor cairn's last apply set.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::managed::{FieldSet, PathElement, locate};
 use super::{LAST_APPLIED, StatusComparison};
 use crate::gitops::sync::TRACKING_ID;
 
@@ -79,25 +82,124 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
-/// Client-side mode: keep in `live` only what `desired` sets, as Argo CD's two-way diff does for
+/// The shape of what a client-side comparison keeps of a live object: the fields the desired
+/// object sets, plus (three-way) the fields cairn's field manager applied last time, so a field
+/// removed from Git but still live is a difference, as server-side apply would remove it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Guide {
+    /// Keep the whole value.
+    All,
+    /// Keep these keys, each trimmed by its guide.
+    Map(BTreeMap<String, Guide>),
+    /// Trim items by position; live items beyond the list are kept whole.
+    List(Vec<Guide>),
+    /// Keep nothing of a map (a list position no one set).
+    Nothing,
+}
+
+impl Guide {
+    /// The shape of a desired value.
+    pub fn of_value(value: &Value) -> Guide {
+        match value {
+            Value::Object(m) => Guide::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Guide::of_value(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Guide::List(a.iter().map(Guide::of_value).collect()),
+            _ => Guide::All,
+        }
+    }
+
+    /// The shape of a managed field set over the live value it describes: map fields by name,
+    /// list items (`k:`, `v:`, `i:`) at the position they hold in `live`.
+    pub fn of_fields(set: &FieldSet, live: &Value) -> Guide {
+        if set.children.is_empty() {
+            return Guide::All;
+        }
+        match live {
+            Value::Object(m) => Guide::Map(
+                set.children
+                    .iter()
+                    .filter_map(|(e, sub)| match e {
+                        PathElement::Field(name) => Some((
+                            name.clone(),
+                            Guide::of_fields(sub, m.get(name).unwrap_or(&Value::Null)),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                let mut positions: Vec<Guide> = Vec::new();
+                for (e, sub) in &set.children {
+                    let Some(i) = locate(e, items) else {
+                        continue;
+                    };
+                    if positions.len() <= i {
+                        positions.resize(i + 1, Guide::Nothing);
+                    }
+                    let item = items.get(i).unwrap_or(&Value::Null);
+                    let current = std::mem::replace(&mut positions[i], Guide::Nothing);
+                    positions[i] = current.merge(Guide::of_fields(sub, item));
+                }
+                Guide::List(positions)
+            }
+            _ => Guide::All,
+        }
+    }
+
+    /// The union of two shapes.
+    pub fn merge(self, other: Guide) -> Guide {
+        match (self, other) {
+            (Guide::Nothing, g) | (g, Guide::Nothing) => g,
+            (Guide::Map(mut a), Guide::Map(b)) => {
+                for (k, g) in b {
+                    let merged = match a.remove(&k) {
+                        Some(existing) => existing.merge(g),
+                        None => g,
+                    };
+                    a.insert(k, merged);
+                }
+                Guide::Map(a)
+            }
+            (Guide::List(a), Guide::List(b)) => {
+                let (mut long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                for (i, g) in short.into_iter().enumerate() {
+                    if let Some(slot) = long.get_mut(i) {
+                        let current = std::mem::replace(slot, Guide::Nothing);
+                        *slot = current.merge(g);
+                    }
+                }
+                Guide::List(long)
+            }
+            // All absorbs everything; a map against a list keeps the value whole.
+            _ => Guide::All,
+        }
+    }
+}
+
+/// Client-side mode: keep in `live` only what `guide` names, as Argo CD's legacy diff ignores
 /// fields the user never wrote (defaults, fields other controllers add). Maps are trimmed key by
-/// key; lists item by item, by position, over the items both have; live items beyond the
-/// desired list's length are kept whole, so an extra item is a difference showing just itself.
-pub fn trim_to_desired(live: &mut Value, desired: &Value) {
-    match (live, desired) {
-        (Value::Object(l), Value::Object(d)) => {
-            l.retain(|k, _| d.contains_key(k));
+/// key; lists item by item, by position, over the items the guide has; live items beyond that
+/// are kept whole, so an extra item is a difference showing just itself. A value whose type
+/// differs from the guide's is kept whole: the difference is real.
+pub fn trim(live: &mut Value, guide: &Guide) {
+    match (live, guide) {
+        (Value::Object(l), Guide::Map(g)) => {
+            l.retain(|k, _| g.contains_key(k));
             for (k, lv) in l.iter_mut() {
-                if let Some(dv) = d.get(k) {
-                    trim_to_desired(lv, dv);
+                if let Some(sub) = g.get(k) {
+                    trim(lv, sub);
                 }
             }
         }
-        (Value::Array(l), Value::Array(d)) => {
-            for (lv, dv) in l.iter_mut().zip(d) {
-                trim_to_desired(lv, dv);
+        (Value::Array(l), Guide::List(g)) => {
+            for (lv, sub) in l.iter_mut().zip(g) {
+                trim(lv, sub);
             }
         }
+        (Value::Object(l), Guide::Nothing) => l.clear(),
         _ => {}
     }
 }

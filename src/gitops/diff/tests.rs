@@ -63,7 +63,13 @@ metadata:
             f:metadata: {f:labels: {f:app: {}}}
             f:spec:
               f:containers:
-                'k:{"name":"web"}': {.: {}, f:name: {}, f:image: {}, f:ports: {}}
+                'k:{"name":"web"}':
+                  .: {}
+                  f:name: {}
+                  f:image: {}
+                  f:ports:
+                    .: {}
+                    'k:{"containerPort":8080,"protocol":"TCP"}': {.: {}, f:containerPort: {}}
                 'k:{"name":"sidecar"}': {.: {}, f:name: {}, f:image: {}}
     - manager: kube-controller-manager
       operation: Update
@@ -142,6 +148,7 @@ fn opts(mode: DiffMode, rules: Vec<ResourceIgnoreDifferences>) -> DiffOptions {
         mode,
         status: StatusComparison::default(),
         ignore_differences: rules,
+        field_manager: Some("cairn".to_owned()),
         sensitive_annotations: vec![],
     }
 }
@@ -538,6 +545,50 @@ fn deployment_cases() -> Vec<Case> {
             true,
         ),
         (
+            "three-way: a label deleted from Git that cairn applied is a difference",
+            without(&desired, "/metadata/labels"),
+            plain_live.clone(),
+            opts(cs, vec![]),
+            true,
+        ),
+        (
+            "two-way (no field manager): the deleted label is not seen",
+            without(&desired, "/metadata/labels"),
+            plain_live.clone(),
+            DiffOptions {
+                field_manager: None,
+                ..opts(cs, vec![])
+            },
+            false,
+        ),
+        (
+            "three-way: only cairn's own Apply entry counts",
+            without(&desired, "/metadata/labels"),
+            plain_live.clone(),
+            DiffOptions {
+                field_manager: Some("kubectl".into()),
+                ..opts(cs, vec![])
+            },
+            false,
+        ),
+        (
+            "three-way: a port deleted from Git that cairn applied is a difference",
+            without(&desired, "/spec/template/spec/containers/0/ports"),
+            plain_live.clone(),
+            opts(cs, vec![]),
+            true,
+        ),
+        (
+            "three-way: a deleted field that is also ignored is not",
+            without(&desired, "/metadata/labels"),
+            plain_live.clone(),
+            opts(
+                cs,
+                vec![pointers(rule("Deployment"), &["/metadata/labels"])],
+            ),
+            false,
+        ),
+        (
             "lists are positional: swapped containers differ",
             desired.clone(),
             {
@@ -585,6 +636,7 @@ fn small_cases() -> Vec<Case> {
         mode: DiffMode::ServerSide,
         status,
         ignore_differences: vec![],
+        field_manager: None,
         sensitive_annotations: vec![],
     };
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -923,12 +975,13 @@ fn fields_v1_removal() {
     let set = managed::FieldSet::of_managers(&live, &["cairn".to_owned()]).expect("parses");
     let mut obj = live.clone();
     set.remove_from(&mut obj);
-    // cairn owns the two containers it applied (whole, via "." with children that empty them),
-    // labels and the tracking annotation; the injected container and replicas stay.
+    // cairn owns what it applied of its two containers (each keeps the server's default it did
+    // not apply), labels and the tracking annotation; the injected container and replicas stay.
     assert_eq!(
         obj.pointer("/spec/template/spec/containers"),
         Some(&json!([
-            {"imagePullPolicy": "IfNotPresent"},
+            // The port item keeps the defaulted protocol no one applied, so it stays.
+            {"imagePullPolicy": "IfNotPresent", "ports": [{"protocol": "TCP"}]},
             {"imagePullPolicy": "IfNotPresent"},
             {"name": "istio-proxy", "image": "istio/proxyv2:1.20"},
         ]))
@@ -1293,4 +1346,49 @@ fn status_comparison_setting() {
     for (text, want) in cases {
         assert_eq!(StatusComparison::parse(text), want, "{text:?}");
     }
+}
+
+#[test]
+fn mode_from_the_application_annotation() {
+    let app = |annotation: Option<&str>| {
+        let mut app = crate::gitops::types::Application::default();
+        if let Some(a) = annotation {
+            app.metadata.annotations = Some([(COMPARE_OPTIONS.to_owned(), a.to_owned())].into());
+        }
+        app
+    };
+    let cases = [
+        (None, DiffMode::ClientSide, DiffMode::ClientSide),
+        (None, DiffMode::ServerSide, DiffMode::ServerSide),
+        (
+            Some("ServerSideDiff=true"),
+            DiffMode::ClientSide,
+            DiffMode::ServerSide,
+        ),
+        (
+            Some("IncludeMutationWebhook=true, ServerSideDiff=true"),
+            DiffMode::ClientSide,
+            DiffMode::ServerSide,
+        ),
+        (
+            Some("ServerSideDiff=false"),
+            DiffMode::ServerSide,
+            DiffMode::ClientSide,
+        ),
+        (
+            Some("IgnoreExtraneous"),
+            DiffMode::ServerSide,
+            DiffMode::ServerSide,
+        ),
+    ];
+    for (annotation, default, want) in cases {
+        assert_eq!(
+            DiffMode::of_app(&app(annotation), default),
+            want,
+            "{annotation:?}"
+        );
+    }
+    let o = DiffOptions::for_app(&app(Some("ServerSideDiff=true")), &[]);
+    assert_eq!(o.mode, DiffMode::ServerSide);
+    assert_eq!(o.field_manager.as_deref(), Some("cairn"));
 }
