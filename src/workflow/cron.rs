@@ -271,9 +271,7 @@ impl CronSpec {
         };
         let schedules = list
             .into_iter()
-            .map(|(field, text)| {
-                parse_schedule(text, &tz).map_err(|e| e.named(&cron, &field, text))
-            })
+            .map(|(field, text)| parse_schedule(&cron, &field, text, &tz))
             .collect::<Result<Vec<_>, _>>()?;
         let concurrency_policy = match spec.concurrency_policy.as_deref() {
             None | Some("") | Some("Allow") => ConcurrencyPolicy::Allow,
@@ -302,9 +300,10 @@ impl CronSpec {
     }
 }
 
-/// A schedule problem before it is attributed to a CronWorkflow field.
+/// A schedule problem before it is attributed to a CronWorkflow field (internal: callers see
+/// [`CronError`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum ScheduleError {
+enum ScheduleError {
     /// The text does not parse.
     Syntax(String),
     /// The `CRON_TZ=`/`TZ=` zone is unknown.
@@ -329,8 +328,18 @@ impl ScheduleError {
     }
 }
 
-/// Parses one schedule in Argo's syntax (see the module docs) in zone `tz`.
-pub fn parse_schedule(text: &str, tz: &TimeZone) -> Result<Schedule, ScheduleError> {
+/// Parses one schedule in Argo's syntax (see the module docs) in zone `tz`; errors name the
+/// CronWorkflow `cron` and its `field` (`spec.schedules[0]`...).
+pub fn parse_schedule(
+    cron: &str,
+    field: &str,
+    text: &str,
+    tz: &TimeZone,
+) -> Result<Schedule, CronError> {
+    parse_schedule_text(text, tz).map_err(|e| e.named(cron, field, text))
+}
+
+fn parse_schedule_text(text: &str, tz: &TimeZone) -> Result<Schedule, ScheduleError> {
     let syntax = |p: &str| ScheduleError::Syntax(p.to_owned());
     let mut rest = text.trim();
     let mut tz = tz.clone();
@@ -657,7 +666,7 @@ pub fn due(
         .max();
     let Some(scheduled_time) = latest else {
         return CronDecision::Wait {
-            next: spec.next_after(now, last_scheduled),
+            next: next_wake(spec, last_scheduled, now),
         };
     };
     let on_time = now.duration_since(scheduled_time) <= ON_TIME_GRACE;
@@ -670,7 +679,7 @@ pub fn due(
     if !on_time && last_scheduled.is_none() {
         // Never run, and this time passed before cairn looked: nothing to catch up on.
         return CronDecision::Wait {
-            next: spec.next_after(now, last_scheduled),
+            next: next_wake(spec, last_scheduled, now),
         };
     }
     let skip = |reason| CronDecision::Skip {
@@ -695,6 +704,12 @@ pub fn due(
     }
 }
 
+/// The next time to wake: after `now`, and after the last decided time even when a clock behind
+/// the one that decided it reads `now` (so a decided time is never offered again).
+fn next_wake(spec: &CronSpec, last: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    spec.next_after(last.map_or(now, |l| l.max(now)), last)
+}
+
 /// The child Workflow's name for a scheduled time, as Argo names it:
 /// `<cron-name>-<unix seconds>`. Deterministic, so a restart never creates a run twice.
 pub fn child_workflow_name(cron_name: &str, scheduled_time: Timestamp) -> String {
@@ -710,7 +725,7 @@ pub fn history_to_delete(
 ) -> Vec<String> {
     let pick = |want: &dyn Fn(RunPhase) -> bool, keep: usize| -> Vec<String> {
         let mut group: Vec<&RunSummary> = runs.iter().filter(|r| want(r.phase)).collect();
-        group.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        group.sort_by_key(|r| std::cmp::Reverse(r.finished_at));
         group
             .into_iter()
             .skip(keep)

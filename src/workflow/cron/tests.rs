@@ -12,7 +12,7 @@ fn zone(name: &str) -> TimeZone {
 }
 
 fn sched(text: &str, tz: &str) -> Schedule {
-    parse_schedule(text, &zone(tz)).expect("valid schedule")
+    parse_schedule_text(text, &zone(tz)).expect("valid schedule")
 }
 
 /// The first `n` times strictly after `from`.
@@ -90,7 +90,7 @@ fn parse_errors_table() {
     ];
     for (text, problem) in cases {
         assert_eq!(
-            parse_schedule(text, &TimeZone::UTC).map(|_| ()),
+            parse_schedule_text(text, &TimeZone::UTC).map(|_| ()),
             Err(ScheduleError::Syntax(problem.to_owned())),
             "{text:?}"
         );
@@ -105,12 +105,12 @@ fn parse_errors_table() {
         "x * * * *",
     ] {
         assert!(
-            matches!(parse_schedule(text, &TimeZone::UTC), Err(ScheduleError::Syntax(p)) if p.starts_with("invalid field")),
+            matches!(parse_schedule_text(text, &TimeZone::UTC), Err(ScheduleError::Syntax(p)) if p.starts_with("invalid field")),
             "{text:?}"
         );
     }
     assert_eq!(
-        parse_schedule("CRON_TZ=Mars/Olympus 0 * * * *", &TimeZone::UTC).map(|_| ()),
+        parse_schedule_text("CRON_TZ=Mars/Olympus 0 * * * *", &TimeZone::UTC).map(|_| ()),
         Err(ScheduleError::Zone("Mars/Olympus".to_owned()))
     );
 }
@@ -446,6 +446,16 @@ fn latest_is_the_mirror_of_next() {
     }
 }
 
+/// name, spec, last decided time, now, active runs, expected decision.
+type DueCase = (
+    &'static str,
+    CronSpec,
+    Option<&'static str>,
+    &'static str,
+    usize,
+    CronDecision,
+);
+
 #[test]
 fn due_table() {
     use CronDecision::*;
@@ -463,7 +473,7 @@ fn due_table() {
         reason,
     };
     let wait = |s: &str| Wait { next: Some(t(s)) };
-    let cases: Vec<(&str, CronSpec, Option<&str>, &str, usize, CronDecision)> = vec![
+    let cases: Vec<DueCase> = vec![
         (
             "first run on time",
             hourly(),
@@ -637,6 +647,14 @@ fn due_table() {
             "2026-05-01T10:31:00Z",
             0,
             wait("2026-05-01T11:00:00Z"),
+        ),
+        (
+            "a clock behind the deciding one never re-offers a decided time",
+            hourly(),
+            Some("2026-05-01T11:00:00Z"),
+            "2026-05-01T10:59:59Z",
+            0,
+            wait("2026-05-01T12:00:00Z"),
         ),
         (
             "never fires",
