@@ -49,8 +49,12 @@
 //!   (default 3) and Failed/Error runs beyond `failedJobsHistoryLimit` (default 1) are deleted,
 //!   oldest `finishedAt` first (a negative limit means the default, as in Argo).
 //!
+//! - **Validation** (Argo's `ValidateCronWorkflow`): not both `schedule` and `schedules`; a name
+//!   of at most 52 characters; `startingDeadlineSeconds` not negative; a known policy and zone.
+//!
 //! Not here: the `when` expression and `stopStrategy` (evaluated by the caller before acting on
-//! `Run`), and Argo's "schedule just changed, do not run missed times" annotation.
+//! `Run`). Argo's "schedule just edited: run no missed time" rule is the caller's, with
+//! [`schedule_string`] (see there).
 
 use std::str::FromStr;
 
@@ -60,7 +64,7 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
 use super::retry::parse_go_duration;
-use super::types::CronWorkflow;
+use super::types::{CronWorkflow, CronWorkflowSpec};
 
 /// How late a wake-up may be and still count as the scheduled run itself rather than a missed
 /// one: a reconcile queued for the scheduled second can start a few seconds late (queueing,
@@ -71,6 +75,10 @@ pub const ON_TIME_GRACE: SignedDuration = SignedDuration::from_secs(10);
 /// How far the schedule search looks (robfig gives up after five years too): a schedule such as
 /// `0 0 30 2 *` (30 February) never fires.
 const SEARCH_DAYS: i32 = 5 * 366;
+
+/// Longest CronWorkflow name (Argo's limit): `-` plus ten digits of Unix seconds must still fit
+/// a 63-character Workflow name.
+pub const MAX_CRON_NAME: usize = 52;
 
 /// Default `successfulJobsHistoryLimit` (Argo's).
 pub const DEFAULT_SUCCESSFUL_HISTORY: usize = 3;
@@ -115,6 +123,26 @@ pub enum CronError {
         field: String,
         /// The zone name.
         zone: String,
+    },
+    /// The name leaves no room for the `-<unix seconds>` suffix of child names (63 characters).
+    #[error(
+        "cronworkflow {cron}: metadata.name: must not be more than {MAX_CRON_NAME} characters long (currently {len}), so child names fit in 63"
+    )]
+    NameTooLong {
+        /// The CronWorkflow's name.
+        cron: String,
+        /// Its length.
+        len: usize,
+    },
+    /// `startingDeadlineSeconds` is negative.
+    #[error(
+        "cronworkflow {cron}: spec.startingDeadlineSeconds: must not be negative, found {found}"
+    )]
+    StartingDeadline {
+        /// The CronWorkflow's name.
+        cron: String,
+        /// The value found.
+        found: i64,
     },
     /// `concurrencyPolicy` is not Allow, Forbid or Replace.
     #[error(
@@ -249,6 +277,13 @@ impl CronSpec {
     ) -> Result<CronSpec, CronError> {
         let cron = cw.metadata.name.clone().unwrap_or_default();
         let spec = &cw.spec;
+        if cron.len() > MAX_CRON_NAME {
+            let len = cron.len();
+            return Err(CronError::NameTooLong { cron, len });
+        }
+        if let Some(found) = spec.starting_deadline_seconds.filter(|d| *d < 0) {
+            return Err(CronError::StartingDeadline { cron, found });
+        }
         let tz = match spec.timezone.as_deref() {
             None | Some("") => default_tz.clone(),
             Some(zone) => TimeZone::get(zone).map_err(|_| CronError::TimeZone {
@@ -701,6 +736,28 @@ pub fn due(
             active: active_runs,
         },
         _ => CronDecision::Run { scheduled_time },
+    }
+}
+
+/// The schedules as one string, as Argo writes it to the `workflows.argoproj.io/last-used-schedule`
+/// annotation (`CRON_TZ=<zone> ` before each when `timezone` is set, `,` between). When it
+/// differs from the annotation the schedule was just edited, and Argo runs no missed time: the
+/// caller passes `last_scheduled = None` to [`due`] for that reconcile (on-time runs still
+/// happen; a repeat is caught by the deterministic child name).
+pub fn schedule_string(spec: &CronWorkflowSpec) -> String {
+    let with_tz = |s: &str| match spec.timezone.as_deref() {
+        Some(tz) if !tz.is_empty() => format!("CRON_TZ={tz} {s}"),
+        _ => s.to_owned(),
+    };
+    match spec.schedule.as_deref() {
+        Some(one) if !one.is_empty() => with_tz(one),
+        _ => spec
+            .schedules
+            .iter()
+            .flatten()
+            .map(|s| with_tz(s))
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 

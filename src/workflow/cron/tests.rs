@@ -820,6 +820,10 @@ fn spec_errors_table() {
             "  schedule: '0 * * * *'\n  concurrencyPolicy: Sometimes\n",
             "cronworkflow c: spec.concurrencyPolicy: expected Allow, Forbid or Replace, found \"Sometimes\"",
         ),
+        (
+            "  schedule: '0 * * * *'\n  startingDeadlineSeconds: -5\n",
+            "cronworkflow c: spec.startingDeadlineSeconds: must not be negative, found -5",
+        ),
     ];
     for (spec_yaml, message) in cases {
         let cw = cron_workflow(&format!("{base}{spec_yaml}"));
@@ -913,4 +917,51 @@ fn conformance_cron_workflow() {
         child_workflow_name("hello-world", t("2026-05-01T10:01:00Z")),
         "hello-world-1777629660"
     );
+}
+
+#[test]
+fn long_names_are_refused() {
+    let name = "n".repeat(53);
+    let cw = cron_workflow(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata:\n  name: {name}\nspec:\n  schedule: '0 * * * *'\n"
+    ));
+    assert_eq!(
+        CronSpec::from_cron_workflow(&cw, &TimeZone::UTC).map(|_| ()),
+        Err(CronError::NameTooLong {
+            cron: name,
+            len: 53
+        })
+    );
+    let ok = cron_workflow(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata:\n  name: {}\nspec:\n  schedule: '0 * * * *'\n",
+        "n".repeat(52)
+    ));
+    let s = CronSpec::from_cron_workflow(&ok, &TimeZone::UTC).expect("52 characters fit");
+    let child = child_workflow_name(&"n".repeat(52), t("2026-05-01T10:00:00Z"));
+    assert_eq!((s.schedules.len(), child.len()), (1, 63));
+}
+
+#[test]
+fn schedule_strings() {
+    let spec = |yaml: &str| {
+        cron_workflow(&format!("apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata:\n  name: c\nspec:\n{yaml}")).spec
+    };
+    let cases = [
+        ("  schedule: '0 * * * *'\n", "0 * * * *"),
+        (
+            "  schedule: '0 * * * *'\n  timezone: Europe/Berlin\n",
+            "CRON_TZ=Europe/Berlin 0 * * * *",
+        ),
+        (
+            "  schedules: ['0 1 * * *', '0 2 * * *']\n  timezone: UTC\n",
+            "CRON_TZ=UTC 0 1 * * *,CRON_TZ=UTC 0 2 * * *",
+        ),
+        (
+            "  schedules: ['0 1 * * *', '0 2 * * *']\n",
+            "0 1 * * *,0 2 * * *",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        assert_eq!(schedule_string(&spec(yaml)), expected, "{yaml}");
+    }
 }
