@@ -211,6 +211,10 @@ pub struct DiffOptions {
     /// `ignoreDifferences` rules: the application's and the system's
     /// (`resource.customizations.ignoreDifferences.*`), in any order.
     pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+    /// `resource.compareoptions.ignoreAggregatedRoles`: ignore `rules` of ClusterRoles with an
+    /// `aggregationRule` (the controller manager fills them).
+    #[serde(default)]
+    pub ignore_aggregated_roles: bool,
     /// cairn's server-side-apply field manager: in client-side mode, live fields it owns are
     /// compared even when the desired object no longer sets them (three-way diff). `None`
     /// compares only what the desired object sets.
@@ -269,17 +273,7 @@ pub struct ResourceDiff {
 /// Compare one object: `target` (desired, or predicted in server-side mode) against `live`.
 pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<ResourceDiff, DiffError> {
     let key = key_of(target, "target")?;
-    let rules = matching_rules(&key, &opts.ignore_differences);
-    let managers: Vec<String> = rules
-        .iter()
-        .flat_map(|r| r.managed_fields_managers.iter().flatten().cloned())
-        .collect();
-    // Read ownership before normalization strips managedFields.
-    let owned = if managers.is_empty() {
-        None
-    } else {
-        Some(managed::FieldSet::of_managers(live, &managers)?)
-    };
+    let rules = Rules::for_object(&key, Some(live), opts)?;
     // Three-way: what cairn applied last time (its `Apply` entry), so a field deleted from Git
     // shows as a difference instead of hiding among the fields the user never set.
     let applied = match (&opts.field_manager, opts.mode) {
@@ -288,32 +282,17 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
         }
         _ => None,
     };
-    let pointers = rules
-        .iter()
-        .flat_map(|r| r.json_pointers.iter().flatten())
-        .map(|p| pointer::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let jqs = rules
-        .iter()
-        .flat_map(|r| r.jq_path_expressions.iter().flatten())
-        .map(|e| jq::JqPath::parse(e))
-        .collect::<Result<Vec<_>, _>>()?;
+    // ignoreAggregatedRoles: the controller manager fills an aggregated ClusterRole's rules.
+    let aggregated =
+        opts.ignore_aggregated_roles && [target, live].iter().any(|o| is_aggregated_role(o));
 
     let mut t = target.clone();
     let mut l = live.clone();
     for side in [&mut t, &mut l] {
-        secret::fold_string_data(side);
-        normalize::strip_server_fields(side, opts.status);
-        for p in &pointers {
-            pointer::remove(side, p);
+        rules.normalize(side, opts);
+        if aggregated && let Some(map) = side.as_object_mut() {
+            map.shift_remove("rules");
         }
-        for q in &jqs {
-            q.remove(side);
-        }
-        if let Some(owned) = &owned {
-            owned.remove_from(side);
-        }
-        normalize::prune_empty(side);
     }
     if opts.mode == DiffMode::ClientSide {
         let mut guide = normalize::Guide::of_value(&t);
@@ -326,26 +305,132 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
         normalize::prune_empty(&mut l);
     }
     secret::mask_secrets(&mut [&mut t, &mut l], &opts.sensitive_annotations);
-    let (t, l) = (patch::canonical(&t), patch::canonical(&l));
-    let ops = patch::json_patch(&l, &t);
+    Ok(render(patch::canonical(&t), patch::canonical(&l)))
+}
+
+/// Which side of a comparison an object is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// Desired (or predicted) only: it must be created.
+    Target,
+    /// Live only: extraneous, a prune candidate.
+    Live,
+}
+
+/// The difference of an object that exists on one side only (to be created, or to be pruned),
+/// normalized and masked like [`diff()`]'s, the other side `null`: what `cairn app diff` shows.
+pub fn diff_one_side(
+    obj: &Value,
+    side: Side,
+    opts: &DiffOptions,
+) -> Result<ResourceDiff, DiffError> {
+    let label = match side {
+        Side::Target => "target",
+        Side::Live => "live",
+    };
+    let key = key_of(obj, label)?;
+    let live = (side == Side::Live).then_some(obj);
+    let rules = Rules::for_object(&key, live, opts)?;
+    let mut o = obj.clone();
+    rules.normalize(&mut o, opts);
+    secret::mask_secrets(&mut [&mut o], &opts.sensitive_annotations);
+    let o = patch::canonical(&o);
+    Ok(match side {
+        Side::Target => render(o, Value::Null),
+        Side::Live => render(Value::Null, o),
+    })
+}
+
+fn render(t: Value, l: Value) -> ResourceDiff {
+    // A one-sided difference reads as creating or deleting the whole document.
+    let ops = match (l.is_null(), t.is_null()) {
+        (true, false) => vec![JsonPatchOp::Add {
+            path: String::new(),
+            value: t.clone(),
+        }],
+        (false, true) => vec![JsonPatchOp::Remove {
+            path: String::new(),
+        }],
+        _ => patch::json_patch(&l, &t),
+    };
     let modified = !ops.is_empty();
+    let yaml = |v: &Value| patch::to_yaml((!v.is_null()).then_some(v));
     let text = if modified {
-        patch::unified(
-            &patch::to_yaml(Some(&l)),
-            &patch::to_yaml(Some(&t)),
-            "live",
-            "target",
-        )
+        patch::unified(&yaml(&l), &yaml(&t), "live", "target")
     } else {
         String::new()
     };
-    Ok(ResourceDiff {
+    ResourceDiff {
         modified,
         normalized_live: l,
         normalized_target: t,
         patch: ops,
         text,
-    })
+    }
+}
+
+fn is_aggregated_role(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("ClusterRole")
+        && obj.get("aggregationRule").is_some_and(|r| !r.is_null())
+}
+
+/// The `ignoreDifferences` of one object, parsed.
+struct Rules {
+    pointers: Vec<Vec<pointer::Token>>,
+    jqs: Vec<jq::JqPath>,
+    /// Fields owned by `managedFieldsManagers` (read from the live object before normalization
+    /// strips `managedFields`).
+    owned: Option<managed::FieldSet>,
+}
+
+impl Rules {
+    fn for_object(
+        key: &ResourceKey,
+        live: Option<&Value>,
+        opts: &DiffOptions,
+    ) -> Result<Self, DiffError> {
+        let rules = matching_rules(key, &opts.ignore_differences);
+        let managers: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.managed_fields_managers.iter().flatten().cloned())
+            .collect();
+        let owned = match live {
+            Some(live) if !managers.is_empty() => {
+                Some(managed::FieldSet::of_managers(live, &managers)?)
+            }
+            _ => None,
+        };
+        let pointers = rules
+            .iter()
+            .flat_map(|r| r.json_pointers.iter().flatten())
+            .map(|p| pointer::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jqs = rules
+            .iter()
+            .flat_map(|r| r.jq_path_expressions.iter().flatten())
+            .map(|e| jq::JqPath::parse(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rules {
+            pointers,
+            jqs,
+            owned,
+        })
+    }
+
+    fn normalize(&self, side: &mut Value, opts: &DiffOptions) {
+        secret::fold_string_data(side);
+        normalize::strip_server_fields(side, opts.status);
+        for p in &self.pointers {
+            pointer::remove(side, p);
+        }
+        for q in &self.jqs {
+            q.remove(side);
+        }
+        if let Some(owned) = &self.owned {
+            owned.remove_from(side);
+        }
+        normalize::prune_empty(side);
+    }
 }
 
 /// The identity of an object (`side` names it in errors).
@@ -439,12 +524,23 @@ pub struct ResourceComparison {
     pub requires_pruning: bool,
     /// Extraneous, but `IgnoreExtraneous` keeps it out of the application's status.
     pub ignore_extraneous: bool,
-    /// The difference, when both sides exist and the comparison succeeded.
+    /// The difference (one-sided for a missing or extraneous object), unless it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<ResourceDiff>,
     /// Why the comparison failed (status `Unknown`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ResourceComparison {
+    /// Keep a one-sided diff; its failure (an unreadable rule) leaves the status as it is, since
+    /// a missing or extraneous object is out of sync whatever the rules say.
+    fn record(&mut self, d: Result<ResourceDiff, DiffError>) {
+        match d {
+            Ok(d) => self.diff = Some(d),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
 }
 
 /// The comparison of a whole application.
@@ -510,9 +606,11 @@ pub fn compare_resource(
         (None, Some(l)) => {
             out.requires_pruning = true;
             out.ignore_extraneous = has_compare_option(l, "IgnoreExtraneous");
+            out.record(diff_one_side(l, Side::Live, opts));
         }
-        // Missing live object (or nothing at all): the resource must be created.
-        _ => {}
+        // Missing live object: the resource must be created.
+        (Some(t), None) => out.record(diff_one_side(t, Side::Target, opts)),
+        (None, None) => {}
     }
     out
 }

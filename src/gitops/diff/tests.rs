@@ -150,6 +150,7 @@ fn opts(mode: DiffMode, rules: Vec<ResourceIgnoreDifferences>) -> DiffOptions {
         ignore_differences: rules,
         field_manager: Some("cairn".to_owned()),
         sensitive_annotations: vec![],
+        ignore_aggregated_roles: false,
     }
 }
 
@@ -638,9 +639,13 @@ fn small_cases() -> Vec<Case> {
         ignore_differences: vec![],
         field_manager: None,
         sensitive_annotations: vec![],
+        ignore_aggregated_roles: false,
     };
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "x.example.com"}, "spec": {"group": "example.com"}});
+    let aggregated = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "monitoring"},
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.example.com/aggregate-to-monitoring": "true"}}]}});
     vec![
         (
             "last-applied and tracking-id annotations are bookkeeping",
@@ -712,6 +717,31 @@ fn small_cases() -> Vec<Case> {
             with(&crd, "/status", json!({"acceptedNames": {"kind": "X"}})),
             ss(StatusComparison::IgnoreCrdOnly),
             false,
+        ),
+        (
+            "aggregated ClusterRole: rules filled by the controller are ignored when asked",
+            aggregated.clone(),
+            with(
+                &aggregated,
+                "/rules",
+                json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]),
+            ),
+            DiffOptions {
+                ignore_aggregated_roles: true,
+                ..ss(StatusComparison::IgnoreAll)
+            },
+            false,
+        ),
+        (
+            "aggregated ClusterRole: rules compared by default",
+            aggregated.clone(),
+            with(
+                &aggregated,
+                "/rules",
+                json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]),
+            ),
+            ss(StatusComparison::IgnoreAll),
+            true,
         ),
         (
             "a changed value",
@@ -1391,4 +1421,36 @@ fn mode_from_the_application_annotation() {
     let o = DiffOptions::for_app(&app(Some("ServerSideDiff=true")), &[]);
     assert_eq!(o.mode, DiffMode::ServerSide);
     assert_eq!(o.field_manager.as_deref(), Some("cairn"));
+}
+
+#[test]
+fn one_sided_diffs_are_normalized_and_masked() {
+    let b64 = secret::base64_for_tests;
+    let mut live_secret = secret(json!({"token": b64(b"tok-123")}));
+    live_secret["metadata"]["uid"] = json!("u-1");
+    let missing = cm("new", "1");
+    let got = compare_app(&[missing], &[live_secret], &DiffOptions::default());
+    assert_eq!(got.status, SyncStatusCode::OutOfSync);
+    let shown = serde_json::to_string(&got).expect("serializes");
+    assert!(
+        !shown.contains("tok-123") && !shown.contains(&b64(b"tok-123")),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("u-1"),
+        "server-set fields are normalized away: {shown}"
+    );
+    let texts: Vec<String> = got
+        .resources
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}\n{}",
+                r.key,
+                r.status.as_str(),
+                r.diff.as_ref().map_or("", |d| d.text.as_str())
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(texts.join("\n"));
 }
