@@ -10,8 +10,8 @@
 //! How a controller uses it: parse once per template with [`RetryStrategy::parse`] (after the
 //! expression engine has rendered a templated `limit`); after each attempt of a node ends
 //! Failed or Error, call [`decide`] with every attempt (oldest first) and a [`DecideInput`]
-//! (now, the workflow deadline, a shutdown strategy, the evaluated `expression` with the last
-//! attempt's scope, the transient matcher built once from `TRANSIENT_ERROR_PATTERN`). On
+//! (now, the workflow deadline, a shutdown strategy, the `expression` evaluated over
+//! [`expression_scope`], the transient matcher built once from `TRANSIENT_ERROR_PATTERN`). On
 //! [`RetryDecision::RetryAt`], requeue at that time and call again; the wait is derived from the
 //! attempts' recorded times, so a restart of cairn in the middle of a backoff waits only what is
 //! left, never twice.
@@ -34,6 +34,8 @@
 //! is ignored here. Argo's default list of transient messages is reproduced from
 //! `util/errors/errors.go` (only its message checks: the node message reaches Argo as a plain
 //! internal error, so its type checks never match there either).
+
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -555,6 +557,39 @@ pub fn backoff_wait(backoff: &Backoff, attempts: usize) -> SignedDuration {
         wait = cap;
     }
     wait
+}
+
+/// The variables `retryStrategy.expression` sees, as Argo's `buildRetryStrategyLocalScope` sets
+/// them (all strings): `retries` (the last attempt's 0-based index), `lastRetry.exitCode` (`-1`
+/// when the container never exited), `lastRetry.status`, `lastRetry.duration` (seconds) and
+/// `lastRetry.message`. Empty when there is no attempt yet.
+pub fn expression_scope(attempts: &[Attempt]) -> BTreeMap<String, String> {
+    let mut scope = BTreeMap::new();
+    let Some(last) = attempts.last() else {
+        return scope;
+    };
+    let status = match last.phase {
+        AttemptPhase::Failed => "Failed",
+        AttemptPhase::Error => "Error",
+    };
+    let seconds = last
+        .finished_at
+        .duration_since(last.started_at)
+        .as_secs_f64();
+    for (k, v) in [
+        ("retries", (attempts.len() - 1).to_string()),
+        (
+            "lastRetry.exitCode",
+            last.exit_code
+                .map_or_else(|| "-1".to_owned(), |c| c.to_string()),
+        ),
+        ("lastRetry.status", status.to_owned()),
+        ("lastRetry.duration", seconds.to_string()),
+        ("lastRetry.message", last.message.clone()),
+    ] {
+        scope.insert(k.to_owned(), v);
+    }
+    scope
 }
 
 /// Decides what follows the last of `attempts` (oldest first; each ended Failed or Error).

@@ -615,3 +615,34 @@ fn conformance_retry_container() {
         give_up(AttemptPhase::Error, "pod deleted")
     );
 }
+
+#[test]
+fn expression_scope_as_argo_builds_it() {
+    assert!(expression_scope(&[]).is_empty());
+    let mut attempts = failed(1);
+    attempts.push(Attempt {
+        phase: AttemptPhase::Error,
+        exit_code: None,
+        message: "pod deleted".to_owned(),
+        started_at: ts(20),
+        finished_at: Timestamp::from_millisecond(ts(22).as_millisecond() + 500).expect("valid"),
+    });
+    let scope = expression_scope(&attempts);
+    let get = |k: &str| scope.get(k).map(String::as_str);
+    assert_eq!(get("retries"), Some("1"));
+    assert_eq!(get("lastRetry.exitCode"), Some("-1"));
+    assert_eq!(get("lastRetry.status"), Some("Error"));
+    assert_eq!(get("lastRetry.duration"), Some("2.5"));
+    assert_eq!(get("lastRetry.message"), Some("pod deleted"));
+    let first = expression_scope(&failed(1));
+    assert_eq!(
+        first.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("lastRetry.duration".to_owned(), "5".to_owned()),
+            ("lastRetry.exitCode".to_owned(), "1".to_owned()),
+            ("lastRetry.message".to_owned(), "exit code 1".to_owned()),
+            ("lastRetry.status".to_owned(), "Failed".to_owned()),
+            ("retries".to_owned(), "0".to_owned()),
+        ]
+    );
+}
