@@ -428,6 +428,7 @@ fn parse_schedule_text(text: &str, tz: &TimeZone) -> Result<Schedule, ScheduleEr
         ("month", month),
     ] {
         check_step_positive(name, f)?;
+        check_ranges(name, f)?;
     }
     let dow_list = weekdays_for_cron_crate(dow)?;
     // `?` means `*` in robfig; the cron crate accepts it only in day fields, so normalise.
@@ -459,6 +460,33 @@ fn is_star(field: &str) -> bool {
         let (range, step) = item.split_once('/').unwrap_or((item, "1"));
         (range == "*" || range == "?") && step.parse::<u32>().is_ok_and(|s| s <= 1)
     })
+}
+
+/// robfig's field grammar, which is narrower than the cron crate's: no `L`, `W` or `#`, names
+/// only in the month field (weekdays are expanded separately), and no backwards ranges (the
+/// cron crate would read some of those differently or accept them).
+fn check_ranges(name: &str, field: &str) -> Result<(), ScheduleError> {
+    let names_allowed = name == "month";
+    if let Some(bad) = field.chars().find(|c| {
+        !(c.is_ascii_digit() || matches!(c, '*' | '?' | ',' | '-' | '/'))
+            && !(names_allowed && c.is_ascii_alphabetic())
+    }) {
+        return Err(ScheduleError::Syntax(format!(
+            "{name}: unexpected character {bad:?}"
+        )));
+    }
+    for item in field.split(',') {
+        let range = item.split_once('/').map_or(item, |(r, _)| r);
+        if let Some((a, b)) = range.split_once('-')
+            && let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>())
+            && a > b
+        {
+            return Err(ScheduleError::Syntax(format!(
+                "{name}: range {range:?} runs backwards"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_step_positive(name: &str, field: &str) -> Result<(), ScheduleError> {

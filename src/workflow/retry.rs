@@ -592,6 +592,20 @@ pub fn expression_scope(attempts: &[Attempt]) -> BTreeMap<String, String> {
     scope
 }
 
+/// A UTC instant as Go's `time.Time.String()` prints it (`2006-01-02 15:04:05.5 +0000 UTC`),
+/// which is how Argo's node messages show deadlines.
+fn go_time_string(t: Timestamp) -> String {
+    let mut out = t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let nanos = t.subsec_nanosecond();
+    if nanos != 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push_str(" +0000 UTC");
+    out
+}
+
 /// Decides what follows the last of `attempts` (oldest first; each ended Failed or Error).
 /// With no attempts the first one is due: [`RetryDecision::RetryNow`].
 pub fn decide(
@@ -617,7 +631,10 @@ pub fn decide(
     if let Some(deadline) = input.workflow_deadline
         && input.now > deadline
     {
-        return give_up(format!("retry exceeded workflow deadline {deadline}"));
+        return give_up(format!(
+            "retry exceeded workflow deadline {}",
+            go_time_string(deadline)
+        ));
     }
 
     let mut wait_until = None;

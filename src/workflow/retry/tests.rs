@@ -438,7 +438,7 @@ fn shutdown_deadline_and_expression() {
         decide(&s, &attempts, &late),
         give_up(
             AttemptPhase::Error,
-            "retry exceeded workflow deadline 2027-01-15T08:00:05Z"
+            "retry exceeded workflow deadline 2027-01-15 08:00:05 +0000 UTC"
         )
     );
     let mut on_time = input(5, &m);
@@ -645,4 +645,11 @@ fn expression_scope_as_argo_builds_it() {
             ("retries".to_owned(), "0".to_owned()),
         ]
     );
+}
+
+#[test]
+fn go_time_strings() {
+    assert_eq!(go_time_string(ts(5)), "2027-01-15 08:00:05 +0000 UTC");
+    let t = Timestamp::from_millisecond(ts(5).as_millisecond() + 250).expect("valid");
+    assert_eq!(go_time_string(t), "2027-01-15 08:00:05.25 +0000 UTC");
 }
