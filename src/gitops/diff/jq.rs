@@ -14,7 +14,7 @@
 //! | `A \| B` | B applied to what A selects, B being a path or a `select` |
 //!
 //! Invariant: evaluation only *selects* existing locations; deleting them from a value is
-//! [`remove`], which deletes deeper and later locations first so array indices stay valid.
+//! [`JqPath::remove`], which deletes deeper and later locations first so array indices stay valid.
 
 use serde_json::Value;
 

@@ -7,16 +7,22 @@
 //! # Public API (how a controller wires it)
 //!
 //! ```text
-//! let opts = DiffOptions::for_app(&app, &system_ignore_differences);   // + mode, status rule
-//! opts.validate()?;                       // bad pointer / jq / managedFields → app condition
-//! let cmp = compare_app(&desired, &live, &opts);   // desired: namespaces already defaulted
+//! let mut opts = DiffOptions::for_app(&app, &system_ignore_differences); // mode from ServerSideDiff=,
+//! opts.status = StatusComparison::parse(&compareoptions.ignore_resource_status_field)?; // field manager "cairn"
+//! opts.validate()?;                       // bad pointer / jq → one condition on the Application
+//! // desired: rendered objects with their namespace defaulted; in server-side mode, the
+//! // dry-run results instead. live: objects tracked to the app + those sharing a desired key.
+//! let cmp = compare_app(&desired, &live, &opts);
 //! cmp.status                              // Synced | OutOfSync | Unknown → .status.sync.status
+//! cmp.resources[i].status                 // → .status.resources[i].status
 //! cmp.in_sync()                           // → sync::PlanInput::in_sync (ApplyOutOfSyncOnly)
-//! cmp.resources[i].diff                   // → `cairn app diff` (text) and the UI (patch)
+//! cmp.resources[i].diff                   // → `cairn app diff` (.text) and the UI (.patch,
+//!                                         //   normalized_live / normalized_target)
 //! ```
 //!
 //! One resource at a time: [`diff()`] (`target` is the desired object in client-side mode, the
-//! dry-run result in server-side mode; see [`DiffMode`]).
+//! dry-run result in server-side mode; see [`DiffMode`]), [`diff_one_side`] for an object to
+//! create or to prune, [`mask_secret`] / [`mask_secrets`] for any display of Secrets.
 //!
 //! # What a comparison ignores (both sides alike)
 //! - Server-set metadata: `managedFields`, `resourceVersion`, `uid`, `generation`,
@@ -38,9 +44,13 @@
 //!   here from server-side-apply ownership since cairn applies server-side).
 //!
 //! # Invariants
-//! - Lists are compared by position, never by merge key: a reordered list is a difference (as
-//!   in Argo CD, e.g. the HPA metrics order its docs warn about). Server-side mode gets merge
-//!   semantics from the API server's dry run instead.
+//! - Lists are compared by position, except the merge-keyed lists of built-in kinds
+//!   ([`normalize::align_lists`]: containers, initContainers, ephemeralContainers, env, volumes
+//!   by `name`, volumeMounts by `mountPath`, ports by `containerPort`/`port`, …), whose live
+//!   items are first put in the desired order, as Argo CD's legacy strategic-merge diff pairs
+//!   them. Every other list is positional: a reordered list is a difference (as in Argo CD, e.g.
+//!   the HPA `metrics` order its docs warn about). Normalized live objects show aligned lists in
+//!   the desired order.
 //! - No Secret value is ever in a [`ResourceDiff`]: both sides are masked together by
 //!   [`secret::mask_secrets`] (equal values share a marker, different ones do not), so a
 //!   change is still detected and visible as a change.
@@ -49,6 +59,21 @@
 //!   of the comparison, as Argo CD leaves them out of the sync status.
 //! - A failed comparison makes that resource `Unknown`, never `Synced`; the application is
 //!   `OutOfSync` if any resource is, else `Unknown` if any is, else `Synced`.
+//!
+//! - Also honoured: `resource.compareoptions.ignoreAggregatedRoles` (`rules` of aggregated
+//!   ClusterRoles), `resource.sensitive.mask.annotations` (masked on Secrets), the Application's
+//!   `argocd.argoproj.io/compare-options: ServerSideDiff=true|false` ([`DiffMode::of_app`]), and
+//!   a live object's `argocd.argoproj.io/compare-options: IgnoreExtraneous`.
+//!
+//! # Deliberate differences from Argo CD (each visible, none silently weaker)
+//! - jq: a documented subset ([`jq`]); anything else is refused with the expression named,
+//!   where Argo CD runs full jq. Group/kind patterns support `*` only (Argo: full glob).
+//! - The three-way part of the client-side diff comes from cairn's server-side-apply ownership
+//!   (`managedFields`), not from `last-applied-configuration`, because cairn applies
+//!   server-side: a stale last-applied annotation would report differences no apply removes.
+//! - `{}`/`[]`/`null` equal absent everywhere (Argo CD gets much of this from re-marshalling
+//!   known types); quantities (`500m` vs `0.5`) are compared as written in client-side mode —
+//!   server-side mode normalizes them through the API server.
 //!
 //! Sources: Argo CD user guide "Diffing Customization", "Diff Strategies", "Compare Options"
 //! (`IgnoreExtraneous`), "Sync Options"; gitops-engine `pkg/diff` (two-way diff of
@@ -294,6 +319,7 @@ pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<Resource
             map.shift_remove("rules");
         }
     }
+    normalize::align_lists(&mut l, &t);
     if opts.mode == DiffMode::ClientSide {
         let mut guide = normalize::Guide::of_value(&t);
         // An empty set means cairn never applied this object: nothing to add (an empty set

@@ -203,3 +203,70 @@ pub fn trim(live: &mut Value, guide: &Guide) {
         _ => {}
     }
 }
+
+/// Lists of the built-in kinds whose items Kubernetes merges by a key (strategic merge patch
+/// `patchMergeKey`), by field name, with the candidate keys (ports: `containerPort` in a
+/// container, `port` in a Service).
+const MERGE_KEYS: &[(&str, &[&str])] = &[
+    ("containers", &["name"]),
+    ("initContainers", &["name"]),
+    ("ephemeralContainers", &["name"]),
+    ("env", &["name"]),
+    ("volumes", &["name"]),
+    ("volumeMounts", &["mountPath"]),
+    ("volumeDevices", &["devicePath"]),
+    ("imagePullSecrets", &["name"]),
+    ("ports", &["containerPort", "port"]),
+    ("hostAliases", &["ip"]),
+];
+
+/// Put the items of known merge-keyed lists of `live` in the order of `desired` (items only
+/// live go last, in their live order), so a webhook inserting a container first, or a list
+/// reordered by a controller, is compared item to item as Kubernetes merges them. A list is
+/// aligned only when every item on both sides has the key and the desired keys are unique;
+/// any other list stays positional.
+pub fn align_lists(live: &mut Value, desired: &Value) {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => {
+            for (field, lv) in l.iter_mut() {
+                let Some(dv) = d.get(field) else {
+                    continue;
+                };
+                if let (Value::Array(items), Value::Array(want)) = (&mut *lv, dv)
+                    && let Some((_, keys)) = MERGE_KEYS.iter().find(|(f, _)| f == field)
+                    && let Some(key) = keys.iter().find(|k| keyed(want, k) && keyed(items, k))
+                {
+                    reorder(items, want, key);
+                }
+                align_lists(lv, dv);
+            }
+        }
+        (Value::Array(l), Value::Array(d)) => {
+            for (lv, dv) in l.iter_mut().zip(d) {
+                align_lists(lv, dv);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn keyed(items: &[Value], key: &str) -> bool {
+    let mut seen = Vec::new();
+    items.iter().all(|item| match item.get(key) {
+        Some(k @ (Value::String(_) | Value::Number(_))) if !seen.contains(&k) => {
+            seen.push(k);
+            true
+        }
+        _ => false,
+    })
+}
+
+fn reorder(items: &mut Vec<Value>, want: &[Value], key: &str) {
+    let mut rest = std::mem::take(items);
+    for w in want {
+        if let Some(i) = rest.iter().position(|item| item.get(key) == w.get(key)) {
+            items.push(rest.remove(i));
+        }
+    }
+    items.append(&mut rest);
+}

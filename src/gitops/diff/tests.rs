@@ -590,7 +590,7 @@ fn deployment_cases() -> Vec<Case> {
             false,
         ),
         (
-            "lists are positional: swapped containers differ",
+            "merge-keyed lists: swapped containers are paired by name",
             desired.clone(),
             {
                 let mut l = plain_live.clone();
@@ -600,7 +600,90 @@ fn deployment_cases() -> Vec<Case> {
                 l
             },
             opts(cs, vec![]),
+            false,
+        ),
+        (
+            "merge-keyed lists: a container changed after reordering is still seen",
+            with(
+                &desired,
+                "/spec/template/spec/containers/1/image",
+                json!("proxy:2.0"),
+            ),
+            {
+                let mut l = plain_live.clone();
+                if let Some(Value::Array(c)) = l.pointer_mut("/spec/template/spec/containers") {
+                    c.swap(0, 1);
+                }
+                l
+            },
+            opts(cs, vec![]),
             true,
+        ),
+        (
+            "other lists are positional: reordered args differ",
+            with(
+                &desired,
+                "/spec/template/spec/containers/0/args",
+                json!(["--a", "--b"]),
+            ),
+            with(
+                &plain_live,
+                "/spec/template/spec/containers/0/args",
+                json!(["--b", "--a"]),
+            ),
+            opts(cs, vec![]),
+            true,
+        ),
+        (
+            "merge-keyed lists: env reordered by a controller",
+            with(
+                &desired,
+                "/spec/template/spec/containers/0/env",
+                json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+            ),
+            with(
+                &plain_live,
+                "/spec/template/spec/containers/0/env",
+                json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]),
+            ),
+            opts(cs, vec![]),
+            false,
+        ),
+        (
+            "merge-keyed lists: an initContainer injected first is an extra item",
+            with(
+                &desired,
+                "/spec/template/spec/initContainers",
+                json!([{"name": "migrate", "image": "m:1"}]),
+            ),
+            with(
+                &plain_live,
+                "/spec/template/spec/initContainers",
+                json!([{"name": "istio-init", "image": "i:1"}, {"name": "migrate", "image": "m:1", "imagePullPolicy": "IfNotPresent"}]),
+            ),
+            opts(cs, vec![]),
+            true,
+        ),
+        (
+            "merge-keyed lists: the injected initContainer ignored by jq",
+            with(
+                &desired,
+                "/spec/template/spec/initContainers",
+                json!([{"name": "migrate", "image": "m:1"}]),
+            ),
+            with(
+                &plain_live,
+                "/spec/template/spec/initContainers",
+                json!([{"name": "istio-init", "image": "i:1"}, {"name": "migrate", "image": "m:1", "imagePullPolicy": "IfNotPresent"}]),
+            ),
+            opts(
+                cs,
+                vec![jqs(
+                    rule("Deployment"),
+                    &[r#".spec.template.spec.initContainers[] | select(.name == "istio-init")"#],
+                )],
+            ),
+            false,
         ),
         (
             "server-side: predicted equals live (defaults included)",
