@@ -467,10 +467,12 @@ fn is_star(field: &str) -> bool {
 /// cron crate would read some of those differently or accept them).
 fn check_ranges(name: &str, field: &str) -> Result<(), ScheduleError> {
     let names_allowed = name == "month";
-    if let Some(bad) = field.chars().find(|c| {
-        !(c.is_ascii_digit() || matches!(c, '*' | '?' | ',' | '-' | '/'))
-            && !(names_allowed && c.is_ascii_alphabetic())
-    }) {
+    let allowed = |c: char| {
+        c.is_ascii_digit()
+            || matches!(c, '*' | '?' | ',' | '-' | '/')
+            || (names_allowed && c.is_ascii_alphabetic())
+    };
+    if let Some(bad) = field.chars().find(|c| !allowed(*c)) {
         return Err(ScheduleError::Syntax(format!(
             "{name}: unexpected character {bad:?}"
         )));
