@@ -10,6 +10,7 @@
 //! | `.a["x/y"]`, `.["a"]` | object field, bracket form (needed for keys with `/`, `.`, `-`) |
 //! | `.a[0]`, `.a[-1]` | array element (negative counts from the end) |
 //! | `.a[]` | every element of an array (or every value of an object) |
+//! | `.a[]?`, `.a?` | the same (a missing or mistyped value already selects nothing) |
 //! | `... \| select(PATH == LIT)` , `!=` | keep the current values whose `PATH` (a field chain, possibly `.`) equals / differs from a literal string, number, `true`, `false` or `null` |
 //! | `A \| B` | B applied to what A selects, B being a path or a `select` |
 //!
@@ -327,6 +328,9 @@ impl Parser<'_> {
         let mut steps = Vec::new();
         loop {
             match self.peek() {
+                // `?` suppresses errors on a missing or mistyped value; selection here never
+                // errors on those (it selects nothing), so it changes nothing.
+                Some('?') if !steps.is_empty() => self.pos += 1,
                 Some('.') => {
                     self.pos += 1;
                     match self.peek() {

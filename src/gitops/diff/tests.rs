@@ -1030,6 +1030,11 @@ fn jq_removal_table() {
             ".l[] | select(.on == null) | .name",
             json!({"l": [{"name": "p", "v": 1, "on": true}, {"name": "q", "v": 2, "on": false}, {"v": 3}]}),
         ),
+        (
+            ".l[]?.v",
+            json!({"l": [{"name": "p", "on": true}, {"name": "q", "on": false}, {"name": "r"}]}),
+        ),
+        (".a.b?", json!({"a": {"c": 2, "x/y": 3, "x.y": 4}})),
         (".nothing.here", doc.clone()),
         (".l[7]", doc.clone()),
         (".a.b[0]", doc.clone()),
