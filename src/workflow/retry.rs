@@ -14,7 +14,7 @@
 //! [`expression_scope`], the transient matcher built once from `TRANSIENT_ERROR_PATTERN`). On
 //! [`RetryDecision::RetryAt`], requeue at that time and call again; the wait is derived from the
 //! attempts' recorded times, so a restart of cairn in the middle of a backoff waits only what is
-//! left, never twice.
+//! left, never twice. A retry attempt's pod gets [`retry_execution_deadline`] as its deadline.
 //!
 //! Invariants (Argo's `processNodeRetries`, checked in this order):
 //! 1. a stopping/terminating workflow or a passed workflow deadline gives up;
@@ -285,7 +285,7 @@ fn parse_backoff(template: &str, raw: &Value) -> Result<Backoff, RetryError> {
 fn int_or_string(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().filter(|i| i32::try_from(*i).is_ok()),
-        Value::String(s) => s.trim().parse::<i32>().ok().map(i64::from),
+        Value::String(s) => s.parse::<i32>().ok().map(i64::from),
         _ => None,
     }
 }
@@ -590,6 +590,23 @@ pub fn expression_scope(attempts: &[Attempt]) -> BTreeMap<String, String> {
         scope.insert(k.to_owned(), v);
     }
     scope
+}
+
+/// The execution deadline of a retry attempt under `backoff.maxDuration`: the first attempt's
+/// start plus `maxDuration` (Argo overrides the new pod's deadline with it, so a retry cannot
+/// outlive the budget). `None` for the first attempt or without `maxDuration`.
+pub fn retry_execution_deadline(
+    strategy: &RetryStrategy,
+    attempts: &[Attempt],
+) -> Option<Timestamp> {
+    let max = strategy.backoff.as_ref()?.max_duration?;
+    let first = attempts.first()?;
+    Some(
+        first
+            .started_at
+            .saturating_add(max)
+            .unwrap_or(Timestamp::MAX),
+    )
 }
 
 /// A UTC instant as Go's `time.Time.String()` prints it (`2006-01-02 15:04:05.5 +0000 UTC`),

@@ -653,3 +653,17 @@ fn go_time_strings() {
     let t = Timestamp::from_millisecond(ts(5).as_millisecond() + 250).expect("valid");
     assert_eq!(go_time_string(t), "2027-01-15 08:00:05.25 +0000 UTC");
 }
+
+#[test]
+fn retry_execution_deadlines() {
+    let with_max = strategy(json!({"limit": 3, "backoff": {"duration": "1", "maxDuration": "2m"}}));
+    let without = strategy(json!({"limit": 3, "backoff": {"duration": "1"}}));
+    let no_backoff = strategy(json!({"limit": 3}));
+    assert_eq!(
+        retry_execution_deadline(&with_max, &failed(2)),
+        Some(ts(120))
+    );
+    assert_eq!(retry_execution_deadline(&with_max, &[]), None);
+    assert_eq!(retry_execution_deadline(&without, &failed(2)), None);
+    assert_eq!(retry_execution_deadline(&no_backoff, &failed(2)), None);
+}
