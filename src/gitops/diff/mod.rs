@@ -580,6 +580,9 @@ pub struct AppComparison {
     /// Objects that could not be identified (no kind, name…), with the reason; they make the
     /// application `Unknown` unless something is `OutOfSync`.
     pub errors: Vec<String>,
+    /// Repeated objects (same identity twice on one side): the last is compared, as Argo CD
+    /// does with its `RepeatedResourceWarning` condition.
+    pub warnings: Vec<String>,
 }
 
 impl AppComparison {
@@ -646,6 +649,7 @@ pub fn compare_resource(
 /// already carry their namespace (the destination's, for namespaced kinds).
 pub fn compare_app(desired: &[Value], live: &[Value], opts: &DiffOptions) -> AppComparison {
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut pairs: BTreeMap<ResourceKey, (Option<&Value>, Option<&Value>)> = BTreeMap::new();
     for (side, objs) in [("target", desired), ("live", live)] {
         for (i, obj) in objs.iter().enumerate() {
@@ -661,11 +665,17 @@ pub fn compare_app(desired: &[Value], live: &[Value], opts: &DiffOptions) -> App
             if matches!(classify(obj, &key), Ok(c) if c != Classification::Resource) {
                 continue;
             }
-            let entry = pairs.entry(key).or_default();
-            if side == "target" {
-                entry.0 = Some(obj);
+            let entry = pairs.entry(key.clone()).or_default();
+            let slot = if side == "target" {
+                &mut entry.0
             } else {
-                entry.1 = Some(obj);
+                &mut entry.1
+            };
+            if slot.replace(obj).is_some() {
+                // Argo CD's RepeatedResourceWarning: the last one wins, and the user is told.
+                warnings.push(format!(
+                    "{side} object {key} appears more than once; the last one is compared"
+                ));
             }
         }
     }
@@ -678,6 +688,7 @@ pub fn compare_app(desired: &[Value], live: &[Value], opts: &DiffOptions) -> App
         status,
         resources,
         errors,
+        warnings,
     }
 }
 

@@ -1542,3 +1542,18 @@ fn one_sided_diffs_are_normalized_and_masked() {
         .collect();
     insta::assert_snapshot!(texts.join("\n"));
 }
+
+#[test]
+fn repeated_objects_warn_and_the_last_wins() {
+    let got = compare_app(
+        &[cm("a", "1"), cm("a", "2")],
+        &[cm("a", "2")],
+        &DiffOptions::default(),
+    );
+    assert_eq!(got.status, SyncStatusCode::Synced);
+    assert_eq!(
+        got.warnings,
+        vec!["target object /ConfigMap/shop/a appears more than once; the last one is compared"]
+    );
+    assert!(got.errors.is_empty());
+}
