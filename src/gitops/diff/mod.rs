@@ -142,6 +142,14 @@ pub enum DiffError {
         /// The value as written.
         value: String,
     },
+    /// [`diff()`] was handed two different objects.
+    #[error("target is {target} but live is {live}: not the same object")]
+    Mismatch {
+        /// The target's identity.
+        target: String,
+        /// The live object's identity.
+        live: String,
+    },
     /// An object lacks what identifies it.
     #[error("{side} object: {reason}")]
     InvalidObject {
@@ -161,6 +169,7 @@ impl DiffError {
             DiffError::BadManagedFields { .. } => "bad_managed_fields",
             DiffError::InvalidObject { .. } => "invalid_object",
             DiffError::BadStatusComparison { .. } => "bad_status_comparison",
+            DiffError::Mismatch { .. } => "mismatch",
         }
     }
 }
@@ -298,6 +307,13 @@ pub struct ResourceDiff {
 /// Compare one object: `target` (desired, or predicted in server-side mode) against `live`.
 pub fn diff(target: &Value, live: &Value, opts: &DiffOptions) -> Result<ResourceDiff, DiffError> {
     let key = key_of(target, "target")?;
+    let live_key = key_of(live, "live")?;
+    if live_key != key {
+        return Err(DiffError::Mismatch {
+            target: key.to_string(),
+            live: live_key.to_string(),
+        });
+    }
     let rules = Rules::for_object(&key, Some(live), opts)?;
     // Three-way: what cairn applied last time (its `Apply` entry), so a field deleted from Git
     // shows as a difference instead of hiding among the fields the user never set.

@@ -985,6 +985,11 @@ fn errors_name_the_offending_rule() {
             assert_eq!(o.validate(), Err(err), "{name}: validate reports it too");
         }
     }
+    let err = diff(&cm("a", "1"), &cm("b", "1"), &DiffOptions::default()).expect_err("mismatch");
+    assert_eq!(
+        err.to_string(),
+        "target is /ConfigMap/shop/a but live is /ConfigMap/shop/b: not the same object"
+    );
     let no_kind = json!({"apiVersion": "v1", "metadata": {"name": "x"}});
     let err = diff(&no_kind, &no_kind, &DiffOptions::default()).expect_err("no kind");
     assert_eq!(err.to_string(), "target object: no kind");
