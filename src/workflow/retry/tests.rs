@@ -667,3 +667,30 @@ fn retry_execution_deadlines() {
     assert_eq!(retry_execution_deadline(&without, &failed(2)), None);
     assert_eq!(retry_execution_deadline(&no_backoff, &failed(2)), None);
 }
+
+/// The whole decision log of retry-backoff.yaml when every attempt fails after 2 s: what the
+/// controller would see at each wake-up.
+#[test]
+fn conformance_retry_backoff_timeline() {
+    let s = conformance_strategy("retry-backoff.yaml");
+    let m = TransientMatcher::default();
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut now = 0;
+    let mut log = Vec::new();
+    for _ in 0..40 {
+        let decision = decide(&s, &attempts, &input(now, &m));
+        log.push(format!(
+            "t={now:>3}s after {} attempts: {decision:?}",
+            attempts.len()
+        ));
+        match decision {
+            RetryDecision::RetryNow => {
+                attempts.push(attempt(AttemptPhase::Failed, now, now + 2, "exit code 1"));
+                now += 2;
+            }
+            RetryDecision::RetryAt { at, .. } => now = at.as_second() - ts(0).as_second(),
+            RetryDecision::GiveUp { .. } => break,
+        }
+    }
+    insta::assert_snapshot!(log.join("\n"));
+}
