@@ -12,3 +12,4 @@ pub mod expr;
 pub mod retry;
 pub mod steps;
 pub mod types;
+pub mod validate;

@@ -1,0 +1,903 @@
+//! The checks of [`validate`]: structure, calls and arguments, DAG/steps/retry, variables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::ValidationError;
+use super::resolve::{ResolvedWorkflow, Source, prefix};
+use crate::workflow::dag::Dag;
+use crate::workflow::depends::is_task_name;
+use crate::workflow::expr::{self, Scope, is_validated_name};
+use crate::workflow::retry::RetryStrategy;
+use crate::workflow::steps::Steps;
+use crate::workflow::types::{
+    Arguments, Parameter, Template, TemplateRef, TemplateType, any_string,
+};
+
+/// Argo's limit on template names (`maxCharsInObjectName`).
+const MAX_TEMPLATE_NAME: usize = 128;
+
+/// Globals Argo sets for every workflow (`workflow/common/common.go` GlobalVar*).
+const GLOBALS: &[&str] = &[
+    "workflow.name",
+    "workflow.namespace",
+    "workflow.mainEntrypoint",
+    "workflow.serviceAccountName",
+    "workflow.uid",
+    "workflow.duration",
+    "workflow.priority",
+    "workflow.scheduledTime",
+    "workflow.creationTimestamp",
+    "workflow.parameters",
+    "workflow.parameters.json",
+    "workflow.labels.json",
+    "workflow.annotations.json",
+];
+
+/// Globals read under a prefix whose keys are not known at submission.
+const GLOBAL_PREFIXES: &[&str] = &[
+    "workflow.labels.",
+    "workflow.annotations.",
+    "workflow.creationTimestamp.",
+];
+
+/// Set only once the workflow has finished, for exit handlers.
+const EXIT_ONLY: &[&str] = &["workflow.status", "workflow.failures"];
+
+/// Every problem of the resolved workflow, in spec order.
+pub fn validate(resolved: &ResolvedWorkflow) -> Result<(), Vec<ValidationError>> {
+    let mut v = Validator {
+        wf: resolved,
+        errors: Vec::new(),
+        globals: BTreeSet::new(),
+        main_tree: BTreeSet::new(),
+    };
+    v.run();
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(v.errors)
+    }
+}
+
+/// A template identified by its source (`None` = the Workflow's spec) and index.
+type Key = (Option<Source>, usize);
+
+struct Validator<'a> {
+    wf: &'a ResolvedWorkflow,
+    errors: Vec<ValidationError>,
+    globals: BTreeSet<String>,
+    /// Templates reachable from the entrypoint through steps/DAG calls.
+    main_tree: BTreeSet<Key>,
+}
+
+/// Where a step or task's callee lives.
+struct Callee<'a> {
+    key: Key,
+    template: &'a Template,
+}
+
+impl<'a> Validator<'a> {
+    fn run(&mut self) {
+        let spec = &self.wf.spec;
+        self.check_workflow_arguments();
+        self.collect_globals();
+
+        let entry = spec.entrypoint.as_deref().filter(|e| !e.is_empty());
+        match entry {
+            None => self.errors.push(ValidationError::MissingEntrypoint {
+                path: "spec.entrypoint".into(),
+            }),
+            Some(name) => match self.wf.template(None, name) {
+                None => self.errors.push(ValidationError::UnknownTemplate {
+                    path: "spec.entrypoint".into(),
+                    name: name.to_owned(),
+                }),
+                Some((i, t)) => {
+                    self.check_required(t, spec.arguments.as_ref(), "spec.arguments.parameters");
+                    self.main_tree = self.reachable((None, i));
+                }
+            },
+        }
+        if let Some(on_exit) = spec.on_exit.as_deref().filter(|e| !e.is_empty()) {
+            match self.wf.template(None, on_exit) {
+                None => self.errors.push(ValidationError::UnknownTemplate {
+                    path: "spec.onExit".into(),
+                    name: on_exit.to_owned(),
+                }),
+                Some((_, t)) => {
+                    self.check_required(t, spec.arguments.as_ref(), "spec.arguments.parameters")
+                }
+            }
+        }
+
+        // Names across the Workflow's own templates.
+        let mut seen = BTreeSet::new();
+        for (i, t) in spec.templates.iter().flatten().enumerate() {
+            let path = format!("spec.templates[{i}].name");
+            if !valid_template_name(&t.name) {
+                self.errors.push(ValidationError::InvalidTemplateName {
+                    path,
+                    name: t.name.clone(),
+                });
+            } else if !seen.insert(t.name.as_str()) {
+                self.errors.push(ValidationError::DuplicateTemplate {
+                    path,
+                    name: t.name.clone(),
+                });
+            }
+        }
+
+        // Every template of the Workflow, then the referenced templates (and what they call in
+        // their own WorkflowTemplate), each once.
+        let mut keys: Vec<Key> = (0..spec.templates.as_ref().map_or(0, Vec::len))
+            .map(|i| (None, i))
+            .collect();
+        let mut seen_keys: BTreeSet<Key> = keys.iter().cloned().collect();
+        let mut n = 0;
+        while n < keys.len() {
+            let key = keys[n].clone();
+            n += 1;
+            if let Some(t) = self.template_at(&key) {
+                for callee in self.callees(&key, t) {
+                    if callee.key.0.is_some() && seen_keys.insert(callee.key.clone()) {
+                        keys.push(callee.key);
+                    }
+                }
+            }
+        }
+        for key in keys {
+            self.check_template(&key);
+        }
+    }
+
+    fn template_at(&self, key: &Key) -> Option<&'a Template> {
+        self.wf
+            .spec_of(key.0.as_ref())?
+            .templates
+            .as_deref()?
+            .get(key.1)
+    }
+
+    fn template_path(key: &Key) -> String {
+        format!("{}.templates[{}]", prefix(key.0.as_ref()), key.1)
+    }
+
+    /// The template a step or task calls from `source`'s spec (`None` if unresolvable).
+    fn callee(
+        &self,
+        source: Option<&Source>,
+        template: Option<&str>,
+        template_ref: Option<&TemplateRef>,
+    ) -> Option<Callee<'a>> {
+        let (src, name) = match (template, template_ref) {
+            (Some(name), None) => (source.cloned(), name),
+            (None, Some(r)) => (Some(Source::of_ref(r)?), r.template.as_deref()?),
+            _ => return None,
+        };
+        let (i, t) = self.wf.template(src.as_ref(), name)?;
+        Some(Callee {
+            key: (src, i),
+            template: t,
+        })
+    }
+
+    fn callees(&self, key: &Key, t: &Template) -> Vec<Callee<'a>> {
+        let src = key.0.as_ref();
+        let mut out = Vec::new();
+        for step in t.steps.iter().flatten().flatten() {
+            out.extend(self.callee(src, step.template.as_deref(), step.template_ref.as_ref()));
+        }
+        if let Some(dag) = &t.dag {
+            for task in dag.tasks.iter().flatten() {
+                out.extend(self.callee(src, task.template.as_deref(), task.template_ref.as_ref()));
+            }
+        }
+        out
+    }
+
+    fn reachable(&self, from: Key) -> BTreeSet<Key> {
+        let mut seen = BTreeSet::from([from.clone()]);
+        let mut stack = vec![from];
+        while let Some(key) = stack.pop() {
+            if let Some(t) = self.template_at(&key) {
+                for c in self.callees(&key, t) {
+                    if seen.insert(c.key.clone()) {
+                        stack.push(c.key);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    fn check_workflow_arguments(&mut self) {
+        let params = self
+            .wf
+            .spec
+            .arguments
+            .as_ref()
+            .and_then(|a| a.parameters.as_deref())
+            .unwrap_or(&[]);
+        for (k, p) in params.iter().enumerate() {
+            let path = format!("spec.arguments.parameters[{k}]");
+            self.check_parameter_name(p, &path);
+            if p.value.is_none() && p.value_from.is_none() {
+                self.errors.push(ValidationError::MissingArgumentValue {
+                    path: format!("{path}.value"),
+                    parameter: p.name.clone(),
+                });
+            }
+            self.check_enum(p, &path, p.value.as_ref(), "value");
+        }
+    }
+
+    fn check_parameter_name(&mut self, p: &Parameter, path: &str) {
+        let ok = !p.name.is_empty()
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            self.errors.push(ValidationError::InvalidParameterName {
+                path: format!("{path}.name"),
+                name: p.name.clone(),
+            });
+        }
+    }
+
+    /// The parameter's `enum` must be non-empty and hold `value` when it is a literal.
+    fn check_enum(&mut self, p: &Parameter, path: &str, value: Option<&Value>, field: &str) {
+        let Some(allowed) = &p.enum_values else {
+            return;
+        };
+        if allowed.is_empty() {
+            self.errors.push(ValidationError::EmptyEnum {
+                path: format!("{path}.enum"),
+                parameter: p.name.clone(),
+            });
+            return;
+        }
+        self.check_in_enum(&p.name, allowed, value, &format!("{path}.{field}"));
+    }
+
+    fn check_in_enum(&mut self, name: &str, allowed: &[Value], value: Option<&Value>, path: &str) {
+        let Some(value) = value.map(any_string) else {
+            return;
+        };
+        if value.contains("{{") {
+            // Known only at run time.
+            return;
+        }
+        let allowed: Vec<String> = allowed.iter().map(any_string).collect();
+        if !allowed.contains(&value) {
+            self.errors.push(ValidationError::NotInEnum {
+                path: path.to_owned(),
+                parameter: name.to_owned(),
+                value,
+                allowed,
+            });
+        }
+    }
+
+    /// Required inputs of `callee` must be in `args`; supplied literals must be in its enums.
+    fn check_required(&mut self, callee: &Template, args: Option<&Arguments>, path: &str) {
+        let given = args.and_then(|a| a.parameters.as_deref()).unwrap_or(&[]);
+        for p in callee
+            .inputs
+            .as_ref()
+            .and_then(|i| i.parameters.as_deref())
+            .unwrap_or(&[])
+        {
+            let required = p.value.is_none() && p.default.is_none() && p.value_from.is_none();
+            match given.iter().position(|g| g.name == p.name) {
+                None if required => self.errors.push(ValidationError::MissingArgument {
+                    path: path.to_owned(),
+                    template: callee.name.clone(),
+                    parameter: p.name.clone(),
+                }),
+                Some(k) => {
+                    if let Some(allowed) = p.enum_values.as_deref().filter(|a| !a.is_empty()) {
+                        self.check_in_enum(
+                            &p.name,
+                            allowed,
+                            given[k].value.as_ref(),
+                            &format!("{path}[{k}].value"),
+                        );
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn collect_globals(&mut self) {
+        let mut globals: BTreeSet<String> = GLOBALS.iter().map(|g| (*g).to_owned()).collect();
+        for p in self
+            .wf
+            .spec
+            .arguments
+            .iter()
+            .flat_map(|a| a.parameters.iter().flatten())
+        {
+            globals.insert(format!("workflow.parameters.{}", p.name));
+        }
+        let specs = std::iter::once(&self.wf.spec).chain(self.wf.referenced.values());
+        for spec in specs {
+            for t in spec.templates.iter().flatten() {
+                let Some(outputs) = &t.outputs else { continue };
+                for p in outputs.parameters.iter().flatten() {
+                    if let Some(g) = &p.global_name {
+                        globals.insert(format!("workflow.outputs.parameters.{g}"));
+                    }
+                }
+                for a in outputs.artifacts.iter().flatten() {
+                    if let Some(g) = a.get("globalName").and_then(Value::as_str) {
+                        globals.insert(format!("workflow.outputs.artifacts.{g}"));
+                    }
+                }
+            }
+        }
+        self.globals = globals;
+    }
+
+    fn check_template(&mut self, key: &Key) {
+        let Some(t) = self.template_at(key) else {
+            return;
+        };
+        let path = Self::template_path(key);
+        let types = type_fields(t);
+        match types.len() {
+            0 => self.errors.push(ValidationError::NoTemplateType {
+                path: path.clone(),
+                template: t.name.clone(),
+            }),
+            1 => {}
+            _ => self.errors.push(ValidationError::MultipleTemplateTypes {
+                path: path.clone(),
+                template: t.name.clone(),
+                types,
+            }),
+        }
+        if let Some(rs) = &t.retry_strategy
+            && let Err(e) = RetryStrategy::parse(&t.name, rs)
+        {
+            self.errors.push(ValidationError::Retry {
+                path: format!("{path}.retryStrategy"),
+                source: Box::new(e),
+            });
+        }
+        for (k, p) in t
+            .inputs
+            .iter()
+            .flat_map(|i| i.parameters.iter().flatten())
+            .enumerate()
+        {
+            let ppath = format!("{path}.inputs.parameters[{k}]");
+            self.check_parameter_name(p, &ppath);
+            self.check_enum(p, &ppath, p.default.as_ref(), "default");
+        }
+
+        let scope = self.template_scope(t);
+        let exit_ok = !self.main_tree.contains(key);
+        // Everything but the children (checked with their own scopes) and, for steps/DAG, the
+        // outputs (which may read any child).
+        let mut own = serde_json::to_value(t).unwrap_or(Value::Null);
+        let composite = t.steps.is_some() || t.dag.is_some();
+        if let Value::Object(map) = &mut own {
+            map.remove("steps");
+            map.remove("dag");
+            if composite {
+                map.remove("outputs");
+            }
+        }
+        let ctx = VarCtx {
+            template: &t.name,
+            exit_ok,
+        };
+        self.check_vars(&own, &path, &scope, &ctx);
+
+        if t.steps.is_some() {
+            self.check_steps(key, t, &path, scope, &ctx);
+        } else if t.dag.is_some() {
+            self.check_dag(key, t, &path, scope, &ctx);
+        }
+    }
+
+    fn template_scope(&self, t: &Template) -> Known {
+        let mut k = Known::default();
+        for g in &self.globals {
+            k.names.insert(g.clone());
+        }
+        if let Some(inputs) = &t.inputs {
+            k.names.insert("inputs.parameters".into());
+            for p in inputs.parameters.iter().flatten() {
+                k.names.insert(format!("inputs.parameters.{}", p.name));
+            }
+            for a in inputs.artifacts.iter().flatten() {
+                if let Some(n) = a.get("name").and_then(Value::as_str) {
+                    k.names.insert(format!("inputs.artifacts.{n}"));
+                    k.names.insert(format!("inputs.artifacts.{n}.path"));
+                }
+            }
+        }
+        let pod = matches!(
+            t.template_type(),
+            Some(
+                TemplateType::Container
+                    | TemplateType::Script
+                    | TemplateType::Resource
+                    | TemplateType::ContainerSet
+                    | TemplateType::Data
+            )
+        );
+        if pod {
+            k.names.insert("pod.name".into());
+        }
+        if t.steps.is_none()
+            && t.dag.is_none()
+            && let Some(outputs) = &t.outputs
+        {
+            for p in outputs.parameters.iter().flatten() {
+                let has_path = p.value_from.as_ref().and_then(|v| v.get("path")).is_some();
+                if has_path {
+                    k.names
+                        .insert(format!("outputs.parameters.{}.path", p.name));
+                }
+            }
+            for a in outputs.artifacts.iter().flatten() {
+                if let (Some(n), Some(_)) = (
+                    a.get("name").and_then(Value::as_str),
+                    a.get("path").and_then(Value::as_str),
+                ) {
+                    k.names.insert(format!("outputs.artifacts.{n}.path"));
+                }
+            }
+        }
+        if t.retry_strategy.is_some() {
+            k.names.insert("retries".into());
+            for f in ["exitCode", "status", "duration", "message"] {
+                k.names.insert(format!("lastRetry.{f}"));
+            }
+        }
+        k
+    }
+
+    fn check_vars(&mut self, doc: &Value, path: &str, known: &Known, ctx: &VarCtx<'_>) {
+        let mut exit_tags: Vec<(String, String)> = Vec::new();
+        let pred = |name: &str| known.knows(name, ctx.exit_ok);
+        match expr::unresolved_in_json(doc, &pred) {
+            Ok(found) => {
+                for (p, r) in found {
+                    let full = format!("{path}{p}");
+                    if EXIT_ONLY.contains(&r.name.as_str()) {
+                        exit_tags.push((full, r.tag));
+                    } else {
+                        self.errors.push(ValidationError::UnknownVariable {
+                            path: full,
+                            template: ctx.template.to_owned(),
+                            tag: r.tag,
+                        });
+                    }
+                }
+            }
+            Err((p, e)) => self.errors.push(ValidationError::Expression {
+                path: format!("{path}{p}"),
+                template: ctx.template.to_owned(),
+                source: e,
+            }),
+        }
+        for (path, tag) in exit_tags {
+            self.errors.push(ValidationError::ExitHandlerOnly {
+                path,
+                template: ctx.template.to_owned(),
+                tag,
+            });
+        }
+    }
+
+    /// A step or task's call: `template` xor `templateRef`, the callee exists, its required
+    /// inputs are supplied and the arguments have values.
+    fn check_call(
+        &mut self,
+        key: &Key,
+        template: Option<&str>,
+        template_ref: Option<&TemplateRef>,
+        args: Option<&Arguments>,
+        path: &str,
+    ) -> Option<Callee<'a>> {
+        match (template, template_ref) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.errors.push(ValidationError::TemplateChoice {
+                    path: path.to_owned(),
+                });
+                return None;
+            }
+            _ => {}
+        }
+        let Some(callee) = self.callee(key.0.as_ref(), template, template_ref) else {
+            if let Some(name) = template {
+                self.errors.push(ValidationError::UnknownTemplate {
+                    path: format!("{path}.template"),
+                    name: name.to_owned(),
+                });
+            }
+            // A missing templateRef target is reported by `resolve`.
+            return None;
+        };
+        for (k, p) in args
+            .iter()
+            .flat_map(|a| a.parameters.iter().flatten())
+            .enumerate()
+        {
+            if p.value.is_none() && p.value_from.is_none() {
+                self.errors.push(ValidationError::MissingArgumentValue {
+                    path: format!("{path}.arguments.parameters[{k}].value"),
+                    parameter: p.name.clone(),
+                });
+            }
+        }
+        self.check_required(
+            callee.template,
+            args,
+            &format!("{path}.arguments.parameters"),
+        );
+        Some(callee)
+    }
+
+    fn check_steps(
+        &mut self,
+        key: &Key,
+        t: &Template,
+        path: &str,
+        mut scope: Known,
+        ctx: &VarCtx<'_>,
+    ) {
+        if let Err(e) = Steps::from_template(t) {
+            self.errors.push(ValidationError::Steps {
+                path: format!("{path}.steps"),
+                source: Box::new(e),
+            });
+            return;
+        }
+        for (g, group) in t.steps.iter().flatten().enumerate() {
+            let mut produced = Vec::new();
+            for (j, step) in group.iter().enumerate() {
+                let spath = format!("{path}.steps[{g}][{j}]");
+                let callee = self.check_call(
+                    key,
+                    step.template.as_deref(),
+                    step.template_ref.as_ref(),
+                    step.arguments.as_ref(),
+                    &spath,
+                );
+                let mut local = scope.clone();
+                local.add_item(
+                    step.with_items.as_deref(),
+                    step.with_param.is_some(),
+                    step.with_sequence.is_some(),
+                );
+                let doc = serde_json::to_value(step).unwrap_or(Value::Null);
+                self.check_vars(&doc, &spath, &local, ctx);
+                let is_loop = step.with_items.is_some()
+                    || step.with_param.is_some()
+                    || step.with_sequence.is_some();
+                produced.push((step.name.clone(), callee.map(|c| c.template), is_loop));
+            }
+            for (name, callee, is_loop) in produced {
+                scope.add_outputs(&format!("steps.{name}"), callee, is_loop, true);
+            }
+        }
+        self.check_composite_outputs(t, path, &scope, ctx);
+    }
+
+    fn check_dag(&mut self, key: &Key, t: &Template, path: &str, scope: Known, ctx: &VarCtx<'_>) {
+        let Some(dag_spec) = &t.dag else { return };
+        let tasks = dag_spec.tasks.as_deref().unwrap_or(&[]);
+        let index: BTreeMap<&str, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| (task.name.as_str(), i))
+            .collect();
+        // A templated target is rendered with the workflow's arguments, as Argo does before it
+        // checks the targets; if that fails the variable check reports the tag.
+        let target = dag_spec
+            .target
+            .as_deref()
+            .filter(|t| t.contains("{{"))
+            .map(|raw| {
+                let mut s = Scope::new();
+                for p in self
+                    .wf
+                    .spec
+                    .arguments
+                    .iter()
+                    .flat_map(|a| a.parameters.iter().flatten())
+                {
+                    if let Some(v) = p.value_text() {
+                        s.insert(format!("workflow.parameters.{}", p.name), v);
+                    }
+                }
+                expr::render(raw, &s).unwrap_or_default()
+            });
+        let dag = match Dag::from_template(t, target.as_deref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let field = dag_error_field(&e, &index, tasks);
+                self.errors.push(ValidationError::Dag {
+                    path: format!("{path}.dag{field}"),
+                    source: Box::new(e),
+                });
+                None
+            }
+        };
+        let mut callees = Vec::with_capacity(tasks.len());
+        for (j, task) in tasks.iter().enumerate() {
+            let tpath = format!("{path}.dag.tasks[{j}]");
+            callees.push(self.check_call(
+                key,
+                task.template.as_deref(),
+                task.template_ref.as_ref(),
+                task.arguments.as_ref(),
+                &tpath,
+            ));
+        }
+        let is_loop = |j: usize| {
+            let task = &tasks[j];
+            task.with_items.is_some() || task.with_param.is_some() || task.with_sequence.is_some()
+        };
+        // Variables need the ancestry, which only a valid DAG has.
+        let Some(dag) = dag else { return };
+        for (j, task) in tasks.iter().enumerate() {
+            let tpath = format!("{path}.dag.tasks[{j}]");
+            let mut local = scope.clone();
+            for anc in ancestors(&dag, &task.name) {
+                if let Some(&a) = index.get(anc.as_str()) {
+                    local.add_outputs(
+                        &format!("tasks.{anc}"),
+                        callees[a].as_ref().map(|c| c.template),
+                        is_loop(a),
+                        true,
+                    );
+                }
+            }
+            local.add_item(
+                task.with_items.as_deref(),
+                task.with_param.is_some(),
+                task.with_sequence.is_some(),
+            );
+            let doc = serde_json::to_value(task).unwrap_or(Value::Null);
+            self.check_vars(&doc, &tpath, &local, ctx);
+        }
+        let mut all = scope;
+        for (j, task) in tasks.iter().enumerate() {
+            all.add_outputs(
+                &format!("tasks.{}", task.name),
+                callees[j].as_ref().map(|c| c.template),
+                is_loop(j),
+                true,
+            );
+        }
+        self.check_composite_outputs(t, path, &all, ctx);
+    }
+
+    fn check_composite_outputs(
+        &mut self,
+        t: &Template,
+        path: &str,
+        scope: &Known,
+        ctx: &VarCtx<'_>,
+    ) {
+        if let Some(outputs) = &t.outputs {
+            let doc = serde_json::to_value(outputs).unwrap_or(Value::Null);
+            self.check_vars(&doc, &format!("{path}.outputs"), scope, ctx);
+        }
+    }
+}
+
+/// Transitive dependencies of a task (Argo's `GetTaskAncestry`).
+fn ancestors(dag: &Dag, task: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![task.to_owned()];
+    while let Some(t) = stack.pop() {
+        for d in dag.dependencies(&t).unwrap_or_default() {
+            if out.insert(d.to_owned()) {
+                stack.push(d.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The field of a DAG template a [`crate::workflow::dag::DagError`] is about, relative to `dag`.
+fn dag_error_field(
+    e: &crate::workflow::dag::DagError,
+    index: &BTreeMap<&str, usize>,
+    tasks: &[crate::workflow::types::DagTask],
+) -> String {
+    use crate::workflow::dag::DagError as E;
+    let deps_field = |task: &str| {
+        let Some(&i) = index.get(task) else {
+            return ".tasks".to_owned();
+        };
+        let f = if tasks[i].depends.is_some() {
+            "depends"
+        } else {
+            "dependencies"
+        };
+        format!(".tasks[{i}].{f}")
+    };
+    match e {
+        E::NotDag { .. } => String::new(),
+        E::MissingName { index, .. } => format!(".tasks[{index}].name"),
+        E::InvalidName { task, .. } => match index.get(task.as_str()) {
+            Some(i) => format!(".tasks[{i}].name"),
+            None => ".tasks".into(),
+        },
+        E::DuplicateTask { task, .. } => {
+            let second = tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| &t.name == task)
+                .nth(1)
+                .map(|(i, _)| i);
+            match second {
+                Some(i) => format!(".tasks[{i}].name"),
+                None => ".tasks".into(),
+            }
+        }
+        E::MixedDependencyFields { .. } => ".tasks".into(),
+        E::Depends { source, .. } => {
+            use crate::workflow::depends::DependsError as D;
+            match source.as_ref() {
+                D::Syntax { task, .. } | D::UnknownResult { task, .. } => deps_field(task),
+                D::InvalidDependency { task, index: k, .. } => match index.get(task.as_str()) {
+                    Some(i) => format!(".tasks[{i}].dependencies[{k}]"),
+                    None => ".tasks".into(),
+                },
+            }
+        }
+        E::UnknownDependency { task, .. } => deps_field(task),
+        E::Cycle { cycle, .. } => cycle
+            .first()
+            .map_or_else(|| ".tasks".to_owned(), |t| deps_field(t)),
+        E::UnknownTarget { .. } | E::UnresolvedTarget { .. } => ".target".into(),
+        E::InvalidContinueOn { task, .. } => match index.get(task.as_str()) {
+            Some(i) => format!(".tasks[{i}].continueOn"),
+            None => ".tasks".into(),
+        },
+    }
+}
+
+fn valid_template_name(name: &str) -> bool {
+    name.len() <= MAX_TEMPLATE_NAME && is_task_name(name)
+}
+
+/// The type fields a template sets, in Argo's spelling.
+fn type_fields(t: &Template) -> Vec<&'static str> {
+    [
+        (t.container.is_some(), "container"),
+        (t.container_set.is_some(), "containerSet"),
+        (t.dag.is_some(), "dag"),
+        (t.data.is_some(), "data"),
+        (t.http.is_some(), "http"),
+        (t.plugin.is_some(), "plugin"),
+        (t.resource.is_some(), "resource"),
+        (t.script.is_some(), "script"),
+        (t.steps.is_some(), "steps"),
+        (t.suspend.is_some(), "suspend"),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, n)| n)
+    .collect()
+}
+
+struct VarCtx<'t> {
+    template: &'t str,
+    exit_ok: bool,
+}
+
+/// The variables known at one point of a template: exact names, plus the loop's `item`.
+#[derive(Clone, Default)]
+struct Known {
+    names: BTreeSet<String>,
+    /// `withParam`: any `item.*` (the JSON is known only at run time).
+    any_item: bool,
+}
+
+impl Known {
+    fn add_item(&mut self, items: Option<&[Value]>, param: bool, sequence: bool) {
+        if param {
+            self.any_item = true;
+        }
+        if param || sequence || items.is_some() {
+            self.names.insert("item".into());
+        }
+        for item in items.into_iter().flatten() {
+            if let Value::Object(map) = item {
+                for k in map.keys() {
+                    self.names.insert(format!("item.{k}"));
+                }
+            }
+        }
+    }
+
+    /// Argo's `addOutputsToScope` for a finished step or ancestor task.
+    fn add_outputs(
+        &mut self,
+        prefix: &str,
+        callee: Option<&Template>,
+        aggregate: bool,
+        ancestor: bool,
+    ) {
+        for f in ["id", "startedAt", "finishedAt", "ip"] {
+            self.names.insert(format!("{prefix}.{f}"));
+        }
+        if ancestor {
+            self.names.insert(format!("{prefix}.status"));
+        }
+        let Some(t) = callee else {
+            return;
+        };
+        let has_output = t.container.is_some()
+            || t.script.is_some()
+            || t.container_set.is_some()
+            || t.data.is_some()
+            || t.http.is_some()
+            || t.plugin.is_some();
+        if has_output {
+            self.names.insert(format!("{prefix}.outputs.result"));
+            self.names.insert(format!("{prefix}.exitCode"));
+        }
+        if let Some(outputs) = &t.outputs {
+            for p in outputs.parameters.iter().flatten() {
+                self.names
+                    .insert(format!("{prefix}.outputs.parameters.{}", p.name));
+            }
+            for a in outputs.artifacts.iter().flatten() {
+                if let Some(n) = a.get("name").and_then(Value::as_str) {
+                    self.names.insert(format!("{prefix}.outputs.artifacts.{n}"));
+                }
+            }
+        }
+        if aggregate {
+            if t.script.is_some() || t.container_set.is_some() {
+                self.names.insert(format!("{prefix}.outputs.result"));
+                self.names.insert(format!("{prefix}.exitCode"));
+            } else {
+                self.names.insert(format!("{prefix}.outputs.parameters"));
+            }
+        }
+    }
+
+    /// Whether a reference is acceptable: not one Argo validates, or in scope.
+    fn knows(&self, name: &str, exit_ok: bool) -> bool {
+        let validated = is_validated_name(name)
+            || name == "item"
+            || name == "retries"
+            || name.starts_with("lastRetry.");
+        if !validated {
+            return true;
+        }
+        if EXIT_ONLY.contains(&name) {
+            return exit_ok;
+        }
+        if self.names.contains(name) {
+            return true;
+        }
+        if GLOBAL_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            return true;
+        }
+        if self.any_item && (name == "item" || name.starts_with("item.")) {
+            return true;
+        }
+        // An expression may read a whole map (`inputs.parameters`, `steps.a.outputs`) and index
+        // it, so a prefix of a known name is known too.
+        let dotted = format!("{name}.");
+        self.names
+            .range(dotted.clone()..)
+            .next()
+            .is_some_and(|n| n.starts_with(&dotted))
+    }
+}

@@ -1,0 +1,326 @@
+//! Submission-time validation of Workflows, as Argo's `validate.go` does it, pure.
+//!
+//! Owns two steps, both free of I/O:
+//! - [`resolve`]: merges a `workflowTemplateRef` (namespaced, or `clusterScope: true`) into the
+//!   Workflow's spec the way Argo's `JoinWorkflowSpec` does (the referenced spec is the base, the
+//!   Workflow's own fields override it; `templates` and `arguments.parameters`/`artifacts` merge
+//!   by `name`, the Workflow's entry winning), then follows every `templateRef` of every steps
+//!   and DAG template (transitively: a referenced template may refer further) and loads the
+//!   WorkflowTemplate/ClusterWorkflowTemplate specs through a [`TemplateLookup`]. The controller
+//!   implements the lookup with the kube API (or an informer cache); tests with a map.
+//! - [`validate`]: every problem of the [`ResolvedWorkflow`] at once, each a
+//!   [`ValidationError`] carrying the JSON path of the offending field
+//!   (`spec.templates[2].dag.tasks[1].depends`). Templates that come from a referenced
+//!   WorkflowTemplate are reported under `WorkflowTemplate/<name>:spec.templates[i]...`
+//!   (`ClusterWorkflowTemplate/<name>:...` for cluster-scoped ones).
+//!
+//! Argo rules kept (argo-workflows `workflow/validate/validate.go`, docs "Workflow Variables",
+//! "Workflow Templates", "Exit handlers"):
+//! - `entrypoint` is required and must name a template; `onExit` likewise; template names are
+//!   unique and in Argo's format (`[a-zA-Z0-9][-a-zA-Z0-9]*`, at most 128 characters); each
+//!   template has exactly one type (container, script, resource, suspend, steps, dag, http,
+//!   plugin, containerSet, data).
+//! - Every step/task calls an existing template (`template`, or `templateRef` resolved by
+//!   [`resolve`]), not both. Input parameters with no `value`, `default` nor `valueFrom` must be
+//!   supplied by every caller, and by `spec.arguments` for the entrypoint and the exit handler.
+//!   Workflow arguments need a value; a literal value (without tags) must be in the parameter's
+//!   `enum`, and so must an input's `default`.
+//! - DAGs are checked by [`crate::workflow::dag::Dag`] (names, cycles, unknown dependencies,
+//!   targets; a templated `target` is rendered with the workflow arguments first), steps by
+//!   [`crate::workflow::steps::Steps`], retry strategies by
+//!   [`crate::workflow::retry::RetryStrategy::parse`].
+//! - Variables: every `{{...}}` tag Argo validates (the prefixes of
+//!   [`crate::workflow::expr::is_validated_name`], plus `item` and `retries`) must name a
+//!   variable of the scope Argo builds at that point: global `workflow.*` (`name`, `namespace`,
+//!   `uid`, `parameters.<declared>`, `outputs.parameters.<globalName>`, `labels.*`...), the
+//!   template's `inputs.*`, `pod.name` in pod templates, `outputs.*.path` in leaf templates,
+//!   `retries` only with a `retryStrategy`; in steps, `steps.<name>.*` only for earlier groups;
+//!   in DAGs, `tasks.<name>.*` only for ancestors of the task (Argo's ancestry rule);
+//!   `item`/`item.<key>` only in a `withItems`/`withParam`/`withSequence` step or task (any
+//!   `item.*` for `withParam`). `{{=...}}` expressions must parse and what they read is held to
+//!   the same scope (a map they index, such as `inputs.parameters`, is known). Tags Argo does not
+//!   validate (a Helm template in a script) are left alone.
+//! - `workflow.status` and `workflow.failures` are only for exit handlers: as in Argo, which
+//!   validates the entrypoint's tree before it adds them to the globals, a template reachable
+//!   from the entrypoint through steps/DAG calls may not use them; the `onExit` tree and
+//!   templates reached only otherwise may.
+//!
+//! Invariants: no panics on input; `validate` never stops at the first problem (except that an
+//! expression syntax error ends the walk of the field's template, as the expression engine
+//! reports one per document); error order is deterministic (spec order).
+
+mod check;
+mod resolve;
+
+#[cfg(test)]
+mod tests;
+
+pub use check::validate;
+pub use resolve::{ResolvedWorkflow, Source, TemplateLookup, resolve};
+
+use super::dag::DagError;
+use super::expr::ExprError;
+use super::retry::RetryError;
+use super::steps::StepsError;
+
+/// A problem found at submission. Every variant names the JSON path of the offending field.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    /// `workflowTemplateRef` or `templateRef` names a WorkflowTemplate that does not exist.
+    #[error("{path}: {kind} '{name}' not found")]
+    MissingWorkflowTemplate {
+        /// Path of the reference.
+        path: String,
+        /// `WorkflowTemplate` or `ClusterWorkflowTemplate`.
+        kind: &'static str,
+        /// The name referred to.
+        name: String,
+    },
+    /// A reference lacks a required field (`name`, `template`).
+    #[error("{path} is required")]
+    MissingField {
+        /// Path of the missing field.
+        path: String,
+    },
+    /// `templateRef.template` names a template the referenced WorkflowTemplate does not have.
+    #[error("{path}: template '{template}' not found in {kind} '{name}'")]
+    MissingRefTemplate {
+        /// Path of `templateRef.template`.
+        path: String,
+        /// `WorkflowTemplate` or `ClusterWorkflowTemplate`.
+        kind: &'static str,
+        /// The WorkflowTemplate.
+        name: String,
+        /// The template looked for.
+        template: String,
+    },
+    /// Merging the referenced spec with the Workflow's gave something that is not a spec.
+    #[error("{path}: cannot merge workflowTemplateRef: {message}")]
+    Merge {
+        /// Path of the reference.
+        path: String,
+        /// The decoding error.
+        message: String,
+    },
+    /// A template name is empty, malformed or too long.
+    #[error(
+        "{path}: template name '{name}' is invalid: expected [a-zA-Z0-9][-a-zA-Z0-9]*, at most 128 characters"
+    )]
+    InvalidTemplateName {
+        /// Path of the name.
+        path: String,
+        /// The name as written.
+        name: String,
+    },
+    /// A parameter name outside `[-a-zA-Z0-9_]+`.
+    #[error("{path}: parameter name '{name}' is invalid: expected [-a-zA-Z0-9_]+")]
+    InvalidParameterName {
+        /// Path of the name.
+        path: String,
+        /// The name as written.
+        name: String,
+    },
+    /// Two templates share a name.
+    #[error("{path}: template name '{name}' is not unique")]
+    DuplicateTemplate {
+        /// Path of the second occurrence's name.
+        path: String,
+        /// The repeated name.
+        name: String,
+    },
+    /// A template without any type field.
+    #[error(
+        "{path}: template '{template}' type unspecified: choose one of container, containerSet, dag, data, http, plugin, resource, script, steps, suspend"
+    )]
+    NoTemplateType {
+        /// Path of the template.
+        path: String,
+        /// Template name.
+        template: String,
+    },
+    /// A template with several type fields.
+    #[error("{path}: template '{template}' has multiple template types specified: {}", types.join(", "))]
+    MultipleTemplateTypes {
+        /// Path of the template.
+        path: String,
+        /// Template name.
+        template: String,
+        /// The type fields set.
+        types: Vec<&'static str>,
+    },
+    /// `spec.entrypoint` is missing.
+    #[error("{path} is required: the name of the template to run first")]
+    MissingEntrypoint {
+        /// `spec.entrypoint`.
+        path: String,
+    },
+    /// A reference (entrypoint, onExit, a step or task's `template`) to a template that does not
+    /// exist.
+    #[error("{path}: template '{name}' not found")]
+    UnknownTemplate {
+        /// Path of the reference.
+        path: String,
+        /// The name referred to.
+        name: String,
+    },
+    /// A step or task with neither `template` nor `templateRef`, or both.
+    #[error("{path}: exactly one of 'template' or 'templateRef' is required")]
+    TemplateChoice {
+        /// Path of the step or task.
+        path: String,
+    },
+    /// A required input parameter the caller does not supply.
+    #[error(
+        "{path}: inputs.parameters.{parameter} was not supplied (required by template '{template}')"
+    )]
+    MissingArgument {
+        /// Path of the caller's arguments.
+        path: String,
+        /// The called template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// An argument with neither `value` nor `valueFrom`.
+    #[error("{path} is required: argument '{parameter}' has no value")]
+    MissingArgumentValue {
+        /// Path of the `value` field.
+        path: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// A value outside the parameter's `enum`.
+    #[error("{path}: value '{value}' of parameter '{parameter}' is not in enum [{}]", allowed.join(", "))]
+    NotInEnum {
+        /// Path of the value.
+        path: String,
+        /// The parameter.
+        parameter: String,
+        /// The value given.
+        value: String,
+        /// The allowed values.
+        allowed: Vec<String>,
+    },
+    /// An `enum` with no values.
+    #[error("{path}: enum of parameter '{parameter}' must not be empty")]
+    EmptyEnum {
+        /// Path of the enum.
+        path: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// A DAG template is invalid.
+    #[error("{path}: {source}")]
+    Dag {
+        /// Path of the offending DAG field.
+        path: String,
+        /// What the DAG check found.
+        source: Box<DagError>,
+    },
+    /// A steps template is invalid.
+    #[error("{path}: {source}")]
+    Steps {
+        /// Path of the offending step field.
+        path: String,
+        /// What the steps check found.
+        source: Box<StepsError>,
+    },
+    /// A `retryStrategy` does not parse.
+    #[error("{path}: {source}")]
+    Retry {
+        /// Path of the retryStrategy.
+        path: String,
+        /// The parse error.
+        source: Box<RetryError>,
+    },
+    /// A tag refers to a variable that does not exist in its scope.
+    #[error("{path}: template '{template}': failed to resolve {tag}")]
+    UnknownVariable {
+        /// Path of the field holding the tag.
+        path: String,
+        /// The template being validated.
+        template: String,
+        /// The tag as written.
+        tag: String,
+    },
+    /// `workflow.status` / `workflow.failures` outside an exit handler.
+    #[error(
+        "{path}: template '{template}': {tag} is only available in exit handlers (spec.onExit)"
+    )]
+    ExitHandlerOnly {
+        /// Path of the field holding the tag.
+        path: String,
+        /// The template being validated.
+        template: String,
+        /// The tag as written.
+        tag: String,
+    },
+    /// A tag that does not parse (bad expression, unclosed `{{`).
+    #[error("{path}: template '{template}': {source}")]
+    Expression {
+        /// Path of the field.
+        path: String,
+        /// The template being validated.
+        template: String,
+        /// The engine's error (names the expression and column).
+        source: ExprError,
+    },
+}
+
+impl ValidationError {
+    /// The JSON path of the offending field.
+    pub fn path(&self) -> &str {
+        match self {
+            ValidationError::MissingWorkflowTemplate { path, .. }
+            | ValidationError::MissingField { path }
+            | ValidationError::MissingRefTemplate { path, .. }
+            | ValidationError::Merge { path, .. }
+            | ValidationError::InvalidTemplateName { path, .. }
+            | ValidationError::InvalidParameterName { path, .. }
+            | ValidationError::DuplicateTemplate { path, .. }
+            | ValidationError::NoTemplateType { path, .. }
+            | ValidationError::MultipleTemplateTypes { path, .. }
+            | ValidationError::MissingEntrypoint { path }
+            | ValidationError::UnknownTemplate { path, .. }
+            | ValidationError::TemplateChoice { path }
+            | ValidationError::MissingArgument { path, .. }
+            | ValidationError::MissingArgumentValue { path, .. }
+            | ValidationError::NotInEnum { path, .. }
+            | ValidationError::EmptyEnum { path, .. }
+            | ValidationError::Dag { path, .. }
+            | ValidationError::Steps { path, .. }
+            | ValidationError::Retry { path, .. }
+            | ValidationError::UnknownVariable { path, .. }
+            | ValidationError::ExitHandlerOnly { path, .. }
+            | ValidationError::Expression { path, .. } => path,
+        }
+    }
+
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ValidationError::MissingWorkflowTemplate { .. } => "missing_workflow_template",
+            ValidationError::MissingField { .. } => "missing_field",
+            ValidationError::MissingRefTemplate { .. } => "missing_ref_template",
+            ValidationError::Merge { .. } => "merge",
+            ValidationError::InvalidTemplateName { .. } => "invalid_template_name",
+            ValidationError::InvalidParameterName { .. } => "invalid_parameter_name",
+            ValidationError::DuplicateTemplate { .. } => "duplicate_template",
+            ValidationError::NoTemplateType { .. } => "no_template_type",
+            ValidationError::MultipleTemplateTypes { .. } => "multiple_template_types",
+            ValidationError::MissingEntrypoint { .. } => "missing_entrypoint",
+            ValidationError::UnknownTemplate { .. } => "unknown_template",
+            ValidationError::TemplateChoice { .. } => "template_choice",
+            ValidationError::MissingArgument { .. } => "missing_argument",
+            ValidationError::MissingArgumentValue { .. } => "missing_argument_value",
+            ValidationError::NotInEnum { .. } => "not_in_enum",
+            ValidationError::EmptyEnum { .. } => "empty_enum",
+            ValidationError::Dag { .. } => "dag",
+            ValidationError::Steps { .. } => "steps",
+            ValidationError::Retry { .. } => "retry",
+            ValidationError::UnknownVariable { .. } => "unknown_variable",
+            ValidationError::ExitHandlerOnly { .. } => "exit_handler_only",
+            ValidationError::Expression { .. } => "expression",
+        }
+    }
+}
