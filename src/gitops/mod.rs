@@ -7,5 +7,7 @@
 
 pub mod diff;
 pub mod health;
+pub mod render;
+pub mod source;
 pub mod sync;
 pub mod types;
