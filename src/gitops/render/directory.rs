@@ -1,0 +1,213 @@
+//! The plain-directory renderer (Argo CD's "Directory" tool).
+//!
+//! Selection is pure ([`select_files`] over a listing of relative paths): files ending in
+//! `.yaml`, `.yml` or `.json`; subdirectories only with `recurse`; `include` then `exclude`
+//! globs matched against the path relative to the source path ([`super::glob`]). Hidden
+//! directories (`.git`...) are never scanned. Parsing is [`super::manifest`]; only the listing
+//! and the reads touch the disk ([`render_directory`]).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::RenderError;
+use super::glob::Glob;
+use super::manifest::{parse_json, parse_yaml};
+use crate::gitops::types::DirectorySource;
+
+/// Which of `files` (relative paths with `/`, sorted or not) the directory tool renders, in
+/// lexical order (Argo CD walks the tree in lexical order).
+pub fn select_files(
+    files: &[String],
+    options: Option<&DirectorySource>,
+) -> Result<Vec<String>, RenderError> {
+    let recurse = options.and_then(|o| o.recurse).unwrap_or(false);
+    let include = options
+        .and_then(|o| o.include.as_deref())
+        .filter(|p| !p.is_empty())
+        .map(|p| Glob::new(p, "directory.include"))
+        .transpose()?;
+    let exclude = options
+        .and_then(|o| o.exclude.as_deref())
+        .filter(|p| !p.is_empty())
+        .map(|p| Glob::new(p, "directory.exclude"))
+        .transpose()?;
+    let mut out: Vec<String> = files
+        .iter()
+        .filter(|f| recurse || !f.contains('/'))
+        .filter(|f| {
+            !f.split('/')
+                .any(|part| part.starts_with('.') && part.len() > 1)
+        })
+        .filter(|f| is_manifest_name(f))
+        .filter(|f| include.as_ref().is_none_or(|g| g.matches(f)))
+        .filter(|f| exclude.as_ref().is_none_or(|g| !g.matches(f)))
+        .cloned()
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn is_manifest_name(path: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// Parses one selected file's text (YAML or JSON by extension).
+pub fn parse_file(relative: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+    if relative.ends_with(".json") {
+        parse_json(relative, text)
+    } else {
+        parse_yaml(relative, text)
+    }
+}
+
+/// Lists `dir` recursively as relative `/`-separated paths, skipping hidden directories.
+pub fn list_files(dir: &Path) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
+    while let Some((abs, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&abs).map_err(|e| RenderError::Io {
+            path: abs.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RenderError::Io {
+                path: abs.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // `metadata` follows symlinks, so a link to a file is read like a file.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if !name.starts_with('.') {
+                    stack.push((entry.path(), child_rel));
+                }
+            } else if meta.is_file() {
+                out.push(child_rel);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Renders a plain directory: list, select, read and parse (blocking file I/O).
+pub fn render_directory(
+    dir: &Path,
+    options: Option<&DirectorySource>,
+) -> Result<Vec<Value>, RenderError> {
+    let files = list_files(dir)?;
+    let mut out = Vec::new();
+    for rel in select_files(&files, options)? {
+        let text = std::fs::read_to_string(dir.join(&rel)).map_err(|e| RenderError::Io {
+            path: rel.clone(),
+            reason: e.to_string(),
+        })?;
+        out.extend(parse_file(&rel, &text)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(recurse: bool, include: &str, exclude: &str) -> DirectorySource {
+        DirectorySource {
+            recurse: Some(recurse),
+            include: Some(include.to_owned()),
+            exclude: Some(exclude.to_owned()),
+            ..DirectorySource::default()
+        }
+    }
+
+    #[test]
+    fn selection_table() {
+        let files: Vec<String> = [
+            "a.yaml",
+            "b.yml",
+            "c.json",
+            "README.md",
+            "values.txt",
+            "sub/d.yaml",
+            "sub/deep/e.json",
+            ".github/workflow.yaml",
+            "sub/.hidden/f.yaml",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let cases: Vec<(DirectorySource, Vec<&str>)> = vec![
+            (
+                DirectorySource::default(),
+                vec!["a.yaml", "b.yml", "c.json"],
+            ),
+            (
+                opts(true, "", ""),
+                vec!["a.yaml", "b.yml", "c.json", "sub/d.yaml", "sub/deep/e.json"],
+            ),
+            (opts(true, "*.json", ""), vec!["c.json", "sub/deep/e.json"]),
+            (
+                opts(true, "{a.yaml,sub/*}", ""),
+                vec!["a.yaml", "sub/d.yaml", "sub/deep/e.json"],
+            ),
+            (opts(true, "", "sub/*"), vec!["a.yaml", "b.yml", "c.json"]),
+            (opts(false, "*.{yaml,yml}", "b.*"), vec!["a.yaml"]),
+            (opts(true, "*.yaml", "*deep*"), vec!["a.yaml", "sub/d.yaml"]),
+        ];
+        for (options, want) in cases {
+            let got = select_files(&files, Some(&options)).expect("valid globs");
+            assert_eq!(got, want, "{options:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_glob_names_the_field() {
+        let err = select_files(&[], Some(&opts(false, "{a", ""))).expect_err("bad glob");
+        assert!(err.to_string().contains("directory.include"), "{err}");
+    }
+
+    #[test]
+    fn renders_a_tree_from_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write(
+            "a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+        );
+        write("notes.md", "not yaml: [");
+        write(
+            "sub/b.json",
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"}}]}"#,
+        );
+        write(".git/c.yaml", "not: [valid");
+        let flat = render_directory(dir.path(), None).expect("renders");
+        assert_eq!(flat.len(), 1);
+        let deep = render_directory(dir.path(), Some(&opts(true, "", ""))).expect("renders");
+        let kinds: Vec<&str> = deep.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        write(
+            "sub/bad.yaml",
+            "apiVersion: v1\nkind: A\n---\nmetadata: {}\n",
+        );
+        let err = render_directory(dir.path(), Some(&opts(true, "", ""))).expect_err("bad doc");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("sub/bad.yaml") && msg.contains("document 1"),
+            "{msg}"
+        );
+    }
+}
