@@ -1,0 +1,663 @@
+//! Integration tests of `cairn::gitops::source` against real Git: repositories made with the
+//! `git` CLI in a tempdir, served as local paths and over smart HTTP (`git http-backend` behind a
+//! small std::net server with basic auth), all on loopback. Every loop and wait is bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use cairn::gitops::source::{GitSource, GitSourceConfig, RepoCredentials, Resolution, SourceError};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "s3cret-token-value";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A working repository and the bare repository it pushes to (the one served).
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    work: PathBuf,
+    /// Directory served as GIT_PROJECT_ROOT; the bare repository is `root/repo.git`.
+    root: PathBuf,
+    data: PathBuf,
+    /// main's first commit, main's second commit, the `dev` branch's commit.
+    c1: String,
+    c2: String,
+    dev: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let work = tmp.path().join("work");
+        let root = tmp.path().join("served");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        git(&work, &["init", "-q"]);
+        write(&work, "apps/web/deploy.yaml", "kind: Deployment\n");
+        write(&work, "apps/web/nested/cm.yaml", "kind: ConfigMap\n");
+        write(&work, "README.md", "v1\n");
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-qm", "one"]);
+        let c1 = git(&work, &["rev-parse", "HEAD"]);
+        git(&work, &["tag", "v1"]);
+        write(&work, "README.md", "v2\n");
+        write(&work, "apps/web/run.sh", "#!/bin/sh\n");
+        git(
+            &work,
+            &["update-index", "--add", "--chmod=+x", "apps/web/run.sh"],
+        );
+        git(&work, &["add", "README.md"]);
+        git(&work, &["commit", "-qm", "two"]);
+        let c2 = git(&work, &["rev-parse", "HEAD"]);
+        git(&work, &["tag", "-a", "v2", "-m", "annotated"]);
+        git(&work, &["checkout", "-qb", "dev"]);
+        write(&work, "dev.txt", "dev\n");
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-qm", "dev"]);
+        let dev = git(&work, &["rev-parse", "HEAD"]);
+        git(&work, &["checkout", "-q", "main"]);
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.to_str().expect("utf8"),
+                root.join("repo.git").to_str().expect("utf8"),
+            ],
+        );
+        git(
+            &work,
+            &[
+                "remote",
+                "add",
+                "origin",
+                root.join("repo.git").to_str().expect("utf8"),
+            ],
+        );
+        Self {
+            _tmp: tmp,
+            work,
+            root,
+            data,
+            c1,
+            c2,
+            dev,
+        }
+    }
+
+    fn file_url(&self) -> String {
+        format!("file://{}", self.root.join("repo.git").display())
+    }
+
+    fn source(&self) -> GitSource {
+        let mut config = GitSourceConfig::new(&self.data);
+        config.timeout = Duration::from_secs(30);
+        GitSource::new(config)
+    }
+
+    /// Commits a change on main and pushes it; returns the new SHA.
+    fn push_commit(&self, text: &str) -> String {
+        write(&self.work, "README.md", text);
+        git(&self.work, &["commit", "-qam", text]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+}
+
+fn write(dir: &Path, rel: &str, content: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, content).expect("write");
+}
+
+fn commit(sha: &str) -> Resolution {
+    Resolution::Commit(sha.to_string())
+}
+
+#[tokio::test]
+async fn resolves_branch_tag_sha_and_head_from_a_local_repository() {
+    let fx = Fixture::new();
+    let source = fx.source();
+    let url = fx.file_url();
+    let cases: Vec<(&str, Resolution)> = vec![
+        ("", commit(&fx.c2)),
+        ("HEAD", commit(&fx.c2)),
+        ("main", commit(&fx.c2)),
+        ("dev", commit(&fx.dev)),
+        ("refs/heads/dev", commit(&fx.dev)),
+        ("v1", commit(&fx.c1)),
+        ("v2", commit(&fx.c2)),
+        (&fx.c1, commit(&fx.c1)),
+        (&fx.c1[..8], Resolution::ShortSha(fx.c1[..8].to_string())),
+    ];
+    for (revision, want) in &cases {
+        assert_eq!(
+            &source
+                .resolve_remote(&url, revision, None)
+                .await
+                .expect(revision),
+            want,
+            "{revision:?}"
+        );
+    }
+    // fetch expands every form to the full commit SHA present in the mirror.
+    for (revision, want) in [
+        ("main", &fx.c2),
+        ("v2", &fx.c2),
+        ("dev", &fx.dev),
+        (&fx.c1[..8], &fx.c1),
+        (&fx.c1, &fx.c1),
+    ] {
+        assert_eq!(
+            &source
+                .fetch(&url, revision, None)
+                .await
+                .expect(revision)
+                .sha,
+            want,
+            "{revision}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn new_commit_is_seen_and_mirror_is_shared_between_apps() {
+    let fx = Fixture::new();
+    let source = fx.source();
+    let url = fx.file_url();
+    // Two apps of one repository, spelled differently: one mirror, one fetch.
+    let other_spelling = format!("{url}/");
+    let (a, b) = tokio::join!(
+        source.fetch(&url, "main", None),
+        source.fetch(&other_spelling, "HEAD", None)
+    );
+    let (a, b) = (a.expect("app a"), b.expect("app b"));
+    assert_eq!(
+        (a.sha.as_str(), b.sha.as_str()),
+        (fx.c2.as_str(), fx.c2.as_str())
+    );
+    assert_eq!(source.fetch_count(), 1, "one fetch serves both apps");
+    assert_eq!(
+        source.mirror_path(&url),
+        source.mirror_path(&format!("{url}/"))
+    );
+    assert!(source.mirror_path(&url).starts_with(fx.data.join("repos")));
+    // Everything already fetched: a tag of a fetched commit needs no fetch.
+    assert!(!source.fetch(&url, "v1", None).await.expect("v1").fetched);
+    assert_eq!(source.fetch_count(), 1);
+
+    let c3 = fx.push_commit("v3\n");
+    assert_eq!(
+        source
+            .resolve_remote(&url, "main", None)
+            .await
+            .expect("poll"),
+        commit(&c3)
+    );
+    let again = source.fetch(&url, "main", None).await.expect("refetch");
+    assert_eq!((again.sha.as_str(), again.fetched), (c3.as_str(), true));
+    assert_eq!(source.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn checks_out_a_path_of_a_commit() {
+    let fx = Fixture::new();
+    let source = fx.source();
+    let url = fx.file_url();
+    let sha = source.fetch(&url, "main", None).await.expect("fetch").sha;
+    let dest = fx.data.join("work/app");
+    let summary = source
+        .checkout(&url, &sha, "apps/web", &dest)
+        .await
+        .expect("checkout");
+    assert_eq!(summary.files, 3);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("deploy.yaml")).expect("read"),
+        "kind: Deployment\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("nested/cm.yaml")).expect("read"),
+        "kind: ConfigMap\n"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dest.join("run.sh"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "executable bit kept");
+    assert!(!dest.join("README.md").exists(), "only the subtree");
+
+    // The older commit has no run.sh; the whole tree at the root.
+    let old = fx.data.join("work/old");
+    let summary = source
+        .checkout(&url, &fx.c1, ".", &old)
+        .await
+        .expect("root checkout");
+    assert_eq!(summary.files, 3);
+    assert_eq!(
+        std::fs::read_to_string(old.join("README.md")).expect("read"),
+        "v1\n"
+    );
+
+    let bad: [(&str, &str); 4] = [
+        ("apps/missing", "does not exist"),
+        ("README.md", "not a directory"),
+        ("../etc", "`..`"),
+        ("/etc", "relative"),
+    ];
+    for (i, (path, want)) in bad.iter().enumerate() {
+        let err = source
+            .checkout(&url, &sha, path, &fx.data.join(format!("bad{i}")))
+            .await
+            .expect_err(path);
+        assert!(
+            matches!(err, SourceError::InvalidPath { .. }),
+            "{path}: {err}"
+        );
+        assert!(err.to_string().contains(want), "{path}: {err}");
+    }
+    let err = source
+        .checkout(&url, &sha, "", &dest)
+        .await
+        .expect_err("non-empty dest");
+    assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_revision_and_unreachable_repositories_are_errors() {
+    let fx = Fixture::new();
+    let source = fx.source();
+    let url = fx.file_url();
+    for revision in ["no-such-branch", "refs/tags/nope", "zzzzzzz"] {
+        let err = source
+            .fetch(&url, revision, None)
+            .await
+            .expect_err(revision);
+        assert!(matches!(err, SourceError::RevisionNotFound { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(revision) && msg.contains("repo.git"), "{msg}");
+    }
+    // A well-formed SHA the repository does not have.
+    let ghost = "0123456789abcdef0123456789abcdef01234567";
+    let err = source.fetch(&url, ghost, None).await.expect_err("ghost");
+    assert!(
+        matches!(err, SourceError::RevisionNotFound { .. }) && err.to_string().contains(ghost),
+        "{err}"
+    );
+
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let missing = format!("file://{}", fx.root.join("missing.git").display());
+    for url in [
+        format!("http://u:{PASSWORD}@127.0.0.1:{port}/repo.git"),
+        missing,
+    ] {
+        let err = source
+            .resolve_remote(&url, "main", None)
+            .await
+            .expect_err(&url);
+        assert!(matches!(err, SourceError::Git { .. }), "{err}");
+        assert!(!err.to_string().contains(PASSWORD), "{err}");
+        let err = source.fetch(&url, "main", None).await.expect_err(&url);
+        assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
+    }
+}
+
+/// Smart-HTTP server: `git http-backend` as CGI behind basic auth, one request per connection.
+struct HttpServer {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    fn start(root: &Path) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let (requests, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (root, r, s) = (root.to_path_buf(), requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: the test stops the server; a hard cap guards against a forgotten stop.
+            let end = Instant::now() + Duration::from_secs(120);
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        r.fetch_add(1, Ordering::Relaxed);
+                        let root = root.clone();
+                        std::thread::spawn(move || serve(stream, &root));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/repo.git", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, root: &Path) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut stream = stream;
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let (mut length, mut chunked, mut content_type, mut auth, mut protocol) =
+        (0usize, false, String::new(), String::new(), String::new());
+    for _ in 0..100 {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.parse().unwrap_or(0),
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            "content-type" => content_type = value,
+            "authorization" => auth = value,
+            "git-protocol" => protocol = value,
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        for _ in 0..100_000 {
+            let mut size = String::new();
+            if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                break;
+            }
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            if size == 0 || reader.read_exact(&mut chunk).is_err() {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body.resize(length, 0);
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+    }
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    if auth != expected {
+        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut child = Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REQUEST_METHOD", &method)
+        .env("CONTENT_TYPE", &content_type)
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("REMOTE_USER", USER)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("GIT_PROTOCOL", &protocol)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git http-backend");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&body);
+    }
+    let out = child.wait_with_output().expect("http-backend output");
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| {
+            out.stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+        });
+    let Some((at, sep)) = split else { return };
+    let head = String::from_utf8_lossy(&out.stdout[..at]).to_string();
+    let content = &out.stdout[at + sep..];
+    let mut status = "200 OK".to_string();
+    let mut headers = String::new();
+    for h in head.lines() {
+        match h.split_once(':') {
+            Some((n, v)) if n.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
+            Some(_) => headers.push_str(&format!("{h}\r\n")),
+            None => {}
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        content.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.write_all(content);
+}
+
+#[tokio::test]
+async fn fetches_over_http_with_basic_auth_and_shallow_history() {
+    let fx = Fixture::new();
+    let server = HttpServer::start(&fx.root);
+    let source = fx.source();
+    let url = server.url();
+    let creds = RepoCredentials::basic(USER, PASSWORD);
+
+    assert_eq!(
+        source
+            .resolve_remote(&url, "dev", Some(&creds))
+            .await
+            .expect("ls-remote"),
+        commit(&fx.dev)
+    );
+    assert_eq!(
+        source
+            .resolve_remote(&url, "v2", Some(&creds))
+            .await
+            .expect("tag"),
+        commit(&fx.c2)
+    );
+    let fetched = source
+        .fetch(&url, "main", Some(&creds))
+        .await
+        .expect("fetch");
+    assert_eq!(
+        (fetched.sha.as_str(), fetched.fetched),
+        (fx.c2.as_str(), true)
+    );
+    assert!(
+        source.mirror_path(&url).join("shallow").exists(),
+        "remote fetch is shallow"
+    );
+    let dest = fx.data.join("http-checkout");
+    source
+        .checkout(&url, &fetched.sha, "apps", &dest)
+        .await
+        .expect("checkout");
+    assert!(dest.join("web/deploy.yaml").is_file());
+
+    // Two new commits pushed: the next fetch sees the newest, still shallow.
+    let c3 = fx.push_commit("v3 over http\n");
+    let c4 = fx.push_commit("v4 over http\n");
+    let seen = source
+        .fetch(&url, "HEAD", Some(&creds))
+        .await
+        .expect("refetch");
+    assert_eq!((seen.sha.as_str(), seen.fetched), (c4.as_str(), true));
+    assert!(
+        source.mirror_path(&url).join("shallow").exists(),
+        "still shallow"
+    );
+    // c3 is no ref's tip, so the shallow mirror lacks it: the mirror is deepened once.
+    let old = source
+        .fetch(&url, &c3, Some(&creds))
+        .await
+        .expect("old sha");
+    assert_eq!((old.sha.as_str(), old.fetched), (c3.as_str(), true));
+    assert!(
+        !source.mirror_path(&url).join("shallow").exists(),
+        "unshallowed"
+    );
+    let short = source
+        .fetch(&url, &fx.c1[..10], Some(&creds))
+        .await
+        .expect("short sha");
+    assert_eq!((short.sha.as_str(), short.fetched), (fx.c1.as_str(), false));
+
+    let err = source
+        .fetch(&url, "nope", Some(&creds))
+        .await
+        .expect_err("unknown revision");
+    let msg = err.to_string();
+    assert!(msg.contains("\"nope\"") && msg.contains(&url), "{msg}");
+    assert!(server.requests.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn http_authentication_failures_never_show_the_password() {
+    let fx = Fixture::new();
+    let server = HttpServer::start(&fx.root);
+    let source = fx.source();
+    let url = server.url();
+    let wrong = RepoCredentials::basic(USER, "wrong-password-123");
+    let with_userinfo = format!(
+        "http://{USER}:wrong-password-123@127.0.0.1:{}/repo.git",
+        server.port
+    );
+    let cases: [(&str, Option<&RepoCredentials>); 3] = [
+        (&url, Some(&wrong)),
+        (&url, None),
+        (&with_userinfo, Some(&wrong)),
+    ];
+    for (url, creds) in cases {
+        let err = source
+            .fetch(url, "main", creds)
+            .await
+            .expect_err("auth must fail");
+        let text = format!("{err} {err:?}");
+        assert!(matches!(err, SourceError::AuthFailed { .. }), "{text}");
+        assert!(text.contains("authentication"), "{text}");
+        assert!(
+            !text.contains("wrong-password-123") && !text.contains(PASSWORD),
+            "{text}"
+        );
+        let err = source
+            .resolve_remote(url, "main", creds)
+            .await
+            .expect_err("auth must fail");
+        assert!(matches!(err, SourceError::AuthFailed { .. }), "{err}");
+    }
+    assert_eq!(source.fetch_count(), 0);
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts and says nothing, then closes after a bounded wait.
+    let server = std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            std::thread::sleep(Duration::from_secs(2));
+            drop(stream);
+        }
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut config = GitSourceConfig::new(tmp.path());
+    config.timeout = Duration::from_secs(1);
+    let source = GitSource::new(config);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let err = rt
+        .block_on(source.fetch(&url, "main", None))
+        .expect_err("timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, SourceError::Timeout { seconds: 1, .. }),
+        "{err}"
+    );
+    // The libgit2 call still blocks on the silent socket; do not wait for it.
+    rt.shutdown_background();
+    let _ = server.join();
+}
