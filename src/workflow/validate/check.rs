@@ -477,6 +477,7 @@ impl<'a> Validator<'a> {
                             path: full,
                             template: ctx.template.to_owned(),
                             tag: r.tag,
+                            variable: r.name,
                         });
                     }
                 }

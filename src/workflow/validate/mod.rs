@@ -234,7 +234,10 @@ pub enum ValidationError {
         source: Box<RetryError>,
     },
     /// A tag refers to a variable that does not exist in its scope.
-    #[error("{path}: template '{template}': failed to resolve {tag}")]
+    #[error(
+        "{path}: template '{template}': failed to resolve {tag}{}",
+        reads(tag, variable)
+    )]
     UnknownVariable {
         /// Path of the field holding the tag.
         path: String,
@@ -242,6 +245,8 @@ pub enum ValidationError {
         template: String,
         /// The tag as written.
         tag: String,
+        /// The variable that does not exist (an expression may read several).
+        variable: String,
     },
     /// `workflow.status` / `workflow.failures` outside an exit handler.
     #[error(
@@ -265,6 +270,15 @@ pub enum ValidationError {
         /// The engine's error (names the expression and column).
         source: ExprError,
     },
+}
+
+/// For an expression tag, which of the variables it reads is unknown.
+fn reads(tag: &str, variable: &str) -> String {
+    if tag.trim_start_matches('{').trim_end_matches('}').trim() == variable {
+        String::new()
+    } else {
+        format!(" (unknown variable {variable})")
+    }
 }
 
 impl ValidationError {
