@@ -350,7 +350,6 @@ struct HttpServer {
 impl HttpServer {
     fn start(root: &Path) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let (requests, stop) = (
             Arc::new(AtomicUsize::new(0)),
@@ -358,17 +357,15 @@ impl HttpServer {
         );
         let (root, r, s) = (root.to_path_buf(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            // Bounded: the test stops the server; a hard cap guards against a forgotten stop.
-            let end = Instant::now() + Duration::from_secs(120);
-            while !s.load(Ordering::Relaxed) && Instant::now() < end {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        r.fetch_add(1, Ordering::Relaxed);
-                        let root = root.clone();
-                        std::thread::spawn(move || serve(stream, &root));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            // Ends when Drop sets `stop` and wakes the blocking accept with one connection.
+            for stream in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    break;
                 }
+                let Ok(stream) = stream else { continue };
+                r.fetch_add(1, Ordering::Relaxed);
+                let root = root.clone();
+                std::thread::spawn(move || serve(stream, &root));
             }
         });
         Self {
@@ -387,6 +384,7 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -630,9 +628,11 @@ fn a_silent_server_times_out() {
     let port = listener.local_addr().expect("addr").port();
     // Accepts and says nothing, then closes after a bounded wait.
     let server = std::thread::spawn(move || {
-        if let Ok((stream, _)) = listener.accept() {
-            std::thread::sleep(Duration::from_secs(2));
-            drop(stream);
+        if let Ok((mut stream, _)) = listener.accept() {
+            // Waits (at most 2 s) for a request that never gets an answer.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
         }
     });
     let tmp = tempfile::tempdir().expect("tempdir");
