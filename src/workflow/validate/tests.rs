@@ -349,8 +349,11 @@ templates:
     assert_eq!(validate(&resolved).map_err(|e| e.len()), Ok(()));
 }
 
-/// Cases that must fail: (name, spec YAML, every (path, message) in order).
-const REJECTED: &[(&str, &str, &[(&str, &str)])] = &[
+/// Every (path, message) a case must report, in order.
+type Expected = &'static [(&'static str, &'static str)];
+
+/// Cases that must fail: (name, spec YAML, expected errors).
+const REJECTED: &[(&str, &str, Expected)] = &[
     (
         "missing entrypoint",
         r#"
@@ -1405,6 +1408,10 @@ fn rejected_cases() {
     let lookup = lib();
     let mut report = String::new();
     for (name, spec, expected) in REJECTED {
+        assert!(
+            !expected.is_empty(),
+            "{name}: a rejected case must expect errors"
+        );
         let got: Vec<(String, String)> = run(&spec_wf(spec), &lookup)
             .err()
             .unwrap_or_default()
