@@ -2,8 +2,9 @@
 //!
 //! Selection is pure ([`select_files`] over a listing of relative paths): files ending in
 //! `.yaml`, `.yml` or `.json`; subdirectories only with `recurse`; `include` then `exclude`
-//! globs matched against the path relative to the source path ([`super::glob`]). Hidden
-//! directories (`.git`...) are never scanned. Parsing is [`super::manifest`]; only the listing
+//! globs matched against the path relative to the source path ([`super::glob`]). Only `.git`
+//! is never scanned (Argo CD walks every other directory, hidden ones included); unrelated YAML
+//! files are skipped as [`parse_file`] explains. Parsing is [`super::manifest`]; only the listing
 //! and the reads touch the disk ([`render_directory`]).
 
 use std::path::{Path, PathBuf};
@@ -35,10 +36,7 @@ pub fn select_files(
     let mut out: Vec<String> = files
         .iter()
         .filter(|f| recurse || !f.contains('/'))
-        .filter(|f| {
-            !f.split('/')
-                .any(|part| part.starts_with('.') && part.len() > 1)
-        })
+        .filter(|f| !f.split('/').any(|part| part == ".git"))
         .filter(|f| is_manifest_name(f))
         .filter(|f| include.as_ref().is_none_or(|g| g.matches(f)))
         .filter(|f| exclude.as_ref().is_none_or(|g| !g.matches(f)))
@@ -55,15 +53,30 @@ fn is_manifest_name(path: &str) -> bool {
 }
 
 /// Parses one selected file's text (YAML or JSON by extension).
+///
+/// As Argo CD does, a YAML file whose *first* document is not an object (a CI config, a Helm
+/// values file) is skipped as unrelated, unless its text looks like a resource (it contains
+/// `apiVersion:`, `kind:` and `metadata:`); a failure after a valid object is always an error.
 pub fn parse_file(relative: &str, text: &str) -> Result<Vec<Value>, RenderError> {
     if relative.ends_with(".json") {
-        parse_json(relative, text)
-    } else {
-        parse_yaml(relative, text)
+        return parse_json(relative, text);
+    }
+    match parse_yaml(relative, text) {
+        Err(
+            RenderError::InvalidDocument { document: 0, .. }
+            | RenderError::NotAnObject { document: 0, .. },
+        ) if !looks_like_resource(text) => Ok(Vec::new()),
+        other => other,
     }
 }
 
-/// Lists `dir` recursively as relative `/`-separated paths, skipping hidden directories.
+fn looks_like_resource(text: &str) -> bool {
+    ["apiVersion:", "kind:", "metadata:"]
+        .iter()
+        .all(|m| text.contains(m))
+}
+
+/// Lists `dir` recursively as relative `/`-separated paths, skipping `.git`.
 pub fn list_files(dir: &Path) -> Result<Vec<String>, RenderError> {
     let mut out = Vec::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
@@ -88,7 +101,7 @@ pub fn list_files(dir: &Path) -> Result<Vec<String>, RenderError> {
                 continue;
             };
             if meta.is_dir() {
-                if !name.starts_with('.') {
+                if name != ".git" {
                     stack.push((entry.path(), child_rel));
                 }
             } else if meta.is_file() {
@@ -140,7 +153,7 @@ mod tests {
             "values.txt",
             "sub/d.yaml",
             "sub/deep/e.json",
-            ".github/workflow.yaml",
+            ".git/config.yaml",
             "sub/.hidden/f.yaml",
         ]
         .iter()
@@ -153,20 +166,66 @@ mod tests {
             ),
             (
                 opts(true, "", ""),
-                vec!["a.yaml", "b.yml", "c.json", "sub/d.yaml", "sub/deep/e.json"],
+                vec![
+                    "a.yaml",
+                    "b.yml",
+                    "c.json",
+                    "sub/.hidden/f.yaml",
+                    "sub/d.yaml",
+                    "sub/deep/e.json",
+                ],
             ),
             (opts(true, "*.json", ""), vec!["c.json", "sub/deep/e.json"]),
             (
                 opts(true, "{a.yaml,sub/*}", ""),
-                vec!["a.yaml", "sub/d.yaml", "sub/deep/e.json"],
+                vec![
+                    "a.yaml",
+                    "sub/.hidden/f.yaml",
+                    "sub/d.yaml",
+                    "sub/deep/e.json",
+                ],
             ),
             (opts(true, "", "sub/*"), vec!["a.yaml", "b.yml", "c.json"]),
             (opts(false, "*.{yaml,yml}", "b.*"), vec!["a.yaml"]),
-            (opts(true, "*.yaml", "*deep*"), vec!["a.yaml", "sub/d.yaml"]),
+            (
+                opts(true, "*.yaml", "*{deep,hidden}*"),
+                vec!["a.yaml", "sub/d.yaml"],
+            ),
         ];
         for (options, want) in cases {
             let got = select_files(&files, Some(&options)).expect("valid globs");
             assert_eq!(got, want, "{options:?}");
+        }
+    }
+
+    #[test]
+    fn unrelated_yaml_is_skipped_resource_like_yaml_is_not() {
+        let cases: &[(&str, &str, Result<usize, &str>)] = &[
+            ("ci.yaml", "on: push\njobs: {}\n", Ok(0)),
+            ("values.yaml", "replicas: 1\n", Ok(0)),
+            ("list.yaml", "- a\n- b\n", Ok(0)),
+            ("broken.yaml", "a: [\n", Ok(0)),
+            (
+                "bad.yaml",
+                "kind: Pod\nmetadata: {name: x}\napiVersion:\n",
+                Err("document 0"),
+            ),
+            (
+                "bad2.yaml",
+                "apiVersion: v1\nkind: A\n---\nfoo: bar\n",
+                Err("document 1"),
+            ),
+            ("ok.yaml", "apiVersion: v1\nkind: A\n", Ok(1)),
+        ];
+        for (file, text, want) in cases {
+            match (parse_file(file, text), want) {
+                (Ok(objs), Ok(n)) => assert_eq!(objs.len(), *n, "{file}"),
+                (Err(e), Err(w)) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(file) && msg.contains(w), "{msg}");
+                }
+                (got, want) => panic!("{file}: got {got:?}, want {want:?}"),
+            }
         }
     }
 
@@ -193,12 +252,22 @@ mod tests {
             "sub/b.json",
             r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"}}]}"#,
         );
-        write(".git/c.yaml", "not: [valid");
+        write(
+            ".git/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: git}\n",
+        );
+        write(
+            ".argo/d.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hidden}\n",
+        );
         let flat = render_directory(dir.path(), None).expect("renders");
         assert_eq!(flat.len(), 1);
         let deep = render_directory(dir.path(), Some(&opts(true, "", ""))).expect("renders");
-        let kinds: Vec<&str> = deep.iter().filter_map(|o| o["kind"].as_str()).collect();
-        assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        let names: Vec<&str> = deep
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["hidden", "a", "b"]);
         write(
             "sub/bad.yaml",
             "apiVersion: v1\nkind: A\n---\nmetadata: {}\n",
