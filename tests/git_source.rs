@@ -661,3 +661,163 @@ fn a_silent_server_times_out() {
     rt.shutdown_background();
     let _ = server.join();
 }
+
+/// Writes a commit whose root tree holds one entry (`mode`, `name`, blob `content`) straight into
+/// the served bare repository, as a hostile repository could, on branch `branch`.
+fn plant_entry(fx: &Fixture, branch: &str, mode: &str, name: &str, content: &str) {
+    let bare = fx.root.join("repo.git");
+    let blob_file = fx.data.join(format!("{branch}.blob"));
+    std::fs::create_dir_all(&fx.data).expect("mkdir");
+    std::fs::write(&blob_file, content).expect("write");
+    let blob = git(
+        &bare,
+        &["hash-object", "-w", blob_file.to_str().expect("utf8")],
+    );
+    let listing = fx.data.join(format!("{branch}.tree"));
+    std::fs::write(&listing, format!("{mode} blob {blob}\t{name}\n")).expect("write");
+    let out = Command::new("git")
+        .arg("mktree")
+        .current_dir(&bare)
+        .stdin(std::fs::File::open(&listing).expect("open"))
+        .output()
+        .expect("mktree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let commit = git(&bare, &["commit-tree", &tree, "-m", "hostile"]);
+    git(
+        &bare,
+        &["update-ref", &format!("refs/heads/{branch}"), &commit],
+    );
+}
+
+#[tokio::test]
+async fn checkout_refuses_entries_that_escape_the_destination() {
+    let fx = Fixture::new();
+    let cases = [
+        ("dotdot", "100644", "..", "parent"),
+        ("dotgit", "100644", ".git", "gitdir: /tmp/evil\n"),
+        ("backslash", "100644", "a\\..\\b", "x"),
+        ("symlink-out", "120000", "link", "../../../../etc/passwd"),
+        ("symlink-abs", "120000", "link", "/etc/passwd"),
+    ];
+    for (branch, mode, name, content) in cases {
+        plant_entry(&fx, branch, mode, name, content);
+    }
+    let source = fx.source();
+    let url = fx.file_url();
+    for (branch, _, name, _) in cases {
+        let sha = source.fetch(&url, branch, None).await.expect(branch).sha;
+        let dest = fx.data.join("checkouts").join(branch);
+        let err = source
+            .checkout(&url, &sha, "", &dest)
+            .await
+            .expect_err(branch);
+        assert!(
+            matches!(err, SourceError::UnsafeTree { .. }),
+            "{branch}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&format!("{name:?}")),
+            "{branch}: {err}"
+        );
+        assert!(
+            !dest.exists(),
+            "{branch}: a failed checkout leaves no partial tree"
+        );
+        // Nothing was written outside the destination.
+        assert!(
+            !fx.data.join("checkouts/parent").exists() && !fx.data.join("checkouts/.git").exists()
+        );
+    }
+    // A symlink that stays inside is fine.
+    plant_entry(&fx, "symlink-in", "120000", "link", "./target.yaml");
+    let sha = source
+        .fetch(&url, "symlink-in", None)
+        .await
+        .expect("fetch")
+        .sha;
+    let dest = fx.data.join("checkouts/ok");
+    source
+        .checkout(&url, &sha, "", &dest)
+        .await
+        .expect("inside symlink");
+    assert_eq!(
+        std::fs::read_link(dest.join("link")).expect("link"),
+        PathBuf::from("./target.yaml")
+    );
+}
+
+/// `git daemon` on loopback, killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_daemon(root: &Path) -> Daemon {
+    let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", root.display()))
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    let daemon = Daemon { child, port };
+    // Bounded wait (at most 5 s) for the daemon to listen.
+    let mut ready = false;
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "git daemon did not start on port {port}");
+    daemon
+}
+
+#[tokio::test]
+async fn fetches_over_the_git_protocol_from_git_daemon() {
+    let fx = Fixture::new();
+    let daemon = start_daemon(&fx.root).await;
+    let source = fx.source();
+    let url = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+    assert_eq!(
+        source
+            .resolve_remote(&url, "v1", None)
+            .await
+            .expect("ls-remote"),
+        commit(&fx.c1)
+    );
+    let fetched = source.fetch(&url, "main", None).await.expect("fetch");
+    assert_eq!(
+        (fetched.sha.as_str(), fetched.fetched),
+        (fx.c2.as_str(), true)
+    );
+    let dest = fx.data.join("daemon-checkout");
+    source
+        .checkout(&url, &fetched.sha, "apps/web/nested", &dest)
+        .await
+        .expect("checkout");
+    assert!(dest.join("cm.yaml").is_file());
+}

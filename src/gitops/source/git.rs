@@ -610,6 +610,31 @@ fn checkout(
         }
     }
     std::fs::create_dir_all(dest).map_err(io(dest))?;
+    let written = write_tree(&repo, tree.id(), url, sha, dest);
+    if written.is_err() {
+        // The destination was empty: leave nothing half-written for a renderer to pick up.
+        let _ = std::fs::remove_dir_all(dest);
+    }
+    written
+}
+
+/// Writes tree `tree_id` into the existing empty directory `dest`.
+fn write_tree(
+    repo: &Repository,
+    tree_id: Oid,
+    url: &str,
+    sha: &str,
+    dest: &Path,
+) -> Result<CheckoutSummary, SourceError> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| SourceError::Io { path: p, source }
+    };
+    let git = |e: git2::Error| SourceError::Git {
+        op: "checkout",
+        repo: redact_url(url),
+        message: redact_text(e.message()),
+    };
     let unsafe_entry = |entry: &Path, reason: &str| SourceError::UnsafeTree {
         repo: redact_url(url),
         sha: sha.to_string(),
@@ -618,7 +643,7 @@ fn checkout(
     };
     let mut summary = CheckoutSummary { files: 0, bytes: 0 };
     // Explicit stack instead of recursion: bounded by MAX_TREE_DEPTH, not by the thread stack.
-    let mut stack = vec![(tree.id(), PathBuf::new())];
+    let mut stack = vec![(tree_id, PathBuf::new())];
     while let Some((tree_id, rel)) = stack.pop() {
         if rel.components().count() > MAX_TREE_DEPTH {
             return Err(unsafe_entry(
