@@ -25,6 +25,8 @@ pub struct SourceOptions {
     pub app_name: String,
     /// Destination namespace (Helm's `--namespace`).
     pub namespace: Option<String>,
+    /// AppProject name (`ARGOCD_APP_PROJECT_NAME` may appear in options).
+    pub project: String,
     /// Cairn-wide Kustomize build options.
     pub kustomize_build: KustomizeBuildOptions,
     /// Resolved revisions of the sources referenced by `$ref` value files.
@@ -75,6 +77,7 @@ pub fn cache_key(
         "plugin": part(&options.source.plugin),
         "app": options.app_name,
         "namespace": options.namespace,
+        "project": options.project,
         "enableHelm": options.kustomize_build.enable_helm,
         "loadRestrictorNone": options.kustomize_build.load_restrictor_none,
         "refs": options.ref_revisions,

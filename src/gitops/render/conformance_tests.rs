@@ -49,6 +49,8 @@ async fn render_at(
         source: src,
         app_name: "my-app",
         namespace: Some("dest-ns"),
+        project: "default",
+        revision: "0123456789abcdef0123456789abcdef01234567",
         refs: BTreeMap::new(),
     };
     render(&req, settings).await
@@ -117,9 +119,9 @@ async fn guestbook_with_kustomize_options() {
         "kustomize": {
             "namePrefix": "dev-",
             "nameSuffix": "-v1",
-            "commonLabels": {"team": "ml"},
+            "commonLabels": {"team": "ml", "app": "$ARGOCD_APP_NAME"},
             "commonAnnotations": {"owner": "data"},
-            "images": ["quay.io/argoprojlabs/argocd-e2e-container=registry.local/e2e:9.9"],
+            "images": ["quay.io/argoprojlabs/argocd-e2e-container=registry.local/e2e:${ARGOCD_APP_REVISION_SHORT}"],
             "replicas": [{"name": "guestbook-ui", "count": 4}],
             "namespace": "kns",
             "patches": [{
@@ -140,12 +142,13 @@ async fn guestbook_with_kustomize_options() {
     );
     let dep = find(&r, "Deployment");
     assert_eq!(dep["metadata"]["labels"]["team"], "ml");
+    assert_eq!(dep["metadata"]["labels"]["app"], "my-app");
     assert_eq!(dep["metadata"]["annotations"]["owner"], "data");
     assert_eq!(dep["metadata"]["namespace"], "kns");
     assert_eq!(dep["spec"]["replicas"], 4);
     assert_eq!(
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.local/e2e:9.9"
+        "registry.local/e2e:0123456"
     );
     assert_eq!(find(&r, "Service")["spec"]["ports"][0]["port"], 8080);
     // The checkout is untouched: edits ran in a copy.
@@ -190,19 +193,24 @@ async fn helm_guestbook_defaults_and_values() {
     assert_eq!(find(&r, "Deployment")["spec"]["replicas"], 1);
 
     let cases = [
-        (json!({"valuesObject": {"replicas": 3}}), 3),
-        (json!({"values": "replicas: 2\n"}), 2),
+        (json!({"valuesObject": {"replicas": 3}}), json!(3)),
+        (json!({"values": "replicas: 2\n"}), json!(2)),
         (
             json!({"values": "replicas: 2\n", "valuesObject": {"replicas": 6}}),
-            6,
+            json!(6),
         ),
         (
             json!({"valuesObject": {"replicas": 3}, "parameters": [{"name": "replicas", "value": "5"}]}),
-            5,
+            json!(5),
         ),
         (
             json!({"valueFiles": ["values.yaml"], "releaseName": "rel"}),
-            1,
+            json!(1),
+        ),
+        // Build variables are substituted into parameters, as Argo CD does.
+        (
+            json!({"parameters": [{"name": "replicas", "value": "${ARGOCD_APP_NAME}"}]}),
+            json!("my-app"),
         ),
     ];
     for (helm, replicas) in cases {

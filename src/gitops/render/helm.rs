@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 
 use super::RenderError;
+use super::env::{BuildEnv, envsubst};
 use crate::gitops::types::HelmSource;
 
 /// What `helm template` needs besides the source's options.
@@ -30,6 +31,8 @@ pub struct HelmContext<'a> {
     pub value_files: &'a [PathBuf],
     /// The file holding the inline values, when there are any.
     pub inline_values_file: Option<&'a Path>,
+    /// Build variables substituted into `--set`/`--set-string`/`--set-file` values.
+    pub env: &'a BuildEnv,
 }
 
 /// Escapes unescaped commas in a `--set` value, as Argo CD does, so `a,b` stays one value;
@@ -175,7 +178,8 @@ pub fn template_args(helm: Option<&HelmSource>, ctx: &HelmContext<'_>) -> Vec<St
         } else {
             "--set"
         };
-        let value = escape_set_value(p.value.as_deref().unwrap_or(""));
+        // Argo CD substitutes the build environment first, then escapes commas.
+        let value = escape_set_value(&envsubst(p.value.as_deref().unwrap_or(""), ctx.env));
         args.extend([flag.to_owned(), format!("{name}={value}")]);
     }
     for p in helm
@@ -186,7 +190,7 @@ pub fn template_args(helm: Option<&HelmSource>, ctx: &HelmContext<'_>) -> Vec<St
         let name = p.get("name").and_then(Value::as_str);
         let path = p.get("path").and_then(Value::as_str);
         if let (Some(name), Some(path)) = (name, path) {
-            let file = normalize(&ctx.chart_dir.join(path));
+            let file = normalize(&ctx.chart_dir.join(envsubst(path, ctx.env)));
             args.extend([
                 "--set-file".to_owned(),
                 format!("{name}={}", file.display()),
@@ -258,6 +262,7 @@ mod tests {
                 {"name": "image.tag", "value": "v1,2"},
                 {"name": "port", "value": "80", "forceString": true},
                 {"name": "list", "value": "{a,b}"},
+                {"name": "owner", "value": "${ARGOCD_APP_NAME},x"},
                 {"value": "nameless"}
             ],
             "fileParameters": [{"name": "cfg", "path": "files/c.txt"}],
@@ -271,6 +276,7 @@ mod tests {
             chart_dir: Path::new("/repo/chart"),
             value_files: &files,
             inline_values_file: Some(Path::new("/tmp/inline.yaml")),
+            env: &BuildEnv::from([("ARGOCD_APP_NAME".to_owned(), "app".to_owned())]),
         };
         insta::assert_yaml_snapshot!(template_args(Some(&h), &ctx));
     }
@@ -283,6 +289,7 @@ mod tests {
             chart_dir: Path::new("/c"),
             value_files: &[],
             inline_values_file: None,
+            env: &BuildEnv::new(),
         };
         assert_eq!(
             template_args(None, &ctx),

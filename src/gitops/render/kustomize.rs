@@ -13,6 +13,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::RenderError;
+use super::env::{BuildEnv, envsubst};
 use crate::gitops::types::KustomizeSource;
 
 /// Kustomization file names, in kustomize's lookup order.
@@ -37,16 +38,28 @@ fn extra_bool(options: &KustomizeSource, key: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn joined_pairs(map: &std::collections::BTreeMap<String, String>) -> String {
+/// One `key:value` argument per pair: `kustomize edit add label a:1,b:2` would read the value
+/// of `a` as `1,b:2`.
+fn pair_args(
+    map: &std::collections::BTreeMap<String, String>,
+    env: Option<&BuildEnv>,
+) -> Vec<String> {
     map.iter()
-        .map(|(k, v)| format!("{k}:{v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .map(|(k, v)| match env {
+            Some(env) => format!("{k}:{}", envsubst(v, env)),
+            None => format!("{k}:{v}"),
+        })
+        .collect()
 }
 
 /// The `kustomize edit ...` argument lists for `options`, in Argo CD's order. Empty when no
-/// option asks for an edit. `patches` are not a command: see [`apply_patches`].
-pub fn edit_commands(options: &KustomizeSource) -> Result<Vec<Vec<String>>, RenderError> {
+/// option asks for an edit. `patches` are not a command: see [`apply_patches`]. As Argo CD
+/// does, `env` is substituted into images and label values always, and into annotation values
+/// when `commonAnnotationsEnvsubst` is set.
+pub fn edit_commands(
+    options: &KustomizeSource,
+    env: &BuildEnv,
+) -> Result<Vec<Vec<String>>, RenderError> {
     let s = |v: &str| v.to_owned();
     let mut out: Vec<Vec<String>> = Vec::new();
     if let Some(p) = options.name_prefix.as_deref().filter(|p| !p.is_empty()) {
@@ -57,7 +70,7 @@ pub fn edit_commands(options: &KustomizeSource) -> Result<Vec<Vec<String>>, Rend
     }
     if let Some(images) = options.images.as_ref().filter(|i| !i.is_empty()) {
         let mut cmd = vec![s("edit"), s("set"), s("image")];
-        cmd.extend(images.iter().cloned());
+        cmd.extend(images.iter().map(|i| envsubst(i, env)));
         out.push(cmd);
     }
     if let Some(replicas) = options.replicas.as_ref().filter(|r| !r.is_empty()) {
@@ -91,7 +104,7 @@ pub fn edit_commands(options: &KustomizeSource) -> Result<Vec<Vec<String>>, Rend
         if extra_bool(options, "labelWithoutSelector") {
             cmd.push(s("--without-selector"));
         }
-        cmd.push(joined_pairs(labels));
+        cmd.extend(pair_args(labels, Some(env)));
         out.push(cmd);
     }
     if let Some(ann) = options
@@ -103,7 +116,8 @@ pub fn edit_commands(options: &KustomizeSource) -> Result<Vec<Vec<String>>, Rend
         if extra_bool(options, "forceCommonAnnotations") {
             cmd.push(s("--force"));
         }
-        cmd.push(joined_pairs(ann));
+        let subst = extra_bool(options, "commonAnnotationsEnvsubst");
+        cmd.extend(pair_args(ann, subst.then_some(env)));
         out.push(cmd);
     }
     if let Some(ns) = options.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -123,7 +137,7 @@ pub fn component_command(options: &KustomizeSource) -> Option<Vec<String>> {
 /// Whether `options` needs a writable copy of the checkout.
 pub fn needs_edits(options: Option<&KustomizeSource>) -> Result<bool, RenderError> {
     let Some(o) = options else { return Ok(false) };
-    Ok(!edit_commands(o)?.is_empty()
+    Ok(!edit_commands(o, &BuildEnv::new())?.is_empty()
         || component_command(o).is_some()
         || o.patches.as_ref().is_some_and(|p| !p.is_empty()))
 }
@@ -232,7 +246,7 @@ mod tests {
             "namespace": "ns1",
             "components": ["../c1", "../c2"],
         }));
-        insta::assert_yaml_snapshot!(edit_commands(&o).expect("valid"));
+        insta::assert_yaml_snapshot!(edit_commands(&o, &BuildEnv::new()).expect("valid"));
         assert_eq!(
             component_command(&o).expect("some"),
             ["edit", "add", "component", "../c1", "../c2"]
@@ -243,7 +257,7 @@ mod tests {
     #[test]
     fn no_options_no_edits() {
         assert!(
-            edit_commands(&KustomizeSource::default())
+            edit_commands(&KustomizeSource::default(), &BuildEnv::new())
                 .expect("valid")
                 .is_empty()
         );
@@ -265,11 +279,45 @@ mod tests {
             json!({"name": "a", "count": "x"}),
             json!({"count": 1}),
         ] {
-            let err = edit_commands(&opts(
-                json!({"replicas": [{"name": "ok", "count": 1}, bad]}),
-            ))
-            .expect_err("invalid");
+            let o = opts(json!({"replicas": [{"name": "ok", "count": 1}, bad]}));
+            let err = edit_commands(&o, &BuildEnv::new()).expect_err("invalid");
             assert!(err.to_string().contains("kustomize.replicas[1]"), "{err}");
+        }
+    }
+
+    #[test]
+    fn build_env_is_substituted_as_argo_does() {
+        let env = BuildEnv::from([
+            ("ARGOCD_APP_NAME".to_owned(), "gb".to_owned()),
+            ("ARGOCD_APP_REVISION_SHORT".to_owned(), "abc1234".to_owned()),
+        ]);
+        let cases = [
+            (
+                json!({"images": ["app=reg/app:${ARGOCD_APP_REVISION_SHORT}"]}),
+                vec!["edit", "set", "image", "app=reg/app:abc1234"],
+            ),
+            (
+                json!({"commonLabels": {"app": "$ARGOCD_APP_NAME"}}),
+                vec!["edit", "add", "label", "app:gb"],
+            ),
+            // Annotations only with commonAnnotationsEnvsubst.
+            (
+                json!({"commonAnnotations": {"a": "$ARGOCD_APP_NAME"}}),
+                vec!["edit", "add", "annotation", "a:$ARGOCD_APP_NAME"],
+            ),
+            (
+                json!({"commonAnnotations": {"a": "$ARGOCD_APP_NAME"}, "commonAnnotationsEnvsubst": true}),
+                vec!["edit", "add", "annotation", "a:gb"],
+            ),
+            // Not substituted: prefix and namespace.
+            (
+                json!({"namePrefix": "$ARGOCD_APP_NAME-"}),
+                vec!["edit", "set", "nameprefix", "--", "$ARGOCD_APP_NAME-"],
+            ),
+        ];
+        for (o, want) in cases {
+            let got = edit_commands(&opts(o.clone()), &env).expect("valid");
+            assert_eq!(got, [want], "{o}");
         }
     }
 

@@ -12,7 +12,8 @@
 //!
 //! Public API for the controller:
 //! ```text
-//! let req = RenderRequest { repo_root, source: &app_source, app_name, namespace, refs };
+//! let req = RenderRequest { repo_root, source: &app_source, app_name, namespace, project,
+//!                           revision: sha, refs };
 //! let key = cache_key(repo_url, sha, path, &req.source_options(&settings, ref_revisions));
 //! let rendered: Rendered = render(&req, &settings).await?;   // Rendered { tool, objects }
 //! ```
@@ -24,6 +25,7 @@
 
 pub mod cache;
 pub mod directory;
+pub mod env;
 pub mod exec;
 pub mod glob;
 pub mod helm;
@@ -275,11 +277,28 @@ pub struct RenderRequest<'a> {
     pub app_name: &'a str,
     /// The destination namespace.
     pub namespace: Option<&'a str>,
+    /// The Application's AppProject (`ARGOCD_APP_PROJECT_NAME`).
+    pub project: &'a str,
+    /// The resolved commit SHA of the checkout (`ARGOCD_APP_REVISION`).
+    pub revision: &'a str,
     /// Checkouts of other sources by `ref` name, for `$ref/...` Helm value files.
     pub refs: BTreeMap<String, PathBuf>,
 }
 
 impl RenderRequest<'_> {
+    /// Argo CD's build environment of this render.
+    pub fn build_env(&self) -> env::BuildEnv {
+        env::build_env(&env::BuildContext {
+            app_name: self.app_name,
+            namespace: self.namespace.unwrap_or(""),
+            project: self.project,
+            revision: self.revision,
+            source_path: self.source.path.as_deref().unwrap_or(""),
+            repo_url: self.source.repo_url.as_deref().unwrap_or(""),
+            target_revision: self.source.target_revision.as_deref().unwrap_or(""),
+        })
+    }
+
     /// The options part of this render's cache key.
     pub fn source_options(
         &self,
@@ -290,6 +309,7 @@ impl RenderRequest<'_> {
             source: self.source.clone(),
             app_name: self.app_name.to_owned(),
             namespace: self.namespace.map(str::to_owned),
+            project: self.project.to_owned(),
             kustomize_build: settings.kustomize_build.clone(),
             ref_revisions,
         }
@@ -410,7 +430,14 @@ async fn render_kustomize(
         let workdir = source_dir(&copy.path().join("repo"), req.source.path.as_deref())?;
         _copy = Some(copy);
         if let Some(options) = options {
-            apply_kustomize_edits(&bin, &workdir, options, home.path(), settings.timeout).await?;
+            let env = req.build_env();
+            let edits = EditRun {
+                bin: &bin,
+                workdir: &workdir,
+                home: home.path(),
+                timeout: settings.timeout,
+            };
+            apply_kustomize_edits(&edits, options, &env).await?;
         }
         workdir
     } else {
@@ -425,19 +452,31 @@ async fn render_kustomize(
     manifest::parse_yaml("kustomize build output", &String::from_utf8_lossy(&out))
 }
 
-async fn apply_kustomize_edits(
-    bin: &Path,
-    workdir: &Path,
-    options: &crate::gitops::types::KustomizeSource,
-    home: &Path,
+/// Where and how `kustomize edit` runs.
+struct EditRun<'a> {
+    bin: &'a Path,
+    workdir: &'a Path,
+    home: &'a Path,
     timeout: Duration,
+}
+
+async fn apply_kustomize_edits(
+    edits: &EditRun<'_>,
+    options: &crate::gitops::types::KustomizeSource,
+    env: &env::BuildEnv,
 ) -> Result<(), RenderError> {
+    let EditRun {
+        bin,
+        workdir,
+        home,
+        timeout,
+    } = *edits;
     let run = |args: Vec<String>| exec::Invocation {
         tool: "kustomize".to_owned(),
         args,
         cwd: workdir.to_path_buf(),
     };
-    for args in kustomize::edit_commands(options)? {
+    for args in kustomize::edit_commands(options, env)? {
         exec::run(bin, &run(args), home, timeout).await?;
     }
     if let Some(patches) = options.patches.as_ref().filter(|p| !p.is_empty()) {
@@ -490,7 +529,9 @@ async fn render_helm(
         }
         None => None,
     };
+    let env = req.build_env();
     let ctx = helm::HelmContext {
+        env: &env,
         app_name: req.app_name,
         namespace: req.namespace,
         chart_dir: &dir,
