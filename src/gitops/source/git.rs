@@ -222,9 +222,17 @@ impl GitSource {
             None => None,
         };
         let remaining = timeout.saturating_sub(started.elapsed());
+        // The span carries the redacted URL only: libgit2 runs with credentials in scope.
+        let span = tracing::debug_span!("git", op, repo = %redact_url(url));
         let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let out = work();
             drop(guard);
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &out {
+                Ok(_) => tracing::debug!(elapsed_ms, "git operation done"),
+                Err(e) => tracing::debug!(elapsed_ms, error = %e, "git operation failed"),
+            }
             out
         });
         match tokio::time::timeout(remaining, task).await {
@@ -287,43 +295,42 @@ fn scrub(remote: &Endpoint, message: &str) -> String {
 /// of looping), host key check, and the deadline.
 fn callbacks<'a>(remote: &'a Endpoint, notes: &'a CallbackNotes) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
-    let attempts = Cell::new(0u32);
+    // One try per kind of credential: libgit2 asks again after every rejection, and a wrong
+    // password would otherwise loop until the server gives up.
+    let (user_tries, key_tries, pass_tries) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+    let once = |tries: &Cell<u32>| {
+        tries.set(tries.get() + 1);
+        tries.get() == 1
+    };
     cb.credentials(move |_url, user_from_url, allowed| {
-        attempts.set(attempts.get() + 1);
         let Some(creds) = remote.creds.as_ref().filter(|c| c.has_credentials()) else {
             *notes.auth.borrow_mut() =
                 Some("the server requires credentials and none are configured".into());
             return Err(git2::Error::from_str("no credentials configured"));
         };
-        if attempts.get() > 2 {
-            *notes.auth.borrow_mut() =
-                Some("the server rejected the configured credentials".into());
-            return Err(git2::Error::from_str("credentials rejected"));
-        }
-        let user = creds.username().or(user_from_url).unwrap_or("git");
+        // SSH: the user is the URL's (`git@host:…`), as Argo CD does; HTTPS: the Secret's.
+        let ssh_user = user_from_url.or(creds.username()).unwrap_or("git");
         if allowed.contains(CredentialType::SSH_KEY)
             && let Some(key) = creds.ssh_private_key()
         {
-            if attempts.get() > 1 {
+            if !once(&key_tries) {
                 *notes.auth.borrow_mut() = Some("the server rejected the SSH private key".into());
                 return Err(git2::Error::from_str("credentials rejected"));
             }
-            return Cred::ssh_key_from_memory(user, None, key, None);
+            return Cred::ssh_key_from_memory(ssh_user, None, key, None);
         }
-        if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(user);
+        if allowed.contains(CredentialType::USERNAME) && once(&user_tries) {
+            return Cred::username(ssh_user);
         }
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
             && let Some(password) = creds.password()
         {
-            if attempts.get() > 1 {
+            if !once(&pass_tries) {
                 *notes.auth.borrow_mut() = Some("the server rejected the username/password".into());
                 return Err(git2::Error::from_str("credentials rejected"));
             }
-            return Cred::userpass_plaintext(
-                creds.username().or(user_from_url).unwrap_or(""),
-                password,
-            );
+            let user = creds.username().or(user_from_url).unwrap_or("");
+            return Cred::userpass_plaintext(user, password);
         }
         *notes.auth.borrow_mut() = Some(format!(
             "no configured credential fits what the server accepts ({allowed:?})"
