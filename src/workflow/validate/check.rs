@@ -27,23 +27,32 @@ const GLOBALS: &[&str] = &[
     "workflow.uid",
     "workflow.duration",
     "workflow.priority",
-    "workflow.scheduledTime",
-    "workflow.creationTimestamp",
-    "workflow.parameters",
-    "workflow.parameters.json",
+    "workflow.status",
+    "workflow.labels",
     "workflow.labels.json",
+    "workflow.annotations",
     "workflow.annotations.json",
 ];
 
-/// Globals read under a prefix whose keys are not known at submission.
-const GLOBAL_PREFIXES: &[&str] = &[
+/// Names Argo's `resolveAllVariables` accepts by prefix without a scope entry: values known only
+/// at run time (creation/scheduled time, duration), self references for metrics (`outputs.`),
+/// node names, and labels/annotations (cairn does not see `workflowDefaults`, which may add
+/// some, so it accepts any key rather than reject a workflow Argo would run).
+const RUNTIME_PREFIXES: &[&str] = &[
     "workflow.labels.",
     "workflow.annotations.",
-    "workflow.creationTimestamp.",
+    "workflow.creationTimestamp",
+    "workflow.scheduledTime",
+    "workflow.duration",
+    "outputs.",
+    "tasks.name",
+    "steps.name",
+    "node.name",
 ];
 
-/// Set only once the workflow has finished, for exit handlers.
-const EXIT_ONLY: &[&str] = &["workflow.status", "workflow.failures"];
+/// Set only for exit handlers: Argo adds it to the globals after it has validated the
+/// entrypoint's tree (`workflow.status` is added before, so it is valid everywhere).
+const EXIT_ONLY: &[&str] = &["workflow.failures"];
 
 /// Every problem of the resolved workflow, in spec order.
 pub fn validate(resolved: &ResolvedWorkflow) -> Result<(), Vec<ValidationError>> {
@@ -313,6 +322,7 @@ impl<'a> Validator<'a> {
 
     fn collect_globals(&mut self) {
         let mut globals: BTreeSet<String> = GLOBALS.iter().map(|g| (*g).to_owned()).collect();
+        let mut any = false;
         for p in self
             .wf
             .spec
@@ -320,7 +330,12 @@ impl<'a> Validator<'a> {
             .iter()
             .flat_map(|a| a.parameters.iter().flatten())
         {
+            any = true;
             globals.insert(format!("workflow.parameters.{}", p.name));
+        }
+        if any {
+            globals.insert("workflow.parameters".into());
+            globals.insert("workflow.parameters.json".into());
         }
         let specs = std::iter::once(&self.wf.spec).chain(self.wf.referenced.values());
         for spec in specs {
@@ -367,6 +382,7 @@ impl<'a> Validator<'a> {
                 source: Box::new(e),
             });
         }
+        self.check_type_fields(t, &path);
         for (k, p) in t
             .inputs
             .iter()
@@ -401,6 +417,51 @@ impl<'a> Validator<'a> {
             self.check_steps(key, t, &path, scope, &ctx);
         } else if t.dag.is_some() {
             self.check_dag(key, t, &path, scope, &ctx);
+        }
+    }
+
+    /// Argo's `validateLeaf`/`validateNonLeaf` field rules and the `timeout` format.
+    fn check_type_fields(&mut self, t: &Template, path: &str) {
+        let composite = t.steps.is_some() || t.dag.is_some();
+        if composite && t.active_deadline_seconds.is_some() {
+            self.errors.push(ValidationError::FieldNotAllowed {
+                path: format!("{path}.activeDeadlineSeconds"),
+                template: t.name.clone(),
+                field: "activeDeadlineSeconds",
+                valid_for: "leaf (container, script, resource...)",
+            });
+        }
+        if !composite && t.parallelism.is_some() {
+            self.errors.push(ValidationError::FieldNotAllowed {
+                path: format!("{path}.parallelism"),
+                template: t.name.clone(),
+                field: "parallelism",
+                valid_for: "steps and dag",
+            });
+        }
+        if let Some(timeout) = &t.timeout {
+            // Argo's IsLeaf: pod-running and agent templates, not suspend.
+            let leaf = t.container.is_some()
+                || t.container_set.is_some()
+                || t.script.is_some()
+                || t.resource.is_some()
+                || t.data.is_some()
+                || t.http.is_some()
+                || t.plugin.is_some();
+            if !leaf {
+                self.errors.push(ValidationError::FieldNotAllowed {
+                    path: format!("{path}.timeout"),
+                    template: t.name.clone(),
+                    field: "timeout",
+                    valid_for: "leaf (container, script, resource...)",
+                });
+            } else if timeout.trim().parse::<i64>().is_ok() {
+                self.errors.push(ValidationError::InvalidTimeout {
+                    path: format!("{path}.timeout"),
+                    template: t.name.clone(),
+                    timeout: timeout.clone(),
+                });
+            }
         }
     }
 
@@ -469,6 +530,9 @@ impl<'a> Validator<'a> {
         match expr::unresolved_in_json(doc, &pred) {
             Ok(found) => {
                 for (p, r) in found {
+                    if r.expression && known.knows_map(&r.name) {
+                        continue;
+                    }
                     let full = format!("{path}{p}");
                     if EXIT_ONLY.contains(&r.name.as_str()) {
                         exit_tags.push((full, r.tag));
@@ -562,9 +626,17 @@ impl<'a> Validator<'a> {
             return;
         }
         for (g, group) in t.steps.iter().flatten().enumerate() {
-            let mut produced = Vec::new();
             for (j, step) in group.iter().enumerate() {
                 let spath = format!("{path}.steps[{g}][{j}]");
+                // Argo adds a step's status before checking it (so later steps of the same group
+                // may read it too); its outputs only after.
+                scope.names.insert(format!("steps.{}.status", step.name));
+                self.check_loop_fields(
+                    step.with_items.is_some(),
+                    step.with_param.is_some(),
+                    step.with_sequence.as_ref(),
+                    &spath,
+                );
                 let callee = self.check_call(
                     key,
                     step.template.as_deref(),
@@ -580,28 +652,81 @@ impl<'a> Validator<'a> {
                 );
                 let doc = serde_json::to_value(step).unwrap_or(Value::Null);
                 self.check_vars(&doc, &spath, &local, ctx);
-                let is_loop = step.with_items.is_some()
-                    || step.with_param.is_some()
-                    || step.with_sequence.is_some();
-                produced.push((step.name.clone(), callee.map(|c| c.template), is_loop));
-            }
-            for (name, callee, is_loop) in produced {
-                scope.add_outputs(&format!("steps.{name}"), callee, is_loop, true);
+                let aggregate = step.with_items.as_ref().is_some_and(|i| !i.is_empty())
+                    || step.with_param.is_some();
+                scope.add_outputs(
+                    &format!("steps.{}", step.name),
+                    callee.map(|c| c.template),
+                    aggregate,
+                    false,
+                );
             }
         }
         self.check_composite_outputs(t, path, &scope, ctx);
     }
 
-    fn check_dag(&mut self, key: &Key, t: &Template, path: &str, scope: Known, ctx: &VarCtx<'_>) {
+    /// At most one of `withItems`, `withParam`, `withSequence`; a sequence has `count` or `end`.
+    fn check_loop_fields(
+        &mut self,
+        items: bool,
+        param: bool,
+        sequence: Option<&Value>,
+        path: &str,
+    ) {
+        if [items, param, sequence.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count()
+            > 1
+        {
+            self.errors.push(ValidationError::LoopFields {
+                path: path.to_owned(),
+            });
+        }
+        if let Some(seq) = sequence
+            && seq.get("count").is_some()
+            && seq.get("end").is_some()
+        {
+            self.errors.push(ValidationError::SequenceBounds {
+                path: format!("{path}.withSequence"),
+            });
+        }
+    }
+
+    fn check_dag(
+        &mut self,
+        key: &Key,
+        t: &Template,
+        path: &str,
+        mut scope: Known,
+        ctx: &VarCtx<'_>,
+    ) {
         let Some(dag_spec) = &t.dag else { return };
         let tasks = dag_spec.tasks.as_deref().unwrap_or(&[]);
+        if tasks.is_empty() {
+            self.errors.push(ValidationError::EmptyDag {
+                path: format!("{path}.dag.tasks"),
+                template: t.name.clone(),
+            });
+            return;
+        }
         let index: BTreeMap<&str, usize> = tasks
             .iter()
             .enumerate()
             .map(|(i, task)| (task.name.as_str(), i))
             .collect();
-        // A templated target is rendered with the workflow's arguments, as Argo does before it
-        // checks the targets; if that fails the variable check reports the tag.
+        let using_depends = tasks.iter().any(|task| task.depends.is_some());
+        for (j, task) in tasks.iter().enumerate() {
+            if using_depends && task.continue_on.is_some() {
+                self.errors.push(ValidationError::ContinueOnWithDepends {
+                    path: format!("{path}.dag.tasks[{j}].continueOn"),
+                    template: t.name.clone(),
+                });
+            }
+        }
+        // A templated target is rendered with the workflow's arguments so an unknown target is
+        // reported at submission (Argo skips it then and fails at run time); if rendering fails
+        // the variable check reports the tag.
         let target = dag_spec
             .target
             .as_deref()
@@ -635,6 +760,12 @@ impl<'a> Validator<'a> {
         let mut callees = Vec::with_capacity(tasks.len());
         for (j, task) in tasks.iter().enumerate() {
             let tpath = format!("{path}.dag.tasks[{j}]");
+            self.check_loop_fields(
+                task.with_items.is_some(),
+                task.with_param.is_some(),
+                task.with_sequence.as_ref(),
+                &tpath,
+            );
             callees.push(self.check_call(
                 key,
                 task.template.as_deref(),
@@ -643,23 +774,30 @@ impl<'a> Validator<'a> {
                 &tpath,
             ));
         }
-        let is_loop = |j: usize| {
+        let aggregate = |j: usize| {
             let task = &tasks[j];
-            task.with_items.is_some() || task.with_param.is_some() || task.with_sequence.is_some()
+            task.with_items.as_ref().is_some_and(|i| !i.is_empty()) || task.with_param.is_some()
         };
+        // As in Argo's validateDAG, every task's outputs are in scope (so the DAG's outputs and
+        // hooks can read them); an ancestor adds its status and aggregated outputs; argument
+        // values that start with `{{tasks.` must name an ancestor.
+        for (j, task) in tasks.iter().enumerate() {
+            let callee = callees[j].as_ref().map(|c| c.template);
+            scope.add_outputs(&format!("tasks.{}", task.name), callee, aggregate(j), false);
+        }
         // Variables need the ancestry, which only a valid DAG has.
         let Some(dag) = dag else { return };
         for (j, task) in tasks.iter().enumerate() {
             let tpath = format!("{path}.dag.tasks[{j}]");
             let mut local = scope.clone();
-            for anc in ancestors(&dag, &task.name) {
+            if task.extra.contains_key("hooks") {
+                local.names.insert(format!("tasks.{}.status", task.name));
+            }
+            let ancestry = ancestors(&dag, &task.name);
+            for anc in &ancestry {
                 if let Some(&a) = index.get(anc.as_str()) {
-                    local.add_outputs(
-                        &format!("tasks.{anc}"),
-                        callees[a].as_ref().map(|c| c.template),
-                        is_loop(a),
-                        true,
-                    );
+                    let callee = callees[a].as_ref().map(|c| c.template);
+                    local.add_outputs(&format!("tasks.{anc}"), callee, aggregate(a), true);
                 }
             }
             local.add_item(
@@ -669,17 +807,52 @@ impl<'a> Validator<'a> {
             );
             let doc = serde_json::to_value(task).unwrap_or(Value::Null);
             self.check_vars(&doc, &tpath, &local, ctx);
+            self.check_argument_ancestry(task.arguments.as_ref(), &ancestry, &tpath);
         }
-        let mut all = scope;
-        for (j, task) in tasks.iter().enumerate() {
-            all.add_outputs(
-                &format!("tasks.{}", task.name),
-                callees[j].as_ref().map(|c| c.template),
-                is_loop(j),
-                true,
-            );
+        self.check_composite_outputs(t, path, &scope, ctx);
+    }
+
+    /// Argo's `validateDAGTaskArgumentDependency`: an argument whose value (or artifact `from`)
+    /// starts with `{{tasks.X.` needs X among the task's ancestors.
+    fn check_argument_ancestry(
+        &mut self,
+        args: Option<&Arguments>,
+        ancestry: &BTreeSet<String>,
+        path: &str,
+    ) {
+        let Some(args) = args else { return };
+        let referenced = |text: &str| -> Option<String> {
+            let rest = text.strip_prefix("{{tasks.")?;
+            Some(rest.split(['.', '}']).next().unwrap_or("").to_owned())
+        };
+        for (k, p) in args.parameters.iter().flatten().enumerate() {
+            let Some(value) = p.value.as_ref().and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(task) = referenced(value).filter(|t| !ancestry.contains(t)) {
+                self.errors.push(ValidationError::MissingDependency {
+                    path: format!("{path}.arguments.parameters[{k}].value"),
+                    task,
+                    argument: p.name.clone(),
+                });
+            }
         }
-        self.check_composite_outputs(t, path, &all, ctx);
+        for (k, a) in args.artifacts.iter().flatten().enumerate() {
+            let Some(from) = a.get("from").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(task) = referenced(from).filter(|t| !ancestry.contains(t)) {
+                self.errors.push(ValidationError::MissingDependency {
+                    path: format!("{path}.arguments.artifacts[{k}].from"),
+                    task,
+                    argument: a
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+        }
     }
 
     fn check_composite_outputs(
@@ -808,19 +981,32 @@ struct Known {
 }
 
 impl Known {
+    /// Argo's `addItemsToScope`: scalar items give `item`, maps `item.<key>`, lists
+    /// `item.[i]`; `withParam` any `item.*`; `withSequence` `item`.
     fn add_item(&mut self, items: Option<&[Value]>, param: bool, sequence: bool) {
-        if param {
-            self.any_item = true;
-        }
-        if param || sequence || items.is_some() {
-            self.names.insert("item".into());
-        }
-        for item in items.into_iter().flatten() {
-            if let Value::Object(map) = item {
-                for k in map.keys() {
-                    self.names.insert(format!("item.{k}"));
+        if let Some(items) = items.filter(|i| !i.is_empty()) {
+            for item in items {
+                match item {
+                    Value::Object(map) => {
+                        for k in map.keys() {
+                            self.names.insert(format!("item.{k}"));
+                        }
+                    }
+                    Value::Array(list) => {
+                        for i in 0..list.len() {
+                            self.names.insert(format!("item.[{i}]"));
+                        }
+                    }
+                    _ => {
+                        self.names.insert("item".into());
+                    }
                 }
             }
+        } else if param {
+            self.any_item = true;
+            self.names.insert("item".into());
+        } else if sequence {
+            self.names.insert("item".into());
         }
     }
 
@@ -832,7 +1018,7 @@ impl Known {
         aggregate: bool,
         ancestor: bool,
     ) {
-        for f in ["id", "startedAt", "finishedAt", "ip"] {
+        for f in ["id", "startedAt", "finishedAt", "hostNodeName"] {
             self.names.insert(format!("{prefix}.{f}"));
         }
         if ancestor {
@@ -841,6 +1027,9 @@ impl Known {
         let Some(t) = callee else {
             return;
         };
+        if t.extra.get("daemon").and_then(Value::as_bool) == Some(true) {
+            self.names.insert(format!("{prefix}.ip"));
+        }
         let has_output = t.container.is_some()
             || t.script.is_some()
             || t.container_set.is_some()
@@ -866,6 +1055,7 @@ impl Known {
             if t.script.is_some() || t.container_set.is_some() {
                 self.names.insert(format!("{prefix}.outputs.result"));
                 self.names.insert(format!("{prefix}.exitCode"));
+                self.names.insert(format!("{prefix}.outputs.parameters"));
             } else {
                 self.names.insert(format!("{prefix}.outputs.parameters"));
             }
@@ -887,14 +1077,18 @@ impl Known {
         if self.names.contains(name) {
             return true;
         }
-        if GLOBAL_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        if RUNTIME_PREFIXES.iter().any(|p| name.starts_with(p)) {
             return true;
         }
         if self.any_item && (name == "item" || name.starts_with("item.")) {
             return true;
         }
-        // An expression may read a whole map (`inputs.parameters`, `steps.a.outputs`) and index
-        // it, so a prefix of a known name is known too.
+        false
+    }
+
+    /// For expressions: a map they read whole (`inputs.parameters`, `steps.a.outputs`) and
+    /// index is known when a known name lies under it. Simple tags need the exact name.
+    fn knows_map(&self, name: &str) -> bool {
         let dotted = format!("{name}.");
         self.names
             .range(dotted.clone()..)

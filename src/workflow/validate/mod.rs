@@ -233,6 +233,78 @@ pub enum ValidationError {
         /// The parse error.
         source: Box<RetryError>,
     },
+    /// A DAG task's argument reads a task that is not among its ancestors.
+    #[error(
+        "{path}: missing dependency '{task}' for argument '{argument}': add it to depends/dependencies"
+    )]
+    MissingDependency {
+        /// Path of the argument's value (or artifact `from`).
+        path: String,
+        /// The task read.
+        task: String,
+        /// The argument.
+        argument: String,
+    },
+    /// A DAG template without tasks.
+    #[error("{path}: template '{template}' must have at least one task")]
+    EmptyDag {
+        /// Path of `dag.tasks`.
+        path: String,
+        /// Template name.
+        template: String,
+    },
+    /// `continueOn` on a task of a DAG that uses `depends`.
+    #[error(
+        "{path}: template '{template}' cannot use 'continueOn' when using 'depends'; use 'task.Failed' / 'task.Errored' instead"
+    )]
+    ContinueOnWithDepends {
+        /// Path of the `continueOn`.
+        path: String,
+        /// Template name.
+        template: String,
+    },
+    /// Several of `withItems`, `withParam`, `withSequence`.
+    #[error("{path}: only one of withItems, withParam, withSequence can be specified")]
+    LoopFields {
+        /// Path of the step or task.
+        path: String,
+    },
+    /// `withSequence` with both `count` and `end`.
+    #[error("{path}: only one of count or end can be defined in withSequence")]
+    SequenceBounds {
+        /// Path of the withSequence.
+        path: String,
+    },
+    /// A field that is valid only for some template types.
+    #[error("{path}: template '{template}': {field} is only valid for {valid_for} templates")]
+    FieldNotAllowed {
+        /// Path of the field.
+        path: String,
+        /// Template name.
+        template: String,
+        /// The field.
+        field: &'static str,
+        /// Which templates may have it.
+        valid_for: &'static str,
+    },
+    /// A `timeout` that is a bare number (Argo wants a duration such as `30s`).
+    #[error(
+        "{path}: template '{template}' has invalid duration format in timeout '{timeout}' (use a duration such as 30s)"
+    )]
+    InvalidTimeout {
+        /// Path of the timeout.
+        path: String,
+        /// Template name.
+        template: String,
+        /// The value.
+        timeout: String,
+    },
+    /// `workflowTemplateRef` together with the Workflow's own `templates`.
+    #[error("{path}: templates is an invalid field in a Workflow that has a workflowTemplateRef")]
+    TemplatesWithRef {
+        /// `spec.templates`.
+        path: String,
+    },
     /// A tag refers to a variable that does not exist in its scope.
     #[error(
         "{path}: template '{template}': failed to resolve {tag}{}",
@@ -248,7 +320,7 @@ pub enum ValidationError {
         /// The variable that does not exist (an expression may read several).
         variable: String,
     },
-    /// `workflow.status` / `workflow.failures` outside an exit handler.
+    /// `workflow.failures` outside an exit handler.
     #[error(
         "{path}: template '{template}': {tag} is only available in exit handlers (spec.onExit)"
     )]
@@ -306,7 +378,15 @@ impl ValidationError {
             | ValidationError::Retry { path, .. }
             | ValidationError::UnknownVariable { path, .. }
             | ValidationError::ExitHandlerOnly { path, .. }
-            | ValidationError::Expression { path, .. } => path,
+            | ValidationError::Expression { path, .. }
+            | ValidationError::MissingDependency { path, .. }
+            | ValidationError::EmptyDag { path, .. }
+            | ValidationError::ContinueOnWithDepends { path, .. }
+            | ValidationError::LoopFields { path }
+            | ValidationError::SequenceBounds { path }
+            | ValidationError::FieldNotAllowed { path, .. }
+            | ValidationError::InvalidTimeout { path, .. }
+            | ValidationError::TemplatesWithRef { path } => path,
         }
     }
 
@@ -335,6 +415,14 @@ impl ValidationError {
             ValidationError::UnknownVariable { .. } => "unknown_variable",
             ValidationError::ExitHandlerOnly { .. } => "exit_handler_only",
             ValidationError::Expression { .. } => "expression",
+            ValidationError::MissingDependency { .. } => "missing_dependency",
+            ValidationError::EmptyDag { .. } => "empty_dag",
+            ValidationError::ContinueOnWithDepends { .. } => "continue_on_with_depends",
+            ValidationError::LoopFields { .. } => "loop_fields",
+            ValidationError::SequenceBounds { .. } => "sequence_bounds",
+            ValidationError::FieldNotAllowed { .. } => "field_not_allowed",
+            ValidationError::InvalidTimeout { .. } => "invalid_timeout",
+            ValidationError::TemplatesWithRef { .. } => "templates_with_ref",
         }
     }
 }

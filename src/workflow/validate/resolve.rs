@@ -96,6 +96,11 @@ pub fn resolve(
     let namespace = wf.metadata.namespace.as_deref().unwrap_or("");
     let mut spec = wf.spec.clone();
     if let Some(wtr) = &wf.spec.workflow_template_ref {
+        if wf.spec.templates.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(ValidationError::TemplatesWithRef {
+                path: "spec.templates".into(),
+            });
+        }
         let Some(name) = wtr.name.clone().filter(|n| !n.is_empty()) else {
             return Err(ValidationError::MissingField {
                 path: "spec.workflowTemplateRef.name".into(),
