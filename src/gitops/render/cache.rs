@@ -27,6 +27,10 @@ pub struct SourceOptions {
     pub namespace: Option<String>,
     /// AppProject name (`ARGOCD_APP_PROJECT_NAME` may appear in options).
     pub project: String,
+    /// Destination cluster version (Helm `--kube-version` default).
+    pub kube_version: Option<String>,
+    /// Destination cluster API versions (Helm `--api-versions` default).
+    pub api_versions: Vec<String>,
     /// Cairn-wide Kustomize build options.
     pub kustomize_build: KustomizeBuildOptions,
     /// Resolved revisions of the sources referenced by `$ref` value files.
@@ -78,6 +82,8 @@ pub fn cache_key(
         "app": options.app_name,
         "namespace": options.namespace,
         "project": options.project,
+        "kubeVersion": options.kube_version,
+        "apiVersions": options.api_versions,
         "enableHelm": options.kustomize_build.enable_helm,
         "loadRestrictorNone": options.kustomize_build.load_restrictor_none,
         "refs": options.ref_revisions,
@@ -221,6 +227,24 @@ mod tests {
                 },
             ),
         ];
+        variants.push(cache_key(
+            "https://g/r.git",
+            "abc",
+            "p",
+            &SourceOptions {
+                kube_version: Some("1.37.0".to_owned()),
+                ..base.clone()
+            },
+        ));
+        variants.push(cache_key(
+            "https://g/r.git",
+            "abc",
+            "p",
+            &SourceOptions {
+                project: "other".to_owned(),
+                ..base.clone()
+            },
+        ));
         variants.push(k);
         let unique: std::collections::BTreeSet<&String> = variants.iter().collect();
         assert_eq!(unique.len(), variants.len());

@@ -51,6 +51,8 @@ async fn render_at(
         namespace: Some("dest-ns"),
         project: "default",
         revision: "0123456789abcdef0123456789abcdef01234567",
+        kube_version: Some("1.37.2"),
+        api_versions: &[],
         refs: BTreeMap::new(),
     };
     render(&req, settings).await

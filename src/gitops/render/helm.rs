@@ -33,6 +33,11 @@ pub struct HelmContext<'a> {
     pub inline_values_file: Option<&'a Path>,
     /// Build variables substituted into `--set`/`--set-string`/`--set-file` values.
     pub env: &'a BuildEnv,
+    /// The destination cluster's version, used when `helm.kubeVersion` is empty (Argo CD
+    /// templates against the destination cluster).
+    pub cluster_kube_version: Option<&'a str>,
+    /// The destination cluster's API versions, used when `helm.apiVersions` is empty.
+    pub cluster_api_versions: &'a [String],
 }
 
 /// Escapes unescaped commas in a `--set` value, as Argo CD does, so `a,b` stays one value;
@@ -153,10 +158,11 @@ pub fn template_args(helm: Option<&HelmSource>, ctx: &HelmContext<'_>) -> Vec<St
     if let Some(ns) = namespace {
         args.extend(["--namespace".to_owned(), ns.to_owned()]);
     }
-    if let Some(kv) = helm
+    let kube_version = helm
         .and_then(|h| h.kube_version.as_deref())
         .filter(|v| !v.is_empty())
-    {
+        .or(ctx.cluster_kube_version.filter(|v| !v.is_empty()));
+    if let Some(kv) = kube_version {
         args.extend(["--kube-version".to_owned(), kv.to_owned()]);
     }
     for f in ctx.value_files {
@@ -197,10 +203,12 @@ pub fn template_args(helm: Option<&HelmSource>, ctx: &HelmContext<'_>) -> Vec<St
             ]);
         }
     }
-    let api_versions: BTreeSet<&str> = helm
-        .and_then(|h| h.api_versions.as_ref())
-        .into_iter()
-        .flatten()
+    let own = helm
+        .and_then(|h| h.api_versions.as_deref())
+        .filter(|v| !v.is_empty());
+    let api_versions: BTreeSet<&str> = own
+        .unwrap_or(ctx.cluster_api_versions)
+        .iter()
         .map(String::as_str)
         .collect();
     for v in api_versions {
@@ -277,6 +285,8 @@ mod tests {
             value_files: &files,
             inline_values_file: Some(Path::new("/tmp/inline.yaml")),
             env: &BuildEnv::from([("ARGOCD_APP_NAME".to_owned(), "app".to_owned())]),
+            cluster_kube_version: Some("1.30.0"),
+            cluster_api_versions: &["cluster/v1".to_owned()],
         };
         insta::assert_yaml_snapshot!(template_args(Some(&h), &ctx));
     }
@@ -290,6 +300,8 @@ mod tests {
             value_files: &[],
             inline_values_file: None,
             env: &BuildEnv::new(),
+            cluster_kube_version: None,
+            cluster_api_versions: &[],
         };
         assert_eq!(
             template_args(None, &ctx),
@@ -308,6 +320,50 @@ mod tests {
                 "/c",
                 "--namespace",
                 "override",
+                "--include-crds"
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_capabilities_are_the_default() {
+        let cluster_apis = ["batch/v1".to_owned(), "apps/v1".to_owned()];
+        let ctx = HelmContext {
+            app_name: "a",
+            namespace: None,
+            chart_dir: Path::new("/c"),
+            value_files: &[],
+            inline_values_file: None,
+            env: &BuildEnv::new(),
+            cluster_kube_version: Some("1.37.2"),
+            cluster_api_versions: &cluster_apis,
+        };
+        assert_eq!(
+            template_args(None, &ctx),
+            [
+                "template",
+                "a",
+                "/c",
+                "--kube-version",
+                "1.37.2",
+                "--api-versions",
+                "apps/v1",
+                "--api-versions",
+                "batch/v1",
+                "--include-crds"
+            ]
+        );
+        let own = helm(json!({"kubeVersion": "1.29.0", "apiVersions": ["x/v1"]}));
+        assert_eq!(
+            template_args(Some(&own), &ctx),
+            [
+                "template",
+                "a",
+                "/c",
+                "--kube-version",
+                "1.29.0",
+                "--api-versions",
+                "x/v1",
                 "--include-crds"
             ]
         );

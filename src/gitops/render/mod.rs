@@ -13,7 +13,7 @@
 //! Public API for the controller:
 //! ```text
 //! let req = RenderRequest { repo_root, source: &app_source, app_name, namespace, project,
-//!                           revision: sha, refs };
+//!                           revision: sha, kube_version, api_versions, refs };
 //! let key = cache_key(repo_url, sha, path, &req.source_options(&settings, ref_revisions));
 //! let rendered: Rendered = render(&req, &settings).await?;   // Rendered { tool, objects }
 //! ```
@@ -281,6 +281,10 @@ pub struct RenderRequest<'a> {
     pub project: &'a str,
     /// The resolved commit SHA of the checkout (`ARGOCD_APP_REVISION`).
     pub revision: &'a str,
+    /// The destination cluster's Kubernetes version (Helm's default `--kube-version`).
+    pub kube_version: Option<&'a str>,
+    /// The destination cluster's API versions (Helm's default `--api-versions`).
+    pub api_versions: &'a [String],
     /// Checkouts of other sources by `ref` name, for `$ref/...` Helm value files.
     pub refs: BTreeMap<String, PathBuf>,
 }
@@ -310,6 +314,8 @@ impl RenderRequest<'_> {
             app_name: self.app_name.to_owned(),
             namespace: self.namespace.map(str::to_owned),
             project: self.project.to_owned(),
+            kube_version: self.kube_version.map(str::to_owned),
+            api_versions: self.api_versions.to_vec(),
             kustomize_build: settings.kustomize_build.clone(),
             ref_revisions,
         }
@@ -532,6 +538,8 @@ async fn render_helm(
     let env = req.build_env();
     let ctx = helm::HelmContext {
         env: &env,
+        cluster_kube_version: req.kube_version,
+        cluster_api_versions: req.api_versions,
         app_name: req.app_name,
         namespace: req.namespace,
         chart_dir: &dir,
