@@ -12,7 +12,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use cairn::gitops::source::{GitSource, GitSourceConfig, RepoCredentials, Resolution, SourceError};
+use cairn::gitops::source::{
+    CredentialStore, GitSource, GitSourceConfig, RepoCredentials, RepoSecret, Resolution,
+    SecretKind, SourceError,
+};
+use k8s_openapi::ByteString;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-token-value";
@@ -575,6 +579,36 @@ async fn fetches_over_http_with_basic_auth_and_shallow_history() {
         .await
         .expect("short sha");
     assert_eq!((short.sha.as_str(), short.fetched), (fx.c1.as_str(), false));
+
+    // The same credentials read from Argo CD Secrets: a repo-creds template for the host.
+    let secret = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, ByteString> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect()
+    };
+    let prefix = format!("http://127.0.0.1:{}/", server.port);
+    let template = RepoSecret::from_data(
+        "lab-creds",
+        SecretKind::RepoCreds,
+        &secret(&[
+            ("type", "git"),
+            ("url", &prefix),
+            ("username", USER),
+            ("password", PASSWORD),
+        ]),
+    )
+    .expect("valid secret")
+    .expect("git secret");
+    let store = CredentialStore::new(vec![template]);
+    let from_secret = store.for_url(&url).expect("template matches");
+    assert_eq!(
+        source
+            .resolve_remote(&url, "main", Some(&from_secret))
+            .await
+            .expect("via secret"),
+        commit(&c4)
+    );
 
     let err = source
         .fetch(&url, "nope", Some(&creds))

@@ -166,3 +166,70 @@ impl SourceError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error message, as a user reads it on the Application's condition.
+    #[test]
+    fn error_messages() {
+        let repo = || url::redact_url("https://user:hunter2@github.com/org/repo.git");
+        let errors = vec![
+            SourceError::InvalidSecret {
+                secret: "repo-1".into(),
+                reason: "field `url` is missing or empty".into(),
+            },
+            SourceError::RevisionNotFound {
+                revision: "release-9".into(),
+                repo: repo(),
+            },
+            SourceError::AuthFailed {
+                repo: repo(),
+                reason: "the server rejected the username/password".into(),
+            },
+            SourceError::HostKey {
+                repo: repo(),
+                host: "github.com".into(),
+                reason: "the key differs from the one in known_hosts".into(),
+            },
+            SourceError::Git {
+                op: "fetch",
+                repo: repo(),
+                message: "failed to connect to github.com: Connection refused".into(),
+            },
+            SourceError::Timeout {
+                op: "ls-remote",
+                repo: repo(),
+                seconds: 90,
+            },
+            SourceError::InvalidPath {
+                path: "../x".into(),
+                repo: repo(),
+                reason: "`..` is not allowed".into(),
+            },
+            SourceError::UnsafeTree {
+                repo: repo(),
+                sha: "a".repeat(40),
+                entry: "..".into(),
+                reason: "escapes".into(),
+            },
+            SourceError::Io {
+                path: "/data/repos/x".into(),
+                source: std::io::Error::other("disk full"),
+            },
+            SourceError::Aborted {
+                op: "fetch",
+                repo: repo(),
+                reason: "task panicked".into(),
+            },
+        ];
+        let text: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {e}", e.metric_label()))
+            .collect();
+        let text = text.join("\n");
+        assert!(!text.contains("hunter2"));
+        insta::assert_snapshot!(text);
+    }
+}
