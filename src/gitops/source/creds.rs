@@ -2,7 +2,8 @@
 //! `argocd.argoproj.io/secret-type: repository` (one repository, matched by URL) or `repo-creds`
 //! (a credential template, matched by URL prefix, the longest prefix winning), with the data
 //! fields `url`, `username`, `password` (a token is a password), `sshPrivateKey`, `insecure`,
-//! `type` (`git`; `helm` Secrets are not for Git and are skipped) and `project`.
+//! `type` (a `repository` of type `helm`/`oci` is not Git and is skipped; templates apply by
+//! URL whatever their type) and `project`.
 //!
 //! Resolution as Argo CD's `GetRepository`: the `repository` Secret of the URL gives the
 //! credentials; when it has none (or there is no such Secret) the longest-prefix `repo-creds`
@@ -165,14 +166,17 @@ fn field(
 }
 
 impl RepoSecret {
-    /// Parses a Secret's `data`. `Ok(None)` for a Secret of `type: helm` (not a Git repository).
+    /// Parses a Secret's `data`. `Ok(None)` for a `repository` of `type: helm`/`oci` (not Git).
     pub fn from_data(
         name: &str,
         kind: SecretKind,
         data: &BTreeMap<String, ByteString>,
     ) -> Result<Option<Self>, SourceError> {
         let get = |key| field(data, name, key);
-        if let Some(t) = get("type")?
+        // A `repository` of another type (helm, oci) is not a Git repository. Templates are
+        // matched by URL alone, as Argo CD matches them, whatever their `type`.
+        if kind == SecretKind::Repository
+            && let Some(t) = get("type")?
             && !t.trim().is_empty()
             && t.trim() != "git"
         {
@@ -453,6 +457,13 @@ mod tests {
             .expect("ok"),
             None
         );
+        let template = RepoSecret::from_data(
+            "t",
+            SecretKind::RepoCreds,
+            &data(&[("type", "helm"), ("url", "https://github.com/argoproj")]),
+        )
+        .expect("ok");
+        assert_eq!(template.map(|t| t.kind), Some(SecretKind::RepoCreds));
     }
 
     #[test]
