@@ -121,6 +121,8 @@ impl<'a> Validator<'a> {
             }
         }
 
+        self.check_exit_refs(None, None, spec.hooks.as_ref(), "spec");
+
         // Names across the Workflow's own templates.
         let mut seen = BTreeSet::new();
         for (i, t) in spec.templates.iter().flatten().enumerate() {
@@ -563,6 +565,38 @@ impl<'a> Validator<'a> {
 
     /// A step or task's call: `template` xor `templateRef`, the callee exists, its required
     /// inputs are supplied and the arguments have values.
+    /// A step/task/workflow `onExit` and lifecycle `hooks` must name existing templates of the
+    /// same spec (hooks with a `templateRef` were left to [`super::resolve`]'s lookup rules).
+    fn check_exit_refs(
+        &mut self,
+        source: Option<&Source>,
+        on_exit: Option<&str>,
+        hooks: Option<&Value>,
+        path: &str,
+    ) {
+        if let Some(name) = on_exit.filter(|n| !n.is_empty())
+            && self.wf.template(source, name).is_none()
+        {
+            self.errors.push(ValidationError::UnknownTemplate {
+                path: format!("{path}.onExit"),
+                name: name.to_owned(),
+            });
+        }
+        let Some(Value::Object(hooks)) = hooks else {
+            return;
+        };
+        for (hook, spec) in hooks {
+            if let Some(name) = spec.get("template").and_then(Value::as_str)
+                && self.wf.template(source, name).is_none()
+            {
+                self.errors.push(ValidationError::UnknownTemplate {
+                    path: format!("{path}.hooks.{hook}.template"),
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+
     fn check_call(
         &mut self,
         key: &Key,
@@ -635,6 +669,12 @@ impl<'a> Validator<'a> {
                     step.with_items.is_some(),
                     step.with_param.is_some(),
                     step.with_sequence.as_ref(),
+                    &spath,
+                );
+                self.check_exit_refs(
+                    key.0.as_ref(),
+                    step.on_exit.as_deref(),
+                    step.extra.get("hooks"),
                     &spath,
                 );
                 let callee = self.check_call(
@@ -764,6 +804,12 @@ impl<'a> Validator<'a> {
                 task.with_items.is_some(),
                 task.with_param.is_some(),
                 task.with_sequence.as_ref(),
+                &tpath,
+            );
+            self.check_exit_refs(
+                key.0.as_ref(),
+                task.on_exit.as_deref(),
+                task.extra.get("hooks"),
                 &tpath,
             );
             callees.push(self.check_call(

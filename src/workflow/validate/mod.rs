@@ -29,21 +29,46 @@
 //!   targets; a templated `target` is rendered with the workflow arguments first), steps by
 //!   [`crate::workflow::steps::Steps`], retry strategies by
 //!   [`crate::workflow::retry::RetryStrategy::parse`].
-//! - Variables: every `{{...}}` tag Argo validates (the prefixes of
-//!   [`crate::workflow::expr::is_validated_name`], plus `item` and `retries`) must name a
-//!   variable of the scope Argo builds at that point: global `workflow.*` (`name`, `namespace`,
-//!   `uid`, `parameters.<declared>`, `outputs.parameters.<globalName>`, `labels.*`...), the
-//!   template's `inputs.*`, `pod.name` in pod templates, `outputs.*.path` in leaf templates,
-//!   `retries` only with a `retryStrategy`; in steps, `steps.<name>.*` only for earlier groups;
-//!   in DAGs, `tasks.<name>.*` only for ancestors of the task (Argo's ancestry rule);
-//!   `item`/`item.<key>` only in a `withItems`/`withParam`/`withSequence` step or task (any
-//!   `item.*` for `withParam`). `{{=...}}` expressions must parse and what they read is held to
-//!   the same scope (a map they index, such as `inputs.parameters`, is known). Tags Argo does not
-//!   validate (a Helm template in a script) are left alone.
-//! - `workflow.status` and `workflow.failures` are only for exit handlers: as in Argo, which
-//!   validates the entrypoint's tree before it adds them to the globals, a template reachable
-//!   from the entrypoint through steps/DAG calls may not use them; the `onExit` tree and
-//!   templates reached only otherwise may.
+//! - Steps/tasks: at most one of `withItems`/`withParam`/`withSequence` (and a sequence has
+//!   `count` or `end`); a DAG has tasks; `continueOn` is refused in a DAG that uses `depends`;
+//!   `onExit` and lifecycle `hooks` (workflow, step, task) name existing templates;
+//!   `parallelism` only on steps/DAG templates, `activeDeadlineSeconds` and `timeout` only on
+//!   leaf templates, and `timeout` is a duration (`30s`), not a bare number.
+//! - Variables (Argo's `resolveAllVariables` and the scope `validateTemplate`, `validateSteps`
+//!   and `validateDAG` build): every `{{...}}` tag Argo validates (the prefixes of
+//!   [`crate::workflow::expr::is_validated_name`], plus `item`, `retries` and `lastRetry.*`) must
+//!   name a variable of that scope: globals (`workflow.name`, `namespace`, `uid`, `status`,
+//!   `parameters.<declared>` and, with arguments, `parameters`/`parameters.json`,
+//!   `outputs.parameters.<globalName>`...), the template's `inputs.*`, `pod.name` in pod
+//!   templates, `outputs.*.path` in leaf templates, `retries`/`lastRetry.*` only with a
+//!   `retryStrategy`. Names Argo accepts by prefix are accepted (`outputs.` self references,
+//!   `workflow.labels.`/`annotations.`, `creationTimestamp`, `scheduledTime`, `duration`,
+//!   `node.name`). Steps: `steps.<name>.*` only for steps before this one (the outputs of a step
+//!   are added after it, its `status` before it, as Argo does). DAGs: every task's outputs are
+//!   in scope, but `tasks.<name>.status` and aggregated loop outputs only for ancestors, and an
+//!   argument value (or artifact `from`) starting with `{{tasks.X.` needs X among the task's
+//!   ancestors (Argo's `validateDAGTaskArgumentDependency`). Items: scalar `withItems` give
+//!   `item`, maps `item.<key>`, lists `item.[i]`, `withParam` any `item.*`, `withSequence`
+//!   `item`. `{{=...}}` expressions must parse and what they read is held to the same scope (a
+//!   map they read whole, such as `inputs.parameters`, is known when something under it is).
+//!   Tags Argo does not validate (a Helm template in a script) are left alone.
+//! - `workflow.failures` is for exit handlers only: Argo adds it to the globals after it has
+//!   validated the entrypoint's tree, so a template reachable from the entrypoint through
+//!   steps/DAG calls may not use it; the `onExit` tree and templates reached only otherwise may.
+//!   (`workflow.status` is added before the entrypoint is validated: valid everywhere.)
+//!
+//! Deliberate differences (stricter only where Argo would fail at run time anyway): a templated
+//! DAG `target` is rendered with the workflow arguments and checked (Argo skips it at
+//! submission); all errors are reported, where Argo stops at the first; a `{{item}}` is not
+//! carried over from a loop step to the next steps (Argo's scope leaks it); labels and
+//! annotations are not checked against the Workflow's metadata (cairn does not see the
+//! controller's `workflowDefaults`).
+//!
+//! Wiring (for the controller and the API): on submission, `resolve(&wf, &lookup)` with a
+//! lookup over the informer caches of WorkflowTemplates/ClusterWorkflowTemplates, then
+//! `validate(&resolved)`; answer 400 with every error's `to_string()` (it starts with the path).
+//! Keep the [`ResolvedWorkflow`] to run from: its `spec` is what Argo stores as
+//! `status.storedWorkflowTemplateSpec`.
 //!
 //! Invariants: no panics on input; `validate` never stops at the first problem (except that an
 //! expression syntax error ends the walk of the field's template, as the expression engine

@@ -1508,6 +1508,40 @@ templates:
             "spec.templates[0].container.args[0]: template 'main': failed to resolve {{workflow.parameters}}",
         )],
     ),
+    (
+        "unknown step onExit and task hook templates",
+        r#"
+entrypoint: main
+hooks:
+  exit: {template: gone}
+templates:
+- name: main
+  steps:
+  - - {name: a, template: dag, onExit: missing-exit}
+- name: dag
+  dag:
+    tasks:
+    - name: t
+      template: leaf
+      hooks:
+        running: {expression: "true", template: nowhere}
+- {name: leaf, container: {image: busybox}}
+"#,
+        &[
+            (
+                "spec.hooks.exit.template",
+                "spec.hooks.exit.template: template 'gone' not found",
+            ),
+            (
+                "spec.templates[0].steps[0][0].onExit",
+                "spec.templates[0].steps[0][0].onExit: template 'missing-exit' not found",
+            ),
+            (
+                "spec.templates[1].dag.tasks[0].hooks.running.template",
+                "spec.templates[1].dag.tasks[0].hooks.running.template: template 'nowhere' not found",
+            ),
+        ],
+    ),
 ];
 
 /// Resolution failures: (name, spec YAML, path, message).
@@ -1635,4 +1669,13 @@ fn unresolved_cases() {
         }
     }
     assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn merged_spec_of_the_conformance_workflow_template_ref() {
+    let text =
+        std::fs::read_to_string(format!("{CONFORMANCE}/workflow-template-ref.yaml")).expect("read");
+    let wf: Workflow = serde_saphyr::from_str(&text).expect("Workflow");
+    let resolved = resolve(&wf, &conformance_lookup()).expect("resolves");
+    insta::assert_yaml_snapshot!(resolved.spec);
 }
