@@ -1,6 +1,7 @@
 //! Repository credentials as Argo CD declares them: Secrets labelled
 //! `argocd.argoproj.io/secret-type: repository` (one repository, matched by URL) or `repo-creds`
-//! (a credential template, matched by URL prefix, the longest prefix winning), with the data
+//! (a credential template, matched by URL prefix after [`template_match_form`], the longest
+//! prefix winning, as Argo CD's `getRepositoryCredentialIndex`), with the data
 //! fields `url`, `username`, `password` (a token is a password), `sshPrivateKey`, `insecure`,
 //! `type` (a `repository` of type `helm`/`oci` is not Git and is skipped; templates apply by
 //! URL whatever their type) and `project`.
@@ -27,7 +28,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::SourceError;
-use super::url::{normalize_url, redact_url};
+use super::url::{normalize_url, redact_url, template_match_form};
 
 /// The label whose value says what kind of Argo CD Secret an object is.
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
@@ -265,11 +266,14 @@ impl CredentialStore {
         {
             return Some(r.credentials.clone());
         }
-        let lower = url.to_lowercase();
+        let wanted_prefix = template_match_form(url);
         let template = self
             .secrets
             .iter()
-            .filter(|s| s.kind == SecretKind::RepoCreds && lower.starts_with(&s.url.to_lowercase()))
+            .filter(|s| {
+                s.kind == SecretKind::RepoCreds
+                    && wanted_prefix.starts_with(&template_match_form(&s.url))
+            })
             .max_by(|a, b| {
                 a.url
                     .len()
@@ -509,6 +513,11 @@ mod tests {
     fn credential_matching_table() {
         let store = CredentialStore::new(vec![
             secret(
+                "ssh",
+                SecretKind::RepoCreds,
+                &[("url", "git@github.com:ssh-org"), ("password", "ssh-token")],
+            ),
+            secret(
                 "org",
                 SecretKind::RepoCreds,
                 &[("url", "https://github.com/org"), ("password", "org-token")],
@@ -558,6 +567,8 @@ mod tests {
             // repository Secret without credentials: the template's, with its `insecure`.
             ("https://github.com/org/plain", Some(("org-token", true))),
             ("https://gitlab.com/org/x", None),
+            ("ssh://git@github.com/ssh-org/r", Some(("ssh-token", false))),
+            ("git@github.com:ssh-org/r.git", Some(("ssh-token", false))),
         ];
         for (url, want) in cases {
             let got = store.for_url(url);

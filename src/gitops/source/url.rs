@@ -67,6 +67,23 @@ pub fn redact_text(text: &str) -> String {
     out
 }
 
+/// The form Argo CD's `NormalizeGitURL` gives a URL before a credential template's prefix is
+/// matched: trimmed, lower-cased, `.git` suffix removed, and SSH URLs (`git@host:org/r`,
+/// `ssh://git@host/org/r`) both written `git@host/org/r`. Userinfo and a trailing `/` stay, as
+/// they do in Argo CD, so a template `https://host/org/` matches `https://host/org/r` only.
+pub fn template_match_form(url: &str) -> String {
+    let mut out = url.trim().to_lowercase();
+    if !out.contains("://") && out.contains('@') {
+        out = out.replacen(':', "/", 1);
+    } else if let Some(rest) = out.strip_prefix("ssh://") {
+        out = rest.to_string();
+    }
+    if let Some(stripped) = out.strip_suffix(".git") {
+        out = stripped.to_string();
+    }
+    out
+}
+
 /// Whether the URL is served by libgit2's local transport (a path or `file://`), which cannot
 /// do shallow fetches.
 pub fn is_local(url: &str) -> bool {
@@ -125,6 +142,19 @@ mod tests {
             mirror_key("https://github.com/o/s")
         );
         assert_eq!(mirror_key("x").len(), 64);
+    }
+
+    #[test]
+    fn template_forms() {
+        let cases = [
+            ("git@GitHub.com:org/repo.git", "git@github.com/org/repo"),
+            ("ssh://git@github.com/org/repo", "git@github.com/org/repo"),
+            (" https://h/org/ ", "https://h/org/"),
+            ("https://h/org/r.git", "https://h/org/r"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(template_match_form(input), want, "{input}");
+        }
     }
 
     #[test]
