@@ -113,6 +113,37 @@ pub fn list_files(dir: &Path) -> Result<Vec<String>, RenderError> {
     Ok(out)
 }
 
+/// Refuses a checkout containing a symlink that resolves outside `root` (`.git` aside).
+/// A dangling link inside the tree is allowed, as it reads nothing.
+pub fn check_symlinks(root: &Path) -> Result<(), RenderError> {
+    let io = |p: &Path, e: std::io::Error| RenderError::Io {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    };
+    let canon_root = std::fs::canonicalize(root).map_err(|e| io(root, e))?;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| io(&path, e))?;
+            if kind.is_symlink() {
+                if let Ok(target) = std::fs::canonicalize(&path)
+                    && !target.starts_with(&canon_root)
+                {
+                    let rel = path.strip_prefix(root).unwrap_or(&path);
+                    return Err(RenderError::OutOfBoundsSymlink {
+                        path: rel.display().to_string(),
+                    });
+                }
+            } else if kind.is_dir() && entry.file_name() != ".git" {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Renders a plain directory: list, select, read and parse (blocking file I/O).
 pub fn render_directory(
     dir: &Path,
@@ -233,6 +264,24 @@ mod tests {
     fn a_bad_glob_names_the_field() {
         let err = select_files(&[], Some(&opts(false, "{a", ""))).expect_err("bad glob");
         assert!(err.to_string().contains("directory.include"), "{err}");
+    }
+
+    #[test]
+    fn symlinks_out_of_the_checkout_are_refused() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.yaml"), "x: 1\n").expect("write");
+        let repo = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(repo.path().join("app/sub")).expect("mkdir");
+        std::fs::write(repo.path().join("app/a.yaml"), "x: 1\n").expect("write");
+        let link = |target: &Path, at: &str| {
+            std::os::unix::fs::symlink(target, repo.path().join(at)).expect("symlink")
+        };
+        link(&repo.path().join("app/a.yaml"), "app/sub/inside.yaml");
+        link(Path::new("/nonexistent/dangling"), "app/dangling.yaml");
+        check_symlinks(repo.path()).expect("links inside the checkout are fine");
+        link(&outside.path().join("secret.yaml"), "app/sub/leak.yaml");
+        let err = check_symlinks(repo.path()).expect_err("out of bounds");
+        assert!(err.to_string().contains("app/sub/leak.yaml"), "{err}");
     }
 
     #[test]

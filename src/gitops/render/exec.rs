@@ -254,20 +254,35 @@ mod tests {
         .expect_err("fails");
         let msg = err.to_string();
         assert!(msg.contains("bad") && msg.contains('3'), "{msg}");
-        let marker = home.path().join("survived");
-        let script = format!("sleep 2; touch {}", marker.display());
+        // `exec` makes the recorded pid the long-running process itself.
+        let pid_file = home.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
         let started = std::time::Instant::now();
         let err = run(
             Path::new("/bin/sh"),
             &sh(&script, home.path()),
             home.path(),
-            Duration::from_millis(200),
+            Duration::from_millis(300),
         )
         .await
         .expect_err("times out");
         assert!(matches!(err, RenderError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!marker.exists(), "the child outlived its timeout");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid = std::fs::read_to_string(&pid_file).expect("pid written");
+        // SIGKILL was sent on drop; delivery is asynchronous, so wait (bounded) until the
+        // process is gone or a zombie awaiting reaping.
+        let stat_path = format!("/proc/{}/stat", pid.trim());
+        let mut stat = String::new();
+        for _ in 0..250 {
+            stat = std::fs::read_to_string(&stat_path).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            if matches!(state, None | Some('Z' | 'X')) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("child still running 5 s after its timeout: {stat}");
     }
 }

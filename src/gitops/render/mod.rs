@@ -17,7 +17,8 @@
 //! let key = cache_key(repo_url, sha, path, &req.source_options(&settings, ref_revisions));
 //! let rendered: Rendered = render(&req, &settings).await?;   // Rendered { tool, objects }
 //! ```
-//! Invariants: the checkout is never written (Kustomize edits run in a temporary copy); every
+//! Invariants: a checkout with a symlink resolving outside it is refused before any tool runs
+//! (as Argo CD does); the checkout is never written (Kustomize edits run in a temporary copy); every
 //! child runs with a timeout (default [`DEFAULT_TIMEOUT`]), a clean environment and a private
 //! `HOME`; errors name the file and document index, or carry the tool's bounded stderr, and
 //! never the environment. Out of scope here: charts from Helm repositories (`source.chart`,
@@ -146,6 +147,13 @@ pub enum RenderError {
         /// Its stderr, trimmed and bounded.
         stderr: String,
     },
+    /// A symlink in the checkout resolves outside it (Argo CD refuses such repositories, so a
+    /// repository cannot make cairn read host files).
+    #[error("{path}: symlink points outside the repository")]
+    OutOfBoundsSymlink {
+        /// The link, relative to the repository root.
+        path: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("render task aborted: {0}")]
     Aborted(String),
@@ -161,6 +169,7 @@ impl RenderError {
             }
             Self::UnsupportedTool(_) => "unsupported_tool",
             Self::SourcePath { .. } | Self::Io { .. } => "io",
+            Self::OutOfBoundsSymlink { .. } => "out_of_bounds_symlink",
             Self::ToolNotFound { .. } | Self::Spawn { .. } => "tool_missing",
             Self::Timeout { .. } => "timeout",
             Self::ToolFailed { .. } => "tool_failed",
@@ -391,8 +400,12 @@ pub async fn render(
         });
     }
     let names = {
-        let dir = dir.clone();
-        blocking(move || root_file_names(&dir)).await?
+        let (dir, root) = (dir.clone(), req.repo_root.to_path_buf());
+        blocking(move || {
+            directory::check_symlinks(&root)?;
+            root_file_names(&dir)
+        })
+        .await?
     };
     let tool = detect(&names, req.source)?;
     let objects = match tool {
