@@ -179,6 +179,9 @@ async fn resolves_branch_tag_sha_and_head_from_a_local_repository() {
             "{revision:?}"
         );
     }
+    // Polling transfers no objects: no mirror exists yet.
+    assert!(!source.mirror_path(&url).exists());
+    assert_eq!(source.fetch_count(), 0);
     // fetch expands every form to the full commit SHA present in the mirror.
     for (revision, want) in [
         ("main", &fx.c2),
