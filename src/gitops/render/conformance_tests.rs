@@ -292,3 +292,63 @@ async fn directories_render_without_tools() {
         .expect("renders");
     assert_eq!(ids(&r), pairs(&[("Service", "guestbook-ui")]));
 }
+
+#[tokio::test]
+async fn kustomize_enable_helm_inflates_a_local_chart() {
+    let Some(mut settings) = tools("kustomize --enable-helm") else {
+        return;
+    };
+    settings.kustomize_build.enable_helm = true;
+    let repo = tempfile::tempdir().expect("tempdir");
+    let app = repo.path().join("app");
+    kustomize::copy_tree(
+        &conformance().join("helm-guestbook"),
+        &app.join("charts/helm-guestbook"),
+    )
+    .expect("copy chart");
+    std::fs::write(
+        app.join("kustomization.yaml"),
+        "helmCharts:\n- name: helm-guestbook\n  releaseName: kh\n  valuesInline:\n    replicas: 7\n",
+    )
+    .expect("write");
+    let src = source(json!({"path": "app", "kustomize": {"namePrefix": "x-"}}));
+    let r = render_at(repo.path(), &src, &settings)
+        .await
+        .expect("renders");
+    assert_eq!(
+        ids(&r),
+        pairs(&[
+            ("Deployment", "x-guestbook-ui"),
+            ("Service", "x-guestbook-ui")
+        ])
+    );
+    assert_eq!(find(&r, "Deployment")["spec"]["replicas"], 7);
+    // Without --enable-helm kustomize refuses helmCharts, and says so.
+    settings.kustomize_build.enable_helm = false;
+    let err = render_at(repo.path(), &src, &settings)
+        .await
+        .expect_err("helm disabled");
+    assert!(
+        matches!(err, RenderError::ToolFailed { ref stderr, .. } if stderr.contains("enable-helm")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn kustomize_failure_carries_stderr() {
+    let Some(settings) = tools("kustomize failure") else {
+        return;
+    };
+    let repo = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        repo.path().join("kustomization.yaml"),
+        "resources:\n- missing-file.yaml\n",
+    )
+    .expect("write");
+    let err = render_at(repo.path(), &source(json!({})), &settings)
+        .await
+        .expect_err("fails");
+    let msg = err.to_string();
+    assert!(msg.starts_with("`kustomize build` failed"), "{msg}");
+    assert!(msg.contains("missing-file.yaml"), "{msg}");
+}

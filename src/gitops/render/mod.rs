@@ -648,6 +648,49 @@ mod tests {
         }
     }
 
+    async fn render_src(root: &Path, src: ApplicationSource) -> Result<Rendered, RenderError> {
+        let req = RenderRequest {
+            repo_root: root,
+            source: &src,
+            app_name: "a",
+            namespace: None,
+            project: "default",
+            revision: "abc",
+            kube_version: None,
+            api_versions: &[],
+            refs: BTreeMap::new(),
+        };
+        render(&req, &RenderSettings::default()).await
+    }
+
+    #[tokio::test]
+    async fn render_refuses_plugins_and_bad_paths() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let render_src = |src| render_src(repo.path(), src);
+        let err = render_src(source(json!({"plugin": {"name": "cmp"}})))
+            .await
+            .expect_err("plugin");
+        assert!(matches!(err, RenderError::UnsupportedTool(_)), "{err}");
+        let err = render_src(source(json!({"path": "nope"})))
+            .await
+            .expect_err("missing path");
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = render_src(source(json!({"path": "../escape"})))
+            .await
+            .expect_err("escape");
+        assert!(err.to_string().contains("../escape"), "{err}");
+        let ok = render_src(source(json!({})))
+            .await
+            .expect("empty directory");
+        assert_eq!(
+            ok,
+            Rendered {
+                tool: Tool::Directory,
+                objects: vec![]
+            }
+        );
+    }
+
     #[test]
     fn zero_values() {
         for (v, zero) in [
