@@ -231,9 +231,11 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|a| a.parameters.as_deref())
             .unwrap_or(&[]);
+        let mut seen = BTreeSet::new();
         for (k, p) in params.iter().enumerate() {
             let path = format!("spec.arguments.parameters[{k}]");
             self.check_parameter_name(p, &path);
+            self.check_unique(&mut seen, &p.name, &path);
             if p.value.is_none() && p.value_from.is_none() {
                 self.errors.push(ValidationError::MissingArgumentValue {
                     path: format!("{path}.value"),
@@ -241,6 +243,44 @@ impl<'a> Validator<'a> {
                 });
             }
             self.check_enum(p, &path, p.value.as_ref(), "value");
+        }
+    }
+
+    fn check_unique(&mut self, seen: &mut BTreeSet<String>, name: &str, path: &str) {
+        if !name.is_empty() && !seen.insert(name.to_owned()) {
+            self.errors.push(ValidationError::DuplicateParameter {
+                path: format!("{path}.name"),
+                name: name.to_owned(),
+            });
+        }
+    }
+
+    /// Argo's `validateOutputParameter` and the per-type `valueFrom` rules of `validateOutputs`.
+    fn check_output_parameters(&mut self, t: &Template, path: &str) {
+        let mut seen = BTreeSet::new();
+        for (k, p) in t
+            .outputs
+            .iter()
+            .flat_map(|o| o.parameters.iter().flatten())
+            .enumerate()
+        {
+            let ppath = format!("{path}.outputs.parameters[{k}]");
+            self.check_parameter_name(p, &ppath);
+            self.check_unique(&mut seen, &p.name, &ppath);
+            let problem = match (&p.value, &p.value_from) {
+                (Some(_), Some(_)) => Some("has both value and valueFrom; choose one".to_owned()),
+                (Some(_), None) => None,
+                (None, None) => Some("needs value or valueFrom".to_owned()),
+                (None, Some(from)) => output_value_from_problem(t, from),
+            };
+            if let Some(problem) = problem {
+                self.errors.push(ValidationError::OutputParameter {
+                    path: ppath,
+                    template: t.name.clone(),
+                    parameter: p.name.clone(),
+                    problem,
+                });
+            }
         }
     }
 
@@ -385,6 +425,7 @@ impl<'a> Validator<'a> {
             });
         }
         self.check_type_fields(t, &path);
+        let mut seen = BTreeSet::new();
         for (k, p) in t
             .inputs
             .iter()
@@ -393,8 +434,10 @@ impl<'a> Validator<'a> {
         {
             let ppath = format!("{path}.inputs.parameters[{k}]");
             self.check_parameter_name(p, &ppath);
+            self.check_unique(&mut seen, &p.name, &ppath);
             self.check_enum(p, &ppath, p.default.as_ref(), "default");
         }
+        self.check_output_parameters(t, &path);
 
         let scope = self.template_scope(t);
         let exit_ok = !self.main_tree.contains(key);
@@ -912,6 +955,51 @@ impl<'a> Validator<'a> {
             let doc = serde_json::to_value(outputs).unwrap_or(Value::Null);
             self.check_vars(&doc, &format!("{path}.outputs"), scope, ctx);
         }
+    }
+}
+
+/// What is wrong with an output parameter's `valueFrom` for this kind of template, if anything.
+fn output_value_from_problem(t: &Template, from: &Value) -> Option<String> {
+    let set = |k: &str| {
+        from.get(k)
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+    };
+    let kinds = [
+        "path",
+        "jqFilter",
+        "jsonPath",
+        "parameter",
+        "expression",
+        "supplied",
+    ];
+    let count = kinds.iter().filter(|k| set(k)).count();
+    if count == 0 {
+        return Some(
+            "valueFrom type unspecified: choose one of path, jqFilter, jsonPath, parameter, expression, supplied"
+                .to_owned(),
+        );
+    }
+    if count > 1 {
+        return Some(
+            "multiple valueFrom types specified: choose one of path, jqFilter, jsonPath, parameter, expression, supplied"
+                .to_owned(),
+        );
+    }
+    if t.container.is_some() || t.script.is_some() || t.container_set.is_some() {
+        (!set("path")).then(|| {
+            "valueFrom.path must be specified for container and script templates".to_owned()
+        })
+    } else if t.resource.is_some() {
+        (!set("jqFilter") && !set("jsonPath")).then(|| {
+            "valueFrom.jqFilter or jsonPath must be specified for resource templates".to_owned()
+        })
+    } else if t.steps.is_some() || t.dag.is_some() {
+        (!set("parameter") && !set("expression")).then(|| {
+            "valueFrom.parameter or expression must be specified for steps and dag templates"
+                .to_owned()
+        })
+    } else {
+        None
     }
 }
 

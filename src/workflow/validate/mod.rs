@@ -330,6 +330,26 @@ pub enum ValidationError {
         /// `spec.templates`.
         path: String,
     },
+    /// Two parameters with the same name in one list.
+    #[error("{path}: parameter name '{name}' is not unique")]
+    DuplicateParameter {
+        /// Path of the second occurrence's name.
+        path: String,
+        /// The repeated name.
+        name: String,
+    },
+    /// An output parameter without a usable source for its template's type.
+    #[error("{path}: template '{template}': output parameter '{parameter}' {problem}")]
+    OutputParameter {
+        /// Path of the parameter.
+        path: String,
+        /// Template name.
+        template: String,
+        /// The parameter.
+        parameter: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A tag refers to a variable that does not exist in its scope.
     #[error(
         "{path}: template '{template}': failed to resolve {tag}{}",
@@ -411,7 +431,9 @@ impl ValidationError {
             | ValidationError::SequenceBounds { path }
             | ValidationError::FieldNotAllowed { path, .. }
             | ValidationError::InvalidTimeout { path, .. }
-            | ValidationError::TemplatesWithRef { path } => path,
+            | ValidationError::TemplatesWithRef { path }
+            | ValidationError::DuplicateParameter { path, .. }
+            | ValidationError::OutputParameter { path, .. } => path,
         }
     }
 
@@ -448,6 +470,8 @@ impl ValidationError {
             ValidationError::FieldNotAllowed { .. } => "field_not_allowed",
             ValidationError::InvalidTimeout { .. } => "invalid_timeout",
             ValidationError::TemplatesWithRef { .. } => "templates_with_ref",
+            ValidationError::DuplicateParameter { .. } => "duplicate_parameter",
+            ValidationError::OutputParameter { .. } => "output_parameter",
         }
     }
 }

@@ -1542,6 +1542,87 @@ templates:
             ),
         ],
     ),
+    (
+        "duplicate input and argument parameters",
+        r#"
+entrypoint: main
+arguments: {parameters: [{name: a, value: "1"}, {name: a, value: "2"}]}
+templates:
+- name: main
+  inputs: {parameters: [{name: x, value: "1"}, {name: x, value: "2"}]}
+  container: {image: busybox}
+"#,
+        &[
+            (
+                "spec.arguments.parameters[1].name",
+                "spec.arguments.parameters[1].name: parameter name 'a' is not unique",
+            ),
+            (
+                "spec.templates[0].inputs.parameters[1].name",
+                "spec.templates[0].inputs.parameters[1].name: parameter name 'x' is not unique",
+            ),
+        ],
+    ),
+    (
+        "output parameters without a usable source",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: a, template: leaf}
+  outputs:
+    parameters:
+    - {name: p1, valueFrom: {path: /tmp/x}}
+- name: leaf
+  outputs:
+    parameters:
+    - {name: q1}
+    - {name: q2, value: v, valueFrom: {path: /tmp/q}}
+    - {name: q3, valueFrom: {jsonPath: "{.a}"}}
+    - {name: q4, valueFrom: {path: /tmp/q, parameter: x}}
+  container: {image: busybox}
+- name: res
+  resource: {action: get, manifest: "{}"}
+  outputs:
+    parameters:
+    - {name: r1, valueFrom: {path: /tmp/r}}
+"#,
+        &[
+            (
+                "spec.templates[0].outputs.parameters[0]",
+                "spec.templates[0].outputs.parameters[0]: template 'main': output parameter 'p1' valueFrom.parameter or expression must be specified for steps and dag templates",
+            ),
+            (
+                "spec.templates[1].outputs.parameters[0]",
+                "spec.templates[1].outputs.parameters[0]: template 'leaf': output parameter 'q1' needs value or valueFrom",
+            ),
+            (
+                "spec.templates[1].outputs.parameters[1]",
+                "spec.templates[1].outputs.parameters[1]: template 'leaf': output parameter 'q2' has both value and valueFrom; choose one",
+            ),
+            (
+                "spec.templates[1].outputs.parameters[2]",
+                "spec.templates[1].outputs.parameters[2]: template 'leaf': output parameter 'q3' valueFrom.path must be specified for container and script templates",
+            ),
+            (
+                "spec.templates[1].outputs.parameters[3]",
+                "spec.templates[1].outputs.parameters[3]: template 'leaf': output parameter 'q4' multiple valueFrom types specified: choose one of path, jqFilter, jsonPath, parameter, expression, supplied",
+            ),
+            (
+                "spec.templates[2].outputs.parameters[0]",
+                "spec.templates[2].outputs.parameters[0]: template 'res': output parameter 'r1' valueFrom.jqFilter or jsonPath must be specified for resource templates",
+            ),
+        ],
+    ),
+    (
+        "empty spec",
+        "{}",
+        &[(
+            "spec.entrypoint",
+            "spec.entrypoint is required: the name of the template to run first",
+        )],
+    ),
 ];
 
 /// Resolution failures: (name, spec YAML, path, message).
