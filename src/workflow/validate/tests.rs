@@ -310,6 +310,30 @@ templates:
   container: {image: busybox}
 "#,
     ),
+    (
+        "expressions with bracket access and sprig",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  dag:
+    tasks:
+    - {name: flip-coin, template: gen}
+    - name: heads
+      template: echo
+      depends: flip-coin
+      when: "{{=tasks['flip-coin'].outputs.result == 'heads'}}"
+      arguments:
+        parameters:
+        - name: m
+          value: "{{=sprig.trim(tasks['flip-coin'].outputs.result) + string(asInt('1'))}}"
+- name: gen
+  script: {image: python, source: "print(1)"}
+- name: echo
+  inputs: {parameters: [{name: m}]}
+  container: {image: busybox}
+"#,
+    ),
 ];
 
 #[test]
