@@ -74,7 +74,8 @@ pub fn inline_values(helm: &HelmSource) -> Option<String> {
 }
 
 /// Resolves `valueFiles` against the chart directory. `$name/path` refers to another source
-/// (multi-source `ref`), looked up in `refs`. A file must stay inside its root (`repo_root` or
+/// (multi-source `ref`), looked up in `refs`; `/path` is relative to the repository root, as in
+/// Argo CD. A file must stay inside its root (`repo_root` or
 /// the ref's checkout); a missing file is an error unless `ignoreMissingValueFiles`.
 /// `exists` answers whether an absolute path is a file, so this stays pure.
 pub fn resolve_value_files(
@@ -101,6 +102,9 @@ pub fn resolve_value_files(
                 expected: format!("a source with `ref: {name}`"),
             })?;
             (root.clone(), root.join(rel))
+        } else if let Some(from_root) = file.strip_prefix('/') {
+            // Argo CD reads a leading `/` as the repository root, not the host's.
+            (repo_root.to_path_buf(), repo_root.join(from_root))
         } else {
             (repo_root.to_path_buf(), chart_dir.join(file))
         };
@@ -402,7 +406,7 @@ mod tests {
         let refs = BTreeMap::from([("values".to_owned(), PathBuf::from("/other"))]);
         let exists = |p: &Path| p != Path::new("/repo/charts/app/missing.yaml");
         let ok = helm(
-            json!({"valueFiles": ["values-dev.yaml", "../common.yaml", "$values/env/prod.yaml"]}),
+            json!({"valueFiles": ["values-dev.yaml", "../common.yaml", "$values/env/prod.yaml", "/envs/prod.yaml"]}),
         );
         assert_eq!(
             resolve_value_files(&ok, root, chart, &refs, &exists).expect("resolves"),
@@ -410,6 +414,7 @@ mod tests {
                 PathBuf::from("/repo/charts/app/values-dev.yaml"),
                 PathBuf::from("/repo/charts/common.yaml"),
                 PathBuf::from("/other/env/prod.yaml"),
+                PathBuf::from("/repo/envs/prod.yaml"),
             ]
         );
         let cases = [
