@@ -385,11 +385,15 @@ impl<'a> Validator<'a> {
                 let Some(outputs) = &t.outputs else { continue };
                 for p in outputs.parameters.iter().flatten() {
                     if let Some(g) = &p.global_name {
+                        // A templated globalName is known only at run time: Argo then accepts
+                        // any `workflow.outputs.parameters.*`.
+                        let g = if g.contains("{{") { "*" } else { g };
                         globals.insert(format!("workflow.outputs.parameters.{g}"));
                     }
                 }
                 for a in outputs.artifacts.iter().flatten() {
                     if let Some(g) = a.get("globalName").and_then(Value::as_str) {
+                        let g = if g.contains("{{") { "*" } else { g };
                         globals.insert(format!("workflow.outputs.artifacts.{g}"));
                     }
                 }
@@ -1216,6 +1220,12 @@ impl Known {
         }
         if self.any_item && (name == "item" || name.starts_with("item.")) {
             return true;
+        }
+        for kind in ["parameters", "artifacts"] {
+            let prefix = format!("workflow.outputs.{kind}.");
+            if name.starts_with(&prefix) && self.names.contains(&format!("{prefix}*")) {
+                return true;
+            }
         }
         false
     }

@@ -334,6 +334,21 @@ templates:
   container: {image: busybox}
 "#,
     ),
+    (
+        "a templated globalName allows any global output",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: a, template: leaf}
+  - - {name: b, template: leaf, arguments: {parameters: [{name: g, value: "{{workflow.outputs.parameters.anything}}"}]}}
+- name: leaf
+  inputs: {parameters: [{name: g, default: x}]}
+  outputs: {parameters: [{name: o, globalName: "{{inputs.parameters.g}}", valueFrom: {path: /tmp/o}}]}
+  container: {image: busybox}
+"#,
+    ),
 ];
 
 #[test]
