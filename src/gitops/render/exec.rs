@@ -1,7 +1,8 @@
 //! Running `kustomize` and `helm`: binary lookup, a clean environment, a timeout, bounded stderr.
 //!
 //! Invariants: a child never inherits cairn's environment (only `PATH` of the binary's own
-//! directory plus `/usr/bin:/bin`, and `HOME`/XDG dirs pointing into a private temp dir); it is
+//! directory plus `/usr/bin:/bin`, `HOME`/XDG dirs pointing into a private temp dir, and the
+//! `ARGOCD_APP_*` build variables the caller passes — any other name is dropped); it is
 //! killed when the timeout fires (`kill_on_drop`); its stderr reaches the caller trimmed to
 //! [`MAX_STDERR`] bytes. The lookup order ([`binary_candidates`]) is pure.
 
@@ -115,6 +116,9 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// Working directory.
     pub cwd: PathBuf,
+    /// Variables added to the clean environment: only Argo CD's non-secret build variables
+    /// (`ARGOCD_APP_*`), which kustomize plugins read as they do under Argo CD.
+    pub env: Vec<(String, String)>,
 }
 
 /// Runs `program` with `inv`, a clean environment with `HOME` in `home`, and `timeout`.
@@ -139,6 +143,12 @@ pub async fn run(
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("XDG_CACHE_HOME", home.join(".cache"))
         .env("XDG_DATA_HOME", home.join(".local/share"))
+        .envs(
+            inv.env
+                .iter()
+                .filter(|(k, _)| k.starts_with("ARGOCD_APP_"))
+                .map(|(k, v)| (k, v)),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -206,6 +216,10 @@ mod tests {
             tool: "sh".to_owned(),
             args: vec!["-c".to_owned(), script.to_owned()],
             cwd: dir.to_path_buf(),
+            env: vec![
+                ("ARGOCD_APP_NAME".to_owned(), "gb".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), "leak".to_owned()),
+            ],
         }
     }
 
@@ -230,6 +244,7 @@ mod tests {
                     "XDG_CONFIG_HOME",
                     "XDG_CACHE_HOME",
                     "XDG_DATA_HOME",
+                    "ARGOCD_APP_NAME",
                     "PWD",
                     "SHLVL",
                     "_"
@@ -239,6 +254,11 @@ mod tests {
             );
         }
         assert!(env.contains(&format!("HOME={}", home.path().display())));
+        assert!(env.contains("ARGOCD_APP_NAME=gb"), "{env}");
+        assert!(
+            !env.contains("leak"),
+            "a non-build variable reached the child"
+        );
     }
 
     #[tokio::test]

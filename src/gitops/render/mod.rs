@@ -18,11 +18,16 @@
 //! let rendered: Rendered = render(&req, &settings).await?;   // Rendered { tool, objects }
 //! ```
 //! Invariants: a checkout with a symlink resolving outside it is refused before any tool runs
-//! (as Argo CD does); the checkout is never written (Kustomize edits run in a temporary copy); every
-//! child runs with a timeout (default [`DEFAULT_TIMEOUT`]), a clean environment and a private
-//! `HOME`; errors name the file and document index, or carry the tool's bounded stderr, and
-//! never the environment. Out of scope here: charts from Helm repositories (`source.chart`,
-//! refused with a clear error), `helm dependency build`, config management plugins, Jsonnet.
+//! (as Argo CD does); the checkout is never written (Kustomize edits run in a temporary copy);
+//! every child runs with a timeout (default [`DEFAULT_TIMEOUT`]), a clean environment and a
+//! private `HOME` (plus the non-secret `ARGOCD_APP_*` build variables for kustomize); errors
+//! name the file and document index, or carry the tool's bounded stderr, never the
+//! environment.
+//!
+//! Out of scope here: charts from Helm repositories (`source.chart`, refused with a clear
+//! error) and remote value files, `helm dependency build` (charts must vendor `charts/`),
+//! config management plugins, Jsonnet, multi-source merging (the controller renders each
+//! source and concatenates; `$ref` value files are supported through [`RenderRequest::refs`]).
 
 pub mod cache;
 pub mod directory;
@@ -466,6 +471,7 @@ async fn render_kustomize(
         tool: "kustomize".to_owned(),
         args: kustomize::build_args(&workdir, &settings.kustomize_build, helm_bin.as_deref()),
         cwd: workdir.clone(),
+        env: req.build_env().into_iter().collect(),
     };
     let out = exec::run(&bin, &inv, home.path(), settings.timeout).await?;
     manifest::parse_yaml("kustomize build output", &String::from_utf8_lossy(&out))
@@ -494,6 +500,7 @@ async fn apply_kustomize_edits(
         tool: "kustomize".to_owned(),
         args,
         cwd: workdir.to_path_buf(),
+        env: env.clone().into_iter().collect(),
     };
     for args in kustomize::edit_commands(options, env)? {
         exec::run(bin, &run(args), home, timeout).await?;
@@ -563,6 +570,8 @@ async fn render_helm(
         tool: "helm".to_owned(),
         args: helm::template_args(options, &ctx),
         cwd: dir.clone(),
+        // Helm reads no build variables; they are substituted into arguments instead.
+        env: Vec::new(),
     };
     let out = exec::run(&bin, &inv, home.path(), settings.timeout).await?;
     manifest::parse_yaml("helm template output", &String::from_utf8_lossy(&out))
