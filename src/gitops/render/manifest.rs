@@ -217,6 +217,22 @@ mod tests {
     }
 
     #[test]
+    fn yaml_lists_are_flattened_and_items_checked() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, \
+                    metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n\
+                    ---\napiVersion: v1\nkind: ConfigMapList\nitems: []\n";
+        assert_eq!(
+            names(&parse_yaml("l.yaml", text).expect("parses")),
+            ["a", "b"]
+        );
+        let bad = "apiVersion: v1\nkind: A\n---\napiVersion: v1\nkind: List\nitems:\n- {kind: X}\n";
+        let err = parse_yaml("l.yaml", bad)
+            .expect_err("item without apiVersion")
+            .to_string();
+        assert!(err.contains("l.yaml: document 1"), "{err}");
+    }
+
+    #[test]
     fn json_errors_name_file_and_item() {
         let err = parse_json(
             "a.json",
