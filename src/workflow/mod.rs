@@ -8,6 +8,7 @@
 pub mod cron;
 pub mod dag;
 pub mod depends;
+pub mod executor;
 pub mod expr;
 pub mod retry;
 pub mod steps;

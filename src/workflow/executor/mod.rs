@@ -1,0 +1,581 @@
+//! The executor wrapper: cairn's equivalent of Argo's emissary, run inside the user's container
+//! as `cairn exec -- <command...>`.
+//!
+//! Owns one step of a workflow node from the inside of its pod: start the user's command
+//! directly (no shell), pass its stdin/stdout/stderr through, capture stdout for a `script`
+//! template's `outputs.result`, forward SIGTERM/SIGINT to it, wait, then collect the declared
+//! output parameters from their files. The outcome is an [`ExecResult`] (JSON, camelCase) that the
+//! controller side reports in a WorkflowTaskResult's status.
+//!
+//! The process edge ([`run`]) is thin; the decisions are pure functions tested on data:
+//! [`exit_code_of`] (signal → `128 + n`, as shells report it), [`script_result`] (trailing
+//! newline trimmed), [`collect_parameters`] (files → values, defaults, size limit) and
+//! [`ExecResult::phase`] / [`ExecResult::message`] (Argo's node phase and message).
+//!
+//! Public API, as the `cairn exec` subcommand will wire it:
+//!
+//! ```text
+//! let spec = ExecSpec::from_json(&std::env::var(SPEC_ENV)?)?;   // or from a file
+//! let result = run(&spec, ExecIo::process()).await?;             // Err only for an invalid spec
+//! // report `serde_json::to_string(&result)` to the controller; exit with result.exit_code
+//! ```
+//!
+//! Invariants:
+//! - [`run`] returns `Err` only for an invalid [`ExecSpec`] (e.g. no command); everything that
+//!   happens after validation (spawn failure, non-zero exit, unreadable outputs) is recorded in
+//!   the [`ExecResult`], so the controller always gets a result to report.
+//! - The passthrough of stdout is never truncated; only the capture for `result` is bounded,
+//!   so a chatty script keeps its logs while its `result` fails the node with a clear message.
+//! - No output value larger than [`ExecSpec::output_limit_bytes`] is ever read into memory
+//!   whole: a parameter file's size is checked before it is read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Environment variable through which the controller passes the [`ExecSpec`] as JSON.
+pub const SPEC_ENV: &str = "CAIRN_EXEC_SPEC";
+
+/// Default size limit of one output (a parameter file or a script's stdout): Argo's 256 KiB.
+pub const DEFAULT_OUTPUT_LIMIT_BYTES: u64 = 256 * 1024;
+
+/// Exit code reported when the command is not found, as POSIX shells report it.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Exit code reported when the command exists but cannot be started (e.g. not executable).
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+
+/// Errors of the executor: only an invalid spec is an error; run-time failures live in
+/// [`ExecResult::errors`].
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The spec has no command (or an empty program name); the template must give one.
+    #[error(
+        "executor spec: `command` is empty; the template must set `command` (or the image's entrypoint must be resolved by the controller)"
+    )]
+    MissingCommand,
+    /// The spec's JSON does not parse into an [`ExecSpec`].
+    #[error("executor spec: invalid JSON: {0}")]
+    InvalidSpec(#[source] serde_json::Error),
+    /// An output parameter declares no name.
+    #[error("executor spec: outputs.parameters[{index}] has an empty `name`")]
+    UnnamedParameter {
+        /// Position of the parameter in `outputs`.
+        index: usize,
+    },
+}
+
+/// What the controller tells the executor to do; deserialized from JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecSpec {
+    /// The argv of the user's command: `command` followed by `args` of the template.
+    pub command: Vec<String>,
+    /// Working directory of the command (the container's `workingDir`); relative output paths
+    /// are resolved against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    /// The template's declared `outputs.parameters`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputParameter>,
+    /// Whether the template is a `script` template (stdout becomes `outputs.result`).
+    #[serde(default)]
+    pub script: bool,
+    /// Size limit in bytes of each output (a parameter file, the script's result).
+    #[serde(default = "default_limit")]
+    pub output_limit_bytes: u64,
+}
+
+fn default_limit() -> u64 {
+    DEFAULT_OUTPUT_LIMIT_BYTES
+}
+
+/// One declared output parameter, as in Argo's `outputs.parameters[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputParameter {
+    /// Parameter name (`outputs.parameters.<name>`).
+    pub name: String,
+    /// Where the value comes from; parameters without a `path` are not the executor's concern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueFrom>,
+}
+
+/// Argo's `valueFrom` as far as the executor reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFrom {
+    /// File holding the value once the command has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Value used when the file does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Set for parameters supplied from outside (e.g. resuming a suspend node): never read here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplied: Option<serde_json::Value>,
+}
+
+impl ExecSpec {
+    /// Parses and validates a spec from its JSON text.
+    pub fn from_json(text: &str) -> Result<Self, ExecutorError> {
+        let spec: Self = serde_json::from_str(text).map_err(ExecutorError::InvalidSpec)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what cannot be decided later: a command to run, named outputs.
+    pub fn validate(&self) -> Result<(), ExecutorError> {
+        match self.command.first() {
+            Some(program) if !program.is_empty() => {}
+            _ => return Err(ExecutorError::MissingCommand),
+        }
+        if let Some(index) = self.outputs.iter().position(|p| p.name.is_empty()) {
+            return Err(ExecutorError::UnnamedParameter { index });
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        match &self.working_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+/// Phase of the node as the executor sees it (Argo's node phases for a finished pod).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecPhase {
+    /// Exit code 0 and every output collected.
+    Succeeded,
+    /// Non-zero exit code, or an output that could not be collected.
+    Failed,
+}
+
+/// The outcome of one run, reported to the controller. Field names are stable (camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecResult {
+    /// Exit code of the command; `128 + n` when killed by signal `n`; 127/126 when it could
+    /// not be started.
+    pub exit_code: i32,
+    /// `outputs.result` of a script template (stdout, one trailing newline trimmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Collected output parameters by name.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Everything that went wrong after validation, each naming the object concerned.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// When the command was started (or its start attempted).
+    pub started_at: jiff::Timestamp,
+    /// When the outputs had been collected.
+    pub finished_at: jiff::Timestamp,
+}
+
+impl ExecResult {
+    /// Argo's phase: exit 0 with no collection error → Succeeded, otherwise Failed.
+    pub fn phase(&self) -> ExecPhase {
+        if self.exit_code == 0 && self.errors.is_empty() {
+            ExecPhase::Succeeded
+        } else {
+            ExecPhase::Failed
+        }
+    }
+
+    /// The node's message: Argo's `Error (exit code N)` for a non-zero exit, else the
+    /// collection errors joined; `None` on success.
+    pub fn message(&self) -> Option<String> {
+        if self.exit_code != 0 {
+            let mut msg = format!("Error (exit code {})", self.exit_code);
+            // A spawn failure carries the OS error; keep it visible next to Argo's wording.
+            if !self.errors.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&self.errors.join("; "));
+            }
+            Some(msg)
+        } else if self.errors.is_empty() {
+            None
+        } else {
+            Some(self.errors.join("; "))
+        }
+    }
+}
+
+/// A signal the wrapper forwards to its child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM (15): Kubernetes' graceful stop.
+    Term,
+    /// SIGINT (2).
+    Int,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Term => "TERM",
+            Self::Int => "INT",
+        }
+    }
+}
+
+/// How a signal reaches the child. The crate forbids `unsafe` and has no direct `libc`/`rustix`
+/// dependency, so the one implementation today runs `kill -s SIG PID`; a syscall variant is the
+/// natural addition once such a dependency is accepted (images without `kill` need it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalForwarder {
+    /// Run this `kill` program with `-s NAME PID`.
+    KillCommand(PathBuf),
+}
+
+impl SignalForwarder {
+    async fn forward(&self, pid: u32, signal: Signal) -> std::io::Result<()> {
+        match self {
+            Self::KillCommand(program) => {
+                let status = tokio::process::Command::new(program)
+                    .arg("-s")
+                    .arg(signal.name())
+                    .arg(pid.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                    .await?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(format!(
+                        "{} exited with {status}",
+                        program.display()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// The process edge of [`run`]: where stdout goes, where signals come from, how they are sent.
+pub struct ExecIo {
+    /// Passthrough of the child's stdout (the container's log); never truncated.
+    pub stdout: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Whether the child inherits the wrapper's stdin and stderr (true in a pod; tests use false
+    /// to keep their output quiet).
+    pub inherit_stdio: bool,
+    /// Signals received by the wrapper, to forward to the child.
+    pub signals: mpsc::Receiver<Signal>,
+    /// How forwarded signals are delivered.
+    pub forwarder: SignalForwarder,
+}
+
+impl ExecIo {
+    /// The real edge: the process' stdout, SIGTERM/SIGINT from `tokio::signal`, `kill` on PATH.
+    /// Must be called inside a Tokio runtime. If a signal handler cannot be installed the
+    /// wrapper still runs; it just cannot forward that signal (logged).
+    pub fn process() -> Self {
+        let (tx, rx) = mpsc::channel(8);
+        for (kind, signal) in [
+            (tokio::signal::unix::SignalKind::terminate(), Signal::Term),
+            (tokio::signal::unix::SignalKind::interrupt(), Signal::Int),
+        ] {
+            match tokio::signal::unix::signal(kind) {
+                Ok(mut stream) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        while stream.recv().await.is_some() {
+                            if tx.send(signal).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(signal = signal.name(), %error, "cannot install signal handler");
+                }
+            }
+        }
+        Self {
+            stdout: Box::pin(tokio::io::stdout()),
+            inherit_stdio: true,
+            signals: rx,
+            forwarder: SignalForwarder::KillCommand(PathBuf::from("kill")),
+        }
+    }
+}
+
+/// Maps a finished process' status to a shell-style exit code: the code, or `128 + n` for a
+/// process killed by signal `n`.
+pub fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        // Neither code nor signal (stopped/continued) cannot come out of wait(); keep a failure.
+        (None, None) => 1,
+    }
+}
+
+/// Exit code and message for a command that could not be started.
+pub fn spawn_failure(program: &str, error: &std::io::Error) -> (i32, String) {
+    let code = if error.kind() == std::io::ErrorKind::NotFound {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXECUTE
+    };
+    (code, format!("cannot start command {program:?}: {error}"))
+}
+
+/// The captured stdout of a script, bounded by the output limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// The first bytes of stdout, at most `limit + 1` of them (one more tells it overflowed).
+    pub bytes: Vec<u8>,
+    /// Total bytes the child wrote to stdout.
+    pub total: u64,
+}
+
+impl Capture {
+    fn push(&mut self, chunk: &[u8], limit: u64) {
+        self.total += chunk.len() as u64;
+        let keep = usize::try_from(limit.saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.bytes.len())
+            .min(chunk.len());
+        self.bytes.extend_from_slice(&chunk[..keep]);
+    }
+}
+
+/// `outputs.result` of a script from its captured stdout: one trailing newline trimmed (Argo),
+/// or an error when stdout exceeded the limit.
+pub fn script_result(capture: &Capture, limit: u64) -> Result<String, String> {
+    if capture.total > limit {
+        return Err(format!(
+            "outputs.result: script stdout is {} bytes, over the limit of {limit} bytes",
+            capture.total
+        ));
+    }
+    let text = String::from_utf8_lossy(&capture.bytes);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    // A CRLF ending is trimmed as one newline too, so Windows-style output reads the same.
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    Ok(text.to_string())
+}
+
+/// Reads every declared output parameter that has a `valueFrom.path` and is not `supplied`.
+/// Returns the values and one error per parameter that could not be collected.
+pub fn collect_parameters(spec: &ExecSpec) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut values = BTreeMap::new();
+    let mut errors = Vec::new();
+    for param in &spec.outputs {
+        let Some(from) = &param.value_from else {
+            continue;
+        };
+        if from.supplied.is_some() {
+            continue;
+        }
+        let Some(path) = &from.path else {
+            continue;
+        };
+        let full = spec.resolve(path);
+        match read_bounded(&full, spec.output_limit_bytes) {
+            Ok(value) => {
+                values.insert(param.name.clone(), value);
+            }
+            Err(ReadFailure::Missing) => match &from.default {
+                Some(default) => {
+                    values.insert(param.name.clone(), default.clone());
+                }
+                None => errors.push(format!(
+                    "outputs.parameters.{}: file {} does not exist and no valueFrom.default is set",
+                    param.name,
+                    full.display()
+                )),
+            },
+            Err(ReadFailure::Other(why)) => errors.push(format!(
+                "outputs.parameters.{}: {}: {why}",
+                param.name,
+                full.display()
+            )),
+        }
+    }
+    (values, errors)
+}
+
+enum ReadFailure {
+    Missing,
+    Other(String),
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadFailure> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Missing),
+        Err(e) => return Err(ReadFailure::Other(e.to_string())),
+    };
+    if meta.is_dir() {
+        return Err(ReadFailure::Other(
+            "is a directory, expected a file".to_string(),
+        ));
+    }
+    if meta.len() > limit {
+        return Err(ReadFailure::Other(format!(
+            "file is {} bytes, over the limit of {limit} bytes",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| ReadFailure::Other(e.to_string()))?;
+    // The file may have grown between stat and read (a lingering writer); the limit still holds.
+    if bytes.len() as u64 > limit {
+        return Err(ReadFailure::Other(format!(
+            "file is {} bytes, over the limit of {limit} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Runs the command of `spec` to completion and collects its outputs.
+///
+/// Returns `Err` only when the spec is invalid; see the module invariants.
+pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorError> {
+    spec.validate()?;
+    let ExecIo {
+        mut stdout,
+        inherit_stdio,
+        mut signals,
+        forwarder,
+    } = io;
+    let started_at = jiff::Timestamp::now();
+    let (program, args) = match spec.command.split_first() {
+        Some(split) => split,
+        None => return Err(ExecutorError::MissingCommand),
+    };
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).stdout(Stdio::piped());
+    if inherit_stdio {
+        command.stdin(Stdio::inherit()).stderr(Stdio::inherit());
+    } else {
+        command.stdin(Stdio::null()).stderr(Stdio::null());
+    }
+    if let Some(dir) = &spec.working_dir {
+        command.current_dir(dir);
+    }
+    let mut errors = Vec::new();
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let (exit_code, message) = spawn_failure(program, &error);
+            errors.push(message);
+            return Ok(ExecResult {
+                exit_code,
+                result: None,
+                parameters: BTreeMap::new(),
+                errors,
+                started_at,
+                finished_at: jiff::Timestamp::now(),
+            });
+        }
+    };
+    let pid = child.id();
+    let limit = spec.output_limit_bytes;
+    let capture_limit = if spec.script { limit } else { 0 };
+    let child_out = child.stdout.take();
+    let pump = async {
+        let mut out_errors = Vec::new();
+        let mut capture = Capture::default();
+        if let Some(mut child_out) = child_out
+            && let Err(e) =
+                pump_stdout(&mut child_out, &mut stdout, &mut capture, capture_limit).await
+        {
+            out_errors.push(format!("stdout passthrough: {e}"));
+        }
+        (capture, out_errors)
+    };
+    tokio::pin!(pump);
+    let mut captured: Option<Capture> = None;
+    let mut signals_open = true;
+    let status = loop {
+        tokio::select! {
+            (capture, out_errors) = &mut pump, if captured.is_none() => {
+                captured = Some(capture);
+                errors.extend(out_errors);
+            }
+            received = signals.recv(), if signals_open => match received {
+                Some(signal) => {
+                    // The child is not reaped before `wait` returns, so its pid cannot be reused.
+                    if let Some(pid) = pid
+                        && let Err(e) = forwarder.forward(pid, signal).await
+                    {
+                        tracing::warn!(pid, signal = signal.name(), error = %e, "cannot forward signal");
+                    }
+                }
+                None => signals_open = false,
+            },
+            status = child.wait(), if captured.is_some() => break status,
+        }
+    };
+    let exit_code = match status {
+        Ok(status) => exit_code_of(status),
+        Err(e) => {
+            errors.push(format!("waiting for the command: {e}"));
+            1
+        }
+    };
+    let result = if spec.script {
+        match script_result(&captured.unwrap_or_default(), limit) {
+            Ok(result) => Some(result),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (parameters, param_errors) = collect_parameters(spec);
+    errors.extend(param_errors);
+    Ok(ExecResult {
+        exit_code,
+        result,
+        parameters,
+        errors,
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+    })
+}
+
+/// Copies the child's stdout to the passthrough until EOF, capturing up to `limit + 1` bytes.
+async fn pump_stdout(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut Pin<Box<dyn AsyncWrite + Send>>,
+    capture: &mut Capture,
+    limit: u64,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut passthrough_ok = true;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        capture.push(chunk, limit);
+        // A broken log sink must not block the child on a full pipe: keep draining.
+        if passthrough_ok && to.write_all(chunk).await.is_err() {
+            passthrough_ok = false;
+        }
+    }
+    if passthrough_ok {
+        to.flush().await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
