@@ -83,7 +83,8 @@ pub struct ExecSpec {
     /// The template's declared `outputs.parameters`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputParameter>,
-    /// Whether the template is a `script` template (stdout becomes `outputs.result`).
+    /// Whether stdout becomes `outputs.result`: set for `script` templates (Argo also captures it
+    /// for container templates whose result is referenced; the controller decides).
     #[serde(default)]
     pub script: bool,
     /// Size limit in bytes of each output (a parameter file, the script's result).
@@ -149,6 +150,9 @@ impl ExecSpec {
     }
 }
 
+/// Name of the container running the user's command in container and script templates (Argo's).
+pub const MAIN_CONTAINER: &str = "main";
+
 /// Phase of the node as the executor sees it (Argo's node phases for a finished pod).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExecPhase {
@@ -190,11 +194,13 @@ impl ExecResult {
         }
     }
 
-    /// The node's message: Argo's `Error (exit code N)` for a non-zero exit, else the
-    /// collection errors joined; `None` on success.
-    pub fn message(&self) -> Option<String> {
+    /// The node's message for the run in `container` (`main` for container and script
+    /// templates): Argo's `<container>: Error (exit code N)` for a non-zero exit (the wording of
+    /// its operator's failed-pod reason, where the container's terminated reason is `Error`),
+    /// else the collection errors joined; `None` on success.
+    pub fn message(&self, container: &str) -> Option<String> {
         if self.exit_code != 0 {
-            let mut msg = format!("Error (exit code {})", self.exit_code);
+            let mut msg = format!("{container}: Error (exit code {})", self.exit_code);
             // A spawn failure carries the OS error; keep it visible next to Argo's wording.
             if !self.errors.is_empty() {
                 msg.push_str(": ");
@@ -204,7 +210,7 @@ impl ExecResult {
         } else if self.errors.is_empty() {
             None
         } else {
-            Some(self.errors.join("; "))
+            Some(format!("{container}: {}", self.errors.join("; ")))
         }
     }
 }
@@ -351,20 +357,28 @@ impl Capture {
     }
 }
 
-/// `outputs.result` of a script from its captured stdout: one trailing newline trimmed (Argo),
-/// or an error when stdout exceeded the limit.
+/// `outputs.result` of a script from its captured stdout, or an error when it is over the limit.
+///
+/// As Argo's `CaptureScriptResult`: exactly one trailing `\n` is trimmed (not `\r\n`, not other
+/// whitespace) and the limit applies to the trimmed text. Argo keeps only the last 256 kB of an
+/// oversized result with a warning; cairn fails the node instead (issue 5, "Bad input": outputs
+/// over the size limit fail the node with a clear message), so a result is never silently cut.
 pub fn script_result(capture: &Capture, limit: u64) -> Result<String, String> {
-    if capture.total > limit {
+    let complete = capture.total == capture.bytes.len() as u64;
+    let trailing_newline = complete && capture.bytes.last() == Some(&b'\n');
+    let trimmed_len = capture.total - u64::from(trailing_newline);
+    if trimmed_len > limit {
         return Err(format!(
             "outputs.result: script stdout is {} bytes, over the limit of {limit} bytes",
             capture.total
         ));
     }
-    let text = String::from_utf8_lossy(&capture.bytes);
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    // A CRLF ending is trimmed as one newline too, so Windows-style output reads the same.
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    Ok(text.to_string())
+    let bytes = if trailing_newline {
+        &capture.bytes[..capture.bytes.len() - 1]
+    } else {
+        &capture.bytes[..]
+    };
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Reads every declared output parameter that has a `valueFrom.path` and is not `supplied`.

@@ -99,21 +99,35 @@ async fn run_bounded(spec: &ExecSpec) -> (ExecResult, String) {
 async fn exit_codes_and_phase() {
     let cases: &[(&str, i32, ExecPhase, Option<&str>)] = &[
         ("exit 0", 0, ExecPhase::Succeeded, None),
-        ("exit 1", 1, ExecPhase::Failed, Some("Error (exit code 1)")),
-        ("exit 3", 3, ExecPhase::Failed, Some("Error (exit code 3)")),
+        (
+            "exit 1",
+            1,
+            ExecPhase::Failed,
+            Some("main: Error (exit code 1)"),
+        ),
+        (
+            "exit 3",
+            3,
+            ExecPhase::Failed,
+            Some("main: Error (exit code 3)"),
+        ),
         // A child killed by a signal reports 128 + n, as a shell would.
         (
             "kill -s KILL $$",
             137,
             ExecPhase::Failed,
-            Some("Error (exit code 137)"),
+            Some("main: Error (exit code 137)"),
         ),
     ];
     for (script, code, phase, message) in cases {
         let (result, _) = run_bounded(&ExecSpec::sh(script)).await;
         assert_eq!(result.exit_code, *code, "{script}");
         assert_eq!(result.phase(), *phase, "{script}");
-        assert_eq!(result.message().as_deref(), *message, "{script}");
+        assert_eq!(
+            result.message(MAIN_CONTAINER).as_deref(),
+            *message,
+            "{script}"
+        );
         assert!(result.errors.is_empty(), "{script}: {:?}", result.errors);
         assert!(result.finished_at >= result.started_at);
     }
@@ -143,8 +157,8 @@ async fn script_result_over_limit_fails_but_log_is_complete() {
     assert_eq!(result.exit_code, 0);
     assert_eq!(result.phase(), ExecPhase::Failed);
     assert_eq!(
-        result.message().as_deref(),
-        Some("outputs.result: script stdout is 10 bytes, over the limit of 9 bytes")
+        result.message(MAIN_CONTAINER).as_deref(),
+        Some("main: outputs.result: script stdout is 10 bytes, over the limit of 9 bytes")
     );
 
     // Exactly at the limit is fine.
@@ -158,8 +172,13 @@ fn script_result_table() {
     let cases: &[(&[u8], u64, Result<&str, ()>)] = &[
         (b"", 10, Ok("")),
         (b"x\n", 10, Ok("x")),
-        (b"x\r\n", 10, Ok("x")),
+        // Only `\n` is trimmed, as in Argo.
+        (b"x\r\n", 10, Ok("x\r")),
         (b"x\n\n", 10, Ok("x\n")),
+        // The limit applies after trimming the newline.
+        (b"012345678\n", 9, Ok("012345678")),
+        (b"0123456789\n", 9, Err(())),
+        (b"012345678\n\n", 9, Err(())),
         (b"  x  ", 10, Ok("  x  ")),
         (b"0123456789", 9, Err(())),
     ];
@@ -201,8 +220,8 @@ async fn signals_are_forwarded_to_the_child() {
         assert_eq!(result.exit_code, code, "{signal:?}");
         assert!(started.elapsed() < BOUND);
         assert_eq!(
-            result.message(),
-            Some(format!("Error (exit code {code})")),
+            result.message(MAIN_CONTAINER),
+            Some(format!("main: Error (exit code {code})")),
             "{signal:?}"
         );
     }
@@ -241,10 +260,10 @@ async fn command_that_cannot_start() {
     let (result, _) = run_bounded(&ExecSpec::test(&["/nonexistent/cairn-no-such-cmd"])).await;
     assert_eq!(result.exit_code, EXIT_NOT_FOUND);
     assert_eq!(result.phase(), ExecPhase::Failed);
-    let message = result.message().expect("message");
+    let message = result.message(MAIN_CONTAINER).expect("message");
     assert!(
         message.starts_with(
-            "Error (exit code 127): cannot start command \"/nonexistent/cairn-no-such-cmd\": "
+            "main: Error (exit code 127): cannot start command \"/nonexistent/cairn-no-such-cmd\": "
         ),
         "{message}"
     );
@@ -345,6 +364,42 @@ async fn output_parameters() {
         ]
     );
     assert_eq!(result.phase(), ExecPhase::Failed);
+    let message = result.message(MAIN_CONTAINER).expect("message");
+    assert!(
+        message.starts_with("main: outputs.parameters.required: file "),
+        "{message}"
+    );
+}
+
+#[test]
+fn message_names_the_container() {
+    let at: jiff::Timestamp = "2026-01-02T03:04:05Z".parse().expect("ts");
+    let result = |exit_code, errors: &[&str]| ExecResult {
+        exit_code,
+        result: None,
+        parameters: BTreeMap::new(),
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+        started_at: at,
+        finished_at: at,
+    };
+    let cases: &[(ExecResult, &str, Option<&str>)] = &[
+        (result(0, &[]), "main", None),
+        (result(1, &[]), "main", Some("main: Error (exit code 1)")),
+        (
+            result(1, &[]),
+            "step-a",
+            Some("step-a: Error (exit code 1)"),
+        ),
+        (result(0, &["e1", "e2"]), "main", Some("main: e1; e2")),
+        (
+            result(143, &["e1"]),
+            "main",
+            Some("main: Error (exit code 143): e1"),
+        ),
+    ];
+    for (r, container, want) in cases {
+        assert_eq!(r.message(container).as_deref(), *want, "{r:?}");
+    }
 }
 
 #[tokio::test]
@@ -356,7 +411,10 @@ async fn outputs_are_collected_even_when_the_command_fails() {
     let (result, _) = run_bounded(&spec).await;
     assert_eq!(result.exit_code, 2);
     assert_eq!(result.parameters.get("p").map(String::as_str), Some("v"));
-    assert_eq!(result.message().as_deref(), Some("Error (exit code 2)"));
+    assert_eq!(
+        result.message(MAIN_CONTAINER).as_deref(),
+        Some("main: Error (exit code 2)")
+    );
 }
 
 #[test]
