@@ -401,17 +401,18 @@ pub fn collect_parameters(spec: &ExecSpec) -> (BTreeMap<String, String>, Vec<Str
             Ok(value) => {
                 values.insert(param.name.clone(), value);
             }
-            Err(ReadFailure::Missing) => match &from.default {
-                Some(default) => {
-                    values.insert(param.name.clone(), default.clone());
-                }
-                None => errors.push(format!(
-                    "outputs.parameters.{}: file {} does not exist and no valueFrom.default is set",
-                    param.name,
-                    full.display()
-                )),
-            },
-            Err(ReadFailure::Other(why)) => errors.push(format!(
+            // Argo falls back to `valueFrom.default` on any read failure, not only a missing file.
+            Err(ReadFailure::Missing | ReadFailure::Unreadable(_)) if from.default.is_some() => {
+                values.insert(param.name.clone(), from.default.clone().unwrap_or_default());
+            }
+            Err(ReadFailure::Missing) => errors.push(format!(
+                "outputs.parameters.{}: file {} does not exist and no valueFrom.default is set",
+                param.name,
+                full.display()
+            )),
+            // Too large is cairn's own rule and never hidden behind a default: the user must
+            // learn that their output was dropped.
+            Err(ReadFailure::Unreadable(why) | ReadFailure::TooLarge(why)) => errors.push(format!(
                 "outputs.parameters.{}: {}: {why}",
                 param.name,
                 full.display()
@@ -423,30 +424,31 @@ pub fn collect_parameters(spec: &ExecSpec) -> (BTreeMap<String, String>, Vec<Str
 
 enum ReadFailure {
     Missing,
-    Other(String),
+    Unreadable(String),
+    TooLarge(String),
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadFailure> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Missing),
-        Err(e) => return Err(ReadFailure::Other(e.to_string())),
+        Err(e) => return Err(ReadFailure::Unreadable(e.to_string())),
     };
     if meta.is_dir() {
-        return Err(ReadFailure::Other(
+        return Err(ReadFailure::Unreadable(
             "is a directory, expected a file".to_string(),
         ));
     }
     if meta.len() > limit {
-        return Err(ReadFailure::Other(format!(
+        return Err(ReadFailure::TooLarge(format!(
             "file is {} bytes, over the limit of {limit} bytes",
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| ReadFailure::Other(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| ReadFailure::Unreadable(e.to_string()))?;
     // The file may have grown between stat and read (a lingering writer); the limit still holds.
     if bytes.len() as u64 > limit {
-        return Err(ReadFailure::Other(format!(
+        return Err(ReadFailure::TooLarge(format!(
             "file is {} bytes, over the limit of {limit} bytes",
             bytes.len()
         )));

@@ -341,14 +341,22 @@ async fn output_parameters() {
         .with_output("defaulted", "missing1", Some("fallback"))
         .with_output("required", "missing2", None)
         .with_output("big", "big", None)
-        .with_output("dir", "adir", Some("unused"));
+        .with_output("dir", "adir", None)
+        .with_output("dir_defaulted", "adir", Some("dflt"))
+        .with_output("big_defaulted", "big", Some("dflt"));
     let (result, _) = run_bounded(&spec).await;
     assert_eq!(result.exit_code, 0);
     // File contents are kept verbatim (no trimming).
-    let want: BTreeMap<String, String> = [("defaulted", "fallback"), ("present", "hello\n")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    // A directory falls back to the default as any read failure does in Argo; an oversized
+    // file does not (cairn's limit is never hidden).
+    let want: BTreeMap<String, String> = [
+        ("defaulted", "fallback"),
+        ("dir_defaulted", "dflt"),
+        ("present", "hello\n"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     assert_eq!(result.parameters, want);
     let d = dir.path().display();
     assert_eq!(
@@ -361,6 +369,9 @@ async fn output_parameters() {
                 "outputs.parameters.big: {d}/big: file is 20 bytes, over the limit of 16 bytes"
             ),
             format!("outputs.parameters.dir: {d}/adir: is a directory, expected a file"),
+            format!(
+                "outputs.parameters.big_defaulted: {d}/big: file is 20 bytes, over the limit of 16 bytes"
+            ),
         ]
     );
     assert_eq!(result.phase(), ExecPhase::Failed);
