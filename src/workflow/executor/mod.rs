@@ -17,8 +17,17 @@
 //! ```text
 //! let spec = ExecSpec::from_json(&std::env::var(SPEC_ENV)?)?;   // or from a file
 //! let result = run(&spec, ExecIo::process()).await?;             // Err only for an invalid spec
-//! // report `serde_json::to_string(&result)` to the controller; exit with result.exit_code
+//! // report `serde_json::to_string(&result)` to the controller (WorkflowTaskResult status);
+//! // the controller derives the node with `result.phase()` / `result.message(MAIN_CONTAINER)`;
+//! // the wrapper exits with `result.exit_code` so the pod's container status agrees.
 //! ```
+//!
+//! Argo sources followed (argoproj/argo-workflows): `workflow/executor/executor.go`
+//! (`CaptureScriptResult`: one trailing `\n` trimmed; `SaveParameters`: `valueFrom.default` on
+//! any read failure, file contents verbatim), `workflow/executor/emissary/emissary.go` (file
+//! contents verbatim), `workflow/controller/operator.go` (failed-pod message
+//! `<container>: <reason> (exit code N)`, main container → Failed). Deliberate difference: an
+//! oversized `result` fails the node (Argo keeps its last 256 kB with a warning).
 //!
 //! Invariants:
 //! - [`run`] returns `Err` only for an invalid [`ExecSpec`] (e.g. no command); everything that

@@ -465,3 +465,36 @@ async fn exec_result_json_round_trip() {
     let back: ExecResult = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(back, result);
 }
+
+#[test]
+fn exit_code_of_table() {
+    use std::os::unix::process::ExitStatusExt;
+    // Raw wait statuses: exit code in the high byte, terminating signal in the low bits.
+    let cases: &[(i32, i32)] = &[
+        (0, 0),
+        (1 << 8, 1),
+        (255 << 8, 255),
+        (9, 137),
+        (15, 143),
+        (2, 130),
+    ];
+    for (raw, want) in cases {
+        let status = std::process::ExitStatus::from_raw(*raw);
+        assert_eq!(exit_code_of(status), *want, "raw {raw:#x}");
+    }
+}
+
+#[test]
+fn spawn_failure_table() {
+    use std::io::{Error, ErrorKind};
+    let cases: &[(ErrorKind, i32)] = &[
+        (ErrorKind::NotFound, EXIT_NOT_FOUND),
+        (ErrorKind::PermissionDenied, EXIT_CANNOT_EXECUTE),
+        (ErrorKind::InvalidInput, EXIT_CANNOT_EXECUTE),
+    ];
+    for (kind, want) in cases {
+        let (code, message) = spawn_failure("prog", &Error::new(*kind, "why"));
+        assert_eq!(code, *want, "{kind:?}");
+        assert_eq!(message, "cannot start command \"prog\": why");
+    }
+}
