@@ -1,17 +1,19 @@
 //! `/api/v1/applications`: Applications read from the cluster, filtered by RBAC.
 //!
-//! The RBAC object of an Application is `<project>/<name>` in the control namespace and
-//! `<project>/<namespace>/<name>` elsewhere, as Argo CD names it.
+//! Reads go through `k8s::objects` (typed kinds that keep every unknown field, so the JSON
+//! answered is the object as stored). The RBAC object is `rbac::application_object`:
+//! `<project>/<name>` in the control namespace, `<project>/<namespace>/<name>` elsewhere.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use kube::api::{Api, ListParams};
-use kube::core::DynamicObject;
+use kube::ResourceExt;
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::api::api_resource;
 use crate::auth::Principal;
+use crate::auth::rbac::application_object;
+use crate::gitops::types::Application;
+use crate::k8s::objects;
 
 /// Query parameters of the Application routes.
 #[derive(Debug, Default, Deserialize)]
@@ -23,29 +25,19 @@ pub struct AppQuery {
     app_namespace: Option<String>,
 }
 
-/// The RBAC object for an Application.
-pub(crate) fn rbac_object(control_ns: &str, app: &DynamicObject) -> String {
-    let project = app
-        .data
-        .pointer("/spec/project")
-        .and_then(|v| v.as_str())
+fn project(app: &Application) -> &str {
+    app.spec
+        .project
+        .as_deref()
         .filter(|p| !p.is_empty())
-        .unwrap_or("default");
-    let name = app.metadata.name.as_deref().unwrap_or_default();
-    match app.metadata.namespace.as_deref() {
-        Some(ns) if ns != control_ns => format!("{project}/{ns}/{name}"),
-        _ => format!("{project}/{name}"),
-    }
+        .unwrap_or("default")
 }
 
-/// The Applications API of the requested namespace (default: the control namespace).
-fn apps_api<'q>(
-    state: &'q AppState,
-    q: &'q AppQuery,
-) -> Result<(Api<DynamicObject>, &'q str), ApiError> {
-    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
-    let resource = api_resource::<crate::gitops::types::Application>();
-    Ok((Api::namespaced_with(state.kube()?, ns, &resource), ns))
+/// The RBAC object for an Application.
+fn rbac_object(control_ns: &str, app: &Application) -> String {
+    let ns = app.namespace();
+    let outside = ns.as_deref().filter(|ns| *ns != control_ns);
+    application_object(project(app), outside, &app.name_any())
 }
 
 /// Lists the Applications the caller may `get`.
@@ -54,16 +46,11 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     Query(q): Query<AppQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (api, _) = apps_api(&state, &q)?;
-    let list = api.list(&ListParams::default()).await?;
-    let items: Vec<_> = list
-        .items
+    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
+    let items: Vec<Application> = objects::list_applications(&state.kube()?, ns)
+        .await?
         .into_iter()
-        .filter(|app| {
-            q.project.as_deref().is_none_or(|p| {
-                app.data.pointer("/spec/project").and_then(|v| v.as_str()) == Some(p)
-            })
-        })
+        .filter(|app| q.project.as_deref().is_none_or(|p| project(app) == p))
         .filter(|app| {
             state.auth().authorize(
                 &principal,
@@ -73,10 +60,7 @@ pub async fn list(
             )
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "metadata": { "resourceVersion": list.metadata.resource_version },
-        "items": items,
-    })))
+    Ok(Json(serde_json::json!({ "items": items })))
 }
 
 /// One Application, if the caller may `get` it.
@@ -85,10 +69,9 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<AppQuery>,
-) -> Result<Json<DynamicObject>, ApiError> {
-    let (api, ns) = apps_api(&state, &q)?;
-    let app = api
-        .get_opt(&name)
+) -> Result<Json<Application>, ApiError> {
+    let ns = q.app_namespace.as_deref().unwrap_or(state.namespace());
+    let app = objects::get_application(&state.kube()?, ns, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("application {ns}/{name} not found")))?;
     let object = rbac_object(state.namespace(), &app);
@@ -96,7 +79,7 @@ pub async fn get(
         .auth()
         .authorize(&principal, "applications", "get", &object)
     {
-        // Same answer as a missing app would leak existence; Argo CD answers 403 here too.
+        // Argo CD answers 403 here too (the app's project decides, so it must be read first).
         return Err(ApiError::Forbidden {
             resource: "applications",
             action: "get",

@@ -126,13 +126,9 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<kube::Error> for ApiError {
-    fn from(err: kube::Error) -> Self {
-        match &err {
-            kube::Error::Api(status) if status.code == 404 => {
-                Self::NotFound(status.message.clone())
-            }
-            _ => Self::Kube(err.to_string()),
-        }
+impl From<crate::k8s::K8sError> for ApiError {
+    fn from(err: crate::k8s::K8sError) -> Self {
+        // The message names what was attempted, or (CRD missing) what the operator must do.
+        Self::Kube(err.to_string())
     }
 }

@@ -492,15 +492,6 @@ fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The dynamic API resource of a typed kind, so handlers pass objects through untouched (every
-/// field the user wrote, modelled or not, reaches the client).
-pub(crate) fn api_resource<K>() -> kube::core::ApiResource
-where
-    K: kube::Resource<DynamicType = ()>,
-{
-    kube::core::ApiResource::erase::<K>(&())
-}
-
 /// `scheme://host[:port]` of a URL (drops any path).
 fn origin_of(url: &str) -> String {
     let trimmed = url.trim_end_matches('/');

@@ -1,43 +1,34 @@
 //! `/api/v1/workflows`: Workflows read from the cluster, filtered by RBAC.
 //!
-//! The RBAC object of a Workflow is `<namespace>/<name>` under the `workflows` resource.
+//! Reads go through `k8s::objects` (typed kinds that keep every unknown field). The RBAC object
+//! of a Workflow is `<namespace>/<name>` under the `workflows` resource.
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use kube::api::{Api, ListParams};
-use kube::core::DynamicObject;
+use kube::ResourceExt;
 
 use super::{ApiError, AppState};
-use crate::api::api_resource;
 use crate::auth::Principal;
+use crate::k8s::objects;
+use crate::workflow::types::Workflow;
 
-fn rbac_object(wf: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        wf.metadata.namespace.as_deref().unwrap_or_default(),
-        wf.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
+/// Workflows of one namespace, or of all when `namespace` is None, that the caller may `get`.
 async fn list_in(
     state: &AppState,
     principal: &Principal,
-    api: Api<DynamicObject>,
+    namespace: Option<&str>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = api.list(&ListParams::default()).await?;
-    let items: Vec<_> = list
-        .items
+    let items: Vec<Workflow> = objects::list_workflows(&state.kube()?, namespace)
+        .await?
         .into_iter()
         .filter(|wf| {
+            let object = format!("{}/{}", wf.namespace().unwrap_or_default(), wf.name_any());
             state
                 .auth()
-                .authorize(principal, "workflows", "get", &rbac_object(wf))
+                .authorize(principal, "workflows", "get", &object)
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "metadata": { "resourceVersion": list.metadata.resource_version },
-        "items": items,
-    })))
+    Ok(Json(serde_json::json!({ "items": items })))
 }
 
 /// Workflows of every namespace the caller may see.
@@ -45,11 +36,7 @@ pub async fn list_all(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let api = Api::all_with(
-        state.kube()?,
-        &api_resource::<crate::workflow::types::Workflow>(),
-    );
-    list_in(&state, &principal, api).await
+    list_in(&state, &principal, None).await
 }
 
 /// Workflows of one namespace.
@@ -58,12 +45,7 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     Path(namespace): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let api = Api::namespaced_with(
-        state.kube()?,
-        &namespace,
-        &api_resource::<crate::workflow::types::Workflow>(),
-    );
-    list_in(&state, &principal, api).await
+    list_in(&state, &principal, Some(&namespace)).await
 }
 
 /// One Workflow.
@@ -71,7 +53,7 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path((namespace, name)): Path<(String, String)>,
-) -> Result<Json<DynamicObject>, ApiError> {
+) -> Result<Json<Workflow>, ApiError> {
     let object = format!("{namespace}/{name}");
     if !state
         .auth()
@@ -83,14 +65,8 @@ pub async fn get(
             object,
         });
     }
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        state.kube()?,
-        &namespace,
-        &api_resource::<crate::workflow::types::Workflow>(),
-    );
-    let wf = api
-        .get_opt(&name)
+    objects::get_workflow(&state.kube()?, &namespace, &name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("workflow {namespace}/{name} not found")))?;
-    Ok(Json(wf))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("workflow {namespace}/{name} not found")))
 }
