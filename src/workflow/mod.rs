@@ -10,6 +10,7 @@ pub mod dag;
 pub mod depends;
 pub mod executor;
 pub mod expr;
+pub mod node;
 pub mod retry;
 pub mod steps;
 pub mod types;
