@@ -5,6 +5,7 @@
 //! WorkflowArtifactGCTask, WorkflowEventBinding).
 //! Invariant: those types round-trip every field of the objects they read, modelled or not.
 
+pub mod actions;
 pub mod cron;
 pub mod dag;
 pub mod depends;
