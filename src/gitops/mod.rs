@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod health;
+pub mod project;
 pub mod render;
 pub mod source;
 pub mod sync;
