@@ -38,6 +38,21 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// Consecutive login failures: account name -> JSON `auth::accounts::FailureRecord`.
 pub const LOGIN_FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("login_failures");
 
+/// Archived workflows: Workflow uid -> JSON `workflow::archive::ArchivedWorkflow` (the whole
+/// object as it finished). Schema 2.
+pub const ARCHIVED_WORKFLOWS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("archived_workflows");
+
+/// Summaries of archived workflows for listing: `<namespace>/<name>/<uid>` -> JSON
+/// `workflow::archive::ArchiveSummary`. Schema 2.
+pub const ARCHIVED_WORKFLOW_INDEX: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("archived_workflow_index");
+
+/// Logs of archived workflows' nodes: `<uid>/<node id>` -> JSON `workflow::archive::NodeLog`.
+/// Schema 2.
+pub const ARCHIVED_WORKFLOW_LOGS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("archived_workflow_logs");
+
 /// A typed view of a `&str -> JSON` table.
 pub struct JsonTable<V> {
     def: TableDefinition<'static, &'static str, &'static [u8]>,

@@ -51,8 +51,8 @@ async fn open_creates_private_dir_and_file_with_schema() {
     assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
     assert_eq!(store.path(), dir.join(DB_FILE));
     assert_eq!(
-        meta(&store, tables::META_SCHEMA_VERSION).as_deref(),
-        Some("1")
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some(CURRENT_SCHEMA.to_string())
     );
     assert_eq!(
         meta(&store, tables::META_CAIRN_VERSION).as_deref(),
@@ -108,7 +108,8 @@ fn set_meta(dir: &Path, key: &str, value: &str) {
 async fn newer_schema_is_refused_and_file_untouched() {
     let tmp = tempfile::tempdir().expect("tempdir");
     drop(Store::open(tmp.path()).expect("open"));
-    set_meta(tmp.path(), tables::META_SCHEMA_VERSION, "2");
+    let newer = (CURRENT_SCHEMA + 1).to_string();
+    set_meta(tmp.path(), tables::META_SCHEMA_VERSION, &newer);
     set_meta(tmp.path(), tables::META_CAIRN_VERSION, "9.9.9");
     let file = tmp.path().join(DB_FILE);
     let before = fs::read(&file).expect("read");
@@ -121,7 +122,7 @@ async fn newer_schema_is_refused_and_file_untouched() {
             written_by,
         } => {
             assert_eq!(path, &file);
-            assert_eq!((*found, *supported), (2, CURRENT_SCHEMA));
+            assert_eq!((*found, *supported), (CURRENT_SCHEMA + 1, CURRENT_SCHEMA));
             assert_eq!(written_by, "9.9.9");
         }
         other => panic!("expected NewerSchema, got {other:?}"),
@@ -230,15 +231,15 @@ async fn empty_redb_and_empty_file_are_initialized() {
     drop(Database::create(&file).expect("create"));
     let store = Store::open(tmp.path()).expect("upgrade from 0");
     assert_eq!(
-        meta(&store, tables::META_SCHEMA_VERSION).as_deref(),
-        Some("1")
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some(CURRENT_SCHEMA.to_string())
     );
     drop(store);
     fs::write(&file, b"").expect("truncate");
     let store = Store::open(tmp.path()).expect("zero-length file");
     assert_eq!(
-        meta(&store, tables::META_SCHEMA_VERSION).as_deref(),
-        Some("1")
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some(CURRENT_SCHEMA.to_string())
     );
 }
 
@@ -461,4 +462,36 @@ async fn dropping_the_store_closes_the_file() {
         .open_read_only(tmp.path().join(DB_FILE))
         .expect("file released");
     drop(db.begin_read().expect("read"));
+}
+
+#[tokio::test]
+async fn schema_1_upgrades_to_2_keeping_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    store.write(put(7)).await.expect("write");
+    drop(store);
+    // Turn the file back into a schema-1 database: no archive tables, version 1.
+    {
+        let db = Database::open(tmp.path().join(DB_FILE)).expect("open raw");
+        let txn = db.begin_write().expect("begin");
+        for def in [
+            tables::ARCHIVED_WORKFLOWS,
+            tables::ARCHIVED_WORKFLOW_INDEX,
+            tables::ARCHIVED_WORKFLOW_LOGS,
+        ] {
+            assert!(txn.delete_table(def).expect("delete"));
+        }
+        txn.commit().expect("commit");
+    }
+    set_meta(tmp.path(), tables::META_SCHEMA_VERSION, "1");
+    let store = Store::open(tmp.path()).expect("upgrade");
+    assert_eq!(
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some("2".to_owned())
+    );
+    let txn = store.inner.db.begin_read().expect("read");
+    txn.open_table(tables::ARCHIVED_WORKFLOWS)
+        .expect("archive table exists");
+    drop(txn);
+    assert_eq!(get(&store, "k007").map(|i| i.n), Some(7));
 }
