@@ -6,6 +6,7 @@
 //! Invariant: those types round-trip every field of the objects they read, modelled or not.
 
 pub mod actions;
+pub mod archive;
 pub mod cron;
 pub mod dag;
 pub mod depends;
