@@ -25,6 +25,7 @@
 //! | `CAIRN_LOG_LEVEL` | `log.level` |
 //! | `CAIRN_RBAC_POLICY_DEFAULT` | `rbac.policy_default` |
 //! | `CAIRN_ADMIN_ENABLED` | `accounts.admin_enabled` |
+//! | `CAIRN_WEBHOOK_{GITHUB,GITLAB,GITEA,GOGS}_SECRET` | `webhook.<provider>_secret` |
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// Authorization policy (`[rbac]`).
     pub rbac: RbacConfig,
+    /// Git webhook secrets per provider and body limit (`[webhook]`; secrets never printed).
+    pub webhook: crate::gitops::webhook::WebhookConfig,
 }
 
 /// `[server]` section.
@@ -632,6 +635,7 @@ fn apply_env(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
     if let Some(v) = get("CAIRN_RBAC_POLICY_DEFAULT") {
         config.rbac.policy_default = v.to_owned();
     }
+    config.webhook.apply_env(env);
     if let Some(v) = get("CAIRN_ADMIN_ENABLED") {
         config.accounts.admin_enabled = match v {
             "true" | "1" => true,
