@@ -101,6 +101,8 @@ pub struct Config {
     pub rbac: RbacConfig,
     /// Git webhook secrets per provider and body limit (`[webhook]`; secrets never printed).
     pub webhook: crate::gitops::webhook::WebhookConfig,
+    /// The GitOps controller (`[gitops]`).
+    pub gitops: GitopsConfig,
 }
 
 /// `[server]` section.
@@ -213,6 +215,62 @@ pub struct RbacConfig {
     /// Which SSO token claims besides the subject feed RBAC subjects (`scopes`). Default
     /// `["groups"]`.
     pub scopes: Vec<String>,
+}
+
+/// `[gitops]` section: the GitOps (Application) controller.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitopsConfig {
+    /// Whether the controller runs (when a cluster is configured). Default `true`.
+    pub enabled: bool,
+    /// Control namespace of Applications and AppProjects. Empty (default): `server.namespace`
+    /// (`argocd` unless changed), so there is one place to set it.
+    pub namespace: String,
+    /// Further namespaces whose Applications are reconciled (Argo CD's "applications in any
+    /// namespace"); their tracking ids are `<namespace>_<name>`. Default none.
+    pub namespaces: Vec<String>,
+    /// How long a resolved branch or tag is trusted before asking the remote again. Default
+    /// `180s` (Argo CD's `timeout.reconciliation`).
+    #[serde(deserialize_with = "de_duration")]
+    pub poll_interval: Duration,
+    /// Upper bound of the random delay added to each resync. Default `60s` (Argo CD's jitter).
+    #[serde(deserialize_with = "de_duration")]
+    pub poll_jitter: Duration,
+    /// How often each Application is compared with the cluster again (drift, self-heal).
+    /// Default `30s`.
+    #[serde(deserialize_with = "de_duration")]
+    pub resync_interval: Duration,
+    /// Bound of one render (kustomize, helm). Default `90s` (Argo CD's repo-server timeout).
+    #[serde(deserialize_with = "de_duration")]
+    pub render_timeout: Duration,
+    /// Applications reconciled concurrently. Default `4`.
+    pub workers: usize,
+}
+
+impl Default for GitopsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: String::new(),
+            namespaces: Vec::new(),
+            poll_interval: Duration::from_secs(180),
+            poll_jitter: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(30),
+            render_timeout: Duration::from_secs(90),
+            workers: 4,
+        }
+    }
+}
+
+impl GitopsConfig {
+    /// The control namespace: `gitops.namespace`, else `server.namespace`.
+    pub fn control_namespace<'a>(&'a self, server: &'a ServerConfig) -> &'a str {
+        if self.namespace.is_empty() {
+            &server.namespace
+        } else {
+            &self.namespace
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -405,6 +463,26 @@ impl Config {
     /// Checks cross-field rules and value ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
+        for ns in std::iter::once(&self.gitops.namespace)
+            .filter(|n| !n.is_empty())
+            .chain(&self.gitops.namespaces)
+        {
+            if !is_dns_label(ns) {
+                return Err(invalid(
+                    "gitops.namespaces",
+                    &format!("{ns:?} is not a Kubernetes namespace name"),
+                ));
+            }
+        }
+        if self.gitops.workers == 0
+            || self.gitops.render_timeout.is_zero()
+            || self.gitops.resync_interval.is_zero()
+        {
+            return Err(invalid(
+                "gitops",
+                "workers, render_timeout and resync_interval must be greater than zero",
+            ));
+        }
         match (&s.tls_cert_file, &s.tls_key_file) {
             (Some(_), None) => {
                 return Err(invalid(

@@ -78,6 +78,12 @@ pub async fn run(
     if let Some(client) = kube.clone() {
         tokio::spawn(install_crds(client));
     }
+    // The GitOps controller. Its handle implements `gitops::webhook::AppRefresher`: the webhook
+    // route and the API's refresh enqueue through it (no API round trip).
+    let _gitops_handle = match (&kube, config.gitops.enabled) {
+        (Some(client), true) => Some(start_gitops(client.clone(), &config)),
+        _ => None,
+    };
     tokio::spawn(purge_sessions(auth.clone()));
 
     let secure_cookies = config.server.use_secure_cookies();
@@ -123,6 +129,29 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the GitOps controller in the background; returns its refresh handle.
+fn start_gitops(
+    client: kube::Client,
+    config: &Config,
+) -> crate::gitops::controller::ControllerHandle {
+    let g = &config.gitops;
+    let settings = crate::gitops::controller::Settings {
+        control_namespace: g.control_namespace(&config.server).to_owned(),
+        namespaces: g.namespaces.clone(),
+        poll_interval: g.poll_interval,
+        poll_jitter: g.poll_jitter,
+        resync_interval: g.resync_interval,
+        render_timeout: g.render_timeout,
+        workers: g.workers,
+        data_dir: config.server.data_dir.clone(),
+    };
+    tracing::info!(namespace = %settings.control_namespace, workers = settings.workers, "gitops controller starting");
+    let controller = crate::gitops::controller::Controller::new(client, settings);
+    let handle = controller.handle();
+    tokio::spawn(controller.run());
+    handle
 }
 
 /// Installs or upgrades the CRDs, retrying with backoff until the cluster accepts them.

@@ -1,0 +1,643 @@
+//! The applier: runs an operation (`.operation` on the Application) with the pure sync core.
+//!
+//! Each reconcile of an application with an operation: find or start the operation state
+//! (`.status.operationState`, cairn's resumable part under `cairnSync`), render at the
+//! operation's revisions, `sync::plan`, then loop `sync::step` → persist → execute → observe
+//! until the step asks to wait (requeue in [`super::OPERATION_POLL`], never a sleep on a wave)
+//! or the operation completes. A new operation first dry-runs every apply on the server (as
+//! Argo CD does): a rejected object fails the operation before anything changes. On success the
+//! history gets an entry (capped by `revisionHistoryLimit`) and `.operation` is cleared; on
+//! failure `retry` re-runs it after its backoff.
+//!
+//! Deliberate differences from Argo CD: every apply is server-side (field manager `cairn`,
+//! conflicts forced), also without `ServerSideApply=true`; a hook deleted before creation is
+//! awaited (bounded) in the worker, since the state machine records the deletion as done.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::api::Api;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::reconcile::{self, Compared, Edit, app_sources, now_string, save};
+use super::status::{self, reasons};
+use super::{ControllerError, Inner, OPERATION_POLL};
+use crate::gitops::health::{self, HealthStatusCode};
+use crate::gitops::source::CredentialStore;
+use crate::gitops::sync::options::{OperationOptions, PropagationPolicy};
+use crate::gitops::sync::plan::{Action, Plan, PlanInput};
+use crate::gitops::sync::state::{
+    self, Health, Observations, OperationPhase, OperationState, Outcome, StepAction,
+};
+use crate::gitops::types::{AppProject, Application, ApplicationSource, ApplicationStatus};
+
+/// Steps taken in one reconcile before yielding the worker (a long plan continues next time).
+const MAX_STEPS: usize = 64;
+/// Bound on waiting for a hook deleted before its re-creation to disappear.
+const HOOK_DELETE_WAIT: Duration = Duration::from_secs(30);
+/// The finalizer that makes deleting an Application delete its resources.
+pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+
+fn health_of(code: HealthStatusCode) -> Health {
+    match code {
+        HealthStatusCode::Healthy => Health::Healthy,
+        HealthStatusCode::Progressing => Health::Progressing,
+        HealthStatusCode::Degraded => Health::Degraded,
+        HealthStatusCode::Suspended => Health::Suspended,
+        HealthStatusCode::Missing => Health::Missing,
+        HealthStatusCode::Unknown => Health::Unknown,
+    }
+}
+
+fn operation_id(app: &Application, started_at: &str, attempt: i64) -> String {
+    let uid = app.metadata.uid.as_deref().unwrap_or("");
+    let digest = Sha256::digest(format!("{uid}/{started_at}/{attempt}").as_bytes());
+    hex::encode(&digest[..5])
+}
+
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    let v: Vec<String> = serde_json::from_value(v?.clone()).ok()?;
+    (!v.is_empty()).then_some(v)
+}
+
+/// Whether the sync operation deploys explicit sources (a rollback to a history entry).
+fn explicit_sources(sync: &Value) -> Option<Vec<ApplicationSource>> {
+    if let Some(s) = sync.get("sources")
+        && let Ok(v) = serde_json::from_value::<Vec<ApplicationSource>>(s.clone())
+        && !v.is_empty()
+    {
+        return Some(v);
+    }
+    sync.get("source")
+        .and_then(|s| serde_json::from_value::<ApplicationSource>(s.clone()).ok())
+        .map(|s| vec![s])
+}
+
+/// Everything one run of an operation carries between steps.
+struct Run {
+    op: Value,
+    started_at: String,
+    retry_count: i64,
+    revisions: Vec<String>,
+    sources: Vec<ApplicationSource>,
+    multi: bool,
+}
+
+impl Run {
+    fn write(&self, status: &mut ApplicationStatus, st: &OperationState, finished: bool) {
+        let mut os = st.to_status();
+        os.operation = Some(self.op.clone());
+        os.started_at = Some(self.started_at.clone());
+        os.retry_count = (self.retry_count > 0).then_some(self.retry_count);
+        if finished {
+            os.finished_at = Some(now_string());
+        }
+        if let Some(Value::Object(result)) = os.sync_result.as_mut() {
+            if self.multi {
+                result.insert("revisions".into(), json!(self.revisions));
+                result.insert("sources".into(), json!(self.sources));
+            } else {
+                result.insert(
+                    "revision".into(),
+                    json!(self.revisions.first().cloned().unwrap_or_default()),
+                );
+                result.insert("source".into(), json!(self.sources.first()));
+            }
+        }
+        status.operation_state = Some(os);
+    }
+}
+
+/// Run (or continue) the application's operation. `Ok(Some(d))`: look again within `d`.
+pub(crate) async fn run_operation(
+    inner: &Inner,
+    api: &Api<Application>,
+    app: &mut Application,
+    status: &mut ApplicationStatus,
+    app_name: &str,
+    compared: Option<&Compared>,
+    project: &AppProject,
+    creds: &CredentialStore,
+) -> Result<Option<Duration>, ControllerError> {
+    let Some(op) = app.operation.clone() else {
+        return Ok(None);
+    };
+    let sync = op.get("sync").cloned().unwrap_or(Value::Null);
+    let prev = status.operation_state.clone();
+    let same = prev.as_ref().and_then(|p| p.operation.as_ref()) == Some(&op);
+    let (spec_sources, spec_multi) = app_sources(app);
+    let op_sources = explicit_sources(&sync);
+    let multi = spec_multi || op_sources.as_ref().is_some_and(|s| s.len() > 1);
+    let sources = op_sources.clone().unwrap_or(spec_sources);
+
+    // Find the state to continue, or start.
+    let mut resumed: Option<(OperationState, String, i64)> = None;
+    if same && let Some(p) = &prev {
+        let phase = p.phase.as_deref().unwrap_or("");
+        if matches!(phase, "Succeeded" | "Failed" | "Error") {
+            // Finished, but `.operation` was not cleared (a crash between the two writes).
+            let edit = Edit {
+                clear_operation: Some(op),
+                ..Edit::default()
+            };
+            save(api, app, &edit).await?;
+            return Ok(Some(Duration::ZERO));
+        }
+        let retry_count = p.retry_count.unwrap_or(0);
+        let started = p.started_at.clone().unwrap_or_else(now_string);
+        match OperationState::from_status(p) {
+            Some(st) if !st.phase.is_completed() => resumed = Some((st, started, retry_count)),
+            Some(_) => {
+                // A failed attempt waiting for its retry.
+                let delay = status::retry_delay(
+                    op.get("retry"),
+                    u32::try_from(retry_count).unwrap_or(u32::MAX),
+                )
+                .unwrap_or(Duration::ZERO);
+                let finished = p
+                    .finished_at
+                    .as_deref()
+                    .and_then(|f| f.parse::<jiff::Timestamp>().ok())
+                    .map_or(0, |f| f.as_second());
+                let due = finished + i64::try_from(delay.as_secs()).unwrap_or(0);
+                let now = jiff::Timestamp::now().as_second();
+                if now < due {
+                    return Ok(Some(Duration::from_secs(
+                        u64::try_from(due - now).unwrap_or(1),
+                    )));
+                }
+                let id = operation_id(app, &started, retry_count);
+                resumed = Some((OperationState::new(id), started, retry_count));
+            }
+            None => {}
+        }
+    }
+    let fresh_start = resumed.is_none();
+    let (mut st, started_at, retry_count) = resumed.unwrap_or_else(|| {
+        let started = now_string();
+        (
+            OperationState::new(operation_id(app, &started, 0)),
+            started,
+            0,
+        )
+    });
+
+    // Revisions: the operation's, else those resumed from the status, else the comparison's.
+    let mut revisions = strings(sync.get("revisions")).or_else(|| {
+        sync.get("revision")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(|r| vec![r.to_owned()])
+    });
+    if revisions.is_none() && !fresh_start {
+        let result = prev.as_ref().and_then(|p| p.sync_result.as_ref());
+        revisions = strings(result.and_then(|r| r.get("revisions"))).or_else(|| {
+            result
+                .and_then(|r| r.get("revision"))
+                .and_then(Value::as_str)
+                .map(|r| vec![r.to_owned()])
+        });
+    }
+    let mut run = Run {
+        op: op.clone(),
+        started_at,
+        retry_count,
+        revisions: revisions.clone().unwrap_or_default(),
+        sources: sources.clone(),
+        multi,
+    };
+
+    let fail = |st: &mut OperationState, message: String| {
+        st.phase = OperationPhase::Failed;
+        st.message = message;
+    };
+
+    // Rollback (explicit sources) is refused while automated sync is on (Argo CD).
+    if op_sources.is_some() && status::automated_enabled(app.spec.sync_policy.as_ref()) {
+        fail(
+            &mut st,
+            "rollback cannot be initiated when auto-sync is enabled".into(),
+        );
+        let now = now_string();
+        let mut conds = status.conditions.clone().unwrap_or_default();
+        conds.push(status::condition(
+            reasons::SYNC_ERROR,
+            st.message.clone(),
+            &now,
+        ));
+        status.conditions = Some(conds);
+        return complete(inner, api, app, status, &run, &st).await;
+    }
+
+    // The desired state at the operation's revisions.
+    let reuse = compared.filter(|c| {
+        op_sources.is_none() && revisions.as_ref().is_none_or(|r| *r == c.target.revisions)
+    });
+    let owned;
+    let c: &Compared = match reuse {
+        Some(c) => c,
+        None => {
+            match reconcile::compare(
+                inner,
+                app,
+                app_name,
+                &sources,
+                multi,
+                revisions.as_deref(),
+                reconcile::Refresh::None,
+                project,
+                creds,
+            )
+            .await
+            {
+                Ok(c) => {
+                    owned = c;
+                    &owned
+                }
+                Err(message) => {
+                    fail(&mut st, format!("ComparisonError: {message}"));
+                    return complete(inner, api, app, status, &run, &st).await;
+                }
+            }
+        }
+    };
+    run.revisions = c.target.revisions.clone();
+
+    let dest_ns = app
+        .spec
+        .destination
+        .as_ref()
+        .and_then(|d| d.namespace.clone())
+        .unwrap_or_default();
+    let policy = app.spec.sync_policy.clone().unwrap_or_default();
+    let sync_options = strings(sync.get("syncOptions"))
+        .or(policy.sync_options.clone())
+        .unwrap_or_default();
+    let namespace_exists = if dest_ns.is_empty() {
+        true
+    } else {
+        inner.live.namespace_exists(&dest_ns).await?
+    };
+    let input = PlanInput {
+        app: app_name.to_owned(),
+        namespace: dest_ns,
+        desired: c.desired.clone(),
+        live: c.live.clone(),
+        in_sync: c.cmp.in_sync(),
+        sync_options,
+        managed_namespace_metadata: policy.managed_namespace_metadata.clone(),
+        namespace_exists,
+        cluster_scoped: inner.live.cluster_scoped().await?,
+        operation: OperationOptions {
+            id: st.operation_id.clone(),
+            prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
+            dry_run: sync.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+            resources: status::selectors(&sync),
+            prune_confirmed: false,
+        },
+    };
+    let plan = match crate::gitops::sync::plan(&input) {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&mut st, e.to_string());
+            return complete(inner, api, app, status, &run, &st).await;
+        }
+    };
+    if !c.violations.is_empty() {
+        fail(
+            &mut st,
+            format!("the project forbids: {}", c.violations.join("; ")),
+        );
+        return complete(inner, api, app, status, &run, &st).await;
+    }
+    if fresh_start && !plan.dry_run {
+        let rejected = dry_run(inner, &plan).await;
+        if !rejected.is_empty() {
+            fail(
+                &mut st,
+                format!(
+                    "one or more objects failed to apply (dry run), reason: {}",
+                    rejected.join(", ")
+                ),
+            );
+            return complete(inner, api, app, status, &run, &st).await;
+        }
+    }
+
+    let mut obs = observe(inner, &plan, &st, Observations::default()).await;
+    for _ in 0..MAX_STEPS {
+        let next = state::step(&plan, &st, &obs);
+        st = next.state;
+        if st.phase.is_completed() {
+            return complete(inner, api, app, status, &run, &st).await;
+        }
+        run.write(status, &st, false);
+        save(
+            api,
+            app,
+            &Edit {
+                status: Some(status.clone()),
+                ..Edit::default()
+            },
+        )
+        .await?;
+        if next.actions.is_empty() {
+            return Ok(Some(OPERATION_POLL));
+        }
+        let done = execute(inner, &plan, &next.actions).await;
+        obs = observe(inner, &plan, &st, done).await;
+    }
+    Ok(Some(Duration::ZERO))
+}
+
+/// Record the end of an attempt: history and cleared operation on success, a retry or the
+/// final failure otherwise.
+async fn complete(
+    _inner: &Inner,
+    api: &Api<Application>,
+    app: &mut Application,
+    status: &mut ApplicationStatus,
+    run: &Run,
+    st: &OperationState,
+) -> Result<Option<Duration>, ControllerError> {
+    let succeeded = st.phase == OperationPhase::Succeeded;
+    run.write(status, st, true);
+    let dry = run.op.pointer("/sync/dryRun").and_then(Value::as_bool) == Some(true);
+    if succeeded && !dry {
+        let mut history = status.history.clone().unwrap_or_default();
+        let entry = status::history_entry(
+            &run.revisions,
+            &run.sources,
+            run.multi,
+            &now_string(),
+            &run.started_at,
+            run.op.get("initiatedBy").cloned(),
+        );
+        status::append_history(&mut history, entry, app.spec.revision_history_limit);
+        status.history = Some(history);
+    }
+    let mut clear = true;
+    let mut after = Duration::ZERO;
+    if !succeeded {
+        let attempt = run.retry_count + 1;
+        if let Some(delay) = status::retry_delay(
+            run.op.get("retry"),
+            u32::try_from(attempt).unwrap_or(u32::MAX),
+        ) && let Some(os) = status.operation_state.as_mut()
+        {
+            os.phase = Some("Running".into());
+            os.retry_count = Some(attempt);
+            os.message = Some(format!(
+                "Retrying attempt #{attempt} in {}s. {}",
+                delay.as_secs(),
+                st.message
+            ));
+            clear = false;
+            after = delay;
+        }
+    }
+    let edit = Edit {
+        status: Some(status.clone()),
+        clear_operation: clear.then(|| run.op.clone()),
+        ..Edit::default()
+    };
+    save(api, app, &edit).await?;
+    tracing::info!(
+        app = app.metadata.name.as_deref().unwrap_or(""),
+        phase = ?st.phase,
+        message = %st.message,
+        "operation finished"
+    );
+    Ok(Some(after))
+}
+
+/// Server-side dry run of every apply of the plan; the rejected ones, with the server's words.
+/// Objects that skip the dry run (`SkipDryRunOnMissingResource`, CRs of CRDs in this sync) and
+/// objects in a namespace this sync creates are not dry-run (the server cannot know them yet).
+async fn dry_run(inner: &Inner, plan: &Plan) -> Vec<String> {
+    let new_namespaces: BTreeSet<String> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.key.group.is_empty() && t.key.kind == "Namespace" && !t.live_exists)
+        .map(|t| t.key.name.clone())
+        .collect();
+    let mut rejected = Vec::new();
+    for task in &plan.tasks {
+        if !matches!(
+            task.action,
+            Action::Create | Action::Apply | Action::RunHook
+        ) || task.apply.skip_dry_run
+            || task
+                .key
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| new_namespaces.contains(ns))
+        {
+            continue;
+        }
+        if let Err(e) = inner
+            .live
+            .apply(&task.object, true, task.apply.validate)
+            .await
+        {
+            rejected.push(e.to_string());
+        }
+    }
+    rejected
+}
+
+fn kind_name(task_object: &Value) -> String {
+    let kind = task_object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    let name = task_object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    format!("{kind}/{name}")
+}
+
+/// Execute the step's actions, in order; outcomes for the next step.
+async fn execute(inner: &Inner, plan: &Plan, actions: &[StepAction]) -> Observations {
+    let mut obs = Observations::default();
+    for action in actions {
+        match action {
+            StepAction::Run(id) => {
+                let Some(task) = plan.task(id) else { continue };
+                let what = kind_name(&task.object);
+                let result = match &task.action {
+                    Action::Create | Action::Apply | Action::RunHook => inner
+                        .live
+                        .apply(&task.object, false, task.apply.validate)
+                        .await
+                        .map(|_| format!("{what} serverside-applied")),
+                    Action::Replace => inner
+                        .live
+                        .replace(&task.object)
+                        .await
+                        .map(|how| format!("{what} {how}")),
+                    Action::Prune => inner
+                        .live
+                        .delete(&task.object, plan.propagation_policy)
+                        .await
+                        .map(|_| "pruned".to_owned()),
+                    Action::DeleteHookBeforeCreation => delete_and_wait(inner, &task.object)
+                        .await
+                        .map(|()| format!("{what} deleted before creation")),
+                    Action::Skip(_) => continue,
+                };
+                if let Err(e) = &result {
+                    tracing::info!(task = %id, error = %e, "task failed");
+                }
+                obs.outcomes.insert(
+                    id.clone(),
+                    match result {
+                        Ok(m) => Outcome::Ok(m),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    },
+                );
+            }
+            StepAction::DeleteHook(id) => {
+                let Some(task) = plan.task(id) else { continue };
+                let result = inner
+                    .live
+                    .delete(&task.object, PropagationPolicy::Background)
+                    .await;
+                obs.deleted.insert(
+                    id.clone(),
+                    match result {
+                        Ok(_) => Outcome::Ok(String::new()),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    },
+                );
+            }
+        }
+    }
+    obs
+}
+
+/// Delete a hook and wait (bounded) until it is gone, so its re-creation is a new object.
+async fn delete_and_wait(inner: &Inner, obj: &Value) -> Result<(), super::live::LiveError> {
+    inner
+        .live
+        .delete(obj, PropagationPolicy::Background)
+        .await?;
+    let deadline = tokio::time::Instant::now() + HOOK_DELETE_WAIT;
+    while inner.live.get(obj).await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(super::live::LiveError::Api {
+                action: "delete",
+                object: kind_name(obj),
+                message: format!(
+                    "still present {}s after deletion",
+                    HOOK_DELETE_WAIT.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// Health of the running tasks (and of those just executed), and prunes still terminating.
+async fn observe(
+    inner: &Inner,
+    plan: &Plan,
+    st: &OperationState,
+    mut obs: Observations,
+) -> Observations {
+    for task in &plan.tasks {
+        let running = st
+            .result(&task.id)
+            .is_some_and(|r| r.hook_phase == OperationPhase::Running);
+        let just_done = matches!(obs.outcomes.get(&task.id), Some(Outcome::Ok(_)));
+        if !running && !just_done {
+            continue;
+        }
+        let live = match inner.live.get(&task.object).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(task = %task.id, error = %e, "observing failed");
+                continue;
+            }
+        };
+        if task.prune {
+            if live.is_some() {
+                obs.terminating.insert(task.key.clone());
+            }
+            continue;
+        }
+        if matches!(task.action, Action::DeleteHookBeforeCreation) {
+            continue;
+        }
+        match live {
+            None => {
+                obs.health.insert(task.key.clone(), Health::Missing);
+            }
+            Some(v) => {
+                if let Some(h) = health::assess(&v) {
+                    obs.health.insert(task.key.clone(), health_of(h.status));
+                }
+            }
+        }
+    }
+    obs
+}
+
+/// Deletion of an Application with Argo CD's resources finalizer: delete every tracked
+/// resource (foreground, or background with the `/background` variant), wait until they are
+/// gone, then remove the finalizer.
+pub(crate) async fn finalize(
+    inner: &Inner,
+    api: &Api<Application>,
+    app: &mut Application,
+    app_name: &str,
+) -> Result<Option<Duration>, ControllerError> {
+    let Some(finalizer) = app
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .find(|f| f.starts_with(RESOURCES_FINALIZER))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let policy = if finalizer.ends_with("/background") {
+        PropagationPolicy::Background
+    } else {
+        PropagationPolicy::Foreground
+    };
+    let kinds: BTreeSet<(String, String)> = app
+        .status
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r.group.clone().unwrap_or_default(), r.kind.clone()?)))
+        .collect();
+    let (live, _) = inner
+        .live
+        .list_for_app(app_name, &kinds, &BTreeSet::new())
+        .await?;
+    if live.is_empty() {
+        let edit = Edit {
+            remove_finalizer: Some(finalizer),
+            ..Edit::default()
+        };
+        save(api, app, &edit).await?;
+        return Ok(None);
+    }
+    for obj in &live {
+        if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            continue;
+        }
+        if let Err(e) = inner.live.delete(obj, policy).await {
+            tracing::warn!(error = %e, "cascade deletion failed");
+        }
+    }
+    Ok(Some(OPERATION_POLL))
+}

@@ -1,0 +1,541 @@
+//! Live state: the cluster side of a comparison and of a sync.
+//!
+//! Owns the discovery cache (group/kind → plural and scope), the listing of the objects an
+//! Application tracks (by the `argocd.argoproj.io/tracking-id` annotation, never by label), and
+//! every write the applier makes: server-side apply (field manager `cairn`, conflicts forced),
+//! its `dryRun=All` variant for the server-side diff, replace-or-create, and delete.
+//!
+//! Invariants:
+//! - Listing is label-selector-free: objects of every kind the app desires or last reported are
+//!   listed cluster-wide and kept when their tracking id names the app, or when they share an
+//!   identity with a desired object (the planner then decides: adopt, report, or refuse).
+//! - A kind the apiserver does not serve is reported per object ([`LiveError::UnknownKind`]),
+//!   never guessed; discovery is refreshed at most once per [`DISCOVERY_MIN_AGE`] on a miss, so a
+//!   CRD applied in an earlier wave of the same sync becomes usable for the next one.
+//! - Errors carry the apiserver's message verbatim (it is what the user must read), and name the
+//!   object as `group/kind/namespace/name`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::gitops::sync::TRACKING_ID;
+use crate::gitops::sync::options::PropagationPolicy;
+use crate::k8s::{FIELD_MANAGER, ResourceKey};
+
+/// A miss refreshes discovery only when the cache is older than this: a CRD created by a sync
+/// is found on the next wave, while a typo'd kind does not hammer the apiserver.
+pub const DISCOVERY_MIN_AGE: Duration = Duration::from_secs(2);
+
+/// Errors talking to the cluster about one object or kind.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The apiserver serves no such group/kind (its CRD is missing).
+    #[error(
+        "{object}: the server could not find the requested resource (kind {kind} in group {group:?} is not served; is its CRD installed?)"
+    )]
+    UnknownKind {
+        /// The object, as `group/kind/namespace/name`.
+        object: String,
+        /// API group.
+        group: String,
+        /// Kind.
+        kind: String,
+    },
+    /// The object lacks apiVersion, kind or name.
+    #[error("object {object}: {reason}")]
+    Invalid {
+        /// What is known of it.
+        object: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// Discovery failed.
+    #[error("API discovery failed: {0}")]
+    Discovery(#[source] Box<kube::Error>),
+    /// An API call was rejected or failed.
+    #[error("{action} {object}: {message}")]
+    Api {
+        /// What was attempted (apply, delete…).
+        action: &'static str,
+        /// The object.
+        object: String,
+        /// The apiserver's message.
+        message: String,
+    },
+}
+
+impl LiveError {
+    /// Stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            LiveError::UnknownKind { .. } => "unknown_kind",
+            LiveError::Invalid { .. } => "invalid",
+            LiveError::Discovery(_) => "discovery",
+            LiveError::Api { .. } => "api",
+        }
+    }
+}
+
+fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+/// One discovered kind.
+#[derive(Clone, Debug)]
+struct Kind {
+    plural: String,
+    version: String,
+    namespaced: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    kinds: HashMap<(String, String), Kind>,
+    refreshed: Option<Instant>,
+}
+
+/// The cluster client with a discovery cache; cheap to share behind an `Arc`.
+pub struct Live {
+    client: Client,
+    cache: RwLock<Cache>,
+}
+
+/// `(group, version)` of an apiVersion string.
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// The identity of an object (group from its apiVersion).
+pub fn key_of(obj: &Value) -> Option<ResourceKey> {
+    let api = obj.get("apiVersion")?.as_str()?;
+    let kind = obj.get("kind")?.as_str()?;
+    let name = obj.pointer("/metadata/name")?.as_str()?;
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+    Some(ResourceKey::from_api_version(api, kind, ns, name))
+}
+
+/// Argo CD's tracking id of `key` for application `app`.
+pub fn tracking_id(app: &str, key: &ResourceKey) -> String {
+    format!(
+        "{app}:{}/{}:{}/{}",
+        key.group,
+        key.kind,
+        key.namespace.as_deref().unwrap_or(""),
+        key.name
+    )
+}
+
+/// Whether `obj` carries a tracking id naming `app` and describing the object itself.
+pub fn tracked_by(obj: &Value, app: &str) -> bool {
+    let Some(key) = key_of(obj) else { return false };
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(TRACKING_ID))
+        .and_then(Value::as_str)
+        == Some(tracking_id(app, &key).as_str())
+}
+
+impl Live {
+    /// A live-state client over `client`.
+    pub fn new(client: Client) -> Self {
+        Live {
+            client,
+            cache: RwLock::new(Cache::default()),
+        }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn refresh(&self, force: bool) -> Result<(), LiveError> {
+        {
+            let cache = self.cache.read().await;
+            if let Some(at) = cache.refreshed
+                && (!force || at.elapsed() < DISCOVERY_MIN_AGE)
+            {
+                return Ok(());
+            }
+        }
+        let discovery = match Discovery::new(self.client.clone()).run_aggregated().await {
+            Ok(d) => d,
+            Err(_) => Discovery::new(self.client.clone())
+                .run()
+                .await
+                .map_err(|e| LiveError::Discovery(Box::new(e)))?,
+        };
+        let mut kinds = HashMap::new();
+        for group in discovery.groups() {
+            for (ar, caps) in group.recommended_resources() {
+                kinds.insert(
+                    (ar.group.clone(), ar.kind.clone()),
+                    Kind {
+                        plural: ar.plural.clone(),
+                        version: ar.version.clone(),
+                        namespaced: caps.scope == Scope::Namespaced,
+                    },
+                );
+            }
+        }
+        let mut cache = self.cache.write().await;
+        cache.kinds = kinds;
+        cache.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Whether `(group, kind)` is served, and namespaced; refreshes discovery on a miss.
+    pub async fn scope(&self, group: &str, kind: &str) -> Result<Option<bool>, LiveError> {
+        self.refresh(false).await?;
+        let k = (group.to_owned(), kind.to_owned());
+        if let Some(found) = self.cache.read().await.kinds.get(&k) {
+            return Ok(Some(found.namespaced));
+        }
+        self.refresh(true).await?;
+        Ok(self.cache.read().await.kinds.get(&k).map(|x| x.namespaced))
+    }
+
+    /// Every cluster-scoped `(group, kind)` the apiserver serves (for the planner).
+    pub async fn cluster_scoped(&self) -> Result<BTreeSet<(String, String)>, LiveError> {
+        self.refresh(false).await?;
+        Ok(self
+            .cache
+            .read()
+            .await
+            .kinds
+            .iter()
+            .filter(|(_, k)| !k.namespaced)
+            .map(|(gk, _)| gk.clone())
+            .collect())
+    }
+
+    /// The API resource for `(group, kind)` at `version` (the discovered preferred version when
+    /// `None`), and whether it is namespaced.
+    async fn resource(
+        &self,
+        group: &str,
+        kind: &str,
+        version: Option<&str>,
+        object: &str,
+    ) -> Result<(ApiResource, bool), LiveError> {
+        let k = (group.to_owned(), kind.to_owned());
+        let mut found = self.cache.read().await.kinds.get(&k).cloned();
+        if found.is_none() {
+            self.refresh(true).await?;
+            found = self.cache.read().await.kinds.get(&k).cloned();
+        }
+        let Some(found) = found else {
+            return Err(LiveError::UnknownKind {
+                object: object.to_owned(),
+                group: group.to_owned(),
+                kind: kind.to_owned(),
+            });
+        };
+        let version = version.unwrap_or(&found.version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        Ok((
+            ApiResource::from_gvk_with_plural(&gvk, &found.plural),
+            found.namespaced,
+        ))
+    }
+
+    fn api_for(&self, ar: &ApiResource, namespaced: bool, ns: Option<&str>) -> Api<DynamicObject> {
+        match (namespaced, ns) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, ar),
+            (true, None) => Api::default_namespaced_with(self.client.clone(), ar),
+            (false, _) => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    async fn api_of(&self, obj: &Value) -> Result<(Api<DynamicObject>, String, String), LiveError> {
+        let label = key_of(obj)
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "<unnamed>".into());
+        let invalid = |reason: &str| LiveError::Invalid {
+            object: label.clone(),
+            reason: reason.to_owned(),
+        };
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("apiVersion is missing"))?;
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("kind is missing"))?;
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("metadata.name is missing"))?;
+        let (group, version) = split_api_version(api_version);
+        let (ar, namespaced) = self.resource(group, kind, Some(version), &label).await?;
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+        Ok((self.api_for(&ar, namespaced, ns), name.to_owned(), label))
+    }
+
+    /// Objects of `kinds` tracked to `app`, plus those whose identity is in `wanted`. A kind that
+    /// is not served is reported in the second list (`group/kind`) and skipped.
+    pub async fn list_for_app(
+        &self,
+        app: &str,
+        kinds: &BTreeSet<(String, String)>,
+        wanted: &BTreeSet<ResourceKey>,
+    ) -> Result<(Vec<Value>, Vec<String>), LiveError> {
+        self.refresh(false).await?;
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for (group, kind) in kinds {
+            let (ar, _) = match self
+                .resource(group, kind, None, &format!("{group}/{kind}"))
+                .await
+            {
+                Ok(r) => r,
+                Err(LiveError::UnknownKind { .. }) => {
+                    missing.push(format!("{group}/{kind}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| LiveError::Api {
+                    action: "list",
+                    object: format!("{group}/{kind}"),
+                    message: api_message(&e),
+                })?;
+            for item in list.items {
+                let Ok(mut v) = serde_json::to_value(&item) else {
+                    continue;
+                };
+                // Lists omit apiVersion/kind on items for some servers; set them from the list.
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+                    m.insert("kind".into(), Value::String(ar.kind.clone()));
+                }
+                let keep = tracked_by(&v, app) || key_of(&v).is_some_and(|k| wanted.contains(&k));
+                if keep {
+                    out.push(v);
+                }
+            }
+        }
+        Ok((out, missing))
+    }
+
+    /// The live object with `obj`'s identity, if any.
+    pub async fn get(&self, obj: &Value) -> Result<Option<Value>, LiveError> {
+        let (api, name, label) = self.api_of(obj).await?;
+        match api.get_opt(&name).await {
+            Ok(found) => Ok(found.and_then(|o| serde_json::to_value(o).ok())),
+            Err(e) => Err(LiveError::Api {
+                action: "get",
+                object: label,
+                message: api_message(&e),
+            }),
+        }
+    }
+
+    /// Server-side apply (field manager `cairn`, conflicts forced); `dry_run` asks the server for
+    /// the object it would store. `validate: false` turns field validation off.
+    pub async fn apply(
+        &self,
+        obj: &Value,
+        dry_run: bool,
+        validate: bool,
+    ) -> Result<Value, LiveError> {
+        let (api, name, label) = self.api_of(obj).await?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        if !validate {
+            params = params.validation_ignore();
+        }
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(|e| LiveError::Api {
+                action: if dry_run { "dry-run apply" } else { "apply" },
+                object: label,
+                message: api_message(&e),
+            })?;
+        Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
+    }
+
+    /// `Replace=true`: replace the live object (keeping its resourceVersion) or create it.
+    pub async fn replace(&self, obj: &Value) -> Result<&'static str, LiveError> {
+        let (api, name, label) = self.api_of(obj).await?;
+        let err = |action: &'static str, e: kube::Error| LiveError::Api {
+            action,
+            object: label.clone(),
+            message: api_message(&e),
+        };
+        let mut data: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| LiveError::Invalid {
+                object: label.clone(),
+                reason: e.to_string(),
+            })?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.get_opt(&name).await.map_err(|e| err("get", e))? {
+            Some(live) => {
+                data.metadata.resource_version = live.resource_version();
+                api.replace(&name, &pp, &data)
+                    .await
+                    .map_err(|e| err("replace", e))?;
+                Ok("replaced")
+            }
+            None => {
+                api.create(&pp, &data).await.map_err(|e| err("create", e))?;
+                Ok("created")
+            }
+        }
+    }
+
+    /// Delete `obj` (NotFound is success). Returns whether it was still present.
+    pub async fn delete(&self, obj: &Value, policy: PropagationPolicy) -> Result<bool, LiveError> {
+        let (api, name, label) = self.api_of(obj).await?;
+        let dp = match policy {
+            PropagationPolicy::Foreground => DeleteParams::foreground(),
+            PropagationPolicy::Background => DeleteParams::background(),
+            PropagationPolicy::Orphan => DeleteParams::orphan(),
+        };
+        match api.delete(&name, &dp).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(LiveError::Api {
+                action: "delete",
+                object: label,
+                message: api_message(&e),
+            }),
+        }
+    }
+
+    /// Whether the namespace exists.
+    pub async fn namespace_exists(&self, ns: &str) -> Result<bool, LiveError> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        api.get_opt(ns)
+            .await
+            .map(|n| n.is_some())
+            .map_err(|e| LiveError::Api {
+                action: "get",
+                object: format!("/Namespace//{ns}"),
+                message: api_message(&e),
+            })
+    }
+}
+
+/// Sets each desired object's namespace as Argo CD does: the destination namespace for
+/// namespaced kinds that name none, none for cluster-scoped kinds. Kinds the apiserver does not
+/// serve are treated as namespaced (their apply reports the missing CRD).
+pub fn default_namespaces(
+    desired: &mut [Value],
+    destination_ns: &str,
+    scopes: &BTreeMap<(String, String), bool>,
+) {
+    for obj in desired.iter_mut() {
+        let group = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(|a| split_api_version(a).0.to_owned())
+            .unwrap_or_default();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let namespaced = scopes.get(&(group, kind)).copied().unwrap_or(true);
+        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !namespaced {
+            meta.remove("namespace");
+        } else if meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && !destination_ns.is_empty()
+        {
+            meta.insert("namespace".into(), Value::String(destination_ns.to_owned()));
+        }
+    }
+}
+
+/// Sets the tracking annotation of `app` on each desired object that has a name.
+pub fn set_tracking(desired: &mut [Value], app: &str) {
+    for obj in desired.iter_mut() {
+        let Some(key) = key_of(obj) else { continue };
+        let id = tracking_id(app, &key);
+        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Default::default());
+        }
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(TRACKING_ID.into(), Value::String(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn namespaces_default_by_scope() {
+        let mut desired = vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": "other"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "namespace": "x"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+        ];
+        let scopes = BTreeMap::from([
+            (("".to_owned(), "ConfigMap".to_owned()), true),
+            (("".to_owned(), "Namespace".to_owned()), false),
+        ]);
+        default_namespaces(&mut desired, "dest", &scopes);
+        let ns: Vec<Option<&str>> = desired
+            .iter()
+            .map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+            .collect();
+        assert_eq!(ns, vec![Some("dest"), Some("other"), None, Some("dest")]);
+    }
+
+    #[test]
+    fn tracking_ids_are_argo_cds_format_and_recognised() {
+        let mut desired = vec![json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod"}})];
+        set_tracking(&mut desired, "guestbook");
+        assert_eq!(
+            desired[0]["metadata"]["annotations"][TRACKING_ID],
+            "guestbook:apps/Deployment:prod/web"
+        );
+        assert!(tracked_by(&desired[0], "guestbook"));
+        assert!(!tracked_by(&desired[0], "other"));
+        // A tracking id copied onto another object does not make it tracked.
+        let mut copy = desired[0].clone();
+        copy["metadata"]["name"] = json!("web-2");
+        assert!(!tracked_by(&copy, "guestbook"));
+    }
+}
