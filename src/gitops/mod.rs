@@ -6,6 +6,7 @@
 //! cairn can write an object back without dropping a user's field.
 
 pub mod controller;
+pub mod cluster;
 pub mod diff;
 pub mod health;
 pub mod project;
