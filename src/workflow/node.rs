@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn pod_names_follow_v2_naming_and_stay_valid() {
         let h = fnv32a("wf[0].a");
-        assert_eq!(pod_name("wf", "whalesay", "wf[0].a"), format!("wf-whalesay-{h}"));
+        assert_eq!(
+            pod_name("wf", "whalesay", "wf[0].a"),
+            format!("wf-whalesay-{h}")
+        );
         assert_eq!(pod_name("wf", "whalesay", "wf"), "wf");
         let long = "x".repeat(300);
         let name = pod_name(&long, "t", "wf[0].a");
