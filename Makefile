@@ -8,7 +8,7 @@ LAB := integration-tests/lab
 JOBS ?= 2
 export CARGO_BUILD_JOBS := $(JOBS)
 
-.PHONY: all build web deps run test test-unit e2e lint fmt bench dist lab-up lab-down clean
+.PHONY: all build web deps run test test-unit e2e lint fmt bench dist lab-up lab-down clean executor
 
 all: build
 
@@ -56,6 +56,11 @@ bench:
 ## dist: release tarball in dist/
 dist: build
 	scripts/dist
+
+## executor: the static (musl) cairn binary and the executor image localhost/cairn/executor:<version>
+## (FROM scratch, only /cairn), loaded into the lab when it runs; cheap when nothing changed
+executor:
+	images/executor/build
 
 lab-up:
 	$(LAB)/up

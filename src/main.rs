@@ -57,6 +57,19 @@ enum Command {
         #[command(subcommand)]
         command: WfCommand,
     },
+    /// Executor (inside a step pod): run COMMAND, then report its outputs to the controller.
+    #[command(hide = true)]
+    Exec {
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Executor init (inside a step pod): copy this binary to DEST.
+    #[command(hide = true)]
+    ExecInit {
+        /// Where to install the binary.
+        dest: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -228,6 +241,20 @@ fn main() -> ExitCode {
             };
         }
     };
+    // The executor subcommands own their exit code (the wrapped command's).
+    let cli = match cli.command {
+        Command::Exec { command } => return exec(command),
+        Command::ExecInit { dest } => {
+            return match cairn::workflow::executor::command::exec_init(&dest) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        command => Cli { command },
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -235,6 +262,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `cairn exec`: a small current-thread runtime (the wrapper waits on one child), exit code
+/// clamped to what a process can return.
+fn exec(command: Vec<String>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cairn exec: cannot start the runtime: {err}");
+            return ExitCode::from(64);
+        }
+    };
+    let code = runtime.block_on(cairn::workflow::executor::command::exec_main(command));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -305,6 +349,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }),
+        // Dispatched by `main` before `run`, which cannot return their exit code.
+        Command::Exec { .. } | Command::ExecInit { .. } => {
+            anyhow::bail!("executor subcommands are dispatched by main")
+        }
     }
 }
 

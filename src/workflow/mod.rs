@@ -13,6 +13,7 @@ pub mod depends;
 pub mod executor;
 pub mod expr;
 pub mod node;
+pub mod pod;
 pub mod retry;
 pub mod steps;
 pub mod types;

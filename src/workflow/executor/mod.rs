@@ -12,7 +12,10 @@
 //! newline trimmed), [`collect_parameters`] (files → values, defaults, size limit) and
 //! [`ExecResult::phase`] / [`ExecResult::message`] (Argo's node phase and message).
 //!
-//! Public API, as the `cairn exec` subcommand will wire it:
+//! `cairn exec` and `cairn exec-init` are wired in [`command`]; the WorkflowTaskResult written at
+//! the end of a run is built and sent by [`report`].
+//!
+//! Public API, as [`command::exec_main`] wires it:
 //!
 //! ```text
 //! let spec = ExecSpec::from_json(&std::env::var(SPEC_ENV)?)?;   // or from a file
@@ -47,6 +50,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+pub mod command;
+pub mod report;
+
 /// Environment variable through which the controller passes the [`ExecSpec`] as JSON.
 pub const SPEC_ENV: &str = "CAIRN_EXEC_SPEC";
 
@@ -71,6 +77,18 @@ pub enum ExecutorError {
     /// The spec's JSON does not parse into an [`ExecSpec`].
     #[error("executor spec: invalid JSON: {0}")]
     InvalidSpec(#[source] serde_json::Error),
+    /// `cairn exec-init` could not install the executor binary.
+    #[error("executor: cannot install the executor binary at {dest}: {source}")]
+    Install {
+        /// Destination path.
+        dest: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A script source is given without the path to write it to.
+    #[error("executor spec: `scriptSource` is set but `scriptPath` is not")]
+    ScriptWithoutPath,
     /// An output parameter declares no name.
     #[error("executor spec: outputs.parameters[{index}] has an empty `name`")]
     UnnamedParameter {
@@ -83,7 +101,9 @@ pub enum ExecutorError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecSpec {
-    /// The argv of the user's command: `command` followed by `args` of the template.
+    /// The argv of the user's command: `command` followed by `args` of the template. In a pod
+    /// the argv comes from `cairn exec -- <argv>` instead and the spec leaves this empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     /// Working directory of the command (the container's `workingDir`); relative output paths
     /// are resolved against it.
@@ -99,6 +119,14 @@ pub struct ExecSpec {
     /// Size limit in bytes of each output (a parameter file, the script's result).
     #[serde(default = "default_limit")]
     pub output_limit_bytes: u64,
+    /// A `script` template's source. The wrapper writes it to [`ExecSpec::script_path`] before
+    /// starting the command (whose argv already ends with that path, as Argo runs
+    /// `command + args + [script file]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_source: Option<String>,
+    /// Where the script source is written (under the shared `/var/run/cairn` volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_path: Option<PathBuf>,
 }
 
 fn default_limit() -> u64 {
@@ -147,6 +175,9 @@ impl ExecSpec {
         }
         if let Some(index) = self.outputs.iter().position(|p| p.name.is_empty()) {
             return Err(ExecutorError::UnnamedParameter { index });
+        }
+        if self.script_source.is_some() && self.script_path.is_none() {
+            return Err(ExecutorError::ScriptWithoutPath);
         }
         Ok(())
     }
@@ -492,6 +523,22 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
         command.current_dir(dir);
     }
     let mut errors = Vec::new();
+    if let (Some(source), Some(path)) = (&spec.script_source, &spec.script_path)
+        && let Err(error) = write_script(path, source)
+    {
+        errors.push(format!(
+            "cannot write the script source to {}: {error}",
+            path.display()
+        ));
+        return Ok(ExecResult {
+            exit_code: EXIT_CANNOT_EXECUTE,
+            result: None,
+            parameters: BTreeMap::new(),
+            errors,
+            started_at,
+            finished_at: jiff::Timestamp::now(),
+        });
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -573,6 +620,17 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
         started_at,
         finished_at: jiff::Timestamp::now(),
     })
+}
+
+/// Writes a script's source where the command expects it: readable by any user (the main
+/// container may run as another uid than whoever reads it), replaced atomically so a retried
+/// write never leaves a half-written script.
+fn write_script(path: &Path, source: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, source)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Copies the child's stdout to the passthrough until EOF, capturing up to `limit + 1` bytes.

@@ -43,6 +43,8 @@ impl ExecSpec {
             outputs: Vec::new(),
             script: false,
             output_limit_bytes: DEFAULT_OUTPUT_LIMIT_BYTES,
+            script_source: None,
+            script_path: None,
         }
     }
     fn sh(script: &str) -> Self {
@@ -288,7 +290,8 @@ async fn invalid_specs_are_errors() {
     let cases: &[(&str, &str)] = &[
         (r#"{"command": []}"#, "`command` is empty"),
         (r#"{"command": [""]}"#, "`command` is empty"),
-        (r#"{}"#, "invalid JSON"),
+        (r#"{}"#, "`command` is empty"),
+        (r#"{"command": "true"}"#, "invalid JSON"),
         (
             r#"{"command": ["true"], "outputs": [{"name": ""}]}"#,
             "outputs.parameters[0] has an empty `name`",
@@ -497,4 +500,45 @@ fn spawn_failure_table() {
         assert_eq!(code, *want, "{kind:?}");
         assert_eq!(message, "cannot start command \"prog\": why");
     }
+}
+
+#[tokio::test]
+async fn script_source_is_written_before_the_command_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("script");
+    let mut spec = ExecSpec::test(&["sh", path.to_str().expect("utf-8 path")]).with_script();
+    spec.script_source = Some("echo from-the-script\nexit 3\n".to_string());
+    spec.script_path = Some(path.clone());
+    let (result, log) = run_bounded(&spec).await;
+    assert_eq!(result.exit_code, 3);
+    assert_eq!(result.result.as_deref(), Some("from-the-script"));
+    assert_eq!(log, "from-the-script\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path)
+        .expect("script")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+#[tokio::test]
+async fn unwritable_script_path_is_a_recorded_failure() {
+    let mut spec = ExecSpec::test(&["sh", "/nonexistent-dir/script"]).with_script();
+    spec.script_source = Some("echo hi".to_string());
+    spec.script_path = Some(PathBuf::from("/nonexistent-dir/script"));
+    let (result, _) = run_bounded(&spec).await;
+    assert_eq!(result.exit_code, EXIT_CANNOT_EXECUTE);
+    assert_eq!(result.phase(), ExecPhase::Failed);
+    assert!(
+        result.errors[0].contains("/nonexistent-dir/script"),
+        "{:?}",
+        result.errors
+    );
+}
+
+#[test]
+fn script_source_needs_a_path() {
+    let err = ExecSpec::from_json(r#"{"command":["python"],"scriptSource":"print(1)"}"#)
+        .expect_err("no path");
+    assert!(matches!(err, ExecutorError::ScriptWithoutPath), "{err}");
 }

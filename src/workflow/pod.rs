@@ -1,0 +1,804 @@
+//! The pod builder: turns a [`PodRequest`] (one attempt of a `container` or `script` node, its
+//! template already resolved and substituted by the operator) into the core/v1 Pod the
+//! controller creates, and turns what the controller later sees of that pod (and of the
+//! executor's WorkflowTaskResult) into a [`PodObservation`] ([`observe`]).
+//!
+//! The pod is Argo's emissary pod with cairn as the executor:
+//! - an init container `init` (the executor image, which holds only `/cairn`) runs
+//!   `/cairn exec-init /var/run/cairn/cairn`, copying the static binary into the emptyDir
+//!   `var-run-cairn`, mounted at [`PodSettings::mount_path`] in every cairn-managed container;
+//! - the main container `main` is the template's container, everything the user wrote kept
+//!   (image, env, resources, volumeMounts, workingDir, securityContext...), except that its
+//!   `command` becomes `/var/run/cairn/cairn exec -- <command> <args>` (for a script:
+//!   `... -- <command> <args> /var/run/cairn/script`, Argo's `command + args + [script file]`),
+//!   `args` is folded into it, and the [`ExecSpec`] (outputs, result capture, limits, the
+//!   script source) travels as JSON in [`SPEC_ENV`], next to the reporting variables
+//!   ([`report::ENV_NODE_ID`] ...);
+//! - pod-level settings follow Argo's `createWorkflowPod` / `addSchedulingConstraints` /
+//!   `setupServiceAccount` (argoproj/argo-workflows `workflow/controller/workflowpod.go`): the
+//!   template's `nodeSelector`, `tolerations`, `affinity`, `schedulerName`, `priorityClassName`,
+//!   `securityContext`, `serviceAccountName`, `automountServiceAccountToken` win over the
+//!   workflow's (`podPriorityClassName` there); `hostAliases` are the workflow's followed by the
+//!   template's; `imagePullSecrets`, `hostNetwork`, `dnsPolicy`, `dnsConfig` are the workflow's;
+//!   volumes are the template's own plus the workflow `volumes` and `volumeClaimTemplates`
+//!   (claim `<workflow>-<name>`) that a container mounts, a mount of an unknown volume being an
+//!   error (Argo: "volume '...' not found in workflow spec"); labels and annotations are the
+//!   workflow's `podMetadata`, then the template's `metadata`, then cairn's own (which win, so
+//!   a user label can never detach a pod from its workflow);
+//! - `podSpecPatch` (the workflow's, then the template's; YAML or JSON) is applied last, as a
+//!   strategic merge on the pod spec ([`patch`]).
+//!
+//! Invariants:
+//! - [`build_pod`] is pure and total on input: every problem of the request is a [`PodError`]
+//!   naming the template and the field, never a panic.
+//! - The executor can always report: a pod whose service-account token is not mounted cannot
+//!   write its WorkflowTaskResult, so `automountServiceAccountToken: false` is refused (Argo
+//!   refuses it too unless `executor.serviceAccountName` is set, which cairn does not support).
+//! - cairn's labels, annotations, the `init` container, the `var-run-cairn` volume and the
+//!   wrapped command are set after the user's values, so a template cannot break the contract
+//!   with the controller (only an explicit `podSpecPatch` can, as in Argo).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Map, Value, json};
+
+use super::executor::report;
+use super::executor::{
+    DEFAULT_OUTPUT_LIMIT_BYTES, ExecSpec, MAIN_CONTAINER, OutputParameter, SPEC_ENV, ValueFrom,
+};
+use super::node::{
+    ANNOTATION_NODE_ID, ANNOTATION_NODE_NAME, LABEL_COMPLETED, LABEL_WORKFLOW, PodRequest,
+};
+use super::types::{Container, Parameter, any_string};
+
+mod observe;
+pub mod patch;
+mod rbac;
+
+pub use observe::{TERMINAL_WAITING_REASONS, observe};
+pub use rbac::{EXECUTOR_ROLE, executor_rbac};
+
+/// Name of the init container that installs the executor (Argo's `init`).
+pub const INIT_CONTAINER: &str = "init";
+/// Name of the emptyDir holding the executor binary and the script source.
+pub const VOLUME_NAME: &str = "var-run-cairn";
+/// Default mount path of [`VOLUME_NAME`] (Argo's emissary uses `/var/run/argo`).
+pub const DEFAULT_MOUNT_PATH: &str = "/var/run/cairn";
+/// Path of the binary inside the executor image.
+pub const IMAGE_BINARY: &str = "/cairn";
+/// The uid the init container runs as: not root, so pods under `runAsNonRoot` policies start
+/// (Argo's executor runs as 8737 for the same reason).
+pub const EXECUTOR_UID: i64 = 8737;
+/// Largest [`SPEC_ENV`] value accepted: Linux refuses to exec a process with one environment
+/// string over 128 KiB (`MAX_ARG_STRLEN`), which would fail the container with an obscure
+/// error; refusing earlier names the template instead.
+pub const MAX_SPEC_ENV_BYTES: usize = 120 * 1024;
+
+/// The default executor image: the one `make executor` builds for this version of cairn.
+pub fn default_executor_image() -> String {
+    format!("localhost/cairn/executor:{}", crate::VERSION)
+}
+
+/// Controller-wide settings of the pods it builds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodSettings {
+    /// Image holding the static cairn binary at [`IMAGE_BINARY`].
+    pub executor_image: String,
+    /// Pull policy of the executor image (default `IfNotPresent`: the image is versioned).
+    pub image_pull_policy: String,
+    /// Resources of the init container (core/v1 ResourceRequirements as JSON); Argo's executor
+    /// defaults: requests cpu 10m, memory 64Mi.
+    pub executor_resources: Value,
+    /// Where the shared emptyDir is mounted.
+    pub mount_path: String,
+    /// Size limit of each output (a parameter file, the result).
+    pub output_limit_bytes: u64,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        Self {
+            executor_image: default_executor_image(),
+            image_pull_policy: "IfNotPresent".to_string(),
+            executor_resources: json!({"requests": {"cpu": "10m", "memory": "64Mi"}}),
+            mount_path: DEFAULT_MOUNT_PATH.to_string(),
+            output_limit_bytes: DEFAULT_OUTPUT_LIMIT_BYTES,
+        }
+    }
+}
+
+impl PodSettings {
+    /// Path of the executor binary inside the pod's containers.
+    pub fn binary_path(&self) -> String {
+        format!("{}/cairn", self.mount_path.trim_end_matches('/'))
+    }
+
+    /// Path where a script template's source is written.
+    pub fn script_path(&self) -> String {
+        format!("{}/script", self.mount_path.trim_end_matches('/'))
+    }
+}
+
+/// Why a pod cannot be built. Each names the template and the field concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// The template is not a `container` or `script` template.
+    #[error(
+        "template {template:?}: expected a `container` or `script` template to run as a pod, found {found}"
+    )]
+    NotAPodTemplate {
+        /// Template name.
+        template: String,
+        /// What it is instead.
+        found: String,
+    },
+    /// No command: cairn's executor needs the argv (it does not read image configs).
+    #[error(
+        "template {template:?}: `{field}` is required (cairn's executor runs the command itself and cannot read the image's entrypoint); set it, e.g. command: [sh, -c]"
+    )]
+    MissingCommand {
+        /// Template name.
+        template: String,
+        /// `container.command` or `script.command`.
+        field: String,
+    },
+    /// A field does not have the expected shape.
+    #[error("template {template:?}: `{field}`: expected {expected}")]
+    InvalidField {
+        /// Template name.
+        template: String,
+        /// Path of the field.
+        field: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A container mounts a volume that neither the template nor the workflow declares.
+    #[error(
+        "template {template:?}: `{field}` mounts volume {volume:?}, which is not in the template's `volumes`, the workflow's `volumes` or its `volumeClaimTemplates`"
+    )]
+    UnknownVolume {
+        /// Template name.
+        template: String,
+        /// Path of the volumeMount.
+        field: String,
+        /// The volume name.
+        volume: String,
+    },
+    /// The service-account token is not mounted, so the executor could not report.
+    #[error(
+        "template {template:?}: `{field}: false` is not supported: cairn's executor reports outputs with the pod's service-account token"
+    )]
+    AutomountDisabled {
+        /// Template name.
+        template: String,
+        /// `automountServiceAccountToken` of the template or `spec.automountServiceAccountToken`.
+        field: String,
+    },
+    /// A `podSpecPatch` is not a YAML/JSON object, or does not apply.
+    #[error("template {template:?}: `{field}` is invalid: {message}")]
+    InvalidPodSpecPatch {
+        /// Template name.
+        template: String,
+        /// `podSpecPatch` of the template or `spec.podSpecPatch`.
+        field: String,
+        /// Parser or merge message.
+        message: String,
+    },
+    /// The executor spec is too large for an environment variable.
+    #[error(
+        "template {template:?}: the executor spec (outputs and script `source`) is {bytes} bytes, over the limit of {limit} bytes; move large scripts into the image or an input artifact"
+    )]
+    SpecTooLarge {
+        /// Template name.
+        template: String,
+        /// Size of the JSON.
+        bytes: usize,
+        /// [`MAX_SPEC_ENV_BYTES`].
+        limit: usize,
+    },
+    /// The assembled pod is not a valid core/v1 Pod (a user field of the wrong type).
+    #[error("template {template:?}: the pod built from it is not a valid core/v1 Pod: {message}")]
+    InvalidPod {
+        /// Template name.
+        template: String,
+        /// Deserializer message (names the offending field).
+        message: String,
+    },
+}
+
+impl PodError {
+    /// Short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NotAPodTemplate { .. } => "not_a_pod_template",
+            Self::MissingCommand { .. } => "missing_command",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::UnknownVolume { .. } => "unknown_volume",
+            Self::AutomountDisabled { .. } => "automount_disabled",
+            Self::InvalidPodSpecPatch { .. } => "invalid_pod_spec_patch",
+            Self::SpecTooLarge { .. } => "spec_too_large",
+            Self::InvalidPod { .. } => "invalid_pod",
+        }
+    }
+}
+
+/// Which container field of the template runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Container,
+    Script,
+}
+
+impl Kind {
+    fn field(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Script => "script",
+        }
+    }
+}
+
+/// Builds the pod of one node attempt. Pure; see the module docs for what the pod holds.
+pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodError> {
+    let tmpl = &req.template;
+    let name = tmpl.name.as_str();
+    let (kind, ctr) = match (&tmpl.container, &tmpl.script) {
+        (Some(c), _) => (Kind::Container, c),
+        (None, Some(s)) => (Kind::Script, s),
+        (None, None) => {
+            let found = tmpl
+                .template_type()
+                .map(|t| format!("{t:?}").to_lowercase())
+                .unwrap_or_else(|| "no template type".to_string());
+            return Err(PodError::NotAPodTemplate {
+                template: name.to_string(),
+                found,
+            });
+        }
+    };
+    let argv = user_argv(name, kind, ctr, settings)?;
+    let spec = exec_spec(req, kind, ctr, settings)?;
+    let spec_json = serde_json::to_string(&spec).map_err(|e| PodError::InvalidField {
+        template: name.to_string(),
+        field: "outputs".to_string(),
+        expected: format!("serializable outputs ({e})"),
+    })?;
+    if spec_json.len() > MAX_SPEC_ENV_BYTES {
+        return Err(PodError::SpecTooLarge {
+            template: name.to_string(),
+            bytes: spec_json.len(),
+            limit: MAX_SPEC_ENV_BYTES,
+        });
+    }
+
+    let main = main_container(req, kind, ctr, settings, argv, spec_json)?;
+    let template_extra = &tmpl.extra;
+    let spec_extra = &req.spec.extra;
+
+    let mut init_containers = vec![init_container(settings)];
+    let main_mounts = main.get("volumeMounts").cloned();
+    for (i, c) in list(template_extra, "initContainers", name)?
+        .into_iter()
+        .enumerate()
+    {
+        init_containers.push(user_container(
+            c,
+            name,
+            &format!("initContainers[{i}]"),
+            main_mounts.as_ref(),
+        )?);
+    }
+    let mut containers = vec![main];
+    for (i, c) in list(template_extra, "sidecars", name)?
+        .into_iter()
+        .enumerate()
+    {
+        containers.push(user_container(
+            c,
+            name,
+            &format!("sidecars[{i}]"),
+            main_mounts.as_ref(),
+        )?);
+    }
+
+    let volumes = volumes(req, kind, &init_containers, &containers)?;
+
+    let mut pod_spec = Map::new();
+    pod_spec.insert("restartPolicy".into(), json!("Never"));
+    pod_spec.insert("initContainers".into(), Value::Array(init_containers));
+    pod_spec.insert("containers".into(), Value::Array(containers));
+    pod_spec.insert("volumes".into(), Value::Array(volumes));
+    if let Some(deadline) = req.active_deadline_seconds {
+        pod_spec.insert("activeDeadlineSeconds".into(), json!(deadline));
+    }
+    // Template first, then workflow (Argo's precedence); empty collections count as unset.
+    let service_account = tmpl
+        .extra
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            req.spec
+                .service_account_name
+                .clone()
+                .filter(|s| !s.is_empty())
+        });
+    if let Some(sa) = service_account {
+        pod_spec.insert("serviceAccountName".into(), json!(sa));
+    }
+    let automount = match set(template_extra, "automountServiceAccountToken") {
+        Some(v) => Some((v, "automountServiceAccountToken".to_string())),
+        None => set(spec_extra, "automountServiceAccountToken")
+            .map(|v| (v, "spec.automountServiceAccountToken".to_string())),
+    };
+    if let Some((value, field)) = automount {
+        match value.as_bool() {
+            Some(true) => {
+                pod_spec.insert("automountServiceAccountToken".into(), json!(true));
+            }
+            Some(false) => {
+                return Err(PodError::AutomountDisabled {
+                    template: name.to_string(),
+                    field,
+                });
+            }
+            None => {
+                return Err(PodError::InvalidField {
+                    template: name.to_string(),
+                    field,
+                    expected: "a boolean".to_string(),
+                });
+            }
+        }
+    }
+    for (pod_key, tmpl_key, wf_key) in [
+        ("nodeSelector", "nodeSelector", "nodeSelector"),
+        ("tolerations", "tolerations", "tolerations"),
+        ("affinity", "affinity", "affinity"),
+        ("schedulerName", "schedulerName", "schedulerName"),
+        (
+            "priorityClassName",
+            "priorityClassName",
+            "podPriorityClassName",
+        ),
+        ("securityContext", "securityContext", "securityContext"),
+    ] {
+        if let Some(v) = set(template_extra, tmpl_key).or_else(|| set(spec_extra, wf_key)) {
+            pod_spec.insert(pod_key.into(), v.clone());
+        }
+    }
+    for key in ["imagePullSecrets", "hostNetwork", "dnsPolicy", "dnsConfig"] {
+        if let Some(v) = set(spec_extra, key) {
+            pod_spec.insert(key.into(), v.clone());
+        }
+    }
+    let mut host_aliases = list(spec_extra, "hostAliases", name)?;
+    host_aliases.extend(list(template_extra, "hostAliases", name)?);
+    if !host_aliases.is_empty() {
+        pod_spec.insert("hostAliases".into(), Value::Array(host_aliases));
+    }
+
+    let mut pod_spec = Value::Object(pod_spec);
+    for (source, field) in [
+        (spec_extra, "spec.podSpecPatch"),
+        (template_extra, "podSpecPatch"),
+    ] {
+        let Some(text) = set(source, "podSpecPatch") else {
+            continue;
+        };
+        let patch_value = parse_patch(text).map_err(|message| PodError::InvalidPodSpecPatch {
+            template: name.to_string(),
+            field: field.to_string(),
+            message,
+        })?;
+        patch::strategic_merge(&mut pod_spec, &patch_value);
+    }
+
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": req.pod_name,
+            "namespace": req.namespace,
+            "labels": labels(req)?,
+            "annotations": annotations(req)?,
+            "ownerReferences": [{
+                "apiVersion": crate::k8s::API_VERSION,
+                "kind": "Workflow",
+                "name": req.workflow_name,
+                "uid": req.workflow_uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": pod_spec,
+    });
+    serde_json::from_value(pod).map_err(|e| PodError::InvalidPod {
+        template: name.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The argv the wrapper runs: command + args (+ the script path).
+fn user_argv(
+    template: &str,
+    kind: Kind,
+    ctr: &Container,
+    settings: &PodSettings,
+) -> Result<Vec<String>, PodError> {
+    let command = ctr.command.as_deref().unwrap_or_default();
+    if command.first().is_none_or(|program| program.is_empty()) {
+        return Err(PodError::MissingCommand {
+            template: template.to_string(),
+            field: format!("{}.command", kind.field()),
+        });
+    }
+    let mut argv = command.to_vec();
+    argv.extend(ctr.args.iter().flatten().cloned());
+    if kind == Kind::Script {
+        argv.push(settings.script_path());
+    }
+    Ok(argv)
+}
+
+/// What the wrapper needs besides the argv.
+fn exec_spec(
+    req: &PodRequest,
+    kind: Kind,
+    ctr: &Container,
+    settings: &PodSettings,
+) -> Result<ExecSpec, PodError> {
+    let name = &req.template.name;
+    let mut outputs = Vec::new();
+    let params = req
+        .template
+        .outputs
+        .as_ref()
+        .and_then(|o| o.parameters.as_deref())
+        .unwrap_or_default();
+    for (i, p) in params.iter().enumerate() {
+        outputs.push(output_parameter(name, i, p)?);
+    }
+    let working_dir = match ctr.extra.get("workingDir") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(dir)) => Some(dir.into()),
+        Some(_) => {
+            return Err(PodError::InvalidField {
+                template: name.clone(),
+                field: format!("{}.workingDir", kind.field()),
+                expected: "a string".to_string(),
+            });
+        }
+    };
+    let (script_source, script_path) = match kind {
+        Kind::Script => (
+            Some(ctr.source.clone().unwrap_or_default()),
+            Some(settings.script_path().into()),
+        ),
+        Kind::Container => (None, None),
+    };
+    Ok(ExecSpec {
+        command: Vec::new(),
+        working_dir,
+        outputs,
+        script: req.capture_result || kind == Kind::Script,
+        output_limit_bytes: settings.output_limit_bytes,
+        script_source,
+        script_path,
+    })
+}
+
+/// An Argo output parameter as the executor reads it (`valueFrom.path`, `default`, `supplied`).
+fn output_parameter(
+    template: &str,
+    index: usize,
+    p: &Parameter,
+) -> Result<OutputParameter, PodError> {
+    let field = |f: &str| format!("outputs.parameters[{index}].valueFrom.{f}");
+    let value_from = match &p.value_from {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(from)) => {
+            let path = match from.get("path") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(path)) => Some(path.into()),
+                Some(_) => {
+                    return Err(PodError::InvalidField {
+                        template: template.to_string(),
+                        field: field("path"),
+                        expected: "a string".to_string(),
+                    });
+                }
+            };
+            Some(ValueFrom {
+                path,
+                default: from.get("default").filter(|v| !v.is_null()).map(any_string),
+                supplied: from.get("supplied").filter(|v| !v.is_null()).cloned(),
+            })
+        }
+        Some(_) => {
+            return Err(PodError::InvalidField {
+                template: template.to_string(),
+                field: format!("outputs.parameters[{index}].valueFrom"),
+                expected: "an object".to_string(),
+            });
+        }
+    };
+    Ok(OutputParameter {
+        name: p.name.clone(),
+        value_from,
+    })
+}
+
+/// The user's container as `main`: every field kept, the command wrapped.
+fn main_container(
+    req: &PodRequest,
+    kind: Kind,
+    ctr: &Container,
+    settings: &PodSettings,
+    argv: Vec<String>,
+    spec_json: String,
+) -> Result<Value, PodError> {
+    let template = &req.template.name;
+    let mut main = match serde_json::to_value(ctr) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(PodError::InvalidField {
+                template: template.clone(),
+                field: kind.field().to_string(),
+                expected: "an object".to_string(),
+            });
+        }
+    };
+    main.insert("name".into(), json!(MAIN_CONTAINER));
+    main.remove("source");
+    main.remove("args");
+    let mut command = vec![settings.binary_path(), "exec".to_string(), "--".to_string()];
+    command.extend(argv);
+    main.insert("command".into(), json!(command));
+
+    let mut env = array_field(&main, "env", template, kind)?;
+    for (key, value) in [
+        (SPEC_ENV, spec_json.as_str()),
+        (report::ENV_NAMESPACE, req.namespace.as_str()),
+        (report::ENV_WORKFLOW_NAME, req.workflow_name.as_str()),
+        (report::ENV_WORKFLOW_UID, req.workflow_uid.as_str()),
+        (report::ENV_NODE_ID, req.node_id.as_str()),
+        (report::ENV_POD_NAME, req.pod_name.as_str()),
+    ] {
+        // Last in the list, so a user variable of the same name cannot shadow cairn's.
+        env.retain(|e| e.get("name").and_then(Value::as_str) != Some(key));
+        env.push(json!({"name": key, "value": value}));
+    }
+    main.insert("env".into(), Value::Array(env));
+
+    let mut mounts = array_field(&main, "volumeMounts", template, kind)?;
+    mounts.push(json!({"name": VOLUME_NAME, "mountPath": settings.mount_path}));
+    main.insert("volumeMounts".into(), Value::Array(mounts));
+    Ok(Value::Object(main))
+}
+
+fn array_field(
+    container: &Map<String, Value>,
+    key: &str,
+    template: &str,
+    kind: Kind,
+) -> Result<Vec<Value>, PodError> {
+    match container.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(_) => Err(PodError::InvalidField {
+            template: template.to_string(),
+            field: format!("{}.{key}", kind.field()),
+            expected: "a list".to_string(),
+        }),
+    }
+}
+
+/// The `init` container: copies the executor next to the user's command.
+fn init_container(settings: &PodSettings) -> Value {
+    json!({
+        "name": INIT_CONTAINER,
+        "image": settings.executor_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [IMAGE_BINARY, "exec-init", settings.binary_path()],
+        "resources": settings.executor_resources,
+        "volumeMounts": [{"name": VOLUME_NAME, "mountPath": settings.mount_path}],
+        "securityContext": {
+            "runAsUser": EXECUTOR_UID,
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    })
+}
+
+/// A template `initContainers` / `sidecars` entry (Argo's UserContainer): kept as written, with
+/// the main container's mounts added when `mirrorVolumeMounts` is true (Argo's rule).
+fn user_container(
+    entry: Value,
+    template: &str,
+    field: &str,
+    main_mounts: Option<&Value>,
+) -> Result<Value, PodError> {
+    let Value::Object(mut ctr) = entry else {
+        return Err(PodError::InvalidField {
+            template: template.to_string(),
+            field: field.to_string(),
+            expected: "a container object".to_string(),
+        });
+    };
+    let mirror = ctr.remove("mirrorVolumeMounts").and_then(|v| v.as_bool()) == Some(true);
+    if mirror && let Some(Value::Array(extra)) = main_mounts {
+        let mounts = ctr
+            .entry("volumeMounts")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(mounts) = mounts {
+            mounts.extend(
+                extra
+                    .iter()
+                    .filter(|m| m.get("name").and_then(Value::as_str) != Some(VOLUME_NAME))
+                    .cloned(),
+            );
+        }
+    }
+    Ok(Value::Object(ctr))
+}
+
+/// The pod's volumes: the executor's emptyDir, the template's own volumes, then every workflow
+/// volume or claim template a container mounts.
+fn volumes(
+    req: &PodRequest,
+    kind: Kind,
+    init_containers: &[Value],
+    containers: &[Value],
+) -> Result<Vec<Value>, PodError> {
+    let template = req.template.name.as_str();
+    let mut out = vec![json!({"name": VOLUME_NAME, "emptyDir": {}})];
+    let template_volumes = list(&req.template.extra, "volumes", template)?;
+    out.extend(template_volumes.iter().cloned());
+    let workflow_volumes = req.spec.volumes.clone().unwrap_or_default();
+    let claims: Vec<(String, Value)> = req
+        .spec
+        .volume_claim_templates
+        .iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c.pointer("/metadata/name")?.as_str()?.to_string();
+            let claim = format!("{}-{name}", req.workflow_name);
+            Some((
+                name.clone(),
+                json!({"name": name, "persistentVolumeClaim": {"claimName": claim}}),
+            ))
+        })
+        .collect();
+    let named = |v: &Value, n: &str| v.get("name").and_then(Value::as_str) == Some(n);
+    let mut mounted: Vec<(String, String)> = Vec::new();
+    for (group, field_of) in [
+        (containers, "containers"),
+        (init_containers, "initContainers"),
+    ] {
+        for (ci, c) in group.iter().enumerate() {
+            let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            // Report the user's own path for `main`, the pod path for the others.
+            let prefix = if cname == MAIN_CONTAINER {
+                kind.field().to_string()
+            } else {
+                format!("pod.spec.{field_of}[{ci}]")
+            };
+            for (mi, m) in c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let Some(vol) = m.get("name").and_then(Value::as_str) {
+                    mounted.push((vol.to_string(), format!("{prefix}.volumeMounts[{mi}]")));
+                }
+            }
+        }
+    }
+    for (vol, field) in mounted {
+        if out.iter().any(|v| named(v, &vol)) {
+            continue;
+        }
+        if let Some(v) = workflow_volumes.iter().find(|v| named(v, &vol)) {
+            out.push(v.clone());
+        } else if let Some((_, v)) = claims.iter().find(|(n, _)| *n == vol) {
+            out.push(v.clone());
+        } else {
+            return Err(PodError::UnknownVolume {
+                template: template.to_string(),
+                field,
+                volume: vol,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Labels: podMetadata, then the template's metadata, then cairn's.
+fn labels(req: &PodRequest) -> Result<BTreeMap<String, String>, PodError> {
+    let mut out = metadata_map(req, "labels")?;
+    out.insert(LABEL_WORKFLOW.to_string(), req.workflow_name.clone());
+    out.insert(LABEL_COMPLETED.to_string(), "false".to_string());
+    Ok(out)
+}
+
+/// Annotations: podMetadata, then the template's metadata, then cairn's.
+fn annotations(req: &PodRequest) -> Result<BTreeMap<String, String>, PodError> {
+    let mut out = metadata_map(req, "annotations")?;
+    out.insert(ANNOTATION_NODE_NAME.to_string(), req.node_name.clone());
+    out.insert(ANNOTATION_NODE_ID.to_string(), req.node_id.clone());
+    Ok(out)
+}
+
+fn metadata_map(req: &PodRequest, key: &str) -> Result<BTreeMap<String, String>, PodError> {
+    let mut out = BTreeMap::new();
+    let sources = [
+        (req.spec.extra.get("podMetadata"), "spec.podMetadata"),
+        (req.template.metadata.as_ref(), "metadata"),
+    ];
+    for (source, path) in sources {
+        let Some(map) = source.and_then(|m| m.get(key)).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let Value::Object(map) = map else {
+            return Err(PodError::InvalidField {
+                template: req.template.name.clone(),
+                field: format!("{path}.{key}"),
+                expected: "a map of strings".to_string(),
+            });
+        };
+        for (k, v) in map {
+            // Users write `version: 2`; the apiserver needs strings, Argo renders them as text.
+            out.insert(k.clone(), any_string(v));
+        }
+    }
+    Ok(out)
+}
+
+/// A field that is set: present, not null, not an empty string, list or map.
+fn set<'a>(extra: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    extra.get(key).filter(|v| match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
+    })
+}
+
+/// A list field, empty when absent.
+fn list(extra: &Map<String, Value>, key: &str, template: &str) -> Result<Vec<Value>, PodError> {
+    match extra.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(_) => Err(PodError::InvalidField {
+            template: template.to_string(),
+            field: key.to_string(),
+            expected: "a list".to_string(),
+        }),
+    }
+}
+
+/// A `podSpecPatch`: a YAML or JSON object given as a string (Argo's type), or already an object.
+fn parse_patch(value: &Value) -> Result<Value, String> {
+    let parsed = match value {
+        Value::String(text) => {
+            serde_saphyr::from_str::<Value>(text).map_err(|e| format!("not YAML/JSON: {e}"))?
+        }
+        other => other.clone(),
+    };
+    if parsed.is_object() {
+        Ok(parsed)
+    } else {
+        Err("expected an object (a partial PodSpec)".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;
