@@ -134,43 +134,39 @@ pub(crate) async fn run_operation(
     // Find the state to continue, or start.
     let mut resumed: Option<(OperationState, String, i64)> = None;
     if same && let Some(p) = &prev {
+        // A completed state means this `.operation` is a new request (completing an operation
+        // clears `.operation` in the same write, as Argo CD does), so only a running one, or a
+        // failed attempt waiting for its retry, is continued.
         let phase = p.phase.as_deref().unwrap_or("");
-        if matches!(phase, "Succeeded" | "Failed" | "Error") {
-            // Finished, but `.operation` was not cleared (a crash between the two writes).
-            let edit = Edit {
-                clear_operation: Some(op),
-                ..Edit::default()
-            };
-            save(api, app, &edit).await?;
-            return Ok(Some(Duration::ZERO));
-        }
-        let retry_count = p.retry_count.unwrap_or(0);
-        let started = p.started_at.clone().unwrap_or_else(now_string);
-        match OperationState::from_status(p) {
-            Some(st) if !st.phase.is_completed() => resumed = Some((st, started, retry_count)),
-            Some(_) => {
-                // A failed attempt waiting for its retry.
-                let delay = status::retry_delay(
-                    op.get("retry"),
-                    u32::try_from(retry_count).unwrap_or(u32::MAX),
-                )
-                .unwrap_or(Duration::ZERO);
-                let finished = p
-                    .finished_at
-                    .as_deref()
-                    .and_then(|f| f.parse::<jiff::Timestamp>().ok())
-                    .map_or(0, |f| f.as_second());
-                let due = finished + i64::try_from(delay.as_secs()).unwrap_or(0);
-                let now = jiff::Timestamp::now().as_second();
-                if now < due {
-                    return Ok(Some(Duration::from_secs(
-                        u64::try_from(due - now).unwrap_or(1),
-                    )));
+        if phase == "Running" {
+            let retry_count = p.retry_count.unwrap_or(0);
+            let started = p.started_at.clone().unwrap_or_else(now_string);
+            match OperationState::from_status(p) {
+                Some(st) if !st.phase.is_completed() => resumed = Some((st, started, retry_count)),
+                Some(_) => {
+                    // A failed attempt waiting for its retry.
+                    let delay = status::retry_delay(
+                        op.get("retry"),
+                        u32::try_from(retry_count).unwrap_or(u32::MAX),
+                    )
+                    .unwrap_or(Duration::ZERO);
+                    let finished = p
+                        .finished_at
+                        .as_deref()
+                        .and_then(|f| f.parse::<jiff::Timestamp>().ok())
+                        .map_or(0, |f| f.as_second());
+                    let due = finished + i64::try_from(delay.as_secs()).unwrap_or(0);
+                    let now = jiff::Timestamp::now().as_second();
+                    if now < due {
+                        return Ok(Some(Duration::from_secs(
+                            u64::try_from(due - now).unwrap_or(1),
+                        )));
+                    }
+                    let id = operation_id(app, &started, retry_count);
+                    resumed = Some((OperationState::new(id), started, retry_count));
                 }
-                let id = operation_id(app, &started, retry_count);
-                resumed = Some((OperationState::new(id), started, retry_count));
+                None => {}
             }
-            None => {}
         }
     }
     let fresh_start = resumed.is_none();

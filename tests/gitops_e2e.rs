@@ -1,0 +1,830 @@
+//! The GitOps controller end to end: a real `cairn server` process against the lab, Git served
+//! from a local repository (`file://`), Applications created with kubectl.
+//!
+//! Runs only with `CAIRN_E2E=1` (cluster from KUBECONFIG, `kustomize`/`helm` on PATH or in the
+//! lab's tool cache); without it each test prints a SKIP line. Every test uses its own control
+//! namespace (`[gitops] namespace`) and destination namespaces, deleted at the end, so tests run
+//! in parallel and beside other users of the lab. Waits are bounded polls; nothing asserts a
+//! duration.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "plain threads polling kubectl and child processes; there is no async runtime here"
+)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+const CONFORMANCE: &str = "../shared/conformance/gitops";
+
+fn enabled(test: &str) -> bool {
+    if std::env::var("CAIRN_E2E").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!("SKIP {test}: set CAIRN_E2E=1 with a cluster in KUBECONFIG");
+    false
+}
+
+fn kubectl_out(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write manifest");
+    }
+    let out = child.wait_with_output().expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out, err) = kubectl_out(args, stdin);
+    assert!(ok, "kubectl {args:?} failed: {err}");
+    out
+}
+
+/// The object, or None when it does not exist.
+fn get(kind: &str, ns: &str, name: &str) -> Option<Value> {
+    let (ok, out, _) = kubectl_out(&["get", kind, "-n", ns, name, "-o", "json"], None);
+    if !ok {
+        return None;
+    }
+    serde_json::from_str(&out).ok()
+}
+
+/// Polls `f` every 500 ms until it returns Some, for at most `limit`; panics with `what` and
+/// the last observation otherwise.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out waiting for {what}; last: {last}");
+}
+
+/// Namespaces created by a test, deleted when it ends (however it ends).
+struct Namespaces(Vec<String>);
+impl Namespaces {
+    fn create(&mut self, name: String) -> String {
+        kubectl(&["create", "namespace", &name], None);
+        self.0.push(name.clone());
+        name
+    }
+    /// A namespace the controller is expected to create (CreateNamespace=true).
+    fn expect(&mut self, name: String) -> String {
+        self.0.push(name.clone());
+        name
+    }
+}
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            // Applications first: their finalizers need the controller, which is gone by now.
+            let _ = Command::new("kubectl")
+                .args([
+                    "delete",
+                    "applications.argoproj.io",
+                    "--all",
+                    "-n",
+                    ns,
+                    "--wait=false",
+                ])
+                .output();
+            let _ = Command::new("kubectl")
+                .args([
+                    "patch",
+                    "applications.argoproj.io",
+                    "--all",
+                    "-n",
+                    ns,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
+                .output();
+            let _ = Command::new("kubectl")
+                .args([
+                    "delete",
+                    "namespace",
+                    ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
+                .output();
+        }
+    }
+}
+
+/// A local Git repository.
+struct Repo {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("repo");
+        std::fs::create_dir_all(&path).expect("mkdir");
+        git(&path, &["init", "-q", "-b", "main"]);
+        Repo { _dir: dir, path }
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.path.display())
+    }
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+    fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.path.join(rel)).expect("remove");
+    }
+    fn copy_tree(&self, from: &Path, to: &str) {
+        for entry in std::fs::read_dir(from).expect("read conformance tree") {
+            let entry = entry.expect("entry");
+            let target = format!("{to}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                self.copy_tree(&entry.path(), &target);
+            } else {
+                self.write(
+                    &target,
+                    &std::fs::read_to_string(entry.path()).expect("read"),
+                );
+            }
+        }
+    }
+    fn commit(&self, message: &str) -> String {
+        git(&self.path, &["add", "-A"]);
+        git(
+            &self.path,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        git(&self.path, &["rev-parse", "HEAD"])
+    }
+}
+
+/// A `cairn server` process with its own control namespace.
+struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+    config: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tool_path() -> String {
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    let has = |tool: &str| std::env::split_paths(&path).any(|d| d.join(tool).is_file());
+    if !has("kustomize") || !has("helm") {
+        let cache = std::env::var("HOME").unwrap_or_default() + "/.cache/cairn-lab/bin";
+        if let Ok(entries) = std::fs::read_dir(cache) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("tools-") {
+                    path = format!("{}:{path}", e.path().display());
+                }
+            }
+        }
+    }
+    path
+}
+
+impl Server {
+    fn start(control_ns: &str) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let config = data.path().join("cairn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"{addr}\"\n\n[gitops]\nnamespace = \"{control_ns}\"\n\
+                 poll_interval = \"2s\"\npoll_jitter = \"1s\"\nresync_interval = \"2s\"\nworkers = 4\n"
+            ),
+        )
+        .expect("write config");
+        let mut server = Server {
+            child: Command::new("true").spawn().expect("placeholder"),
+            data,
+            config,
+            addr,
+        };
+        server.restart();
+        server
+    }
+
+    /// (Re)starts the process on the same data dir and configuration.
+    fn restart(&mut self) {
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("server.log"))
+            .expect("log file");
+        self.child = Command::new(BIN)
+            .args(["server", "--config"])
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .env_remove("CAIRN_CONFIG")
+            .env("HOME", self.data.path())
+            .env("PATH", tool_path())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start cairn server");
+        let addr = self.addr;
+        wait_for("cairn /healthz", Duration::from_secs(60), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+fn application(
+    name: &str,
+    control_ns: &str,
+    repo: &str,
+    path: &str,
+    dest_ns: &str,
+    automated: bool,
+) -> Value {
+    let mut sync_policy = json!({"syncOptions": ["CreateNamespace=true"]});
+    if automated {
+        sync_policy["automated"] = json!({"prune": true, "selfHeal": true});
+    }
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": control_ns,
+                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "main", "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": dest_ns},
+            "syncPolicy": sync_policy,
+        }
+    })
+}
+
+fn apply(obj: &Value) {
+    kubectl(&["apply", "-f", "-"], Some(&obj.to_string()));
+}
+
+fn app_status(ns: &str, name: &str) -> Value {
+    get("applications.argoproj.io", ns, name)
+        .map(|a| a["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until the app is Synced and Healthy with its last operation Succeeded.
+fn wait_synced_healthy(server: &Server, ns: &str, name: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let st = app_status(ns, name);
+        if st["sync"]["status"] == "Synced"
+            && st["health"]["status"] == "Healthy"
+            && st["operationState"]["phase"] == "Succeeded"
+        {
+            return st;
+        }
+        last = st;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "{ns}/{name} not Synced/Healthy: {}\n--- server log tail ---\n{}",
+        serde_json::to_string_pretty(&last).unwrap_or_default(),
+        tail(&server.log(), 40)
+    );
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id() % 10000, nanos % 100000)
+}
+
+fn sync_results(status: &Value) -> Vec<Value> {
+    status["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every conformance tree syncs to Synced/Healthy; hooks run; waves in order.
+#[test]
+fn conformance_trees_sync_and_become_healthy() {
+    if !enabled("conformance_trees_sync_and_become_healthy") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-conf"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    let trees = [
+        "guestbook",
+        "sync-waves",
+        "hook",
+        "helm-guestbook",
+        "kustomize",
+    ];
+    for tree in trees {
+        repo.copy_tree(&Path::new(CONFORMANCE).join(tree), tree);
+    }
+    repo.commit("conformance trees");
+    let mut dests = Vec::new();
+    for tree in trees {
+        let dest = nss.expect(format!("{control}-{tree}"));
+        apply(&application(tree, &control, &repo.url(), tree, &dest, true));
+        dests.push(dest);
+    }
+    for tree in trees {
+        let st = wait_synced_healthy(&server, &control, tree, Duration::from_secs(240));
+        let expected_type = match tree {
+            "guestbook" | "kustomize" => "Kustomize",
+            "helm-guestbook" => "Helm",
+            _ => "Directory",
+        };
+        assert_eq!(st["sourceType"], expected_type, "{tree}");
+        assert_eq!(
+            st["history"].as_array().map(Vec::len),
+            Some(1),
+            "{tree}: {st}"
+        );
+    }
+    // sync-waves: cm-1 (wave 1) was applied and healthy before cm-2 (wave 2) started: the
+    // resumable state records results in execution order.
+    let st = app_status(&control, "sync-waves");
+    let order: Vec<(String, i64)> = st["operationState"]["cairnSync"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            (
+                r["key"]["name"].as_str().unwrap_or("").to_owned(),
+                r["wave"].as_i64().unwrap_or(0),
+            )
+        })
+        .filter(|(n, _)| n.starts_with("cm-"))
+        .collect();
+    assert_eq!(order, vec![("cm-1".into(), 1), ("cm-2".into(), 2)]);
+    // hook: the Sync hook ran to completion, the ordinary pod exists, the hook is reported as one.
+    let st = app_status(&control, "hook");
+    let hook = sync_results(&st)
+        .into_iter()
+        .find(|r| r["name"] == "hook")
+        .expect("hook result");
+    assert_eq!(hook["hookPhase"], "Succeeded", "{hook}");
+    assert_eq!(hook["hookType"], "Sync", "{hook}");
+    let hook_ns = &dests[2];
+    let pod = get("pod", hook_ns, "hook").expect("hook pod kept (BeforeHookCreation)");
+    assert_eq!(pod["status"]["phase"], "Succeeded");
+    assert!(get("pod", hook_ns, "pod").is_some());
+    // The hook is not part of the app's resources (hooks are not compared).
+    let names: Vec<&str> = st["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["pod"]);
+    // helm-guestbook rendered the chart with its values (replicas 1).
+    let d = get("deployment", &dests[3], "guestbook-ui").expect("deployment");
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        format!("helm-guestbook:apps/Deployment:{}/guestbook-ui", dests[3])
+    );
+}
+
+/// Drift is reverted by self-heal; prune removes exactly the removed object; bad input is a
+/// condition that leaves the cluster as it was; rollback restores the previous revision and is
+/// refused while automated sync is on.
+#[test]
+fn drift_prune_bad_input_and_rollback() {
+    if !enabled("drift_prune_bad_input_and_rollback") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-drift"));
+    let dest = nss.create(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    let cm = |name: &str, value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n"
+        )
+    };
+    repo.write("app/a.yaml", &cm("a", "one"));
+    repo.write("app/b.yaml", &cm("b", "one"));
+    let first = repo.commit("a and b");
+    // An unmanaged object in the same namespace must never be touched.
+    kubectl(&["create", "configmap", "bystander", "-n", &dest], None);
+    apply(&application(
+        "drift",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        true,
+    ));
+    wait_synced_healthy(&server, &control, "drift", Duration::from_secs(120));
+
+    // Drift made with kubectl is detected and reverted.
+    kubectl(
+        &[
+            "patch",
+            "configmap",
+            "a",
+            "-n",
+            &dest,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"key":"drifted"}}"#,
+        ],
+        None,
+    );
+    wait_for("self-heal of configmap a", Duration::from_secs(90), || {
+        let v = get("configmap", &dest, "a").ok_or("configmap a missing")?;
+        (v["data"]["key"] == "one")
+            .then_some(())
+            .ok_or(format!("{}", v["data"]))
+    });
+
+    // Prune: b leaves Git, a changes; exactly b is deleted.
+    repo.remove("app/b.yaml");
+    repo.write("app/a.yaml", &cm("a", "two"));
+    let second = repo.commit("drop b, change a");
+    wait_for("prune of b", Duration::from_secs(90), || {
+        let a = get("configmap", &dest, "a").ok_or("a missing")?;
+        let b_gone = get("configmap", &dest, "b").is_none();
+        (a["data"]["key"] == "two" && b_gone)
+            .then_some(())
+            .ok_or(format!("a={} b_gone={b_gone}", a["data"]))
+    });
+    assert!(
+        get("configmap", &dest, "bystander").is_some(),
+        "an unmanaged object was pruned"
+    );
+    let st = wait_synced_healthy(&server, &control, "drift", Duration::from_secs(60));
+    assert_eq!(st["sync"]["revision"], second.as_str());
+
+    // Bad input: invalid YAML becomes a condition naming the file; the cluster stays as it was.
+    repo.write(
+        "app/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+    );
+    repo.commit("broken yaml");
+    let message = wait_for(
+        "a ComparisonError condition",
+        Duration::from_secs(90),
+        || {
+            let st = app_status(&control, "drift");
+            st["conditions"]
+                .as_array()
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c["type"] == "ComparisonError")
+                        .and_then(|c| c["message"].as_str().map(str::to_owned))
+                })
+                .ok_or(format!("{}", st["conditions"]))
+        },
+    );
+    assert!(message.contains("broken.yaml"), "{message}");
+    assert_eq!(app_status(&control, "drift")["sync"]["status"], "Unknown");
+    assert_eq!(
+        get("configmap", &dest, "a").expect("a")["data"]["key"],
+        "two"
+    );
+    repo.remove("app/broken.yaml");
+    repo.commit("fix");
+    wait_for("the condition to clear", Duration::from_secs(90), || {
+        let st = app_status(&control, "drift");
+        (st["conditions"].is_null() && st["sync"]["status"] == "Synced")
+            .then_some(())
+            .ok_or(format!("{}", st["conditions"]))
+    });
+
+    // Rollback while automated sync is on: refused.
+    let history = app_status(&control, "drift")["history"].clone();
+    let entry = history
+        .as_array()
+        .and_then(|h| h.iter().find(|e| e["revision"] == first.as_str()))
+        .cloned()
+        .expect("history entry of the first revision");
+    let rollback = json!({"operation": {
+        "sync": {"revision": entry["revision"], "source": entry["source"], "prune": true},
+        "initiatedBy": {"username": "e2e"}}});
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "drift",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            &rollback.to_string(),
+        ],
+        None,
+    );
+    wait_for("the refused rollback", Duration::from_secs(60), || {
+        let st = app_status(&control, "drift");
+        let m = st["operationState"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        (st["operationState"]["phase"] == "Failed" && m.contains("auto-sync is enabled"))
+            .then_some(())
+            .ok_or(m)
+    });
+    // Automated sync off, then the rollback restores b and a's first value.
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "drift",
+            "-n",
+            &control,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/syncPolicy/automated"}]"#,
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "drift",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            &rollback.to_string(),
+        ],
+        None,
+    );
+    wait_for(
+        "rollback to the first revision",
+        Duration::from_secs(90),
+        || {
+            let a = get("configmap", &dest, "a").ok_or("a missing")?;
+            let b = get("configmap", &dest, "b").is_some();
+            let st = app_status(&control, "drift");
+            (a["data"]["key"] == "one" && b && st["operationState"]["phase"] == "Succeeded")
+                .then_some(())
+                .ok_or(format!(
+                    "a={} b={b} op={}",
+                    a["data"], st["operationState"]["message"]
+                ))
+        },
+    );
+    let st = app_status(&control, "drift");
+    let last = st["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["revision"], first.as_str());
+    // Live now differs from Git's head: OutOfSync, and without automated sync it stays so.
+    wait_for("OutOfSync after rollback", Duration::from_secs(60), || {
+        let s = app_status(&control, "drift")["sync"]["status"].clone();
+        (s == "OutOfSync").then_some(()).ok_or(s.to_string())
+    });
+}
+
+/// An app-of-apps root syncs three child Applications, which sync their own resources.
+#[test]
+fn app_of_apps_with_three_children() {
+    if !enabled("app_of_apps_with_three_children") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-aoa"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    let mut dests = Vec::new();
+    for i in 1..=3 {
+        let dest = nss.expect(format!("{control}-child{i}"));
+        repo.write(
+            &format!("children/c{i}/cm.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: child-{i}\ndata:\n  n: \"{i}\"\n"),
+        );
+        let child = application(
+            &format!("child-{i}"),
+            &control,
+            &repo.url(),
+            &format!("children/c{i}"),
+            &dest,
+            true,
+        );
+        repo.write(&format!("apps/child-{i}.json"), &child.to_string());
+        dests.push(dest);
+    }
+    repo.commit("app of apps");
+    apply(&application(
+        "root",
+        &control,
+        &repo.url(),
+        "apps",
+        &control,
+        true,
+    ));
+    let st = wait_synced_healthy(&server, &control, "root", Duration::from_secs(180));
+    let kinds: Vec<&str> = st["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["Application"; 3]);
+    for i in 1..=3 {
+        wait_synced_healthy(
+            &server,
+            &control,
+            &format!("child-{i}"),
+            Duration::from_secs(120),
+        );
+        let cm = get("configmap", &dests[i - 1], &format!("child-{i}")).expect("child resource");
+        assert_eq!(cm["data"]["n"], i.to_string());
+    }
+    // Removing a child from Git prunes the child Application, whose finalizer deletes its
+    // resources.
+    repo.remove("apps/child-3.json");
+    repo.commit("drop child 3");
+    wait_for(
+        "child-3 and its configmap gone",
+        Duration::from_secs(120),
+        || {
+            let app = get("applications.argoproj.io", &control, "child-3").is_some();
+            let cm = get("configmap", &dests[2], "child-3").is_some();
+            (!app && !cm)
+                .then_some(())
+                .ok_or(format!("app={app} cm={cm}"))
+        },
+    );
+    assert!(get("configmap", &dests[0], "child-1").is_some());
+}
+
+/// kill -9 in the middle of a multi-wave sync; the restarted server completes it without
+/// running the finished PreSync hook again.
+#[test]
+fn kill_during_multi_wave_sync_resumes_without_rerunning_hooks() {
+    if !enabled("kill_during_multi_wave_sync_resumes_without_rerunning_hooks") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-kill"));
+    let dest = nss.create(format!("{control}-dest"));
+    let mut server = Server::start(&control);
+    let repo = Repo::new();
+    let pod = |name: &str, hook: &str, wave: i64, command: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/hook: {hook}\n    argocd.argoproj.io/sync-wave: \"{wave}\"\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: main\n    image: docker.io/library/busybox:latest\n    imagePullPolicy: IfNotPresent\n    command: [\"sh\", \"-c\", \"{command}\"]\n"
+        )
+    };
+    let cm = |name: &str, wave: i64| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/sync-wave: \"{wave}\"\n"
+        )
+    };
+    repo.write("app/pre.yaml", &pod("pre", "PreSync", 0, "true"));
+    repo.write("app/cm-1.yaml", &cm("cm-1", 1));
+    repo.write("app/slow.yaml", &pod("slow", "Sync", 2, "sleep 12"));
+    repo.write("app/cm-3.yaml", &cm("cm-3", 3));
+    repo.commit("multi-wave");
+    apply(&application(
+        "resume",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        false,
+    ));
+    // A manual sync, as the API writes it.
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "resume",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"operation":{"sync":{"prune":true},"initiatedBy":{"username":"e2e"}}}"#,
+        ],
+        None,
+    );
+    let pre_uid = wait_for("the slow hook to run", Duration::from_secs(120), || {
+        let slow = get("pod", &dest, "slow").ok_or("slow not created yet")?;
+        let pre = get("pod", &dest, "pre").ok_or("pre missing")?;
+        (slow["status"]["phase"] == "Running" || slow["status"]["phase"] == "Pending")
+            .then(|| pre["metadata"]["uid"].as_str().unwrap_or("").to_owned())
+            .ok_or(format!("slow is {}", slow["status"]["phase"]))
+    });
+    assert!(
+        get("configmap", &dest, "cm-3").is_none(),
+        "wave 3 ran before wave 2 finished"
+    );
+    server.kill();
+    let st = app_status(&control, "resume");
+    assert_eq!(
+        st["operationState"]["phase"], "Running",
+        "{}",
+        st["operationState"]
+    );
+    server.restart();
+    let st = wait_synced_healthy(&server, &control, "resume", Duration::from_secs(120));
+    let pre = get("pod", &dest, "pre").expect("pre kept (BeforeHookCreation)");
+    assert_eq!(
+        pre["metadata"]["uid"].as_str(),
+        Some(pre_uid.as_str()),
+        "the PreSync hook ran again"
+    );
+    assert!(get("configmap", &dest, "cm-3").is_some());
+    let phases: Vec<(String, String)> = sync_results(&st)
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or("").to_owned(),
+                r["hookPhase"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(phases.iter().all(|(_, p)| p == "Succeeded"), "{phases:?}");
+    assert_eq!(phases.len(), 4, "{phases:?}");
+}
