@@ -1,0 +1,313 @@
+//! The executor on a real cluster: pods built by `workflow::pod::build_pod` run the user's
+//! command through `cairn exec` (the executor image installed by the `init` container), the
+//! wrapper writes the node's WorkflowTaskResult with the pod's service account (RBAC from
+//! `executor_rbac`), and `observe` reads the outcome back.
+//!
+//! Needs the lab (`eval "$(integration-tests/lab/env)"`) with the executor image loaded
+//! (`make executor`), and `kubectl` on PATH (namespace cleanup). Skipped only when CAIRN_E2E is
+//! not set. Works in its own namespace (`cairn-h2-pod-...`), deleted at the end. Every wait is
+//! bounded; nothing asserts on timing.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cairn::k8s;
+use cairn::workflow::node::{PodObservation, PodPhase, PodRequest, node_id, pod_name};
+use cairn::workflow::pod::{PodSettings, build_pod, executor_rbac, observe};
+use cairn::workflow::types::{Template, Workflow, WorkflowSpec, WorkflowTaskResult};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, LogParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+/// Bound of the wait for all pods of the test to finish (image pulls included).
+const POD_BOUND: Duration = Duration::from_secs(240);
+
+fn e2e(test: &str) -> Option<()> {
+    if std::env::var_os("CAIRN_E2E").is_none() {
+        eprintln!(
+            "SKIP {test}: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
+        );
+        return None;
+    }
+    Some(())
+}
+
+async fn reachable_client() -> Client {
+    let client = k8s::client()
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
+    if let Err(e) = k8s::ping(&client, Duration::from_secs(10)).await {
+        panic!("CAIRN_E2E is set but the cluster is not reachable ({e}); start the lab");
+    }
+    client
+}
+
+/// A namespace deleted (without waiting) when dropped, even if the test panics.
+struct TestNamespace(String);
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn template(value: Value) -> Template {
+    serde_json::from_value(value).expect("template")
+}
+
+fn request(ns: &str, wf: &Workflow, template: Template, capture: bool) -> PodRequest {
+    let wf_name = wf.metadata.name.clone().expect("name");
+    let node_name = format!("{wf_name}[0].{}", template.name);
+    PodRequest {
+        namespace: ns.to_string(),
+        workflow_uid: wf.metadata.uid.clone().expect("uid"),
+        node_id: node_id(&wf_name, &node_name),
+        pod_name: pod_name(&wf_name, &template.name, &node_name),
+        node_name,
+        workflow_name: wf_name,
+        template,
+        spec: WorkflowSpec::default(),
+        capture_result: capture,
+        active_deadline_seconds: Some(600),
+    }
+}
+
+/// Polls the pod and its task result until `done` holds for the observation, within the bound.
+async fn wait_observed(
+    client: &Client,
+    ns: &str,
+    req: &PodRequest,
+    done: impl Fn(&PodObservation) -> bool,
+) -> (PodObservation, Option<WorkflowTaskResult>) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let results: Api<WorkflowTaskResult> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + POD_BOUND;
+    loop {
+        let pod = pods.get(&req.pod_name).await.expect("get pod");
+        let result = results
+            .get_opt(&req.node_id)
+            .await
+            .expect("get task result");
+        let seen = observe(&pod, result.as_ref());
+        if done(&seen) {
+            return (seen, result);
+        }
+        if tokio::time::Instant::now() > deadline {
+            let logs = pods
+                .logs(
+                    &req.pod_name,
+                    &LogParams {
+                        container: Some("main".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_or_default();
+            panic!(
+                "pod {} not done within {POD_BOUND:?}: {seen:?}\nstatus: {:?}\nmain log: {logs}\n\
+                 (is the executor image loaded? `make executor`)",
+                req.pod_name, pod.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn finished(o: &PodObservation) -> bool {
+    matches!(
+        o.phase,
+        PodPhase::Succeeded | PodPhase::Failed | PodPhase::Error
+    ) && o.outputs_reported
+}
+
+fn parameter(result: &WorkflowTaskResult, name: &str) -> Option<Value> {
+    result
+        .outputs
+        .as_ref()?
+        .parameters
+        .as_ref()?
+        .iter()
+        .find(|p| p.name == name)?
+        .value
+        .clone()
+}
+
+#[tokio::test]
+async fn executor_pods_report_outputs_and_phases() {
+    let Some(()) = e2e("executor_pods_report_outputs_and_phases") else {
+        return;
+    };
+    let client = reachable_client().await;
+    k8s::crds::install(&client).await.expect("install CRDs");
+
+    let stamp = jiff::Timestamp::now().as_millisecond();
+    let ns_name = format!("cairn-h2-pod-{}-{}", std::process::id(), stamp % 100_000);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns_name}})).expect("ns"),
+        )
+        .await
+        .expect("create namespace");
+    let _guard = TestNamespace(ns_name.clone());
+    let ns = ns_name.as_str();
+
+    // The default ServiceAccount appears asynchronously (the controller-manager makes it).
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let mut tries = 0;
+    while sas.get_opt("default").await.expect("get sa").is_none() {
+        tries += 1;
+        assert!(tries < 120, "no default ServiceAccount in {ns} after 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (role, binding) = executor_rbac(ns, "default");
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create rolebinding");
+
+    // The owner of every pod and task result.
+    let wf: Workflow = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "exec-e2e", "namespace": ns},
+        "spec": {"entrypoint": "x", "templates": [{"name": "x", "suspend": {}}]}
+    }))
+    .expect("workflow");
+    let wf = Api::<Workflow>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &wf)
+        .await
+        .expect("create workflow");
+
+    let settings = PodSettings::default();
+    let echo = request(
+        ns,
+        &wf,
+        template(json!({"name": "echo",
+        "container": {"image": "busybox", "command": ["sh", "-c"],
+                      "args": ["printf 'hello world' > /tmp/out; echo logged"]},
+        "outputs": {"parameters": [
+            {"name": "greeting", "valueFrom": {"path": "/tmp/out"}},
+            {"name": "fallback", "valueFrom": {"path": "/tmp/missing", "default": "dflt"}}
+        ]}})),
+        false,
+    );
+    let script = request(
+        ns,
+        &wf,
+        template(json!({"name": "py",
+            "script": {"image": "python:alpine3.23", "command": ["python"],
+                       "source": "import sys\nprint(6 * 7)\nprint('to stderr', file=sys.stderr)\n"}})),
+        false,
+    );
+    let failing = request(
+        ns,
+        &wf,
+        template(json!({"name": "fail",
+            "container": {"image": "busybox", "command": ["sh", "-c", "echo failing; exit 3"]}})),
+        false,
+    );
+    let bad_image = request(
+        ns,
+        &wf,
+        template(json!({"name": "badimage",
+            "container": {"image": "localhost/cairn/does-not-exist:0", "command": ["true"]}})),
+        false,
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for req in [&echo, &script, &failing, &bad_image] {
+        let pod = build_pod(req, &settings).expect("build pod");
+        let created = pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap_or_else(|e| panic!("create pod {}: {e}", req.pod_name));
+        assert_eq!(created.name_any(), req.pod_name);
+    }
+
+    // 1. Output parameter from a file (and a default), exit code 0.
+    let (seen, result) = wait_observed(&client, ns, &echo, finished).await;
+    assert_eq!(seen.phase, PodPhase::Succeeded, "{seen:?}");
+    let result = result.expect("task result");
+    assert_eq!(parameter(&result, "greeting"), Some(json!("hello world")));
+    assert_eq!(parameter(&result, "fallback"), Some(json!("dflt")));
+    assert_eq!(result.phase.as_deref(), Some("Succeeded"));
+    let labels = result.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("workflows.argoproj.io/workflow")
+            .map(String::as_str),
+        Some("exec-e2e")
+    );
+    let owner = &result.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!(Some(&owner.uid), wf.metadata.uid.as_ref());
+    assert_eq!(
+        seen.outputs.as_ref().and_then(|o| o.exit_code.as_deref()),
+        Some("0")
+    );
+    assert!(seen.started_at.is_some() && seen.finished_at.is_some());
+    let log = pods
+        .logs(
+            &echo.pod_name,
+            &LogParams {
+                container: Some("main".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("logs");
+    assert!(log.contains("logged"), "passthrough of stdout: {log:?}");
+
+    // 2. A python script: its stdout is the result.
+    let (seen, result) = wait_observed(&client, ns, &script, finished).await;
+    assert_eq!(seen.phase, PodPhase::Succeeded, "{seen:?}");
+    assert_eq!(
+        seen.outputs.as_ref().and_then(|o| o.result.as_deref()),
+        Some("42")
+    );
+    assert_eq!(
+        result
+            .and_then(|r| r.outputs)
+            .and_then(|o| o.result)
+            .as_deref(),
+        Some("42")
+    );
+
+    // 3. A failing command: Failed with Argo's message and the exit code, still reported.
+    let (seen, result) = wait_observed(&client, ns, &failing, finished).await;
+    assert_eq!(seen.phase, PodPhase::Failed, "{seen:?}");
+    assert_eq!(seen.message.as_deref(), Some("main: Error (exit code 3)"));
+    assert_eq!(
+        seen.outputs.as_ref().and_then(|o| o.exit_code.as_deref()),
+        Some("3")
+    );
+    let result = result.expect("a failed command is reported too");
+    assert_eq!(result.phase.as_deref(), Some("Failed"));
+
+    // 4. An image that does not exist: Error (after the kubelet's first back-off).
+    let (seen, result) =
+        wait_observed(&client, ns, &bad_image, |o| o.phase == PodPhase::Error).await;
+    assert!(seen.outputs_reported, "no report can come: {seen:?}");
+    let message = seen.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("main: ImagePullBackOff")
+            || message.starts_with("main: InvalidImageName"),
+        "{message}"
+    );
+    assert!(result.is_none(), "the wrapper never ran");
+}
