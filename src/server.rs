@@ -80,7 +80,7 @@ pub async fn run(
     }
     // The GitOps controller. Its handle implements `gitops::webhook::AppRefresher`: the webhook
     // route and the API's refresh enqueue through it (no API round trip).
-    let _gitops_handle = match (&kube, config.gitops.enabled) {
+    let gitops_handle = match (&kube, config.gitops.enabled) {
         (Some(client), true) => Some(start_gitops(client.clone(), &config)),
         _ => None,
     };
@@ -94,6 +94,11 @@ pub async fn run(
         secure_cookies,
         public_url: config.server.url.clone(),
         metrics: Some(crate::telemetry::metrics_handle()),
+    })
+    .with_gitops(api::GitopsState {
+        webhook: config.webhook.clone(),
+        refresher: gitops_handle
+            .map(|h| Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>),
     });
     let app = api::router(state);
     let addr = config.server.listen;

@@ -33,6 +33,7 @@ use tracing::Instrument;
 
 use crate::auth::{Auth, Principal};
 
+pub use applications::GitopsState;
 pub use error::ApiError;
 
 /// The header every state-changing request must carry (CSRF defence; browsers cannot add it
@@ -57,6 +58,8 @@ struct Inner {
     public_origin: Option<String>,
     metrics: Option<PrometheusHandle>,
     started: Instant,
+    /// Webhook secrets and the GitOps controller's refresh handle (set once at start-up).
+    gitops: std::sync::OnceLock<GitopsState>,
 }
 
 /// What [`AppState::new`] needs.
@@ -88,6 +91,7 @@ impl AppState {
                 public_origin,
                 metrics: parts.metrics,
                 started: Instant::now(),
+                gitops: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -119,6 +123,17 @@ impl AppState {
         } else {
             SESSION_COOKIE.to_string()
         }
+    }
+
+    /// Adds the GitOps wiring (webhook secrets, controller refresh handle); the first call wins.
+    pub fn with_gitops(self, gitops: GitopsState) -> Self {
+        let _ = self.inner.gitops.set(gitops);
+        self
+    }
+
+    /// The GitOps wiring, when set.
+    pub fn gitops(&self) -> Option<&GitopsState> {
+        self.inner.gitops.get()
     }
 
     /// Whether cookies are marked `Secure`.
@@ -179,6 +194,12 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         resource: "applications",
         action: "get",
     };
+    const fn apps(action: &'static str) -> Access {
+        Rbac {
+            resource: "applications",
+            action,
+        }
+    }
     const WF_GET: Access = Rbac {
         resource: "workflows",
         action: "get",
@@ -203,6 +224,74 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/api/v1/applications/{name}", APPS_GET),
             get(applications::get),
+        ),
+        (
+            spec(Method::POST, "/api/v1/applications", apps("create")),
+            post(applications::create),
+        ),
+        (
+            spec(Method::PUT, "/api/v1/applications/{name}", apps("update")),
+            put(applications::update),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/applications/{name}",
+                apps("delete"),
+            ),
+            delete(applications::delete),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/applications/{name}/sync",
+                apps("sync"),
+            ),
+            post(applications::sync),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/applications/{name}/rollback",
+                apps("sync"),
+            ),
+            post(applications::rollback),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/applications/{name}/refresh",
+                APPS_GET,
+            ),
+            post(applications::refresh),
+        ),
+        (
+            spec(Method::GET, "/api/v1/applications/{name}/history", APPS_GET),
+            get(applications::history),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/applications/{name}/resource-tree",
+                APPS_GET,
+            ),
+            get(applications::resource_tree),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/applications/{name}/managed-resources",
+                APPS_GET,
+            ),
+            get(applications::managed_resources),
+        ),
+        (
+            spec(Method::GET, "/api/v1/stream/applications", APPS_GET),
+            get(applications::stream),
+        ),
+        (
+            spec(Method::POST, applications::WEBHOOK_PATH, Public),
+            post(applications::receive_webhook),
         ),
         (
             spec(Method::GET, "/api/v1/workflows", WF_GET),
@@ -374,7 +463,9 @@ async fn check(
     req: &mut Request,
 ) -> Result<(), ApiError> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method {
+    // The Git webhook carries no cookie, so CSRF cannot apply; its handler authenticates the
+    // provider's signature instead.
+    if unsafe_method && spec.path != applications::WEBHOOK_PATH {
         check_csrf(state, req.headers())?;
     }
     if spec.access == Access::Public {
