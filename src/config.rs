@@ -101,6 +101,8 @@ pub struct Config {
     pub rbac: RbacConfig,
     /// Git webhook secrets per provider and body limit (`[webhook]`; secrets never printed).
     pub webhook: crate::gitops::webhook::WebhookConfig,
+    /// The workflow controller (`[workflow]`).
+    pub workflow: WorkflowConfig,
     /// The GitOps controller (`[gitops]`).
     pub gitops: GitopsConfig,
 }
@@ -215,6 +217,33 @@ pub struct RbacConfig {
     /// Which SSO token claims besides the subject feed RBAC subjects (`scopes`). Default
     /// `["groups"]`.
     pub scopes: Vec<String>,
+}
+
+/// `[workflow]` section: the workflow controller.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowConfig {
+    /// Image holding the static cairn binary that step pods run as their executor. Default
+    /// `localhost/cairn/executor:<version>` (what `make executor` builds).
+    pub executor_image: String,
+    /// Whether the controller creates the executor's Role and RoleBinding in each namespace
+    /// that runs workflows (for the workflow's service account). Default `true`.
+    pub manage_executor_rbac: bool,
+    /// Bytes of each step's log kept in the archive (the end of the log). Default 1 MiB.
+    pub archive_log_limit_bytes: usize,
+    /// Workflows reconciled concurrently. Default `4`.
+    pub workers: usize,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            executor_image: crate::workflow::pod::default_executor_image(),
+            manage_executor_rbac: true,
+            archive_log_limit_bytes: crate::workflow::archive::DEFAULT_NODE_LOG_LIMIT,
+            workers: 4,
+        }
+    }
 }
 
 /// `[gitops]` section: the GitOps (Application) controller.
@@ -531,6 +560,18 @@ impl Config {
                 "accounts.lockout",
                 "must be greater than zero when accounts.max_failed_logins is set",
             ));
+        }
+        if !(1..=64).contains(&self.workflow.workers) {
+            return Err(invalid("workflow.workers", "expected 1 to 64"));
+        }
+        if self.workflow.archive_log_limit_bytes == 0 {
+            return Err(invalid(
+                "workflow.archive_log_limit_bytes",
+                "must be greater than zero",
+            ));
+        }
+        if self.workflow.executor_image.trim().is_empty() {
+            return Err(invalid("workflow.executor_image", "must not be empty"));
         }
         for name in self.accounts.users.keys() {
             if name == "admin" {
@@ -1149,6 +1190,15 @@ scopes = ["groups", "email"]
             ("[accounts]\nlockout = \"0s\"\n", "accounts.lockout"),
             ("[accounts.users.admin]\n", "accounts.users"),
             ("[accounts.users.\"a b\"]\n", "accounts.users"),
+            ("[workflow]\nworkers = 0\n", "workflow.workers"),
+            (
+                "[workflow]\narchive_log_limit_bytes = 0\n",
+                "workflow.archive_log_limit_bytes",
+            ),
+            (
+                "[workflow]\nexecutor_image = \" \"\n",
+                "workflow.executor_image",
+            ),
         ];
         for (file, want) in cases {
             match resolve(Some(file), &[], &Overrides::default()) {

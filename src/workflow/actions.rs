@@ -467,7 +467,7 @@ pub fn resubmit(wf: &Workflow, params: &[(String, String)]) -> Result<Workflow, 
         .collect();
     labels.insert(LABEL_RESUBMITTED_FROM.to_owned(), old_name);
     let mut out = Workflow {
-        types: wf.types.clone(),
+        types: wf.types,
         metadata: ObjectMeta {
             generate_name: Some(generate_name),
             namespace: wf.metadata.namespace.clone(),

@@ -300,21 +300,7 @@ impl Archive {
         let rec = record(wf, now)?;
         let summary = rec.summary.clone();
         let uid = summary.uid.clone();
-        let logs: Vec<NodeLog> = logs
-            .into_iter()
-            .map(|l| {
-                let original_bytes = l.content.len();
-                let (content, truncated) = truncate_log(&l.content, self.node_log_limit);
-                NodeLog {
-                    node_id: l.node_id,
-                    pod_name: l.pod_name,
-                    container: l.container,
-                    content,
-                    truncated,
-                    original_bytes,
-                }
-            })
-            .collect();
+        let logs: Vec<NodeLog> = logs.into_iter().map(|l| self.node_log(l)).collect();
         self.store
             .write(move |txn| -> Result<(), StoreError> {
                 // A renamed index key cannot happen (namespace/name/uid are immutable), but a
@@ -329,6 +315,38 @@ impl Archive {
             })
             .await?;
         Ok(summary)
+    }
+
+    /// Stores node logs of a workflow that has not finished yet (its pods are being deleted by
+    /// `podGC`); [`Archive::archive`] later adds the record. Replaces logs of the same nodes.
+    pub async fn put_logs(&self, uid: &str, logs: Vec<LogInput>) -> Result<(), ArchiveError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let uid = uid.to_owned();
+        let logs: Vec<NodeLog> = logs.into_iter().map(|l| self.node_log(l)).collect();
+        self.store
+            .write(move |txn| -> Result<(), StoreError> {
+                for log in &logs {
+                    LOGS.insert(txn, &format!("{uid}/{}", log.node_id), log)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn node_log(&self, l: LogInput) -> NodeLog {
+        let original_bytes = l.content.len();
+        let (content, truncated) = truncate_log(&l.content, self.node_log_limit);
+        NodeLog {
+            node_id: l.node_id,
+            pod_name: l.pod_name,
+            container: l.container,
+            content,
+            truncated,
+            original_bytes,
+        }
     }
 
     /// One archived workflow by uid.

@@ -239,3 +239,29 @@ async fn re_archiving_replaces_and_reused_names_are_kept_apart() {
     let archive = Archive::new(Store::open(dir.path()).unwrap(), DEFAULT_NODE_LOG_LIMIT);
     assert_eq!(archive.get("u1").unwrap().unwrap().workflow, again);
 }
+
+#[tokio::test]
+async fn logs_put_before_the_record_are_kept() {
+    let (_dir, archive) = open(DEFAULT_NODE_LOG_LIMIT);
+    archive
+        .put_logs("u1", vec![log("a", "gc'd early")])
+        .await
+        .unwrap();
+    assert_eq!(archive.get("u1").unwrap(), None);
+    let wf = finished("ml", "wf", "u1", "Succeeded", "2026-01-01T00:01:00Z");
+    archive
+        .archive(
+            &wf,
+            vec![log("b", "at the end")],
+            ts("2026-01-01T00:02:00Z"),
+        )
+        .await
+        .unwrap();
+    let logs: Vec<String> = archive
+        .logs("u1")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.content)
+        .collect();
+    assert_eq!(logs, ["gc'd early", "at the end"]);
+}

@@ -1,0 +1,558 @@
+//! One reconcile of one Workflow: the I/O half of the controller (see the parent module for the
+//! invariants). Decisions come from the engine (the operator) and from `decide`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+
+use super::decide::{self, GcPod, PodGc, TtlDecision};
+use super::{ControllerError, Decision, Shared, ShellAction, key, to_std};
+use crate::workflow::actions::{LABEL_ARCHIVING_STATUS, is_completed};
+use crate::workflow::archive::LogInput;
+use crate::workflow::executor::MAIN_CONTAINER;
+use crate::workflow::node::{ANNOTATION_NODE_ID, LABEL_COMPLETED, LABEL_WORKFLOW, PodPhase};
+use crate::workflow::types::{Workflow, WorkflowTaskResult};
+
+/// Largest log read from a pod for the archive (the archive keeps its end): bounds memory for a
+/// step that printed gigabytes.
+const LOG_READ_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Field manager of the controller's writes.
+const MANAGER: &str = "cairn-workflow-controller";
+
+/// Reconciles `k` (`namespace/name`); returns when to look again.
+pub(super) async fn reconcile(
+    shared: &Shared,
+    k: &str,
+) -> Result<Option<Duration>, ControllerError> {
+    let Some((namespace, name)) = k.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(mut wf) = current(shared, k, namespace, name) else {
+        forget(shared, k);
+        return Ok(None);
+    };
+    if wf.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let now = Timestamp::now();
+    let pods = pods_of(shared, namespace, name);
+    let results = results_of(shared, namespace, name);
+    let (mut observations, report_recheck) = decide::observations(&pods, &results, now);
+    if let Some(failed) = lock(&shared.failures).get(k) {
+        for (node, obs) in failed {
+            // A pod that exists after all (created by an earlier attempt) is what counts.
+            observations
+                .entry(node.clone())
+                .or_insert_with(|| obs.clone());
+        }
+    }
+    let mut requeue: Vec<Option<Duration>> = vec![report_recheck.map(to_std)];
+
+    let old_phase = wf.status.as_ref().and_then(|s| s.phase.clone());
+    if !is_completed(old_phase.as_deref()) {
+        let decision: Decision = shared
+            .engine
+            .operate(&wf, &observations, &shared.caches, now);
+        let mut labels = wf.metadata.labels.clone().unwrap_or_default();
+        let labels_changed = decide::workflow_labels(&mut labels, decision.status.phase.as_deref());
+        let status_changed = wf.status.as_ref() != Some(&decision.status);
+        if status_changed || labels_changed {
+            let mut next = wf.clone();
+            next.status = Some(decision.status.clone());
+            next.metadata.labels = Some(labels);
+            match write(shared, k, &wf, &next).await? {
+                Some(written) => wf = written,
+                // Conflict: the newer object is on its way through the watch.
+                None => return Ok(Some(Duration::ZERO)),
+            }
+        }
+        for action in &decision.actions {
+            execute(shared, k, &wf, action).await?;
+        }
+        requeue.push(decision.requeue_after.map(to_std));
+    }
+    mark_completed_pods(shared, &wf, &pods).await?;
+    requeue.push(collect_pods(shared, &wf, &pods, now).await?);
+    if is_completed(wf.status.as_ref().and_then(|s| s.phase.as_deref())) {
+        archive(shared, k, &mut wf, &pods, now).await?;
+        requeue.push(apply_ttl(shared, &wf, now).await?);
+    }
+    Ok(requeue.into_iter().flatten().min())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The Workflow to decide from: the store's, unless it is still the version our last write
+/// replaced (the watch has not delivered the write yet), in which case the written object.
+fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> Option<Workflow> {
+    let stored = shared
+        .caches
+        .workflows
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|w| (*w).clone());
+    let mut written = lock(&shared.written);
+    match (stored, written.get(k)) {
+        (None, _) => None,
+        (Some(s), Some((replaced, ours)))
+            if s.metadata.resource_version.as_ref() == Some(replaced) =>
+        {
+            Some(ours.clone())
+        }
+        (Some(s), _) => {
+            written.remove(k);
+            Some(s)
+        }
+    }
+}
+
+fn forget(shared: &Shared, k: &str) {
+    lock(&shared.written).remove(k);
+    lock(&shared.failures).remove(k);
+}
+
+fn pods_of(shared: &Shared, namespace: &str, name: &str) -> Vec<Pod> {
+    shared
+        .caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_WORKFLOW))
+                    .map(String::as_str)
+                    == Some(name)
+        })
+        .map(|p| (*p).clone())
+        .collect()
+}
+
+fn results_of(shared: &Shared, namespace: &str, name: &str) -> Vec<WorkflowTaskResult> {
+    shared
+        .caches
+        .results
+        .state()
+        .into_iter()
+        .filter(|r| {
+            r.metadata.namespace.as_deref() == Some(namespace)
+                && r.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_WORKFLOW))
+                    .map(String::as_str)
+                    == Some(name)
+        })
+        .map(|r| (*r).clone())
+        .collect()
+}
+
+/// Replaces the Workflow with `next` under `old`'s resourceVersion. `Ok(None)` on a conflict.
+async fn write(
+    shared: &Shared,
+    k: &str,
+    old: &Workflow,
+    next: &Workflow,
+) -> Result<Option<Workflow>, ControllerError> {
+    let namespace = old.metadata.namespace.clone().unwrap_or_default();
+    let name = old.metadata.name.clone().unwrap_or_default();
+    let api: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
+    match api.replace(&name, &PostParams::default(), next).await {
+        Ok(written) => {
+            if let Some(rv) = old.metadata.resource_version.clone() {
+                lock(&shared.written).insert(k.to_owned(), (rv, written.clone()));
+            }
+            let phase = written.status.as_ref().and_then(|s| s.phase.clone());
+            tracing::debug!(workflow = %k, phase = phase.as_deref().unwrap_or(""), "status written");
+            Ok(Some(written))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            lock(&shared.written).remove(k);
+            tracing::debug!(workflow = %k, "status write conflict; will decide again");
+            Ok(None)
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(ControllerError::kube(format!("update workflow {k}"), e)),
+    }
+}
+
+async fn execute(
+    shared: &Shared,
+    k: &str,
+    wf: &Workflow,
+    action: &ShellAction,
+) -> Result<(), ControllerError> {
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
+    match action {
+        ShellAction::CreatePod(req) => {
+            if shared.settings.manage_executor_rbac {
+                let sa = req
+                    .spec
+                    .service_account_name
+                    .clone()
+                    .or_else(|| {
+                        req.template
+                            .extra
+                            .get("serviceAccountName")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "default".to_owned());
+                ensure_rbac(shared, &namespace, &sa).await?;
+            }
+            let pod = match crate::workflow::pod::build_pod(req, &shared.settings.pods) {
+                Ok(pod) => pod,
+                Err(e) => {
+                    record_failure(shared, k, &req.node_id, &req.pod_name, e.to_string());
+                    shared.queue.add(k);
+                    return Ok(());
+                }
+            };
+            match pods.create(&PostParams::default(), &pod).await {
+                Ok(_) => {
+                    metrics::counter!("cairn_workflow_pods_created_total").increment(1);
+                    tracing::debug!(workflow = %k, pod = %req.pod_name, "pod created");
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                // The apiserver refused this pod (admission, quota, invalid spec, forbidden):
+                // the node fails with its message. Other errors are transient: retried.
+                Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+                    record_failure(shared, k, &req.node_id, &req.pod_name, s.message.clone());
+                    shared.queue.add(k);
+                }
+                Err(e) => {
+                    return Err(ControllerError::kube(
+                        format!("create pod {namespace}/{}", req.pod_name),
+                        e,
+                    ));
+                }
+            }
+        }
+        ShellAction::DeletePod { pod_name, .. } => {
+            delete_pod(&pods, &namespace, pod_name).await?;
+        }
+    }
+    Ok(())
+}
+
+fn record_failure(shared: &Shared, k: &str, node_id: &str, pod_name: &str, message: String) {
+    tracing::info!(workflow = %k, pod = %pod_name, reason = %message, "pod could not be created");
+    lock(&shared.failures)
+        .entry(k.to_owned())
+        .or_default()
+        .insert(
+            node_id.to_owned(),
+            decide::failed_creation(pod_name, message, Timestamp::now()),
+        );
+}
+
+async fn delete_pod(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<(), ControllerError> {
+    match pods.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(ControllerError::kube(
+            format!("delete pod {namespace}/{name}"),
+            e,
+        )),
+    }
+}
+
+/// Creates (server-side apply) the executor's Role and RoleBinding once per namespace and
+/// service account for the life of the process.
+async fn ensure_rbac(shared: &Shared, namespace: &str, sa: &str) -> Result<(), ControllerError> {
+    let id = (namespace.to_owned(), sa.to_owned());
+    if lock(&shared.rbac_done).contains(&id) {
+        return Ok(());
+    }
+    let (role, binding) = crate::workflow::pod::executor_rbac(namespace, sa);
+    let params = PatchParams::apply(MANAGER).force();
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> =
+        Api::namespaced(shared.client.clone(), namespace);
+    let role_name = role.metadata.name.clone().unwrap_or_default();
+    roles
+        .patch(&role_name, &params, &Patch::Apply(&role))
+        .await
+        .map_err(|e| ControllerError::kube(format!("apply role {namespace}/{role_name}"), e))?;
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(shared.client.clone(), namespace);
+    let binding_name = binding.metadata.name.clone().unwrap_or_default();
+    bindings
+        .patch(&binding_name, &params, &Patch::Apply(&binding))
+        .await
+        .map_err(|e| {
+            ControllerError::kube(format!("apply rolebinding {namespace}/{binding_name}"), e)
+        })?;
+    lock(&shared.rbac_done).insert(id);
+    Ok(())
+}
+
+fn node_id_of(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_NODE_ID)
+        .map(String::as_str)
+}
+
+fn node_completed(wf: &Workflow, node_id: &str) -> bool {
+    wf.status
+        .as_ref()
+        .and_then(|s| s.nodes.as_ref())
+        .and_then(|n| n.get(node_id))
+        .and_then(|n| n.phase.as_deref())
+        .is_some_and(|p| matches!(p, "Succeeded" | "Failed" | "Error" | "Skipped" | "Omitted"))
+}
+
+/// Labels `workflows.argoproj.io/completed=true` on pods whose node the status completed.
+async fn mark_completed_pods(
+    shared: &Shared,
+    wf: &Workflow,
+    pods: &[Pod],
+) -> Result<(), ControllerError> {
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
+    for pod in pods {
+        let done = node_id_of(pod).is_some_and(|id| node_completed(wf, id));
+        let labelled = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_COMPLETED))
+            .is_some_and(|v| v == "true");
+        if !done || labelled {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({"metadata": {"labels": {LABEL_COMPLETED: "true"}}});
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(ControllerError::kube(
+                    format!("label pod {namespace}/{name}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gc_pod(pod: &Pod, now: Timestamp) -> GcPod {
+    let obs = crate::workflow::pod::observe(pod, None);
+    GcPod {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: obs.phase,
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        finished_at: obs.finished_at.or(matches!(
+            obs.phase,
+            PodPhase::Succeeded | PodPhase::Failed | PodPhase::Error
+        )
+        .then_some(now)),
+    }
+}
+
+/// Applies `podGC`; logs of collected pods are archived first.
+async fn collect_pods(
+    shared: &Shared,
+    wf: &Workflow,
+    pods: &[Pod],
+    now: Timestamp,
+) -> Result<Option<Duration>, ControllerError> {
+    let k = key(
+        wf.metadata.namespace.as_deref().unwrap_or_default(),
+        wf.metadata.name.as_deref().unwrap_or_default(),
+    );
+    let Some(gc) = PodGc::from_spec(&k, wf.spec.pod_gc.as_ref())? else {
+        return Ok(None);
+    };
+    let status = wf.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref());
+    // Only pods whose node the status has recorded as complete may go: their outcome is kept.
+    let candidates: Vec<GcPod> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && (is_completed(phase) || node_id_of(p).is_some_and(|id| node_completed(wf, id)))
+        })
+        .map(|p| gc_pod(p, now))
+        .collect();
+    let plan = decide::gc_plan(
+        &gc,
+        phase,
+        status.and_then(|s| s.finished_at()),
+        &candidates,
+        now,
+    );
+    if plan.delete.is_empty() {
+        return Ok(plan.recheck_after.map(to_std));
+    }
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
+    let doomed: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .name
+                .as_ref()
+                .is_some_and(|n| plan.delete.contains(n))
+        })
+        .collect();
+    // Once the workflow is archived its logs are in; before that, save these pods' logs now.
+    if !archived(wf)
+        && let Some(uid) = wf.metadata.uid.as_deref()
+    {
+        let mut logs = Vec::new();
+        for pod in &doomed {
+            if let Some(log) = read_log(&api, pod).await {
+                logs.push(log);
+            }
+        }
+        shared
+            .archive
+            .put_logs(uid, logs)
+            .await
+            .map_err(|source| ControllerError::Archive {
+                workflow: k.clone(),
+                source,
+            })?;
+    }
+    for pod in doomed {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        delete_pod(&api, &namespace, &name).await?;
+        tracing::debug!(workflow = %k, pod = %name, "pod collected (podGC)");
+    }
+    Ok(plan.recheck_after.map(to_std))
+}
+
+fn archived(wf: &Workflow) -> bool {
+    wf.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ARCHIVING_STATUS))
+        .is_some_and(|v| v == "Archived")
+}
+
+/// The `main` container's log of a pod, or None when there is none to read.
+async fn read_log(api: &Api<Pod>, pod: &Pod) -> Option<LogInput> {
+    let name = pod.metadata.name.clone()?;
+    let node_id = node_id_of(pod)?.to_owned();
+    let params = LogParams {
+        container: Some(MAIN_CONTAINER.to_owned()),
+        limit_bytes: Some(LOG_READ_LIMIT),
+        ..Default::default()
+    };
+    match api.logs(&name, &params).await {
+        Ok(content) => Some(LogInput {
+            node_id,
+            pod_name: name,
+            container: MAIN_CONTAINER.to_owned(),
+            content,
+        }),
+        Err(e) => {
+            // A container that never started has no log; that is not worth failing over.
+            tracing::debug!(pod = %name, error = %e, "no log to archive");
+            None
+        }
+    }
+}
+
+/// Archives a finished workflow once, then labels it as archived.
+async fn archive(
+    shared: &Shared,
+    k: &str,
+    wf: &mut Workflow,
+    pods: &[Pod],
+    now: Timestamp,
+) -> Result<(), ControllerError> {
+    if archived(wf) {
+        return Ok(());
+    }
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let name = wf.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
+    let mut logs = Vec::new();
+    for pod in pods {
+        if let Some(log) = read_log(&api, pod).await {
+            logs.push(log);
+        }
+    }
+    let mut record = wf.clone();
+    record
+        .metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LABEL_ARCHIVING_STATUS.to_owned(), "Archived".to_owned());
+    shared
+        .archive
+        .archive(&record, logs, now)
+        .await
+        .map_err(|source| ControllerError::Archive {
+            workflow: k.to_owned(),
+            source,
+        })?;
+    let wfs: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
+    let patch = serde_json::json!({"metadata": {"labels": {LABEL_ARCHIVING_STATUS: "Archived"}}});
+    match wfs
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(patched) => {
+            if let Some(rv) = wf.metadata.resource_version.clone() {
+                lock(&shared.written).insert(k.to_owned(), (rv, patched.clone()));
+            }
+            *wf = patched;
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(ControllerError::kube(format!("label workflow {k}"), e)),
+    }
+    metrics::counter!("cairn_workflow_archived_total").increment(1);
+    tracing::info!(workflow = %k, "workflow archived");
+    Ok(())
+}
+
+/// Deletes the Workflow when its `ttlStrategy` says so.
+async fn apply_ttl(
+    shared: &Shared,
+    wf: &Workflow,
+    now: Timestamp,
+) -> Result<Option<Duration>, ControllerError> {
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let name = wf.metadata.name.clone().unwrap_or_default();
+    let k = key(&namespace, &name);
+    let status = wf.status.as_ref();
+    let decision = decide::ttl_decision(
+        &k,
+        wf.spec.ttl_strategy.as_ref(),
+        status.and_then(|s| s.phase.as_deref()),
+        status.and_then(|s| s.finished_at()),
+        now,
+    )?;
+    match decision {
+        TtlDecision::Keep => Ok(None),
+        TtlDecision::After(d) => Ok(Some(to_std(d))),
+        TtlDecision::Delete => {
+            let api: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(workflow = %k, "workflow deleted (ttlStrategy)");
+                    Ok(None)
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+                Err(e) => Err(ControllerError::kube(format!("delete workflow {k}"), e)),
+            }
+        }
+    }
+}
