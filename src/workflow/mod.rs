@@ -14,6 +14,7 @@ pub mod depends;
 pub mod executor;
 pub mod expr;
 pub mod node;
+pub mod operator;
 pub mod pod;
 pub mod retry;
 pub mod steps;

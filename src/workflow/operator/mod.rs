@@ -1,0 +1,337 @@
+//! The workflow operator: the pure heart of the workflow controller. One call of [`operate`]
+//! is one reconcile of one Workflow, Argo's `wfOperationCtx.operate`: from the Workflow as
+//! read (spec and `.status`), the observations of its pods and the current time, it computes
+//! the complete new `.status` and the side effects to execute after persisting it.
+//!
+//! Owns: the node tree in `.status.nodes` as Argo keeps it (root node of type Pod/Steps/DAG,
+//! `StepGroup` nodes `wf[0]`, step nodes `wf[0].a`, DAG task nodes `wf.a`, `Retry` nodes with
+//! attempt children `a(0)`, `a(1)`, loop children `a(0:item)` under the StepGroup (steps) or
+//! a `TaskGroup` (DAG), `Skipped` nodes for skipped/omitted steps, `Suspend` nodes, the
+//! `wf.onExit` exit-handler tree), with `boundaryID`, `children`, `outboundNodes`, inputs and
+//! outputs; the workflow's phase, message, `startedAt`, `finishedAt`, `progress`, global
+//! outputs and `storedWorkflowTemplateSpec`.
+//!
+//! Builds on: [`crate::workflow::validate`] (resolution through [`TemplateLookup`] and
+//! validation at start), [`crate::workflow::expr`] (every `{{...}}`, `{{=...}}` and `when`),
+//! [`crate::workflow::steps::plan`] and [`crate::workflow::dag::plan`] (what runs next),
+//! [`crate::workflow::retry`] (retry decisions, durations, deadlines) and
+//! [`crate::workflow::node`] (node ids, pod names, the [`PodRequest`] contract).
+//!
+//! Invariants:
+//! - Pure and deterministic: no I/O, no clock (`now` is an input), no randomness; maps are
+//!   ordered, so the same input gives the same [`Operation`].
+//! - Status first, actions second: the shell persists [`Operation::status`] before executing
+//!   [`Operation::actions`]; a crash between the two replays the same `CreatePod` (same name,
+//!   `AlreadyExists` is success).
+//! - Node ids and pod names come only from [`node_id`] and [`pod_name`]. A node whose pod was
+//!   requested (phase Pending) but is not observed is requested again under the same name; a
+//!   node whose pod was seen running and then vanished is an Error ("pod deleted"), as in Argo.
+//! - A completed node (Succeeded, Failed, Error, Skipped, Omitted) is never changed or re-run;
+//!   a completed workflow is returned unchanged with no action.
+//! - A node completes from its pod only once the executor's report is in
+//!   ([`crate::workflow::node::PodObservation::outputs_reported`]), so outputs are never read
+//!   half-written.
+//! - Never fails: an invalid workflow ends `Failed` with `invalid spec: <path>: <problem>`;
+//!   a problem found while running (an unresolvable argument, a bad `withParam`, an invalid
+//!   `when`) makes that node `Error` with a message naming the template and field.
+//!
+//! Argo semantics kept (argo-workflows `workflow/controller/operator.go`, `steps.go`, `dag.go`,
+//! docs "Workflow Concepts", "Variables", "Retries", "Exit handlers", "Loops", "Conditionals",
+//! "Suspending", "Timeouts", "Parallelism", "Continue on fail"):
+//! - Start: phase `Running`, `startedAt`; validation failure → `Failed`, "invalid spec: ...".
+//!   Globals: `workflow.name/namespace/uid/serviceAccountName/mainEntrypoint/
+//!   creationTimestamp/parameters/labels/annotations/outputs.parameters`; `workflow.status`
+//!   and `workflow.failures` (JSON list of failed nodes) once the main tree has ended.
+//! - Inputs: argument, else `value`, else `default`; `enum` enforced at run time too.
+//! - Pods: one per attempt, the template rendered with inputs, `{{pod.name}}`, `{{node.name}}`,
+//!   `{{retries}}`, `{{outputs.parameters.X.path}}`; `capture_result` for scripts and for
+//!   containers when any `outputs.result` is referenced in the workflow. A pod's deadline is the
+//!   least of the template's `activeDeadlineSeconds`, its `timeout`, and what is left of the
+//!   workflow's `activeDeadlineSeconds`; past it the operator deletes the pod and fails the node
+//!   with "Step exceeded its deadline".
+//! - Steps and DAGs follow their planners; `when` false → Skipped ("when '...' evaluated
+//!   false"), `depends` false → Omitted; loops over nothing → Skipped ("Skipped, empty params");
+//!   loop outputs aggregate as JSON lists; workflow `parallelism` caps running pods.
+//! - Retries: a `Retry` node, attempts `name(n)`, backoff waits surfaced as `requeue_after`
+//!   and the node message "Backoff for ...".
+//! - `onExit` (workflow level, node `<wf>.onExit`) runs after the main tree; a failing exit
+//!   handler fails a succeeded workflow. Step/task `onExit` runs `<node>.onExit` after the node
+//!   and its group waits for it.
+//! - `spec.suspend`: nothing new starts, running pods keep being tracked. Suspend templates:
+//!   `duration` → Succeeded when elapsed (requeued then), otherwise Running until [`resume`].
+//! - `spec.shutdown`: `Stop` deletes running pods and starts nothing but exit handlers;
+//!   `Terminate` runs no exit handler either; the workflow message is
+//!   "Stopped with strategy '<S>'".
+//!
+//! Left out (each an explicit node Error, never a silent success): resource, http, plugin,
+//! data and containerSet templates ("... templates are not supported yet"); input/output
+//! artifacts are passed through to the pod request but not resolved from other steps;
+//! lifecycle `hooks`, `daemon` steps, memoization, synchronization and `podGC` belong to later
+//! work.
+
+mod flow;
+mod vars;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::workflow::expr::ExprError;
+use crate::workflow::node::{Observations, PodRequest};
+use crate::workflow::retry::RetryError;
+use crate::workflow::types::{NodeStatus, Workflow, WorkflowStatus};
+use crate::workflow::validate::TemplateLookup;
+
+pub use crate::workflow::node::{node_id, pod_name};
+
+/// Everything one reconcile needs.
+pub struct OperateInput<'a> {
+    /// The Workflow as read from the cluster: metadata, spec, status.
+    pub workflow: &'a Workflow,
+    /// Node id → what the controller saw of that node's pod.
+    pub observations: &'a Observations,
+    /// WorkflowTemplates / ClusterWorkflowTemplates.
+    pub templates: &'a dyn TemplateLookup,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// The result of one reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    /// The complete new `.status` (the shell writes it when it differs from the old one).
+    pub status: WorkflowStatus,
+    /// Side effects to execute after persisting `status`, in order.
+    pub actions: Vec<Action>,
+    /// The earliest time-driven wake-up (retry backoff, suspend duration, deadlines), from
+    /// `now`; `None` when only pod events can move the workflow on.
+    pub requeue_after: Option<SignedDuration>,
+}
+
+/// A side effect the shell executes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create this pod (an existing pod of that name is success).
+    CreatePod(Box<PodRequest>),
+    /// Delete this pod (stop, terminate, deadline, timeout); a missing pod is success.
+    DeletePod {
+        /// The pod.
+        pod_name: String,
+        /// The node it runs.
+        node_id: String,
+    },
+}
+
+/// Node and workflow messages, as Argo writes them.
+pub mod reasons {
+    /// A pod killed at its (or the workflow's) deadline.
+    pub const DEADLINE: &str = "Step exceeded its deadline";
+    /// A node whose pod disappeared after it was seen.
+    pub const POD_DELETED: &str = "pod deleted";
+    /// A loop over no items.
+    pub const EMPTY_PARAMS: &str = "Skipped, empty params";
+    /// A DAG task whose `depends` is false.
+    pub const OMITTED: &str = "omitted: depends condition not met";
+}
+
+/// Why a node could not run (turned into the node's Error message; the operator itself never
+/// fails).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OperatorError {
+    /// The workflow did not pass validation (or its references did not resolve).
+    #[error("invalid spec: {}", .0.join("; "))]
+    InvalidSpec(Vec<String>),
+    /// A step/task names a template that does not exist.
+    #[error("{node}: template '{template}' not found")]
+    TemplateNotFound {
+        /// The node name.
+        node: String,
+        /// The template looked for.
+        template: String,
+    },
+    /// A required input parameter has no value.
+    #[error("template '{template}': inputs.parameters.{parameter} was not supplied")]
+    MissingInput {
+        /// The template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// An input value outside its `enum`.
+    #[error(
+        "template '{template}': inputs.parameters.{parameter} value '{value}' is not in enum [{}]",
+        allowed.join(", ")
+    )]
+    NotInEnum {
+        /// The template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+        /// The value given.
+        value: String,
+        /// The allowed values.
+        allowed: Vec<String>,
+    },
+    /// A tag or expression did not render.
+    #[error("{template}: {field}: {source}")]
+    Render {
+        /// The template or step.
+        template: String,
+        /// The JSON path of the field inside it.
+        field: String,
+        /// The engine's error.
+        source: ExprError,
+    },
+    /// A value could not be converted (never expected for the typed structs).
+    #[error("cannot encode {what}: {message}")]
+    Encode {
+        /// What was converted.
+        what: String,
+        /// The serde error.
+        message: String,
+    },
+    /// `withParam` is not a JSON list.
+    #[error("{step}: withParam value could not be parsed as a JSON list: {value}")]
+    WithParam {
+        /// The step or task.
+        step: String,
+        /// The rendered value.
+        value: String,
+    },
+    /// `withSequence` is malformed.
+    #[error("{step}: withSequence: {problem}")]
+    Sequence {
+        /// The step or task.
+        step: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A `when` that cannot be decided.
+    #[error("{step}: {source}")]
+    When {
+        /// The step or task.
+        step: String,
+        /// The engine's error.
+        source: ExprError,
+    },
+    /// A `retryStrategy` that does not parse after rendering.
+    #[error("{0}")]
+    Retry(RetryError),
+    /// An output parameter of a steps/DAG template has no value and no default.
+    #[error("template '{template}': output parameter '{parameter}': {message}")]
+    OutputParameter {
+        /// The template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+        /// Why no value was found.
+        message: String,
+    },
+    /// `suspend.duration` is not a duration.
+    #[error("template '{template}': suspend.duration '{value}' is not a duration")]
+    SuspendDuration {
+        /// The template.
+        template: String,
+        /// The value.
+        value: String,
+    },
+    /// A template type cairn does not run yet.
+    #[error("template '{template}': {kind} templates are not supported yet")]
+    Unsupported {
+        /// The template.
+        template: String,
+        /// `resource`, `http`...
+        kind: &'static str,
+    },
+    /// A steps or DAG template that its planner rejects.
+    #[error("template '{template}': {message}")]
+    Structure {
+        /// The template.
+        template: String,
+        /// The planner's error.
+        message: String,
+    },
+}
+
+impl OperatorError {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            OperatorError::InvalidSpec(_) => "invalid_spec",
+            OperatorError::TemplateNotFound { .. } => "template_not_found",
+            OperatorError::MissingInput { .. } => "missing_input",
+            OperatorError::NotInEnum { .. } => "not_in_enum",
+            OperatorError::Render { .. } => "render",
+            OperatorError::Encode { .. } => "encode",
+            OperatorError::WithParam { .. } => "with_param",
+            OperatorError::Sequence { .. } => "sequence",
+            OperatorError::When { .. } => "when",
+            OperatorError::Retry(_) => "retry",
+            OperatorError::OutputParameter { .. } => "output_parameter",
+            OperatorError::SuspendDuration { .. } => "suspend_duration",
+            OperatorError::Unsupported { .. } => "unsupported",
+            OperatorError::Structure { .. } => "structure",
+        }
+    }
+}
+
+/// One reconcile of a Workflow; see the module docs.
+pub fn operate(input: &OperateInput<'_>) -> Operation {
+    walk::operate(input)
+}
+
+/// Argo's resume: every suspend node that is still Running (and matches
+/// `node_field_selector`, e.g. `displayName=approve`; `key=value` / `key!=value` terms joined
+/// by commas over `id`, `name`, `displayName`, `templateName`, `phase`, `type`) becomes
+/// Succeeded at `now`. The caller also clears `spec.suspend`.
+pub fn resume(
+    workflow: &Workflow,
+    node_field_selector: Option<&str>,
+    now: Timestamp,
+) -> WorkflowStatus {
+    let mut status = workflow.status.clone().unwrap_or_default();
+    let Some(nodes) = status.nodes.as_mut() else {
+        return status;
+    };
+    for node in nodes.values_mut() {
+        let suspended = node.node_type.as_deref() == Some("Suspend")
+            && node.phase.as_deref() == Some("Running");
+        if suspended && node_field_selector.is_none_or(|s| selector_matches(s, node)) {
+            node.phase = Some("Succeeded".into());
+            node.finished_at = Some(vars::ts(now));
+            node.message = None;
+        }
+    }
+    status
+}
+
+/// Whether a node matches Argo's node field selector (`key=value`, `key!=value`, `,`-joined).
+fn selector_matches(selector: &str, node: &NodeStatus) -> bool {
+    let fields: BTreeMap<&str, Option<&str>> = BTreeMap::from([
+        ("id", node.id.as_deref()),
+        ("name", node.name.as_deref()),
+        ("displayName", node.display_name.as_deref()),
+        ("templateName", node.template_name.as_deref()),
+        ("phase", node.phase.as_deref()),
+        ("type", node.node_type.as_deref()),
+    ]);
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let (key, value, negate) = match term.split_once("!=") {
+                Some((k, v)) => (k, v, true),
+                None => match term.split_once('=') {
+                    Some((k, v)) => (k, v.trim_start_matches('='), false),
+                    None => return false,
+                },
+            };
+            let actual = fields.get(key.trim()).copied().flatten().unwrap_or("");
+            (actual == value.trim()) != negate
+        })
+}

@@ -1,0 +1,1239 @@
+//! Operator tests. `Sim` drives [`operate`] in a loop against a simulated kubelet: a scripted
+//! table says how each pod ends (test data for a pure function, not a stand-in for cairn);
+//! pods go Running on the pass after their creation and finish on the pass after that, with
+//! the executor's report complete. Time advances one second per pass, or jumps to the
+//! operator's `requeue_after` when nothing else can happen.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use super::vars::{go_sprintf_int, item_description};
+use super::*;
+use crate::workflow::node::{PodObservation, PodPhase};
+use crate::workflow::types::{
+    ClusterWorkflowTemplate, NodeStatus, Outputs, Parameter, Workflow, WorkflowTemplate,
+};
+
+const CONFORMANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/conformance/workflows"
+);
+
+#[derive(Default)]
+struct MapLookup {
+    namespaced: BTreeMap<String, WorkflowTemplate>,
+}
+
+impl TemplateLookup for MapLookup {
+    fn workflow_template(&self, _namespace: &str, name: &str) -> Option<WorkflowTemplate> {
+        self.namespaced.get(name).cloned()
+    }
+    fn cluster_workflow_template(&self, _name: &str) -> Option<ClusterWorkflowTemplate> {
+        None
+    }
+}
+
+fn documents(yaml: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in yaml.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else if let Some(last) = docs.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|d| d.lines().any(|l| l.starts_with("kind:")))
+        .collect()
+}
+
+fn templates_lookup() -> MapLookup {
+    let text = std::fs::read_to_string(format!("{CONFORMANCE}/workflow-template-templates.yaml"))
+        .expect("read templates");
+    let mut lookup = MapLookup::default();
+    for doc in documents(&text) {
+        let t: WorkflowTemplate = serde_saphyr::from_str(&doc).expect("WorkflowTemplate");
+        lookup
+            .namespaced
+            .insert(t.metadata.name.clone().expect("name"), t);
+    }
+    lookup
+}
+
+fn t0() -> Timestamp {
+    "2026-01-01T00:00:00Z".parse().expect("time")
+}
+
+/// A workflow from YAML, named as the apiserver would name it.
+fn wf_from_yaml(yaml: &str) -> Workflow {
+    let mut wf: Workflow = serde_saphyr::from_str(yaml).expect("Workflow YAML");
+    if wf.metadata.name.is_none() {
+        let prefix = wf
+            .metadata
+            .generate_name
+            .clone()
+            .unwrap_or_else(|| "wf-".into());
+        wf.metadata.name = Some(format!("{prefix}abcde"));
+    }
+    wf.metadata.namespace = Some("default".into());
+    wf.metadata.uid = Some("uid-1".into());
+    wf.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()));
+    wf
+}
+
+fn conformance(file: &str) -> Workflow {
+    let text = std::fs::read_to_string(format!("{CONFORMANCE}/{file}")).expect("read manifest");
+    wf_from_yaml(&text)
+}
+
+/// How a pod ends.
+#[derive(Clone, Debug)]
+struct Outcome {
+    phase: PodPhase,
+    exit_code: i32,
+    result: Option<String>,
+    params: Vec<(String, String)>,
+    message: Option<String>,
+    /// Stays Running forever (a `sleep 1d`).
+    hang: bool,
+}
+
+fn ok() -> Outcome {
+    Outcome {
+        phase: PodPhase::Succeeded,
+        exit_code: 0,
+        result: None,
+        params: Vec::new(),
+        message: None,
+        hang: false,
+    }
+}
+
+fn fail() -> Outcome {
+    Outcome {
+        phase: PodPhase::Failed,
+        exit_code: 1,
+        message: Some("Error (exit code 1)".into()),
+        ..ok()
+    }
+}
+
+fn with_result(r: &str) -> Outcome {
+    Outcome {
+        result: Some(r.into()),
+        ..ok()
+    }
+}
+
+type Script = Box<dyn Fn(&PodRequest) -> Outcome>;
+
+struct Pod {
+    request: PodRequest,
+    stage: u8,
+    started: Timestamp,
+}
+
+/// The simulated cluster around the operator.
+struct Sim {
+    wf: Workflow,
+    lookup: MapLookup,
+    now: Timestamp,
+    pods: BTreeMap<String, Pod>,
+    observations: Observations,
+    /// Every pod ever created, in order (a second create of a name is AlreadyExists).
+    created: Vec<String>,
+    deleted: Vec<String>,
+    script: Script,
+    passes: usize,
+}
+
+impl Sim {
+    fn new(wf: Workflow, script: Script) -> Sim {
+        Sim {
+            wf,
+            lookup: MapLookup::default(),
+            now: t0(),
+            pods: BTreeMap::new(),
+            observations: Observations::new(),
+            created: Vec::new(),
+            deleted: Vec::new(),
+            script,
+            passes: 0,
+        }
+    }
+
+    fn pass(&mut self) -> Operation {
+        let op = operate(&OperateInput {
+            workflow: &self.wf,
+            observations: &self.observations,
+            templates: &self.lookup,
+            now: self.now,
+        });
+        self.passes += 1;
+        // Status first, then actions (the shell's order).
+        self.wf.status = Some(op.status.clone());
+        for a in &op.actions {
+            match a {
+                Action::CreatePod(req) => {
+                    if !self.pods.contains_key(&req.node_id)
+                        && !self.deleted.contains(&req.pod_name)
+                    {
+                        self.created.push(req.pod_name.clone());
+                        self.pods.insert(
+                            req.node_id.clone(),
+                            Pod {
+                                request: (**req).clone(),
+                                stage: 0,
+                                started: self.now,
+                            },
+                        );
+                    }
+                }
+                Action::DeletePod { pod_name, node_id } => {
+                    self.deleted.push(pod_name.clone());
+                    self.pods.remove(node_id);
+                    self.observations.remove(node_id);
+                }
+            }
+        }
+        op
+    }
+
+    /// The kubelet: advances every pod one stage.
+    fn kubelet(&mut self) -> bool {
+        let mut busy = false;
+        for (id, pod) in self.pods.iter_mut() {
+            let outcome = (self.script)(&pod.request);
+            let obs = match pod.stage {
+                0 => Some(PodObservation {
+                    pod_name: pod.request.pod_name.clone(),
+                    phase: PodPhase::Running,
+                    message: None,
+                    started_at: Some(pod.started),
+                    finished_at: None,
+                    host_node_name: Some("lab".into()),
+                    pod_ip: Some("10.0.0.1".into()),
+                    outputs: None,
+                    outputs_reported: false,
+                }),
+                1 if !outcome.hang => {
+                    let params: Vec<Parameter> = outcome
+                        .params
+                        .iter()
+                        .map(|(n, v)| Parameter {
+                            name: n.clone(),
+                            value: Some(json!(v)),
+                            ..Default::default()
+                        })
+                        .collect();
+                    Some(PodObservation {
+                        pod_name: pod.request.pod_name.clone(),
+                        phase: outcome.phase,
+                        message: outcome.message.clone(),
+                        started_at: Some(pod.started),
+                        finished_at: Some(self.now),
+                        host_node_name: Some("lab".into()),
+                        pod_ip: None,
+                        outputs: Some(Outputs {
+                            parameters: (!params.is_empty()).then_some(params),
+                            result: outcome.result.clone(),
+                            exit_code: Some(outcome.exit_code.to_string()),
+                            ..Default::default()
+                        }),
+                        outputs_reported: true,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(o) = obs {
+                self.observations.insert(id.clone(), o);
+                pod.stage += 1;
+                busy = true;
+            }
+            if outcome.hang {
+                busy = busy || pod.stage < 2;
+            }
+        }
+        busy
+    }
+
+    /// Runs to a final phase (or `max` passes).
+    fn run(&mut self, max: usize) -> &mut Self {
+        for _ in 0..max {
+            let op = self.pass();
+            if matches!(
+                op.status.phase.as_deref(),
+                Some("Succeeded" | "Failed" | "Error")
+            ) {
+                return self;
+            }
+            let busy = self.kubelet();
+            let step = match (busy, op.requeue_after) {
+                (false, Some(d)) if d > SignedDuration::ZERO => d,
+                _ => SignedDuration::from_secs(1),
+            };
+            self.now = self.now.checked_add(step).expect("time");
+        }
+        self
+    }
+
+    fn status(&self) -> WorkflowStatus {
+        self.wf.status.clone().unwrap_or_default()
+    }
+
+    fn phase(&self) -> String {
+        self.status().phase.unwrap_or_default()
+    }
+
+    fn nodes(&self) -> BTreeMap<String, NodeStatus> {
+        self.status().nodes.unwrap_or_default()
+    }
+
+    fn by_name(&self, name: &str) -> Option<NodeStatus> {
+        self.nodes()
+            .into_values()
+            .find(|n| n.name.as_deref() == Some(name))
+    }
+
+    /// The node tree as sorted `name type phase [message]` lines, for snapshots.
+    fn tree(&self) -> Vec<String> {
+        let nodes = self.nodes();
+        let mut lines: Vec<String> = nodes
+            .values()
+            .map(|n| {
+                let children: Vec<String> = n
+                    .children
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| nodes.get(c).and_then(|c| c.display_name.clone()))
+                    .collect();
+                format!(
+                    "{} | {} | {}{}{}",
+                    n.name.clone().unwrap_or_default(),
+                    n.node_type.clone().unwrap_or_default(),
+                    n.phase.clone().unwrap_or_default(),
+                    n.message
+                        .as_ref()
+                        .map(|m| format!(" | {m}"))
+                        .unwrap_or_default(),
+                    if children.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" -> [{}]", children.join(", "))
+                    }
+                )
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+}
+
+fn by_template(table: &'static [(&'static str, fn() -> Outcome)]) -> Script {
+    Box::new(move |req: &PodRequest| {
+        table
+            .iter()
+            .find(|(t, _)| *t == req.template.name)
+            .map(|(_, f)| f())
+            .unwrap_or_else(ok)
+    })
+}
+
+fn all_ok() -> Script {
+    Box::new(|_| ok())
+}
+
+// ---------------------------------------------------------------- conformance workflows
+
+#[test]
+fn conformance_hello_world_is_one_pod_named_after_the_workflow() {
+    let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let root = sim.by_name(&name).expect("root node");
+    assert_eq!(root.node_type.as_deref(), Some("Pod"));
+    assert_eq!(root.id.as_deref(), Some(name.as_str()));
+    assert_eq!(sim.created, vec![name.clone()]);
+    assert_eq!(sim.status().progress.as_deref(), Some("1/1"));
+    assert!(sim.status().finished_at.is_some());
+}
+
+#[test]
+fn conformance_steps_tree_shape() {
+    let mut sim = Sim::new(conformance("steps.yaml"), all_ok());
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    insta::assert_yaml_snapshot!("steps_tree", sim.tree());
+}
+
+#[test]
+fn conformance_coinflip_takes_the_branch_of_the_result() {
+    for (side, other) in [("heads", "tails"), ("tails", "heads")] {
+        let script: Script = Box::new(move |r: &PodRequest| {
+            if r.template.name == "flip-coin" {
+                with_result(side)
+            } else {
+                ok()
+            }
+        });
+        let mut sim = Sim::new(conformance("coinflip.yaml"), script);
+        sim.run(40);
+        assert_eq!(sim.phase(), "Succeeded", "{side}");
+        let name = sim.wf.metadata.name.clone().expect("name");
+        let ran = sim
+            .by_name(&format!("{name}[1].{side}"))
+            .expect("branch ran");
+        assert_eq!(ran.phase.as_deref(), Some("Succeeded"));
+        let skipped = sim.by_name(&format!("{name}[1].{other}")).expect("other");
+        assert_eq!(skipped.phase.as_deref(), Some("Skipped"));
+        assert_eq!(
+            skipped.message.as_deref(),
+            Some(format!("when '{side} == {other}' evaluated false").as_str())
+        );
+        // The script's pod captures stdout.
+        assert!(sim.created.iter().any(|p| p.contains("flip-coin")));
+    }
+}
+
+#[test]
+fn conformance_continue_on_fail_succeeds_with_a_failed_step() {
+    let mut sim = Sim::new(
+        conformance("continue-on-fail.yaml"),
+        by_template(&[("intentional-fail", fail)]),
+    );
+    sim.run(60);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    assert_eq!(
+        sim.by_name(&format!("{name}[1].C")).and_then(|n| n.phase),
+        Some("Failed".into())
+    );
+    assert_eq!(
+        sim.by_name(&format!("{name}[2].D")).and_then(|n| n.phase),
+        Some("Succeeded".into())
+    );
+}
+
+#[test]
+fn conformance_parallelism_limit_never_runs_more_than_two_pods() {
+    let mut sim = Sim::new(conformance("parallelism-limit.yaml"), all_ok());
+    let mut max_running = 0;
+    for _ in 0..200 {
+        let op = sim.pass();
+        if op.status.phase.as_deref() == Some("Succeeded") {
+            break;
+        }
+        let running = sim
+            .nodes()
+            .values()
+            .filter(|n| {
+                n.node_type.as_deref() == Some("Pod")
+                    && matches!(n.phase.as_deref(), Some("Pending" | "Running"))
+            })
+            .count();
+        max_running = max_running.max(running);
+        sim.kubelet();
+        sim.now = sim
+            .now
+            .checked_add(SignedDuration::from_secs(1))
+            .expect("t");
+    }
+    assert_eq!(sim.phase(), "Succeeded");
+    assert_eq!(max_running, 2);
+    assert_eq!(sim.created.len(), 10);
+    let name = sim.wf.metadata.name.clone().expect("name");
+    assert!(sim.by_name(&format!("{name}[0].sleep(0:this)")).is_some());
+    assert!(sim.by_name(&format!("{name}[0].sleep(6:60)")).is_some());
+}
+
+#[test]
+fn conformance_exit_handler_sees_failed_status() {
+    let mut sim = Sim::new(
+        conformance("exit-handlers.yaml"),
+        by_template(&[("intentional-fail", fail)]),
+    );
+    sim.run(60);
+    assert_eq!(sim.phase(), "Failed");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let cry = sim.by_name(&format!("{name}.onExit[0].cry")).expect("cry");
+    assert_eq!(cry.phase.as_deref(), Some("Succeeded"));
+    let celebrate = sim
+        .by_name(&format!("{name}.onExit[0].celebrate"))
+        .expect("celebrate");
+    assert_eq!(celebrate.phase.as_deref(), Some("Skipped"));
+    assert_eq!(sim.status().message.as_deref(), Some("Error (exit code 1)"));
+}
+
+#[test]
+fn conformance_retry_container_retries_until_success() {
+    // Attempts 0 and 1 fail, attempt 2 succeeds.
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.node_name.ends_with("(2)") {
+            ok()
+        } else {
+            fail()
+        }
+    });
+    let mut sim = Sim::new(conformance("retry-container.yaml"), script);
+    sim.run(60);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let retry = sim.by_name(&name).expect("retry node");
+    assert_eq!(retry.node_type.as_deref(), Some("Retry"));
+    assert_eq!(retry.children.as_ref().map(Vec::len), Some(3));
+    assert_eq!(sim.created.len(), 3);
+    let unique: BTreeSet<&String> = sim.created.iter().collect();
+    assert_eq!(unique.len(), 3, "each attempt has its own pod");
+}
+
+#[test]
+fn conformance_retry_backoff_waits_and_reports_it() {
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.node_name.ends_with("(2)") {
+            ok()
+        } else {
+            fail()
+        }
+    });
+    let mut sim = Sim::new(conformance("retry-backoff.yaml"), script);
+    let mut saw_backoff = None;
+    for _ in 0..80 {
+        let op = sim.pass();
+        if op.status.phase.as_deref() != Some("Running") {
+            break;
+        }
+        let name = sim.wf.metadata.name.clone().expect("name");
+        if let Some(m) = sim.by_name(&name).and_then(|n| n.message)
+            && m.starts_with("Backoff for")
+        {
+            saw_backoff.get_or_insert((m, op.requeue_after));
+        }
+        let busy = sim.kubelet();
+        let step = match (busy, op.requeue_after) {
+            (false, Some(d)) if d > SignedDuration::ZERO => d,
+            _ => SignedDuration::from_secs(1),
+        };
+        sim.now = sim.now.checked_add(step).expect("t");
+    }
+    assert_eq!(sim.phase(), "Succeeded");
+    let (message, requeue) = saw_backoff.expect("a backoff was reported");
+    // Attempt 0 failed at t+1 and its 1 s wait was over by the next pass; attempt 1's wait is
+    // 1 s * factor 2 from its end at t+3, so at t+4 one second of it is left.
+    assert_eq!(message, "Backoff for 2 seconds");
+    assert_eq!(requeue, Some(SignedDuration::from_secs(1)));
+}
+
+#[test]
+fn conformance_loops_maps_node_names_and_item_fields() {
+    let mut sim = Sim::new(conformance("loops-maps.yaml"), all_ok());
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let child = format!("{name}[0].test-linux(0:image:debian,tag:9.1)");
+    let node = sim.by_name(&child).expect("loop child");
+    let id = node.id.clone().expect("id");
+    // The image came from the item.
+    let image = sim.pods[&id]
+        .request
+        .template
+        .container
+        .as_ref()
+        .and_then(|c| c.image.clone());
+    assert_eq!(image.as_deref(), Some("debian:9.1"));
+}
+
+#[test]
+fn conformance_loops_param_result_expands_json_output() {
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.template.name == "gen-number-list" {
+            with_result("[20, 21, 22]")
+        } else {
+            ok()
+        }
+    });
+    let mut sim = Sim::new(conformance("loops-param-result.yaml"), script);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let node = sim
+        .by_name(&format!("{name}[1].sleep(2:22)"))
+        .expect("child");
+    let args = sim.pods[&node.id.clone().expect("id")]
+        .request
+        .template
+        .container
+        .as_ref()
+        .and_then(|c| c.args.clone())
+        .expect("args");
+    assert_eq!(args[0], "echo sleeping for 22 seconds; sleep 22; echo done");
+}
+
+#[test]
+fn conformance_loops_sequence_items() {
+    let mut sim = Sim::new(conformance("loops-sequence.yaml"), all_ok());
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    for child in [
+        "sequence-count(0:0)",
+        "sequence-count(4:4)",
+        "sequence-start-end(5:105)",
+        "sequence-param(2:202)",
+        "sequence-negative(0:5)",
+        "sequence-negative(5:0)",
+        "sequence-format(4:testuser04)",
+    ] {
+        assert!(
+            sim.by_name(&format!("{name}[0].{child}")).is_some(),
+            "{child}: {:#?}",
+            sim.tree()
+        );
+    }
+}
+
+#[test]
+fn conformance_output_parameter_flows_to_the_next_step() {
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.template.name == "hello-world-to-file" {
+            Outcome {
+                params: vec![("hello-param".into(), "hello world".into())],
+                ..ok()
+            }
+        } else {
+            ok()
+        }
+    });
+    let mut sim = Sim::new(conformance("output-parameter.yaml"), script);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let consume = sim
+        .by_name(&format!("{name}[1].consume-parameter"))
+        .expect("consumer");
+    let req = &sim.pods[&consume.id.clone().expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["hello world".to_owned()])
+    );
+}
+
+#[test]
+fn conformance_output_parameter_default_when_not_reported() {
+    let mut sim = Sim::new(conformance("output-parameter.yaml"), all_ok());
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let consume = sim
+        .by_name(&format!("{name}[1].consume-parameter"))
+        .expect("consumer");
+    let req = &sim.pods[&consume.id.clone().expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["Foobar".to_owned()])
+    );
+}
+
+#[test]
+fn conformance_dags() {
+    for file in [
+        "dag-diamond.yaml",
+        "dag-enhanced-depends.yaml",
+        "dag-targets.yaml",
+    ] {
+        // dag-enhanced-depends' `fail` template exits 1; its failure is handled by `depends`.
+        let mut sim = Sim::new(conformance(file), by_template(&[("fail", fail)]));
+        sim.run(60);
+        assert_eq!(sim.phase(), "Succeeded", "{file}: {:#?}", sim.tree());
+        insta::assert_yaml_snapshot!(file.trim_end_matches(".yaml").to_owned(), sim.tree());
+    }
+}
+
+#[test]
+fn conformance_simple_successes() {
+    for file in [
+        "arguments-parameters.yaml",
+        "conditionals.yaml",
+        "global-parameters.yaml",
+        "loops.yaml",
+        "scripts-bash.yaml",
+        "scripts-python.yaml",
+        "volumes-emptydir.yaml",
+        "volumes-pvc.yaml",
+    ] {
+        let script: Script = Box::new(|r: &PodRequest| {
+            if r.capture_result && r.template.script.is_some() {
+                with_result("42")
+            } else {
+                Outcome {
+                    params: vec![("hello-param".into(), "x".into())],
+                    ..ok()
+                }
+            }
+        });
+        let mut sim = Sim::new(conformance(file), script);
+        sim.run(80);
+        assert_eq!(sim.phase(), "Succeeded", "{file}: {:#?}", sim.tree());
+    }
+}
+
+#[test]
+fn conformance_global_parameter_reaches_the_pod() {
+    let mut sim = Sim::new(conformance("global-parameters.yaml"), all_ok());
+    sim.run(20);
+    let pod = sim.pods.values().next().expect("pod");
+    assert_eq!(
+        pod.request
+            .template
+            .container
+            .as_ref()
+            .and_then(|c| c.args.clone()),
+        Some(vec!["hello world".to_owned()])
+    );
+}
+
+#[test]
+fn conformance_workflow_template_ref_stores_spec_and_survives_template_deletion() {
+    let mut sim = Sim::new(conformance("workflow-template-ref.yaml"), all_ok());
+    sim.lookup = templates_lookup();
+    sim.pass();
+    let stored = sim
+        .status()
+        .stored_workflow_template_spec
+        .expect("stored spec");
+    assert_eq!(stored["entrypoint"], json!("print-message"));
+    // The WorkflowTemplate disappears: the run goes on from the stored spec.
+    sim.lookup = MapLookup::default();
+    sim.kubelet();
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded");
+    let pod = sim.pods.values().next().expect("pod");
+    assert_eq!(
+        pod.request
+            .template
+            .container
+            .as_ref()
+            .and_then(|c| c.args.clone()),
+        Some(vec!["hello world".to_owned()])
+    );
+}
+
+#[test]
+fn conformance_timeouts_step_deletes_the_pod_at_its_deadline() {
+    let script: Script = Box::new(|_| Outcome { hang: true, ..ok() });
+    let mut sim = Sim::new(conformance("timeouts-step.yaml"), script);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Failed");
+    assert_eq!(sim.status().message.as_deref(), Some(reasons::DEADLINE));
+    assert_eq!(sim.deleted.len(), 1);
+    let pod = sim.created.first().expect("pod");
+    assert_eq!(&sim.deleted[0], pod);
+}
+
+#[test]
+fn conformance_suspend_template_waits_for_resume_then_duration() {
+    let mut sim = Sim::new(conformance("suspend-template.yaml"), all_ok());
+    sim.run(30);
+    assert_eq!(sim.phase(), "Running");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let approve = sim.by_name(&format!("{name}[1].approve")).expect("approve");
+    assert_eq!(approve.node_type.as_deref(), Some("Suspend"));
+    assert_eq!(approve.phase.as_deref(), Some("Running"));
+    let op = sim.pass();
+    assert_eq!(op.requeue_after, None, "manual suspend has no wake-up");
+    // Resume.
+    let status = resume(&sim.wf, Some("displayName=approve"), sim.now);
+    sim.wf.status = Some(status);
+    let op = sim.pass();
+    let delay = sim.by_name(&format!("{name}[2].delay")).expect("delay");
+    assert_eq!(delay.phase.as_deref(), Some("Running"));
+    assert_eq!(op.requeue_after, Some(SignedDuration::from_secs(20)));
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded");
+}
+
+#[test]
+fn conformance_intermediate_parameters_reads_the_supplied_output() {
+    let mut sim = Sim::new(conformance("intermediate-parameters.yaml"), all_ok());
+    sim.run(30);
+    assert_eq!(sim.phase(), "Running");
+    let name = sim.wf.metadata.name.clone().expect("name");
+    let approval = sim
+        .by_name(&format!("{name}[1].approval"))
+        .expect("approval");
+    assert_eq!(approval.node_type.as_deref(), Some("Suspend"));
+    // What the UI (or `argo node set`) does, then `argo resume`.
+    let mut status = resume(&sim.wf, None, sim.now);
+    let id = approval.id.expect("id");
+    if let Some(n) = status.nodes.as_mut().and_then(|n| n.get_mut(&id)) {
+        n.outputs = Some(Outputs {
+            parameters: Some(vec![Parameter {
+                name: "approve".into(),
+                value: Some(json!("YES")),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+    }
+    sim.wf.status = Some(status);
+    sim.run(30);
+    assert_eq!(sim.phase(), "Succeeded");
+    let prod = sim
+        .by_name(&format!("{name}[2].deploy-prod"))
+        .expect("deploy-prod");
+    assert_eq!(prod.phase.as_deref(), Some("Succeeded"));
+}
+
+// ---------------------------------------------------------------- invariants
+
+#[test]
+fn operate_is_deterministic() {
+    let mut sim = Sim::new(conformance("dag-diamond.yaml"), all_ok());
+    for _ in 0..4 {
+        sim.pass();
+        sim.kubelet();
+    }
+    let input = OperateInput {
+        workflow: &sim.wf,
+        observations: &sim.observations,
+        templates: &sim.lookup,
+        now: sim.now,
+    };
+    assert_eq!(operate(&input), operate(&input));
+}
+
+#[test]
+fn a_requested_pod_not_observed_is_requested_again_under_the_same_name() {
+    let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
+    let first = sim.pass();
+    let second = sim.pass();
+    let name = |op: &Operation| match op.actions.as_slice() {
+        [Action::CreatePod(r)] => r.pod_name.clone(),
+        other => panic!("expected one CreatePod, got {other:?}"),
+    };
+    assert_eq!(name(&first), name(&second));
+    assert_eq!(first.status.nodes, second.status.nodes);
+}
+
+#[test]
+fn a_running_pod_that_vanishes_errors_the_node() {
+    let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
+    sim.pass();
+    sim.kubelet();
+    sim.pass();
+    sim.observations.clear();
+    sim.pass();
+    assert_eq!(sim.phase(), "Error");
+    assert_eq!(sim.status().message.as_deref(), Some(reasons::POD_DELETED));
+}
+
+#[test]
+fn a_finished_pod_without_its_report_keeps_the_node_running() {
+    let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
+    sim.pass();
+    let id = sim.wf.metadata.name.clone().expect("name");
+    sim.observations.insert(
+        id.clone(),
+        PodObservation {
+            pod_name: id.clone(),
+            phase: PodPhase::Succeeded,
+            message: None,
+            started_at: Some(t0()),
+            finished_at: Some(t0()),
+            host_node_name: None,
+            pod_ip: None,
+            outputs: None,
+            outputs_reported: false,
+        },
+    );
+    sim.pass();
+    assert_eq!(
+        sim.by_name(&id).and_then(|n| n.phase),
+        Some("Running".into())
+    );
+    if let Some(o) = sim.observations.get_mut(&id) {
+        o.outputs_reported = true;
+    }
+    sim.pass();
+    assert_eq!(sim.phase(), "Succeeded");
+}
+
+#[test]
+fn a_completed_workflow_is_left_alone() {
+    let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
+    sim.run(20);
+    let before = sim.status();
+    let op = sim.pass();
+    assert_eq!(op.status, before);
+    assert!(op.actions.is_empty());
+    assert_eq!(op.requeue_after, None);
+}
+
+#[test]
+fn completed_nodes_are_never_rerun() {
+    let mut sim = Sim::new(conformance("steps.yaml"), all_ok());
+    sim.run(40);
+    // Forget the pods (a restart of cairn with pods garbage-collected): nothing is recreated.
+    sim.observations.clear();
+    sim.wf.status.as_mut().expect("status").phase = Some("Running".into());
+    let op = sim.pass();
+    assert!(op.actions.is_empty(), "{:?}", op.actions);
+}
+
+#[test]
+fn invalid_workflows_fail_with_the_field_path() {
+    let wf = wf_from_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: bad\nspec:\n  entrypoint: nope\n  templates:\n  - name: main\n    container:\n      image: busybox\n",
+    );
+    let mut sim = Sim::new(wf, all_ok());
+    let op = sim.pass();
+    assert_eq!(op.status.phase.as_deref(), Some("Failed"));
+    let message = op.status.message.unwrap_or_default();
+    assert!(
+        message.starts_with("invalid spec: spec.entrypoint"),
+        "{message}"
+    );
+    assert!(op.actions.is_empty());
+}
+
+#[test]
+fn missing_workflow_template_fails_at_start() {
+    let mut sim = Sim::new(conformance("workflow-template-ref.yaml"), all_ok());
+    let op = sim.pass();
+    assert_eq!(op.status.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        op.status.message.as_deref(),
+        Some(
+            "invalid spec: spec.workflowTemplateRef.name: WorkflowTemplate 'workflow-template-submittable' not found"
+        )
+    );
+}
+
+// ---------------------------------------------------------------- features
+
+fn yaml_wf(spec: &str) -> Workflow {
+    wf_from_yaml(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: wf\nspec:\n{spec}"
+    ))
+}
+
+#[test]
+fn resource_templates_error_clearly() {
+    let wf = yaml_wf(
+        "  entrypoint: main\n  templates:\n  - name: main\n    resource:\n      action: create\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n",
+    );
+    let mut sim = Sim::new(wf, all_ok());
+    sim.run(5);
+    assert_eq!(sim.phase(), "Error");
+    assert_eq!(
+        sim.status().message.as_deref(),
+        Some("template 'main': resource templates are not supported yet")
+    );
+}
+
+#[test]
+fn stop_deletes_running_pods_and_runs_the_exit_handler() {
+    let spec = "  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    container:\n      image: busybox\n      command: [sleep, '100']\n  - name: bye\n    container:\n      image: busybox\n      command: [echo, '{{workflow.status}}']\n";
+    for (strategy, exit_runs) in [("Stop", true), ("Terminate", false)] {
+        let script: Script = Box::new(|r: &PodRequest| {
+            if r.template.name == "main" {
+                Outcome { hang: true, ..ok() }
+            } else {
+                ok()
+            }
+        });
+        let mut sim = Sim::new(yaml_wf(spec), script);
+        sim.pass();
+        sim.kubelet();
+        sim.pass();
+        sim.wf.spec.shutdown = Some(strategy.into());
+        sim.run(20);
+        assert_eq!(sim.phase(), "Failed", "{strategy}");
+        assert_eq!(
+            sim.status().message,
+            Some(format!("Stopped with strategy '{strategy}'"))
+        );
+        assert_eq!(sim.deleted, vec!["wf".to_owned()], "{strategy}");
+        let exit = sim.by_name("wf.onExit");
+        assert_eq!(exit.is_some(), exit_runs, "{strategy}");
+        if exit_runs {
+            let req = sim
+                .pods
+                .values()
+                .find(|p| p.request.template.name == "bye")
+                .expect("exit pod");
+            assert_eq!(
+                req.request
+                    .template
+                    .container
+                    .as_ref()
+                    .and_then(|c| c.command.clone()),
+                Some(vec!["echo".to_owned(), "Failed".to_owned()])
+            );
+        }
+    }
+}
+
+#[test]
+fn spec_suspend_starts_nothing() {
+    let mut wf = conformance("steps.yaml");
+    wf.spec.suspend = Some(true);
+    let mut sim = Sim::new(wf, all_ok());
+    let op = sim.pass();
+    assert!(op.actions.is_empty());
+    assert_eq!(op.status.phase.as_deref(), Some("Running"));
+    sim.wf.spec.suspend = None;
+    let op = sim.pass();
+    assert_eq!(op.actions.len(), 1);
+}
+
+#[test]
+fn workflow_deadline_fails_running_pods() {
+    let spec = "  entrypoint: main\n  activeDeadlineSeconds: 5\n  templates:\n  - name: main\n    container:\n      image: busybox\n";
+    let script: Script = Box::new(|_| Outcome { hang: true, ..ok() });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    let first = sim.pass();
+    match first.actions.as_slice() {
+        [Action::CreatePod(r)] => assert_eq!(r.active_deadline_seconds, Some(5)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(first.requeue_after, Some(SignedDuration::from_secs(6)));
+    sim.run(20);
+    assert_eq!(sim.phase(), "Failed");
+    assert_eq!(sim.status().message.as_deref(), Some(reasons::DEADLINE));
+}
+
+#[test]
+fn retry_gives_up_after_the_limit() {
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    retryStrategy:\n      limit: 2\n    container:\n      image: busybox\n      args: ['{{retries}}']\n";
+    let mut sim = Sim::new(yaml_wf(spec), Box::new(|_| fail()));
+    sim.run(40);
+    assert_eq!(sim.phase(), "Failed");
+    assert_eq!(
+        sim.status().message.as_deref(),
+        Some("No more retries left")
+    );
+    let args: Vec<String> = sim
+        .pods
+        .values()
+        .filter_map(|p| {
+            p.request
+                .template
+                .container
+                .as_ref()
+                .and_then(|c| c.args.clone())
+        })
+        .flatten()
+        .collect();
+    let mut args = args;
+    args.sort();
+    assert_eq!(args, vec!["0", "1", "2"]);
+    assert!(sim.by_name("wf(2)").is_some());
+}
+
+#[test]
+fn aggregated_loop_outputs_and_global_outputs() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: gen
+        template: gen
+        arguments:
+          parameters: [{name: n, value: "{{item}}"}]
+        withItems: [a, b]
+    - - name: show
+        template: show
+        arguments:
+          parameters:
+          - {name: results, value: "{{steps.gen.outputs.result}}"}
+          - {name: params, value: "{{steps.gen.outputs.parameters.p}}"}
+  - name: gen
+    inputs:
+      parameters: [{name: n}]
+    container:
+      image: busybox
+    outputs:
+      parameters:
+      - name: p
+        globalName: last-p
+        valueFrom: {path: /tmp/p}
+  - name: show
+    inputs:
+      parameters: [{name: results}, {name: params}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.results}}", "{{inputs.parameters.params}}"]
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        let n = r
+            .template
+            .inputs
+            .as_ref()
+            .and_then(|i| i.parameters.as_ref())
+            .and_then(|p| p.first())
+            .and_then(|p| p.value.clone())
+            .map(|v| crate::workflow::types::any_string(&v))
+            .unwrap_or_default();
+        Outcome {
+            result: Some(format!("r-{n}")),
+            params: vec![("p".into(), format!("p-{n}"))],
+            ..ok()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let show = sim.by_name("wf[1].show").expect("show");
+    let req = &sim.pods[&show.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec![
+            r#"["r-a","r-b"]"#.to_owned(),
+            r#"["p-a","p-b"]"#.to_owned()
+        ])
+    );
+    // The container's result is referenced in the workflow: its pods capture stdout.
+    assert!(req.capture_result);
+    let outputs = sim
+        .status()
+        .outputs
+        .and_then(|o| o.parameters)
+        .expect("global outputs");
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].name, "last-p");
+}
+
+#[test]
+fn dag_task_failure_fails_the_workflow_and_omits_dependents() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      FAIL_FAST
+      tasks:
+      - {name: A, template: t}
+      - {name: B, template: t, depends: A}
+      - {name: C, template: t, depends: "A.Failed"}
+  - name: t
+    container: {image: busybox}
+"#;
+    for (fail_fast, snapshot) in [
+        ("", "dag_failure_tree"),
+        ("failFast: false", "dag_failure_no_fail_fast"),
+    ] {
+        let script: Script = Box::new(
+            |r: &PodRequest| {
+                if r.node_name == "wf.A" { fail() } else { ok() }
+            },
+        );
+        let mut sim = Sim::new(yaml_wf(&spec.replace("FAIL_FAST", fail_fast)), script);
+        sim.run(40);
+        insta::assert_yaml_snapshot!(snapshot, sim.tree());
+        // Target B's branch failed (A failed, B omitted): the DAG fails either way.
+        assert_eq!(sim.phase(), "Failed");
+        assert_eq!(
+            sim.by_name("wf.B").and_then(|n| n.phase),
+            Some("Omitted".into())
+        );
+        // failFast (the default) starts nothing once the DAG is certain to fail, as Argo's
+        // docs say; without it C, which handles A's failure, runs.
+        let c = sim.by_name("wf.C").and_then(|n| n.phase);
+        if fail_fast.is_empty() {
+            assert_eq!(c, None);
+        } else {
+            assert_eq!(c, Some("Succeeded".into()));
+        }
+    }
+}
+
+#[test]
+fn sprintf_table() {
+    for (format, n, want) in [
+        ("testuser%02X", 10, "testuser0A"),
+        ("%d", -5, "-5"),
+        ("%05d", -42, "-0042"),
+        ("%-4d|", 7, "7   |"),
+        ("%x", 255, "ff"),
+        ("100%%-%d", 3, "100%-3"),
+        ("%+d", 3, "+3"),
+        ("%o", 8, "10"),
+    ] {
+        assert_eq!(go_sprintf_int(format, n).as_deref(), Ok(want), "{format}");
+    }
+    assert!(go_sprintf_int("%s", 1).is_err());
+    assert!(go_sprintf_int("%d %d", 1).is_err());
+    assert!(go_sprintf_int("%", 1).is_err());
+}
+
+#[test]
+fn item_description_table() {
+    for (item, want) in [
+        (json!("a"), "a"),
+        (json!(60), "60"),
+        (json!(true), "true"),
+        (
+            json!({"tag": "9.1", "image": "debian"}),
+            "image:debian,tag:9.1",
+        ),
+        (json!([1, "x"]), r#"[1,"x"]"#),
+        (json!({"a": {"b": 1}}), "a:b:1"),
+    ] {
+        assert_eq!(item_description(&item), want, "{item}");
+    }
+}
+
+#[test]
+fn resume_selector_table() {
+    let mut wf = conformance("suspend-template.yaml");
+    let mut nodes = BTreeMap::new();
+    for (id, display, ty, phase) in [
+        ("a", "approve", "Suspend", "Running"),
+        ("b", "other", "Suspend", "Running"),
+        ("c", "done", "Suspend", "Succeeded"),
+        ("d", "pod", "Pod", "Running"),
+    ] {
+        nodes.insert(
+            id.to_owned(),
+            NodeStatus {
+                id: Some(id.into()),
+                name: Some(id.into()),
+                display_name: Some(display.into()),
+                node_type: Some(ty.into()),
+                phase: Some(phase.into()),
+                ..Default::default()
+            },
+        );
+    }
+    wf.status = Some(WorkflowStatus {
+        nodes: Some(nodes),
+        ..Default::default()
+    });
+    let phases = |s: WorkflowStatus| -> Vec<String> {
+        s.nodes
+            .unwrap_or_default()
+            .values()
+            .map(|n| n.phase.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        phases(resume(&wf, None, t0())),
+        ["Succeeded", "Succeeded", "Succeeded", "Running"]
+    );
+    assert_eq!(
+        phases(resume(&wf, Some("displayName=approve"), t0())),
+        ["Succeeded", "Running", "Succeeded", "Running"]
+    );
+    assert_eq!(
+        phases(resume(&wf, Some("displayName!=approve"), t0())),
+        ["Running", "Succeeded", "Succeeded", "Running"]
+    );
+    assert_eq!(
+        phases(resume(&wf, Some("bogus"), t0())),
+        ["Running", "Running", "Succeeded", "Running"]
+    );
+}

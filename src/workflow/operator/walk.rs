@@ -1,0 +1,1221 @@
+//! The walk over the node tree: workflow-level decisions (start, validation, deadline,
+//! shutdown, exit handler, final phase) and the execution of one template invocation
+//! (`execute`: template resolution, inputs, retries, pods, suspends), Argo's
+//! `operate`/`executeTemplate`. Steps and DAG bodies live in `flow`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::vars::{self, ts};
+use super::{Action, OperateInput, Operation, OperatorError, reasons};
+use crate::workflow::expr::{self, Scope};
+use crate::workflow::node::{Observations, PodPhase, PodRequest, node_id, pod_name};
+use crate::workflow::retry::{
+    self, Attempt, AttemptPhase, DecideInput, RetryDecision, RetryStrategy, TransientMatcher,
+};
+use crate::workflow::types::{
+    Inputs, NodeStatus, Outputs, Parameter, Template, TemplateRef, TemplateType, WorkflowSpec,
+    WorkflowStatus,
+};
+use crate::workflow::validate::{self, ResolvedWorkflow, Source};
+
+/// `spec.shutdown` strategies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Shutdown {
+    /// Stop: running pods are deleted, exit handlers still run.
+    Stop,
+    /// Terminate: like Stop, without exit handlers.
+    Terminate,
+}
+
+impl Shutdown {
+    fn parse(s: Option<&str>) -> Option<Shutdown> {
+        match s? {
+            "Stop" => Some(Shutdown::Stop),
+            "Terminate" => Some(Shutdown::Terminate),
+            _ => None,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Shutdown::Stop => "Stop",
+            Shutdown::Terminate => "Terminate",
+        }
+    }
+
+    pub(super) fn message(self) -> String {
+        format!("Stopped with strategy '{}'", self.as_str())
+    }
+}
+
+/// Which template a call runs: by name in a template scope, or by `templateRef`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Call {
+    /// The node's full name.
+    pub node_name: String,
+    /// The node's display name.
+    pub display_name: String,
+    /// `template:`.
+    pub template: Option<String>,
+    /// `templateRef:`.
+    pub template_ref: Option<TemplateRef>,
+    /// Where a plain `template:` name resolves (`None` = the workflow's own spec).
+    pub scope_src: Option<Source>,
+    /// Arguments, every tag resolved.
+    pub args: Vec<Parameter>,
+    /// The boundary node id.
+    pub boundary_id: Option<String>,
+    /// Part of an exit handler (runs under `Stop`).
+    pub on_exit: bool,
+}
+
+/// What an invocation carries down into the body of its template.
+#[derive(Clone, Debug)]
+pub(super) struct Frame {
+    pub node_name: String,
+    pub display_name: String,
+    pub boundary_id: Option<String>,
+    pub src: Option<Source>,
+    pub template_name: String,
+    pub template_ref: Option<TemplateRef>,
+    pub on_exit: bool,
+    pub inputs: Inputs,
+}
+
+/// The state of one reconcile.
+pub(super) struct Ctx<'a> {
+    pub wf_name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub resolved: ResolvedWorkflow,
+    pub nodes: BTreeMap<String, NodeStatus>,
+    obs: &'a Observations,
+    pub now: Timestamp,
+    pub globals: Scope,
+    pub actions: Vec<Action>,
+    wake: Option<Timestamp>,
+    pub shutdown: Option<Shutdown>,
+    deadline: Option<Timestamp>,
+    suspended: bool,
+    parallelism: Option<usize>,
+    active_pods: usize,
+    pod_spec: WorkflowSpec,
+    capture_all_results: bool,
+    transient: TransientMatcher,
+    deleted: BTreeSet<String>,
+    /// Pods requested in this pass (a node refreshed twice in one pass asks once).
+    requested: BTreeSet<String>,
+}
+
+pub(super) const PHASE_PENDING: &str = "Pending";
+pub(super) const PHASE_RUNNING: &str = "Running";
+pub(super) const PHASE_SUCCEEDED: &str = "Succeeded";
+pub(super) const PHASE_FAILED: &str = "Failed";
+pub(super) const PHASE_ERROR: &str = "Error";
+pub(super) const PHASE_SKIPPED: &str = "Skipped";
+pub(super) const PHASE_OMITTED: &str = "Omitted";
+
+/// Whether a node phase is final.
+pub(super) fn fulfilled(phase: Option<&str>) -> bool {
+    matches!(
+        phase,
+        Some(PHASE_SUCCEEDED | PHASE_FAILED | PHASE_ERROR | PHASE_SKIPPED | PHASE_OMITTED)
+    )
+}
+
+fn failed_or_error(phase: Option<&str>) -> bool {
+    matches!(phase, Some(PHASE_FAILED | PHASE_ERROR))
+}
+
+/// One reconcile: see the module docs of `operator`.
+pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
+    let wf = input.workflow;
+    let mut status = wf.status.clone().unwrap_or_default();
+    let unchanged = |status: WorkflowStatus| Operation {
+        status,
+        actions: Vec::new(),
+        requeue_after: None,
+    };
+    if matches!(
+        status.phase.as_deref(),
+        Some(PHASE_SUCCEEDED | PHASE_FAILED | PHASE_ERROR)
+    ) {
+        return unchanged(status);
+    }
+    let starting = matches!(
+        status.phase.as_deref(),
+        None | Some("") | Some(PHASE_PENDING)
+    );
+
+    // A running workflow keeps the spec it started with (Argo's storedWorkflowTemplateSpec),
+    // so editing or deleting the WorkflowTemplate does not change it mid-run.
+    let mut source = wf.clone();
+    if !starting
+        && wf.spec.workflow_template_ref.is_some()
+        && let Some(stored) = status
+            .stored_workflow_template_spec
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<WorkflowSpec>(v.clone()).ok())
+    {
+        source.spec = stored;
+        source.spec.workflow_template_ref = None;
+    }
+    let resolved = match validate::resolve(&source, input.templates) {
+        Ok(r) => r,
+        Err(e) => return fail_spec(status, input.now, vec![e.to_string()]),
+    };
+    if starting {
+        if let Err(errors) = validate::validate(&resolved) {
+            return fail_spec(
+                status,
+                input.now,
+                errors.iter().map(ToString::to_string).collect(),
+            );
+        }
+        status.phase = Some(PHASE_RUNNING.into());
+        status.started_at = Some(ts(input.now));
+        status.message = None;
+        if wf.spec.workflow_template_ref.is_some() {
+            status.stored_workflow_template_spec = serde_json::to_value(&resolved.spec).ok();
+        }
+    }
+
+    let mut ctx = Ctx::new(input, resolved, &status);
+    ctx.run(&mut status);
+    let requeue_after = ctx
+        .wake
+        .map(|t| t.duration_since(input.now).max(SignedDuration::ZERO));
+    Operation {
+        status,
+        actions: ctx.actions,
+        requeue_after,
+    }
+}
+
+fn fail_spec(mut status: WorkflowStatus, now: Timestamp, errors: Vec<String>) -> Operation {
+    status.phase = Some(PHASE_FAILED.into());
+    status.message = Some(OperatorError::InvalidSpec(errors).to_string());
+    if status.started_at.is_none() {
+        status.started_at = Some(ts(now));
+    }
+    status.finished_at = Some(ts(now));
+    Operation {
+        status,
+        actions: Vec::new(),
+        requeue_after: None,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn new(input: &OperateInput<'a>, resolved: ResolvedWorkflow, status: &WorkflowStatus) -> Self {
+        let wf = input.workflow;
+        let spec = &resolved.spec;
+        let globals = vars::globals(wf, spec, status.outputs.as_ref());
+        let deadline = spec.active_deadline_seconds.and_then(|secs| {
+            let start = status.started_at()?;
+            // Argo truncates the start to the second before adding the deadline.
+            let start = Timestamp::from_second(start.as_second()).ok()?;
+            start.checked_add(SignedDuration::from_secs(secs)).ok()
+        });
+        let mut pod_spec = spec.clone();
+        pod_spec.templates = None;
+        if let Ok(t) = vars::render_value("spec", &pod_spec, &globals) {
+            pod_spec = t;
+        }
+        let capture_all_results = serde_json::to_string(spec)
+            .map(|s| s.contains("outputs.result"))
+            .unwrap_or(false);
+        let nodes = status.nodes.clone().unwrap_or_default();
+        let active_pods = nodes
+            .values()
+            .filter(|n| {
+                n.node_type.as_deref() == Some("Pod")
+                    && matches!(n.phase.as_deref(), Some(PHASE_PENDING | PHASE_RUNNING))
+            })
+            .count();
+        Ctx {
+            wf_name: wf.metadata.name.clone().unwrap_or_default(),
+            namespace: wf.metadata.namespace.clone().unwrap_or_default(),
+            uid: wf.metadata.uid.clone().unwrap_or_default(),
+            shutdown: Shutdown::parse(spec.shutdown.as_deref()),
+            suspended: spec.suspend == Some(true),
+            parallelism: spec.parallelism.map(|p| usize::try_from(p).unwrap_or(0)),
+            resolved,
+            nodes,
+            obs: input.observations,
+            now: input.now,
+            globals,
+            actions: Vec::new(),
+            wake: None,
+            deadline,
+            active_pods,
+            pod_spec,
+            capture_all_results,
+            // Argo reads TRANSIENT_ERROR_PATTERN from the controller's environment; the
+            // operator is pure, so only the built-in transient messages apply.
+            transient: TransientMatcher::default(),
+            deleted: BTreeSet::new(),
+            requested: BTreeSet::new(),
+        }
+    }
+
+    /// The workflow-level part of the reconcile.
+    fn run(&mut self, status: &mut WorkflowStatus) {
+        if let Some(deadline) = self.deadline
+            && !self.deadline_passed()
+        {
+            self.wake_at(
+                deadline
+                    .saturating_add(SignedDuration::from_secs(1))
+                    .unwrap_or(deadline),
+            );
+        }
+        let spec = self.resolved.spec.clone();
+        let entry = Call {
+            node_name: self.wf_name.clone(),
+            display_name: self.wf_name.clone(),
+            template: spec.entrypoint.clone(),
+            args: spec
+                .arguments
+                .as_ref()
+                .and_then(|a| a.parameters.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let root = self.execute(&entry);
+        let root_phase = root.as_ref().and_then(|n| n.phase.clone());
+
+        let mut exit_node = None;
+        if fulfilled(root_phase.as_deref()) {
+            let wf_status = match root_phase.as_deref() {
+                Some(PHASE_FAILED) => PHASE_FAILED,
+                Some(PHASE_ERROR) => PHASE_ERROR,
+                _ => PHASE_SUCCEEDED,
+            };
+            self.globals.insert("workflow.status", wf_status);
+            self.globals
+                .insert("workflow.failures", self.failures_json());
+            if let Some(on_exit) = spec.on_exit.clone().filter(|s| !s.is_empty()) {
+                let name = format!("{}.onExit", self.wf_name);
+                let exists = self.nodes.contains_key(&node_id(&self.wf_name, &name));
+                if exists || self.shutdown != Some(Shutdown::Terminate) {
+                    let call = Call {
+                        node_name: name.clone(),
+                        display_name: name,
+                        template: Some(on_exit),
+                        args: entry.args.clone(),
+                        on_exit: true,
+                        ..Default::default()
+                    };
+                    exit_node = self.execute(&call);
+                    if !exit_node
+                        .as_ref()
+                        .is_some_and(|n| fulfilled(n.phase.as_deref()))
+                    {
+                        self.finish_status(status, None);
+                        return;
+                    }
+                }
+            }
+        }
+
+        let final_phase = match root_phase.as_deref() {
+            Some(p) if fulfilled(Some(p)) => Some(p.to_owned()),
+            _ => None,
+        };
+        let Some(root_phase) = final_phase else {
+            self.finish_status(status, None);
+            return;
+        };
+        let root_message = root.and_then(|n| n.message);
+        let (phase, message) = match root_phase.as_str() {
+            PHASE_FAILED | PHASE_ERROR => {
+                let message = match self.shutdown {
+                    Some(s) => Some(s.message()),
+                    None => root_message,
+                };
+                (root_phase.clone(), message)
+            }
+            _ => match exit_node.filter(|n| failed_or_error(n.phase.as_deref())) {
+                Some(n) => (n.phase.clone().unwrap_or_default(), n.message.clone()),
+                None => (PHASE_SUCCEEDED.to_owned(), None),
+            },
+        };
+        self.finish_status(status, Some((phase, message)));
+    }
+
+    /// Writes nodes, progress, global outputs and (when final) phase/message/finishedAt.
+    fn finish_status(
+        &mut self,
+        status: &mut WorkflowStatus,
+        done: Option<(String, Option<String>)>,
+    ) {
+        let pods: Vec<&NodeStatus> = self
+            .nodes
+            .values()
+            .filter(|n| n.node_type.as_deref() == Some("Pod"))
+            .collect();
+        let finished = pods
+            .iter()
+            .filter(|n| fulfilled(n.phase.as_deref()))
+            .count();
+        status.progress = Some(format!("{finished}/{}", pods.len()));
+        let globals = self.global_outputs();
+        if !globals.is_empty() {
+            let outputs = status.outputs.get_or_insert_with(Outputs::default);
+            outputs.parameters = Some(globals);
+        }
+        if let Some((phase, message)) = done {
+            status.phase = Some(phase);
+            status.message = message;
+            status.finished_at = Some(ts(self.now));
+            self.wake = None;
+        }
+        status.nodes = Some(std::mem::take(&mut self.nodes));
+    }
+
+    /// Argo's `workflow.failures`: the failed and errored nodes as a JSON list.
+    fn failures_json(&self) -> String {
+        let mut list = Vec::new();
+        for n in self.nodes.values() {
+            if !failed_or_error(n.phase.as_deref()) {
+                continue;
+            }
+            let template = n.template_name.clone().unwrap_or_default();
+            let name = n.name.clone().unwrap_or_default();
+            let pod = if n.node_type.as_deref() == Some("Pod") {
+                pod_name(&self.wf_name, &template, &name)
+            } else {
+                String::new()
+            };
+            list.push(serde_json::json!({
+                "displayName": n.display_name.clone().unwrap_or_default(),
+                "message": n.message.clone().unwrap_or_default(),
+                "templateName": template,
+                "phase": n.phase.clone().unwrap_or_default(),
+                "podName": pod,
+                "finishedAt": n.finished_at.clone().unwrap_or_default(),
+            }));
+        }
+        vars::go_json(&Value::Array(list))
+    }
+
+    /// Output parameters with a `globalName`, from every node, in finish order.
+    fn global_outputs(&self) -> Vec<Parameter> {
+        let mut found: Vec<(String, String, Parameter)> = Vec::new();
+        for n in self.nodes.values() {
+            if n.phase.as_deref() != Some(PHASE_SUCCEEDED) {
+                continue;
+            }
+            for p in n.outputs.iter().flat_map(|o| o.parameters.iter().flatten()) {
+                if let Some(global) = p.global_name.clone().filter(|g| !g.is_empty()) {
+                    found.push((
+                        n.finished_at.clone().unwrap_or_default(),
+                        n.name.clone().unwrap_or_default(),
+                        Parameter {
+                            name: global,
+                            value: p.value.clone(),
+                            ..Default::default()
+                        },
+                    ));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut out: Vec<Parameter> = Vec::new();
+        for (_, _, p) in found {
+            // A later writer of the same global name wins, as in Argo.
+            out.retain(|q| q.name != p.name);
+            out.push(p);
+        }
+        out
+    }
+
+    pub(super) fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| self.now > d)
+    }
+
+    /// Whether nothing new may start for a call (`on_exit`: part of an exit handler).
+    pub(super) fn no_new_work(&self, on_exit: bool) -> bool {
+        if self.suspended {
+            return true;
+        }
+        match self.shutdown {
+            Some(Shutdown::Terminate) => return true,
+            Some(Shutdown::Stop) if !on_exit => return true,
+            _ => {}
+        }
+        self.deadline_passed() && !on_exit
+    }
+
+    /// Whether running work of a call must stop (its template planners get `shutdown`).
+    pub(super) fn stopping(&self, on_exit: bool) -> bool {
+        self.no_new_work(on_exit) && !self.suspended
+    }
+
+    pub(super) fn wake_at(&mut self, t: Timestamp) {
+        if self.wake.is_none_or(|w| t < w) {
+            self.wake = Some(t);
+        }
+    }
+
+    pub(super) fn id(&self, name: &str) -> String {
+        node_id(&self.wf_name, name)
+    }
+
+    pub(super) fn node(&self, name: &str) -> Option<&NodeStatus> {
+        self.nodes.get(&self.id(name))
+    }
+
+    /// Creates a node (or returns the existing one's id).
+    pub(super) fn init_node(
+        &mut self,
+        frame: &Frame,
+        node_type: &str,
+        phase: &str,
+        message: Option<String>,
+    ) -> String {
+        let id = self.id(&frame.node_name);
+        if self.nodes.contains_key(&id) {
+            return id;
+        }
+        let node = NodeStatus {
+            id: Some(id.clone()),
+            name: Some(frame.node_name.clone()),
+            display_name: Some(frame.display_name.clone()),
+            node_type: Some(node_type.into()),
+            template_name: (frame.template_ref.is_none() && !frame.template_name.is_empty())
+                .then(|| frame.template_name.clone()),
+            template_ref: frame.template_ref.clone(),
+            phase: Some(phase.into()),
+            boundary_id: frame.boundary_id.clone(),
+            message,
+            started_at: Some(ts(self.now)),
+            finished_at: fulfilled(Some(phase)).then(|| ts(self.now)),
+            inputs: frame
+                .inputs
+                .parameters
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+                .then(|| frame.inputs.clone()),
+            ..Default::default()
+        };
+        self.nodes.insert(id.clone(), node);
+        id
+    }
+
+    /// Sets a node's phase (never changing a completed node).
+    pub(super) fn set_phase(&mut self, id: &str, phase: &str, message: Option<String>) {
+        let now = ts(self.now);
+        if let Some(n) = self.nodes.get_mut(id) {
+            if fulfilled(n.phase.as_deref()) {
+                return;
+            }
+            n.phase = Some(phase.into());
+            if message.is_some() || fulfilled(Some(phase)) {
+                n.message = message;
+            }
+            if fulfilled(Some(phase)) {
+                n.finished_at = Some(now);
+            }
+        }
+    }
+
+    pub(super) fn add_child(&mut self, parent: &str, child: &str) {
+        if let Some(p) = self.nodes.get_mut(parent) {
+            let children = p.children.get_or_insert_with(Vec::new);
+            if !children.iter().any(|c| c == child) {
+                children.push(child.to_owned());
+            }
+        }
+    }
+
+    /// Argo's `getOutboundNodes`.
+    pub(super) fn outbound(&self, id: &str) -> Vec<String> {
+        self.outbound_depth(id, 0)
+    }
+
+    fn outbound_depth(&self, id: &str, depth: usize) -> Vec<String> {
+        let Some(n) = self.nodes.get(id) else {
+            return Vec::new();
+        };
+        if depth > 64 {
+            return vec![id.to_owned()];
+        }
+        let children = n.children.clone().unwrap_or_default();
+        match n.node_type.as_deref() {
+            Some("Pod" | "Skipped" | "Suspend") => vec![id.to_owned()],
+            Some("TaskGroup") if children.is_empty() => vec![id.to_owned()],
+            Some("TaskGroup" | "Retry") => children.last().cloned().into_iter().collect(),
+            _ => {
+                let outbound = n.outbound_nodes.clone().unwrap_or_default();
+                if outbound.is_empty() {
+                    return vec![id.to_owned()];
+                }
+                outbound
+                    .iter()
+                    .flat_map(|o| self.outbound_depth(o, depth + 1))
+                    .collect()
+            }
+        }
+    }
+
+    /// Creates an Error node for a call that cannot run.
+    pub(super) fn error_node(
+        &mut self,
+        frame: &Frame,
+        node_type: &str,
+        e: &OperatorError,
+    ) -> NodeStatus {
+        let id = self.init_node(frame, node_type, PHASE_ERROR, Some(e.to_string()));
+        self.set_phase(&id, PHASE_ERROR, Some(e.to_string()));
+        self.nodes.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Resolves the template of a call: `(its source, the template)`.
+    fn lookup(&self, call: &Call) -> Result<(Option<Source>, Template), OperatorError> {
+        let (src, name) = match &call.template_ref {
+            Some(r) => (Source::of_ref(r), r.template.clone().unwrap_or_default()),
+            None => (
+                call.scope_src.clone(),
+                call.template.clone().unwrap_or_default(),
+            ),
+        };
+        match self.resolved.template(src.as_ref(), &name) {
+            Some((_, t)) => Ok((src, t.clone())),
+            None => Err(OperatorError::TemplateNotFound {
+                node: call.node_name.clone(),
+                template: name,
+            }),
+        }
+    }
+
+    /// Runs (or advances) one template invocation: Argo's `executeTemplate`. `None` when the
+    /// node could not be created now (parallelism, suspend, shutdown).
+    pub(super) fn execute(&mut self, call: &Call) -> Option<NodeStatus> {
+        if let Some(n) = self.node(&call.node_name)
+            && fulfilled(n.phase.as_deref())
+        {
+            return Some(n.clone());
+        }
+        let exists = self.node(&call.node_name).is_some();
+        if !exists && self.no_new_work(call.on_exit) {
+            return None;
+        }
+        let mut frame = Frame {
+            node_name: call.node_name.clone(),
+            display_name: call.display_name.clone(),
+            boundary_id: call.boundary_id.clone(),
+            src: call.scope_src.clone(),
+            template_name: call
+                .template
+                .clone()
+                .or_else(|| call.template_ref.as_ref().and_then(|r| r.template.clone()))
+                .unwrap_or_default(),
+            template_ref: call.template_ref.clone(),
+            on_exit: call.on_exit,
+            inputs: Inputs::default(),
+        };
+        let (src, tmpl) = match self.lookup(call) {
+            Ok(found) => found,
+            Err(e) => return Some(self.error_node(&frame, "Pod", &e)),
+        };
+        frame.src = src;
+        frame.template_name = tmpl.name.clone();
+        let node_type = node_type_of(&tmpl);
+        let inputs = match vars::process_inputs(&tmpl, &call.args, &self.globals) {
+            Ok(i) => i,
+            Err(e) => return Some(self.error_node(&frame, node_type, &e)),
+        };
+        frame.inputs = inputs;
+        let local = vars::local_scope(&self.globals, &frame.inputs);
+        match tmpl.retry_strategy.clone() {
+            Some(raw) => self.execute_retry(&frame, &tmpl, &local, &raw),
+            None => self.execute_body(&frame, &tmpl, &local, None),
+        }
+    }
+
+    /// The body of a template, by type.
+    fn execute_body(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+        retries: Option<usize>,
+    ) -> Option<NodeStatus> {
+        let unsupported = |kind| OperatorError::Unsupported {
+            template: tmpl.name.clone(),
+            kind,
+        };
+        match tmpl.template_type() {
+            Some(TemplateType::Container | TemplateType::Script) => {
+                self.execute_pod(frame, tmpl, local, retries)
+            }
+            Some(TemplateType::Steps | TemplateType::Dag) => {
+                let mut scope = local.clone();
+                if let Some(r) = retries {
+                    scope.insert("retries", r.to_string());
+                }
+                let rendered = match vars::render_template(tmpl, &scope) {
+                    Ok(t) => t,
+                    Err(e) => return Some(self.error_node(frame, node_type_of(tmpl), &e)),
+                };
+                if rendered.steps.is_some() {
+                    self.execute_steps(frame, &rendered, &scope)
+                } else {
+                    self.execute_dag(frame, &rendered, &scope)
+                }
+            }
+            Some(TemplateType::Suspend) => self.execute_suspend(frame, tmpl, local),
+            Some(TemplateType::Resource) => {
+                Some(self.error_node(frame, "Pod", &unsupported("resource")))
+            }
+            Some(TemplateType::Http) => Some(self.error_node(frame, "Pod", &unsupported("http"))),
+            Some(TemplateType::Plugin) => {
+                Some(self.error_node(frame, "Pod", &unsupported("plugin")))
+            }
+            Some(TemplateType::Data) => Some(self.error_node(frame, "Pod", &unsupported("data"))),
+            Some(TemplateType::ContainerSet) => {
+                Some(self.error_node(frame, "Pod", &unsupported("containerSet")))
+            }
+            None => Some(self.error_node(
+                frame,
+                "Pod",
+                &OperatorError::Structure {
+                    template: tmpl.name.clone(),
+                    message: "template type unspecified".into(),
+                },
+            )),
+        }
+    }
+
+    /// A template with a `retryStrategy`: a Retry node whose children are the attempts.
+    fn execute_retry(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+        raw: &crate::workflow::types::RetryStrategy,
+    ) -> Option<NodeStatus> {
+        let id = self.id(&frame.node_name);
+        let strategy = vars::render_value("retryStrategy", raw, local)
+            .and_then(|r| RetryStrategy::parse(&tmpl.name, &r).map_err(OperatorError::Retry));
+        let strategy = match strategy {
+            Ok(s) => s,
+            Err(e) => return Some(self.error_node(frame, "Retry", &e)),
+        };
+        if !self.nodes.contains_key(&id) {
+            self.init_node(frame, "Retry", PHASE_RUNNING, None);
+        }
+        // Each round either advances the last attempt or decides on it; two rounds cover
+        // "last attempt just failed → start the next".
+        for _ in 0..3 {
+            let children = self
+                .nodes
+                .get(&id)
+                .and_then(|n| n.children.clone())
+                .unwrap_or_default();
+            let attempt_frame = |n: usize| Frame {
+                node_name: format!("{}({n})", frame.node_name),
+                display_name: format!("{}({n})", frame.display_name),
+                boundary_id: frame.boundary_id.clone(),
+                ..frame.clone()
+            };
+            let Some(last_id) = children.last().cloned() else {
+                if let Some(child) = self.execute_body(&attempt_frame(0), tmpl, local, Some(0)) {
+                    let cid = child.id.clone().unwrap_or_default();
+                    self.add_child(&id, &cid);
+                }
+                break;
+            };
+            let last = self.nodes.get(&last_id).cloned().unwrap_or_default();
+            if !fulfilled(last.phase.as_deref()) {
+                let n = children.len() - 1;
+                let updated = self.execute_body(&attempt_frame(n), tmpl, local, Some(n));
+                if updated.is_some_and(|u| fulfilled(u.phase.as_deref())) {
+                    continue;
+                }
+                self.set_phase(&id, PHASE_RUNNING, None);
+                break;
+            }
+            if !failed_or_error(last.phase.as_deref()) {
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.outputs = last.outputs.clone();
+                }
+                self.set_phase(&id, PHASE_SUCCEEDED, None);
+                break;
+            }
+            let attempts: Vec<Attempt> = children
+                .iter()
+                .filter_map(|c| self.nodes.get(c))
+                .filter(|c| failed_or_error(c.phase.as_deref()))
+                .map(|c| attempt_of(c, self.now))
+                .collect();
+            let expression = match raw.expression.as_deref().filter(|e| !e.trim().is_empty()) {
+                None => None,
+                Some(src) => {
+                    let mut scope = local.clone();
+                    for (k, v) in retry::expression_scope(&attempts) {
+                        scope.insert(k, v);
+                    }
+                    let result = expr::parse(src).and_then(|ast| expr::eval(&ast, &scope));
+                    match result {
+                        Ok(expr::Value::Bool(b)) => Some(b),
+                        Ok(other) => Some(matches!(other, expr::Value::Str(ref s) if s == "true")),
+                        Err(e) => {
+                            let e = OperatorError::Render {
+                                template: tmpl.name.clone(),
+                                field: "retryStrategy.expression".into(),
+                                source: e,
+                            };
+                            self.set_phase(&id, PHASE_ERROR, Some(e.to_string()));
+                            break;
+                        }
+                    }
+                }
+            };
+            let decision = retry::decide(
+                &strategy,
+                &attempts,
+                &DecideInput {
+                    now: self.now,
+                    workflow_deadline: self.deadline,
+                    shutdown: self
+                        .shutdown
+                        .filter(|_| self.stopping(frame.on_exit))
+                        .map(Shutdown::as_str),
+                    expression,
+                    transient: &self.transient,
+                },
+            );
+            match decision {
+                RetryDecision::RetryNow => {
+                    let n = children.len();
+                    if let Some(child) = self.execute_body(&attempt_frame(n), tmpl, local, Some(n))
+                    {
+                        let cid = child.id.clone().unwrap_or_default();
+                        self.add_child(&id, &cid);
+                        if let Some(node) = self.nodes.get_mut(&id) {
+                            node.message = None;
+                        }
+                        if fulfilled(child.phase.as_deref()) {
+                            continue;
+                        }
+                    }
+                    break;
+                }
+                RetryDecision::RetryAt { at, wait } => {
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.message = Some(format!("Backoff for {}", humanize(wait)));
+                    }
+                    self.wake_at(at);
+                    break;
+                }
+                RetryDecision::GiveUp { phase, reason } => {
+                    let phase = match phase {
+                        AttemptPhase::Failed => PHASE_FAILED,
+                        AttemptPhase::Error => PHASE_ERROR,
+                    };
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.outputs = last.outputs.clone();
+                    }
+                    self.set_phase(&id, phase, Some(reason));
+                    break;
+                }
+            }
+        }
+        self.nodes.get(&id).cloned()
+    }
+
+    /// A container or script template: one pod per node.
+    fn execute_pod(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+        retries: Option<usize>,
+    ) -> Option<NodeStatus> {
+        let id = self.id(&frame.node_name);
+        let pod = pod_name(&self.wf_name, &tmpl.name, &frame.node_name);
+        let Some(node) = self.nodes.get(&id).cloned() else {
+            if self.no_new_work(frame.on_exit) {
+                return None;
+            }
+            if self.parallelism.is_some_and(|p| self.active_pods >= p) {
+                return None;
+            }
+            let request = match self.pod_request(frame, tmpl, local, retries, &pod, &id) {
+                Ok(r) => r,
+                Err(e) => return Some(self.error_node(frame, "Pod", &e)),
+            };
+            self.init_node(frame, "Pod", PHASE_PENDING, None);
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.progress = Some("0/1".into());
+            }
+            self.requested.insert(pod.clone());
+            self.actions.push(Action::CreatePod(Box::new(request)));
+            self.active_pods += 1;
+            return self.nodes.get(&id).cloned();
+        };
+        if fulfilled(node.phase.as_deref()) {
+            return Some(node);
+        }
+        let observed = self.obs.get(&id);
+        let done = observed.is_some_and(|o| {
+            o.outputs_reported
+                && matches!(
+                    o.phase,
+                    PodPhase::Succeeded | PodPhase::Failed | PodPhase::Error
+                )
+        });
+        if !done && let Some(reason) = self.kill_reason(&node, tmpl, frame.on_exit) {
+            self.delete_pod(&pod, &id);
+            self.complete_pod(&id, PHASE_FAILED, Some(reason), None, tmpl);
+            return self.nodes.get(&id).cloned();
+        }
+        match observed {
+            None if node.phase.as_deref() == Some(PHASE_RUNNING) => {
+                self.complete_pod(
+                    &id,
+                    PHASE_ERROR,
+                    Some(reasons::POD_DELETED.into()),
+                    None,
+                    tmpl,
+                );
+            }
+            None if self.requested.contains(&pod) => {}
+            None => {
+                // Requested but not seen: ask again under the same name (idempotent).
+                self.requested.insert(pod.clone());
+                match self.pod_request(frame, tmpl, local, retries, &pod, &id) {
+                    Ok(r) => self.actions.push(Action::CreatePod(Box::new(r))),
+                    Err(e) => {
+                        self.complete_pod(&id, PHASE_ERROR, Some(e.to_string()), None, tmpl);
+                    }
+                }
+            }
+            Some(o) => {
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    if let Some(h) = &o.host_node_name {
+                        n.host_node_name = Some(h.clone());
+                    }
+                    if let Some(ip) = &o.pod_ip {
+                        n.pod_ip = Some(ip.clone());
+                    }
+                    if let Some(s) = o.started_at {
+                        n.started_at = Some(ts(s));
+                    }
+                }
+                let phase = match o.phase {
+                    PodPhase::Pending => Some(PHASE_PENDING),
+                    PodPhase::Running => Some(PHASE_RUNNING),
+                    PodPhase::Succeeded if o.outputs_reported => Some(PHASE_SUCCEEDED),
+                    PodPhase::Failed if o.outputs_reported => Some(PHASE_FAILED),
+                    PodPhase::Error if o.outputs_reported => Some(PHASE_ERROR),
+                    // Ended, report not in yet: still running as far as the node goes.
+                    _ => Some(PHASE_RUNNING),
+                };
+                match phase {
+                    Some(p) if fulfilled(Some(p)) => {
+                        let outputs = vars::pod_outputs(tmpl, o.outputs.as_ref());
+                        let finished = o.finished_at;
+                        let message = o.message.clone().filter(|_| p != PHASE_SUCCEEDED);
+                        self.complete_pod(&id, p, message, outputs, tmpl);
+                        if let (Some(f), Some(n)) = (finished, self.nodes.get_mut(&id)) {
+                            n.finished_at = Some(ts(f));
+                        }
+                    }
+                    Some(p) => {
+                        if let Some(n) = self.nodes.get_mut(&id) {
+                            n.phase = Some(p.into());
+                            n.message = o.message.clone();
+                        }
+                        self.pod_wake(&node, tmpl);
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.nodes.get(&id).cloned()
+    }
+
+    fn complete_pod(
+        &mut self,
+        id: &str,
+        phase: &str,
+        message: Option<String>,
+        outputs: Option<Outputs>,
+        _tmpl: &Template,
+    ) {
+        if let Some(n) = self.nodes.get_mut(id) {
+            if fulfilled(n.phase.as_deref()) {
+                return;
+            }
+            n.outputs = outputs;
+            n.progress = Some("1/1".into());
+        }
+        self.set_phase(id, phase, message);
+    }
+
+    fn delete_pod(&mut self, pod: &str, id: &str) {
+        if self.deleted.insert(pod.to_owned()) {
+            self.actions.push(Action::DeletePod {
+                pod_name: pod.to_owned(),
+                node_id: id.to_owned(),
+            });
+        }
+    }
+
+    /// Why a running pod node must be stopped now, if it must.
+    fn kill_reason(&self, node: &NodeStatus, tmpl: &Template, on_exit: bool) -> Option<String> {
+        if let Some(s) = self.shutdown
+            && self.stopping(on_exit)
+        {
+            return Some(s.message());
+        }
+        if self.deadline_passed() && !on_exit {
+            return Some(reasons::DEADLINE.into());
+        }
+        let started = node
+            .started_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())?;
+        if let Some(secs) = template_deadline(tmpl)
+            && retry::deadline_exceeded(started, secs, self.now)
+        {
+            return Some(reasons::DEADLINE.into());
+        }
+        if let Some(t) = tmpl.timeout.as_deref()
+            && retry::template_timed_out(started, t, self.now).unwrap_or(false)
+        {
+            return Some(reasons::DEADLINE.into());
+        }
+        None
+    }
+
+    /// Wakes the workflow when a running pod's own deadline passes.
+    fn pod_wake(&mut self, node: &NodeStatus, tmpl: &Template) {
+        let Some(started) = node
+            .started_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        else {
+            return;
+        };
+        let mut limits = Vec::new();
+        if let Some(secs) = template_deadline(tmpl) {
+            limits.push(SignedDuration::from_secs(secs));
+        }
+        if let Some(d) = tmpl
+            .timeout
+            .as_deref()
+            .and_then(|t| retry::parse_go_duration(t).ok())
+        {
+            limits.push(d);
+        }
+        if let Some(limit) = limits.into_iter().min()
+            && let Ok(at) = started.checked_add(limit + SignedDuration::from_secs(1))
+        {
+            self.wake_at(at);
+        }
+    }
+
+    /// The pod request of a node: the template rendered with the pod's variables.
+    fn pod_request(
+        &self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+        retries: Option<usize>,
+        pod: &str,
+        id: &str,
+    ) -> Result<PodRequest, OperatorError> {
+        let mut scope = local.clone();
+        scope.insert("pod.name", pod.to_owned());
+        scope.insert("node.name", frame.node_name.clone());
+        if let Some(r) = retries {
+            scope.insert("retries", r.to_string());
+        }
+        if let Some(outputs) = &tmpl.outputs {
+            for p in outputs.parameters.iter().flatten() {
+                if let Some(path) = p
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.get("path"))
+                    .and_then(Value::as_str)
+                {
+                    scope.insert(
+                        format!("outputs.parameters.{}.path", p.name),
+                        path.to_owned(),
+                    );
+                }
+            }
+            for a in outputs.artifacts.iter().flatten() {
+                if let (Some(name), Some(path)) = (
+                    a.get("name").and_then(Value::as_str),
+                    a.get("path").and_then(Value::as_str),
+                ) {
+                    scope.insert(format!("outputs.artifacts.{name}.path"), path.to_owned());
+                }
+            }
+        }
+        let mut rendered = vars::render_template(tmpl, &scope)?;
+        if frame.inputs.parameters.is_some() || frame.inputs.artifacts.is_some() {
+            rendered.inputs = Some(frame.inputs.clone());
+        }
+        let mut limits: Vec<i64> = Vec::new();
+        if let Some(secs) = template_deadline(&rendered) {
+            limits.push(secs);
+        }
+        if let Some(d) = rendered
+            .timeout
+            .as_deref()
+            .and_then(|t| retry::parse_go_duration(t).ok())
+        {
+            // Whole seconds, rounded up, so a "1500ms" timeout is not cut to 1 s.
+            let secs = d.as_secs() + i64::from(d.subsec_nanos() > 0);
+            limits.push(secs.max(1));
+        }
+        if let Some(deadline) = self.deadline
+            && !frame.on_exit
+        {
+            let left = deadline.duration_since(self.now).as_secs();
+            limits.push(left.max(1));
+        }
+        Ok(PodRequest {
+            namespace: self.namespace.clone(),
+            workflow_name: self.wf_name.clone(),
+            workflow_uid: self.uid.clone(),
+            node_id: id.to_owned(),
+            node_name: frame.node_name.clone(),
+            pod_name: pod.to_owned(),
+            capture_result: rendered.script.is_some() || self.capture_all_results,
+            template: rendered,
+            spec: self.pod_spec.clone(),
+            active_deadline_seconds: limits.into_iter().min(),
+        })
+    }
+
+    /// A suspend template: Running until its duration has passed or it is resumed.
+    fn execute_suspend(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+    ) -> Option<NodeStatus> {
+        let id = self.id(&frame.node_name);
+        if !self.nodes.contains_key(&id) {
+            if self.no_new_work(frame.on_exit) {
+                return None;
+            }
+            self.init_node(frame, "Suspend", PHASE_RUNNING, None);
+        }
+        if let Some(s) = self.shutdown
+            && self.stopping(frame.on_exit)
+        {
+            self.set_phase(&id, PHASE_FAILED, Some(s.message()));
+            return self.nodes.get(&id).cloned();
+        }
+        if self.deadline_passed() && !frame.on_exit {
+            self.set_phase(&id, PHASE_FAILED, Some(reasons::DEADLINE.into()));
+            return self.nodes.get(&id).cloned();
+        }
+        let duration = tmpl
+            .suspend
+            .as_ref()
+            .and_then(|s| s.get("duration"))
+            .map(crate::workflow::types::any_string)
+            .filter(|d| !d.trim().is_empty());
+        if let Some(text) = duration {
+            let text = expr::render(&text, local).unwrap_or(text);
+            let Ok(d) = retry::parse_string_to_duration(&text) else {
+                let e = OperatorError::SuspendDuration {
+                    template: tmpl.name.clone(),
+                    value: text,
+                };
+                self.set_phase(&id, PHASE_ERROR, Some(e.to_string()));
+                return self.nodes.get(&id).cloned();
+            };
+            let started = self
+                .nodes
+                .get(&id)
+                .and_then(|n| n.started_at.as_deref())
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .unwrap_or(self.now);
+            let end = started.checked_add(d).unwrap_or(Timestamp::MAX);
+            if self.now >= end {
+                self.set_phase(&id, PHASE_SUCCEEDED, None);
+            } else {
+                self.wake_at(end);
+            }
+        }
+        self.nodes.get(&id).cloned()
+    }
+}
+
+/// Argo's node type for a template.
+pub(super) fn node_type_of(tmpl: &Template) -> &'static str {
+    match tmpl.template_type() {
+        Some(TemplateType::Steps) => "Steps",
+        Some(TemplateType::Dag) => "DAG",
+        Some(TemplateType::Suspend) => "Suspend",
+        _ => "Pod",
+    }
+}
+
+/// A template's `activeDeadlineSeconds` (an integer or a string holding one).
+fn template_deadline(tmpl: &Template) -> Option<i64> {
+    match tmpl.active_deadline_seconds.as_ref()? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A finished attempt as the retry module sees it.
+fn attempt_of(node: &NodeStatus, now: Timestamp) -> Attempt {
+    let parse = |t: Option<&String>| t.and_then(|t| t.parse::<Timestamp>().ok());
+    let started = parse(node.started_at.as_ref()).unwrap_or(now);
+    Attempt {
+        phase: if node.phase.as_deref() == Some(PHASE_ERROR) {
+            AttemptPhase::Error
+        } else {
+            AttemptPhase::Failed
+        },
+        exit_code: node
+            .outputs
+            .as_ref()
+            .and_then(|o| o.exit_code.as_deref())
+            .and_then(|c| c.parse().ok()),
+        message: node.message.clone().unwrap_or_default(),
+        started_at: started,
+        finished_at: parse(node.finished_at.as_ref()).unwrap_or(started),
+    }
+}
+
+/// A wait as Argo's `humanize.Duration` prints it ("5 seconds", "1 minute 30 seconds").
+fn humanize(d: SignedDuration) -> String {
+    let total = d.as_secs().max(0);
+    let unit = |n: i64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(unit(h, "hour"));
+    }
+    if m > 0 {
+        parts.push(unit(m, "minute"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(unit(s, "second"));
+    }
+    parts.join(" ")
+}
