@@ -273,18 +273,29 @@ impl Signal {
     }
 }
 
-/// How a signal reaches the child. The crate forbids `unsafe` and has no direct `libc`/`rustix`
-/// dependency, so the one implementation today runs `kill -s SIG PID`; a syscall variant is the
-/// natural addition once such a dependency is accepted (images without `kill` need it).
+/// How a signal reaches the child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignalForwarder {
-    /// Run this `kill` program with `-s NAME PID`.
+    /// The kill(2) system call (through rustix, so the crate stays free of `unsafe`): works in
+    /// images without a `kill` program (scratch, distroless), what a pod needs.
+    Syscall,
+    /// Run this `kill` program with `-s NAME PID` (tests use it to observe forwarding).
     KillCommand(PathBuf),
 }
 
 impl SignalForwarder {
     async fn forward(&self, pid: u32, signal: Signal) -> std::io::Result<()> {
         match self {
+            Self::Syscall => {
+                let raw = i32::try_from(pid).map_err(std::io::Error::other)?;
+                let pid = rustix::process::Pid::from_raw(raw)
+                    .ok_or_else(|| std::io::Error::other(format!("invalid pid {raw}")))?;
+                let sig = match signal {
+                    Signal::Term => rustix::process::Signal::TERM,
+                    Signal::Int => rustix::process::Signal::INT,
+                };
+                rustix::process::kill_process(pid, sig).map_err(std::io::Error::from)
+            }
             Self::KillCommand(program) => {
                 let status = tokio::process::Command::new(program)
                     .arg("-s")
@@ -321,7 +332,7 @@ pub struct ExecIo {
 }
 
 impl ExecIo {
-    /// The real edge: the process' stdout, SIGTERM/SIGINT from `tokio::signal`, `kill` on PATH.
+    /// The real edge: the process' stdout, SIGTERM/SIGINT from `tokio::signal`, kill(2).
     /// Must be called inside a Tokio runtime. If a signal handler cannot be installed the
     /// wrapper still runs; it just cannot forward that signal (logged).
     pub fn process() -> Self {
@@ -350,7 +361,7 @@ impl ExecIo {
             stdout: Box::pin(tokio::io::stdout()),
             inherit_stdio: true,
             signals: rx,
-            forwarder: SignalForwarder::KillCommand(PathBuf::from("kill")),
+            forwarder: SignalForwarder::Syscall,
         }
     }
 }

@@ -542,3 +542,18 @@ fn script_source_needs_a_path() {
         .expect_err("no path");
     assert!(matches!(err, ExecutorError::ScriptWithoutPath), "{err}");
 }
+
+#[tokio::test]
+async fn signals_are_forwarded_by_syscall() {
+    let (mut io, _buf, tx) = test_io();
+    io.forwarder = SignalForwarder::Syscall;
+    let spec = ExecSpec::test(&["sleep", "10"]);
+    let task = tokio::spawn(async move { run(&spec, io).await });
+    tx.send(Signal::Term).await.expect("send signal");
+    let result = tokio::time::timeout(BOUND, task)
+        .await
+        .expect("child stopped in time")
+        .expect("task")
+        .expect("valid spec");
+    assert_eq!(result.exit_code, 143);
+}
