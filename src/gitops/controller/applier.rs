@@ -109,17 +109,32 @@ impl Run {
     }
 }
 
+/// What the reconcile hands the operation.
+pub(crate) struct OpContext<'a> {
+    /// Name in tracking ids.
+    pub app_name: &'a str,
+    /// The comparison at the target revisions, when it succeeded.
+    pub compared: Option<&'a Compared>,
+    /// The governing AppProject.
+    pub project: &'a AppProject,
+    /// Repository credentials.
+    pub creds: &'a CredentialStore,
+}
+
 /// Run (or continue) the application's operation. `Ok(Some(d))`: look again within `d`.
 pub(crate) async fn run_operation(
     inner: &Inner,
     api: &Api<Application>,
     app: &mut Application,
     status: &mut ApplicationStatus,
-    app_name: &str,
-    compared: Option<&Compared>,
-    project: &AppProject,
-    creds: &CredentialStore,
+    ctx: &OpContext<'_>,
 ) -> Result<Option<Duration>, ControllerError> {
+    let OpContext {
+        app_name,
+        compared,
+        project,
+        creds,
+    } = *ctx;
     let Some(op) = app.operation.clone() else {
         return Ok(None);
     };
@@ -236,14 +251,16 @@ pub(crate) async fn run_operation(
         None => {
             match reconcile::compare(
                 inner,
-                app,
-                app_name,
-                &sources,
-                multi,
-                revisions.as_deref(),
-                reconcile::Refresh::None,
+                reconcile::Request {
+                    app,
+                    app_name,
+                    sources: &sources,
+                    multi,
+                    revisions: revisions.as_deref(),
+                    refresh: reconcile::Refresh::None,
+                    creds,
+                },
                 project,
-                creds,
             )
             .await
             {

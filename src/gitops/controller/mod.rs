@@ -515,12 +515,14 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_status() {
-        let mut app = Application::default();
-        app.status = Some(Default::default());
+        let mut app = Application {
+            status: Some(Default::default()),
+            ..Application::default()
+        };
         let a = fingerprint(&app);
-        app.status
-            .as_mut()
-            .map(|s| s.reconciled_at = Some("now".into()));
+        if let Some(s) = app.status.as_mut() {
+            s.reconciled_at = Some("now".into());
+        }
         assert_eq!(a, fingerprint(&app));
         app.operation = Some(serde_json::json!({"sync": {}}));
         assert_ne!(a, fingerprint(&app));

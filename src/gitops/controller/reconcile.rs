@@ -228,17 +228,34 @@ async fn resolve(
     Ok(fetched.sha)
 }
 
-/// Fetch and render `sources` (at `revisions` when given, else their target revisions).
+/// What to render and compare.
+#[derive(Clone, Copy)]
+pub(crate) struct Request<'a> {
+    pub app: &'a Application,
+    /// Name in tracking ids.
+    pub app_name: &'a str,
+    pub sources: &'a [ApplicationSource],
+    pub multi: bool,
+    /// Pinned revisions (an operation's), else each source's `targetRevision`.
+    pub revisions: Option<&'a [String]>,
+    pub refresh: Refresh,
+    pub creds: &'a CredentialStore,
+}
+
+/// Fetch and render the request's sources.
 pub(crate) async fn render_target(
     inner: &Inner,
-    app: &Application,
-    app_name: &str,
-    sources: &[ApplicationSource],
-    multi: bool,
-    revisions: Option<&[String]>,
-    refresh: Refresh,
-    creds: &CredentialStore,
+    r: Request<'_>,
 ) -> Result<(Target, Vec<Value>), String> {
+    let Request {
+        app,
+        app_name,
+        sources,
+        multi,
+        revisions,
+        refresh,
+        creds,
+    } = r;
     let hard = refresh == Refresh::Hard;
     let namespace = app
         .spec
@@ -368,19 +385,11 @@ pub(crate) async fn render_target(
 /// Render, default, list live, compare.
 pub(crate) async fn compare(
     inner: &Inner,
-    app: &Application,
-    app_name: &str,
-    sources: &[ApplicationSource],
-    multi: bool,
-    revisions: Option<&[String]>,
-    refresh: Refresh,
+    r: Request<'_>,
     project: &AppProject,
-    creds: &CredentialStore,
 ) -> Result<Compared, String> {
-    let (target, mut desired) = render_target(
-        inner, app, app_name, sources, multi, revisions, refresh, creds,
-    )
-    .await?;
+    let (app, app_name) = (r.app, r.app_name);
+    let (target, mut desired) = render_target(inner, r).await?;
     let dest_ns = app
         .spec
         .destination
@@ -820,14 +829,16 @@ pub(crate) async fn reconcile(
         None => None,
         Some(project) => match compare(
             inner,
-            &app,
-            &app_name,
-            &sources,
-            multi,
-            None,
-            refresh_kind,
+            Request {
+                app: &app,
+                app_name: &app_name,
+                sources: &sources,
+                multi,
+                revisions: None,
+                refresh: refresh_kind,
+                creds: &creds,
+            },
             project,
-            &creds,
         )
         .await
         {
@@ -891,17 +902,13 @@ pub(crate) async fn reconcile(
         && let Some(project) = &project
     {
         let mut status = app.status.clone().unwrap_or_default();
-        let after = applier::run_operation(
-            inner,
-            &api,
-            &mut app,
-            &mut status,
-            &app_name,
-            compared.as_ref(),
+        let ctx = applier::OpContext {
+            app_name: &app_name,
+            compared: compared.as_ref(),
             project,
-            &creds,
-        )
-        .await?;
+            creds: &creds,
+        };
+        let after = applier::run_operation(inner, &api, &mut app, &mut status, &ctx).await?;
         if let Some(d) = after {
             requeue = requeue.min(d);
         }
