@@ -15,7 +15,7 @@ use cairn::k8s;
 use cairn::workflow::node::{PodObservation, PodPhase, PodRequest, node_id, pod_name};
 use cairn::workflow::pod::{PodSettings, build_pod, executor_rbac, observe};
 use cairn::workflow::types::{Template, Workflow, WorkflowSpec, WorkflowTaskResult};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, LogParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -61,6 +61,28 @@ impl Drop for TestNamespace {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Fails at once, saying what to do, when no node holds the executor image (its pull policy is
+/// IfNotPresent and the lab cannot pull `localhost/...`), instead of timing out on pods.
+async fn assert_executor_image_loaded(client: &Client) {
+    let image = PodSettings::default().executor_image;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .expect("list nodes");
+    let loaded = nodes.items.iter().any(|node| {
+        node.status
+            .as_ref()
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|i| i.names.iter().flatten().any(|n| *n == image))
+    });
+    assert!(
+        loaded,
+        "the executor image {image} is on no node: run `make executor` (it loads it into the lab)"
+    );
 }
 
 fn template(value: Value) -> Template {
@@ -151,6 +173,7 @@ async fn executor_pods_report_outputs_and_phases() {
     };
     let client = reachable_client().await;
     k8s::crds::install(&client).await.expect("install CRDs");
+    assert_executor_image_loaded(&client).await;
 
     let stamp = jiff::Timestamp::now().as_millisecond();
     let ns_name = format!("cairn-h2-pod-{}-{}", std::process::id(), stamp % 100_000);
