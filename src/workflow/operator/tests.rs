@@ -333,7 +333,10 @@ impl Sim {
     }
 }
 
-fn by_template(table: &'static [(&'static str, fn() -> Outcome)]) -> Script {
+/// Outcomes by template name (others succeed).
+type Table = &'static [(&'static str, fn() -> Outcome)];
+
+fn by_template(table: Table) -> Script {
     Box::new(move |req: &PodRequest| {
         table
             .iter()
@@ -786,6 +789,190 @@ fn conformance_intermediate_parameters_reads_the_supplied_output() {
         .by_name(&format!("{name}[2].deploy-prod"))
         .expect("deploy-prod");
     assert_eq!(prod.phase.as_deref(), Some("Succeeded"));
+}
+
+#[test]
+fn dag_loop_task_group_and_aggregated_results() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - name: fan
+        template: echo
+        arguments:
+          parameters: [{name: n, value: "{{item}}"}]
+        withItems: [1, 2, 3]
+      - name: sum
+        depends: fan
+        template: show
+        arguments:
+          parameters: [{name: all, value: "{{tasks.fan.outputs.result}}"}]
+    outputs:
+      parameters:
+      - name: total
+        valueFrom:
+          parameter: "{{tasks.sum.outputs.result}}"
+  - name: echo
+    inputs:
+      parameters: [{name: n}]
+    script:
+      image: python:alpine3.23
+      command: [python]
+      source: "print({{inputs.parameters.n}})"
+  - name: show
+    inputs:
+      parameters: [{name: all}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.all}}"]
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.template.name == "echo" {
+            let n = r
+                .node_name
+                .rsplit('(')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(')');
+            let n = n.split(':').nth(1).unwrap_or("").to_owned();
+            with_result(&n)
+        } else {
+            with_result("6")
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    insta::assert_yaml_snapshot!("dag_loop_tree", sim.tree());
+    let sum = sim.by_name("wf.sum").expect("sum");
+    let req = &sim.pods[&sum.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["[1,2,3]".to_owned()])
+    );
+    let root = sim.by_name("wf").expect("root");
+    let total = root
+        .outputs
+        .and_then(|o| o.parameters)
+        .and_then(|p| p.into_iter().next())
+        .and_then(|p| p.value);
+    assert_eq!(total, Some(json!("6")));
+}
+
+#[test]
+fn step_on_exit_runs_after_the_step_and_the_group_waits() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: a
+        template: t
+        onExit: cleanup
+    - - name: b
+        template: t
+  - name: t
+    container: {image: busybox}
+  - name: cleanup
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    let mut order = Vec::new();
+    for _ in 0..40 {
+        let op = sim.pass();
+        for a in &op.actions {
+            if let Action::CreatePod(r) = a
+                && !order.contains(&r.node_name)
+            {
+                order.push(r.node_name.clone());
+            }
+        }
+        if op.status.phase.as_deref() == Some("Succeeded") {
+            break;
+        }
+        sim.kubelet();
+        sim.now = sim
+            .now
+            .checked_add(SignedDuration::from_secs(1))
+            .expect("t");
+    }
+    assert_eq!(sim.phase(), "Succeeded");
+    assert_eq!(order, ["wf[0].a", "wf[0].a.onExit", "wf[1].b"]);
+}
+
+#[test]
+fn loop_children_when_is_per_item() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: s
+        template: t
+        withItems: [1, 2, 3]
+        when: "{{item}} > 1"
+  - name: t
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(30);
+    assert_eq!(sim.phase(), "Succeeded");
+    assert_eq!(
+        sim.by_name("wf[0].s(0:1)").and_then(|n| n.phase),
+        Some("Skipped".into())
+    );
+    assert_eq!(
+        sim.by_name("wf[0].s(1:2)").and_then(|n| n.phase),
+        Some("Succeeded".into())
+    );
+    assert_eq!(sim.created.len(), 2);
+}
+
+#[test]
+fn run_time_errors_name_the_field() {
+    for (spec, want) in [
+        (
+            r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: g
+        template: g
+    - - name: s
+        template: t
+        withParam: "{{steps.g.outputs.result}}"
+  - name: g
+    script: {image: busybox, command: [sh], source: "echo"}
+  - name: t
+    container: {image: busybox}
+"#,
+            "s: withParam value could not be parsed as a JSON list: not json",
+        ),
+        (
+            r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: g
+        template: g
+    - - name: s
+        template: t
+        when: "{{steps.g.outputs.result}} =="
+  - name: g
+    script: {image: busybox, command: [sh], source: "echo"}
+  - name: t
+    container: {image: busybox}
+"#,
+            "s: invalid 'when' expression",
+        ),
+    ] {
+        let mut sim = Sim::new(yaml_wf(spec), Box::new(|_| with_result("not json")));
+        sim.run(30);
+        assert_eq!(sim.phase(), "Failed", "{want}: {:#?}", sim.tree());
+        let node = sim.by_name("wf[1].s").expect("errored step");
+        assert_eq!(node.phase.as_deref(), Some("Error"));
+        let message = node.message.unwrap_or_default();
+        assert!(message.starts_with(want), "{message}");
+    }
 }
 
 // ---------------------------------------------------------------- invariants
