@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use cairn::cli::app::AppCommand;
 use cairn::cli::{self, OutputFormat};
 use cairn::telemetry::LogFormat;
 
@@ -182,27 +183,6 @@ enum AdminCommand {
 }
 
 #[derive(Subcommand)]
-enum AppCommand {
-    /// List Applications.
-    List {
-        /// Only this project's Applications.
-        #[arg(short = 'p', long, env = "CAIRN_PROJECT")]
-        project: Option<String>,
-        /// Output format.
-        #[arg(short = 'o', long, env = "CAIRN_OUTPUT")]
-        output: Option<OutputFormat>,
-    },
-    /// Show one Application.
-    Get {
-        /// Application name.
-        name: String,
-        /// Output format.
-        #[arg(short = 'o', long, env = "CAIRN_OUTPUT")]
-        output: Option<OutputFormat>,
-    },
-}
-
-#[derive(Subcommand)]
 enum WfCommand {
     /// List Workflows.
     List {
@@ -317,19 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             }
         }
-        Command::App { command } => runtime.block_on(async {
-            let client = cli::Client::current()?;
-            match command {
-                AppCommand::List { project, output } => {
-                    client
-                        .app_list(project.as_deref(), output.unwrap_or_default())
-                        .await
-                }
-                AppCommand::Get { name, output } => {
-                    client.app_get(&name, output.unwrap_or_default()).await
-                }
-            }
-        }),
+        Command::App { command } => runtime.block_on(cli::app::run(command)),
         Command::Wf { command } => runtime.block_on(async {
             let client = cli::Client::current()?;
             match command {

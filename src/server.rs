@@ -99,6 +99,7 @@ pub async fn run(
         webhook: config.webhook.clone(),
         refresher: gitops_handle
             .map(|h| Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>),
+        ..Default::default()
     });
     let app = api::router(state);
     let addr = config.server.listen;

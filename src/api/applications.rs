@@ -65,6 +65,38 @@ pub struct GitopsState {
     pub webhook: WebhookConfig,
     /// The controller's refresh handle; without one, refreshes go through the annotation.
     pub refresher: Option<Arc<dyn AppRefresher>>,
+    /// The controller's diff (it owns rendering); without one, `/diff` answers 503.
+    pub differ: Option<Arc<dyn AppDiffer>>,
+}
+
+/// One resource of an app's diff, as `cairn app diff` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffItem {
+    /// API group (empty for core).
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace (empty when cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Whether live differs from desired (missing and extra resources count).
+    pub modified: bool,
+    /// Unified diff live → desired after normalization, Secret values masked.
+    pub diff: String,
+}
+
+/// Computes an Application's per-resource diff: desired (rendered from Git at the target
+/// revision) against live, through `gitops::diff`. The GitOps controller implements it, since
+/// it owns fetching and rendering; the API only serves the answer.
+pub trait AppDiffer: Send + Sync {
+    /// The diff of every resource of `app`; `hard` re-renders instead of using the cache.
+    fn diff<'a>(
+        &'a self,
+        app: &'a Application,
+        hard: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<DiffItem>, String>>;
 }
 
 /// Query parameters of the Application routes.
@@ -389,10 +421,14 @@ pub async fn delete(
             .await
             .map_err(|e| kube_err(&format!("set finalizers of application {name}"), e))?;
     }
-    api.delete(&name, &DeleteParams::default())
-        .await
-        .map_err(|e| kube_err(&format!("delete application {name}"), e))?;
-    Ok(Json(json!({})))
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => Ok(Json(json!({}))),
+        // Already being deleted: dropping its last finalizer above removed it.
+        Err(kube::Error::Api(s)) if s.code == 404 && app.metadata.deletion_timestamp.is_some() => {
+            Ok(Json(json!({})))
+        }
+        Err(e) => Err(kube_err(&format!("delete application {name}"), e)),
+    }
 }
 
 /// One resource selected for a partial sync.
@@ -663,6 +699,30 @@ pub async fn refresh(
         .await
         .map_err(|e| ApiError::Kube(e.to_string()))?;
     Ok(Json(json!({"refresh": kind.as_str()})))
+}
+
+/// `GET /{name}/diff[?refresh=hard]`: the per-resource diff (`cairn app diff`).
+pub async fn diff(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    Query(q): Query<AppQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, app) = load_checked(&state, &principal, "get", &name, &q).await?;
+    let differ = state
+        .gitops()
+        .and_then(|g| g.differ.clone())
+        .ok_or_else(|| {
+            ApiError::Kube(
+                "diff needs the GitOps controller, which is not running in this server".into(),
+            )
+        })?;
+    let hard = q.refresh.as_deref() == Some("hard");
+    let items = differ
+        .diff(&app, hard)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("diff of application {name}: {e}")))?;
+    Ok(Json(json!({ "items": items })))
 }
 
 /// The client of the app's destination cluster.

@@ -35,6 +35,7 @@ use crate::auth::{Auth, Principal};
 
 pub use applications::GitopsState;
 pub use error::ApiError;
+pub use workflows::WorkflowsState;
 
 /// The header every state-changing request must carry (CSRF defence; browsers cannot add it
 /// to a cross-site request without a CORS pre-flight, which cairn never grants).
@@ -60,6 +61,7 @@ struct Inner {
     started: Instant,
     /// Webhook secrets and the GitOps controller's refresh handle (set once at start-up).
     gitops: std::sync::OnceLock<GitopsState>,
+    workflows: std::sync::OnceLock<WorkflowsState>,
 }
 
 /// What [`AppState::new`] needs.
@@ -92,6 +94,7 @@ impl AppState {
                 metrics: parts.metrics,
                 started: Instant::now(),
                 gitops: std::sync::OnceLock::new(),
+                workflows: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -134,6 +137,17 @@ impl AppState {
     /// The GitOps wiring, when set.
     pub fn gitops(&self) -> Option<&GitopsState> {
         self.inner.gitops.get()
+    }
+
+    /// Adds the workflow wiring (the archive); the first call wins.
+    pub fn with_workflows(self, workflows: WorkflowsState) -> Self {
+        let _ = self.inner.workflows.set(workflows);
+        self
+    }
+
+    /// The workflow wiring, when set.
+    pub fn workflows(&self) -> Option<&WorkflowsState> {
+        self.inner.workflows.get()
     }
 
     /// Whether cookies are marked `Secure`.
@@ -304,6 +318,149 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/api/v1/workflows/{namespace}/{name}", WF_GET),
             get(workflows::get),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/workflows/{namespace}",
+                Rbac {
+                    resource: "workflows",
+                    action: "create",
+                },
+            ),
+            post(workflows::create),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/workflows/{namespace}/submit",
+                Rbac {
+                    resource: "workflows",
+                    action: "create",
+                },
+            ),
+            post(workflows::submit),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/workflows/{namespace}/{name}",
+                Rbac {
+                    resource: "workflows",
+                    action: "delete",
+                },
+            ),
+            delete(workflows::delete),
+        ),
+        (
+            // suspend, resume, stop, terminate, retry (update) and resubmit (create: the
+            // handler checks it on the exact object).
+            spec(
+                Method::PUT,
+                "/api/v1/workflows/{namespace}/{name}/{action}",
+                Rbac {
+                    resource: "workflows",
+                    action: "update",
+                },
+            ),
+            put(workflows::action),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/workflows/{namespace}/{name}/log",
+                WF_GET,
+            ),
+            get(workflows::logs),
+        ),
+        (
+            spec(Method::GET, "/api/v1/archived-workflows", WF_GET),
+            get(workflows::archived_list),
+        ),
+        (
+            spec(Method::GET, "/api/v1/archived-workflows/{uid}", WF_GET),
+            get(workflows::archived_get),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/archived-workflows/{uid}",
+                Rbac {
+                    resource: "workflows",
+                    action: "delete",
+                },
+            ),
+            delete(workflows::archived_delete),
+        ),
+        (
+            spec(Method::GET, "/api/v1/workflow-events/{namespace}", WF_GET),
+            get(workflows::events),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/workflow-templates/{namespace}",
+                Rbac {
+                    resource: "workflowtemplates",
+                    action: "get",
+                },
+            ),
+            get(workflows::templates_list),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/workflow-templates/{namespace}",
+                Rbac {
+                    resource: "workflowtemplates",
+                    action: "create",
+                },
+            ),
+            post(workflows::templates_create),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/workflow-templates/{namespace}/{name}",
+                Rbac {
+                    resource: "workflowtemplates",
+                    action: "get",
+                },
+            ),
+            get(workflows::templates_get),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/cron-workflows/{namespace}",
+                Rbac {
+                    resource: "cronworkflows",
+                    action: "get",
+                },
+            ),
+            get(workflows::cron_list),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/cron-workflows/{namespace}/{name}",
+                Rbac {
+                    resource: "cronworkflows",
+                    action: "get",
+                },
+            ),
+            get(workflows::cron_get),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/cron-workflows/{namespace}/{name}/{action}",
+                Rbac {
+                    resource: "cronworkflows",
+                    action: "update",
+                },
+            ),
+            put(workflows::cron_action),
         ),
         (
             spec(

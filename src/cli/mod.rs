@@ -4,6 +4,7 @@
 //! per-user file (`$CAIRN_CLI_CONFIG`, else `$XDG_CONFIG_HOME/cairn/config.toml`, else
 //! `~/.config/cairn/config.toml`), written with mode 0600.
 
+pub mod app;
 mod output;
 
 use std::collections::BTreeMap;

@@ -163,7 +163,8 @@ pub enum LabelRequirement {
 }
 
 impl LabelRequirement {
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    /// Whether `labels` satisfy this requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match self {
             Self::Equals(k, v) => labels.get(k) == Some(v),
             Self::NotEquals(k, v) => labels.get(k) != Some(v),

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod archive;
 pub mod controller;
 pub mod cron;
+pub mod cron_controller;
 pub mod dag;
 pub mod depends;
 pub mod executor;
