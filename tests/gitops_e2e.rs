@@ -828,3 +828,91 @@ fn kill_during_multi_wave_sync_resumes_without_rerunning_hooks() {
     assert!(phases.iter().all(|(_, p)| p == "Succeeded"), "{phases:?}");
     assert_eq!(phases.len(), 4, "{phases:?}");
 }
+
+/// `examples/gitops` (project, app-of-apps roots of dev and prod, Helm values per environment,
+/// Kustomize overlays) syncs into the lab, in this test's own namespaces.
+#[test]
+fn examples_tree_syncs_into_the_lab() {
+    if !enabled("examples_tree_syncs_into_the_lab") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-ex"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    repo.copy_tree(Path::new("examples/gitops"), ".");
+    // Point the tree at this repository and this test's namespaces.
+    for rel in [
+        "projects/data-platform-project.yaml",
+        "clusters/dev/root.yaml",
+        "clusters/dev/apps/recommender.yaml",
+        "clusters/dev/apps/feature-store.yaml",
+        "clusters/prod/root.yaml",
+        "clusters/prod/apps/recommender.yaml",
+        "clusters/prod/apps/feature-store.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo.path.join(rel)).expect("example file");
+        let text = text
+            .replace(
+                "https://git.example.com/data-platform/gitops.git",
+                &repo.url(),
+            )
+            .replace("namespace: argocd", &format!("namespace: {control}"))
+            .replace("dp-", &format!("{control}-dp-"));
+        repo.write(rel, &text);
+    }
+    repo.commit("example tree");
+    for env in ["dev", "prod"] {
+        nss.expect(format!("{control}-dp-{env}"));
+    }
+    let read = |rel: &str| std::fs::read_to_string(repo.path.join(rel)).expect("file");
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&read("projects/data-platform-project.yaml")),
+    );
+    for env in ["dev", "prod"] {
+        kubectl(
+            &["apply", "-f", "-"],
+            Some(&read(&format!("clusters/{env}/root.yaml"))),
+        );
+    }
+    for env in ["dev", "prod"] {
+        wait_synced_healthy(
+            &server,
+            &control,
+            &format!("{env}-root"),
+            Duration::from_secs(240),
+        );
+        for app in ["feature-store", "recommender"] {
+            let st = wait_synced_healthy(
+                &server,
+                &control,
+                &format!("{app}-{env}"),
+                Duration::from_secs(120),
+            );
+            let expected = if app == "recommender" {
+                "Helm"
+            } else {
+                "Kustomize"
+            };
+            assert_eq!(st["sourceType"], expected);
+        }
+        let ns = format!("{control}-dp-{env}");
+        let model = get("configmap", &ns, "recommender-model").expect("model configmap");
+        let (version, replicas) = if env == "dev" { ("3", 1) } else { ("2", 2) };
+        assert_eq!(model["data"]["MODEL_VERSION"], version);
+        let d = get("deployment", &ns, "recommender").expect("recommender deployment");
+        assert_eq!(d["spec"]["replicas"], replicas);
+        let fs = get("deployment", &ns, "feature-store").expect("feature store");
+        assert_eq!(fs["metadata"]["labels"]["environment"], env);
+    }
+    // The project holds: the feature store's wave (0) was healthy before the recommender (1).
+    let root = app_status(&control, "dev-root");
+    let order: Vec<String> = root["operationState"]["cairnSync"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["key"]["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(order, vec!["feature-store-dev", "recommender-dev"]);
+}
