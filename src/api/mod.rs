@@ -14,7 +14,7 @@
 //!   `Origin` equal to the server's own; a cross-site form or script cannot set either.
 
 mod accounts;
-mod applications;
+pub mod applications;
 mod error;
 mod session;
 mod workflows;
@@ -33,7 +33,7 @@ use tracing::Instrument;
 
 use crate::auth::{Auth, Principal};
 
-pub use applications::GitopsState;
+pub use applications::{AppDiffer, DiffItem, GitopsState};
 pub use error::ApiError;
 pub use workflows::WorkflowsState;
 
@@ -278,6 +278,10 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
                 APPS_GET,
             ),
             post(applications::refresh),
+        ),
+        (
+            spec(Method::GET, "/api/v1/applications/{name}/diff", APPS_GET),
+            get(applications::diff),
         ),
         (
             spec(Method::GET, "/api/v1/applications/{name}/history", APPS_GET),
