@@ -98,7 +98,9 @@ pub async fn run(
     .with_gitops(api::GitopsState {
         webhook: config.webhook.clone(),
         refresher: gitops_handle
+            .clone()
             .map(|h| Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>),
+        differ: gitops_handle.map(|h| Arc::new(h) as Arc<dyn api::AppDiffer>),
         ..Default::default()
     });
     let app = api::router(state);

@@ -300,6 +300,16 @@ impl ControllerHandle {
     }
 }
 
+impl crate::api::AppDiffer for ControllerHandle {
+    fn diff<'a>(
+        &'a self,
+        app: &'a Application,
+        hard: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<crate::api::DiffItem>, String>> {
+        Box::pin(reconcile::diff_app(&self.inner, app, hard))
+    }
+}
+
 impl crate::gitops::webhook::AppRefresher for ControllerHandle {
     fn refresh<'a>(
         &'a self,

@@ -307,7 +307,7 @@ pub(crate) async fn render_target(
                 .checkout(url, &shas[i], "", dir.path())
                 .await
                 .map_err(|e| format!("{}: {e}", field(i)))?;
-            refs.insert(format!("${name}"), dir.path().to_path_buf());
+            refs.insert(name.to_owned(), dir.path().to_path_buf());
             ref_revisions.insert(name.to_owned(), shas[i].clone());
             keep.push(dir);
         }
@@ -914,6 +914,60 @@ pub(crate) async fn reconcile(
         }
     }
     Ok(Some(requeue))
+}
+
+/// The per-resource diff of `app` at its target revisions (`cairn app diff`, the UI): the same
+/// comparison a reconcile makes, without writing anything.
+pub(crate) async fn diff_app(
+    inner: &Inner,
+    app: &Application,
+    hard: bool,
+) -> Result<Vec<crate::api::DiffItem>, String> {
+    let key = AppRef {
+        namespace: app.metadata.namespace.clone().unwrap_or_default(),
+        name: app.metadata.name.clone().unwrap_or_default(),
+    };
+    let app_name = tracking_name(inner, &key);
+    check_destination(app)?;
+    let project = load_project(inner, app).await.map_err(|cs| {
+        cs.iter()
+            .filter_map(|c| c.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let creds = credentials(inner).await;
+    let (sources, multi) = app_sources(app);
+    let c = compare(
+        inner,
+        Request {
+            app,
+            app_name: &app_name,
+            sources: &sources,
+            multi,
+            revisions: None,
+            refresh: if hard { Refresh::Hard } else { Refresh::None },
+            creds: &creds,
+        },
+        &project,
+    )
+    .await?;
+    Ok(c.cmp
+        .resources
+        .iter()
+        .map(|r| crate::api::DiffItem {
+            group: r.key.group.clone(),
+            kind: r.key.kind.clone(),
+            namespace: r.key.namespace.clone().unwrap_or_default(),
+            name: r.key.name.clone(),
+            modified: r.status != diff::SyncStatusCode::Synced,
+            diff: r
+                .diff
+                .as_ref()
+                .map(|d| d.text.clone())
+                .or_else(|| r.error.clone())
+                .unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Conditions cairn does not compute (e.g. written by another component) are kept.
