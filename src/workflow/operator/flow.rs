@@ -17,7 +17,7 @@ use super::walk::{
 use crate::workflow::dag::{self, Dag, NodePhase, PlanOptions, TaskStates, TemplatePhase};
 use crate::workflow::expr::{self, Scope};
 use crate::workflow::steps::{self, Steps};
-use crate::workflow::types::{DagTask, NodeStatus, Template, WorkflowStep};
+use crate::workflow::types::{Arguments, DagTask, NodeStatus, Template, WorkflowStep};
 
 /// One step or task, the fields the flow needs from either.
 struct Unit<'t> {
@@ -37,7 +37,7 @@ impl<'t> Unit<'t> {
             with_items: s.with_items.as_ref(),
             with_param: s.with_param.as_deref(),
             with_sequence: s.with_sequence.as_ref(),
-            on_exit: s.on_exit.as_deref().filter(|e| !e.is_empty()),
+            on_exit: exit_template(s.on_exit.as_ref(), &s.extra),
         }
     }
 
@@ -48,7 +48,7 @@ impl<'t> Unit<'t> {
             with_items: t.with_items.as_ref(),
             with_param: t.with_param.as_deref(),
             with_sequence: t.with_sequence.as_ref(),
-            on_exit: t.on_exit.as_deref().filter(|e| !e.is_empty()),
+            on_exit: exit_template(t.on_exit.as_ref(), &t.extra),
         }
     }
 
@@ -102,13 +102,7 @@ impl Ctx<'_> {
         raw: &T,
         scope: &Scope,
         item: Option<(usize, &Value)>,
-        extract: impl Fn(
-            &T,
-        ) -> (
-            Option<String>,
-            Option<crate::workflow::types::TemplateRef>,
-            Option<Vec<crate::workflow::types::Parameter>>,
-        ),
+        extract: impl Fn(&T) -> Parts,
     ) -> Result<Call, OperatorError>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone,
@@ -119,8 +113,10 @@ impl Ctx<'_> {
         }
         let what = format!("{}: step '{display}'", frame.template_name);
         let rendered: T = vars::render_value(&what, raw, &scope)?;
-        let (template, template_ref, params) = extract(&rendered);
-        let args = vars::resolve_args(&what, params.as_ref(), &scope)?;
+        let (template, template_ref, arguments) = extract(&rendered);
+        let arguments = arguments.unwrap_or_default();
+        let args = vars::resolve_args(&what, arguments.parameters.as_ref(), &scope)?;
+        let artifacts = vars::resolve_artifact_args(&what, arguments.artifacts.as_ref())?;
         let (node_name, display_name) = match item {
             Some((i, it)) => (
                 loop_child_name(base, i, it),
@@ -135,6 +131,7 @@ impl Ctx<'_> {
             template_ref,
             scope_src: frame.src.clone(),
             args,
+            artifacts,
             boundary_id: Some(self.id(&frame.node_name)),
             on_exit: frame.on_exit,
         })
@@ -1155,14 +1152,14 @@ fn strip_task_loop(task: &DagTask) -> DagTask {
 type Parts = (
     Option<String>,
     Option<crate::workflow::types::TemplateRef>,
-    Option<Vec<crate::workflow::types::Parameter>>,
+    Option<Arguments>,
 );
 
 fn step_parts(s: &WorkflowStep) -> Parts {
     (
         s.template.clone(),
         s.template_ref.clone(),
-        s.arguments.as_ref().and_then(|a| a.parameters.clone()),
+        s.arguments.clone(),
     )
 }
 
@@ -1170,6 +1167,25 @@ fn task_parts(t: &DagTask) -> Parts {
     (
         t.template.clone(),
         t.template_ref.clone(),
-        t.arguments.as_ref().and_then(|a| a.parameters.clone()),
+        t.arguments.clone(),
     )
+}
+
+/// The exit handler of a step/task: `onExit`, else the template of `hooks.exit` (Argo's
+/// `GetExitHook`).
+fn exit_template<'t>(
+    on_exit: Option<&'t String>,
+    extra: &'t crate::workflow::types::Extra,
+) -> Option<&'t str> {
+    on_exit
+        .map(String::as_str)
+        .filter(|e| !e.is_empty())
+        .or_else(|| {
+            extra
+                .get("hooks")
+                .and_then(|h| h.get("exit"))
+                .and_then(|e| e.get("template"))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        })
 }

@@ -161,6 +161,14 @@ pub enum OperatorError {
         /// The parameter.
         parameter: String,
     },
+    /// A required input artifact has no location and no argument.
+    #[error("template '{template}': inputs.artifacts.{artifact} was not supplied")]
+    MissingArtifact {
+        /// The template.
+        template: String,
+        /// The artifact.
+        artifact: String,
+    },
     /// An input value outside its `enum`.
     #[error(
         "template '{template}': inputs.parameters.{parameter} value '{value}' is not in enum [{}]",
@@ -264,6 +272,7 @@ impl OperatorError {
             OperatorError::InvalidSpec(_) => "invalid_spec",
             OperatorError::TemplateNotFound { .. } => "template_not_found",
             OperatorError::MissingInput { .. } => "missing_input",
+            OperatorError::MissingArtifact { .. } => "missing_artifact",
             OperatorError::NotInEnum { .. } => "not_in_enum",
             OperatorError::Render { .. } => "render",
             OperatorError::Encode { .. } => "encode",

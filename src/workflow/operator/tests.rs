@@ -975,6 +975,135 @@ fn run_time_errors_name_the_field() {
     }
 }
 
+#[test]
+fn artifacts_pass_from_a_step_to_the_next() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: make
+        template: make
+    - - name: use
+        template: use
+        arguments:
+          artifacts:
+          - name: data
+            from: "{{steps.make.outputs.artifacts.out}}"
+  - name: make
+    container: {image: busybox}
+    outputs:
+      artifacts:
+      - {name: out, path: /tmp/out}
+  - name: use
+    inputs:
+      artifacts:
+      - {name: data, path: /in/data}
+    container: {image: busybox}
+"#;
+    let script: Script = Box::new(|_| ok());
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    // The executor of `make` reports where it stored the artifact.
+    for _ in 0..40 {
+        let op = sim.pass();
+        if op.status.phase.as_deref() != Some("Running") {
+            break;
+        }
+        sim.kubelet();
+        for (id, o) in sim.observations.iter_mut() {
+            if o.outputs_reported && sim.pods[id].request.template.name == "make" {
+                let outputs = o.outputs.get_or_insert_with(Outputs::default);
+                outputs.artifacts = Some(vec![json!({
+                    "name": "out", "path": "/tmp/out", "s3": {"key": "wf/make/out.tgz"}
+                })]);
+            }
+        }
+        sim.now = sim
+            .now
+            .checked_add(SignedDuration::from_secs(1))
+            .expect("t");
+    }
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let node = sim.by_name("wf[1].use").expect("use");
+    let req = &sim.pods[&node.id.expect("id")].request;
+    let arts = req
+        .template
+        .inputs
+        .as_ref()
+        .and_then(|i| i.artifacts.clone())
+        .expect("artifacts");
+    assert_eq!(
+        arts,
+        vec![json!({"name": "data", "path": "/in/data", "s3": {"key": "wf/make/out.tgz"}})]
+    );
+}
+
+#[test]
+fn input_artifacts_need_a_location_or_an_argument() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: use
+        template: use
+  - name: use
+    inputs:
+      artifacts:
+      - {name: data, path: /in/data LOCATION}
+    container: {image: busybox}
+"#;
+    for (location, phase) in [(", raw: {data: hi}", "Succeeded"), ("", "Failed")] {
+        let mut sim = Sim::new(yaml_wf(&spec.replace(" LOCATION", location)), all_ok());
+        sim.run(20);
+        assert_eq!(sim.phase(), phase, "{location}");
+        if phase == "Failed" {
+            let node = sim.by_name("wf[0].use").expect("use");
+            assert_eq!(node.phase.as_deref(), Some("Error"));
+            assert_eq!(
+                node.message.as_deref(),
+                Some("template 'use': inputs.artifacts.data was not supplied")
+            );
+        }
+    }
+}
+
+#[test]
+fn hooks_exit_is_the_exit_handler() {
+    let spec = r#"  entrypoint: main
+  hooks:
+    exit:
+      template: bye
+      arguments:
+        parameters: [{name: who, value: hooks}]
+  templates:
+  - name: main
+    container: {image: busybox}
+  - name: bye
+    inputs:
+      parameters: [{name: who}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.who}} {{workflow.status}}"]
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded");
+    let exit = sim.by_name("wf.onExit").expect("exit node");
+    let req = &sim.pods[&exit.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["hooks Succeeded".to_owned()])
+    );
+}
+
+#[test]
+fn a_failing_exit_handler_fails_a_succeeded_workflow() {
+    let spec = "  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    container: {image: busybox}\n  - name: bye\n    container: {image: busybox}\n";
+    let mut sim = Sim::new(yaml_wf(spec), by_template(&[("bye", fail)]));
+    sim.run(20);
+    assert_eq!(sim.phase(), "Failed");
+    assert_eq!(sim.status().message.as_deref(), Some("Error (exit code 1)"));
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

@@ -100,9 +100,43 @@ pub(super) fn globals(wf: &Workflow, spec: &WorkflowSpec, outputs: Option<&Outpu
 pub(super) fn process_inputs(
     tmpl: &Template,
     args: &[Parameter],
+    artifacts: &[Value],
     globals: &Scope,
 ) -> Result<Inputs, OperatorError> {
     let mut inputs = tmpl.inputs.clone().unwrap_or_default();
+    if let Some(declared) = inputs.artifacts.as_mut() {
+        for art in declared.iter_mut() {
+            let name = art
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let supplied = artifacts
+                .iter()
+                .find(|a| a.get("name").and_then(Value::as_str) == Some(name.as_str()));
+            match (supplied, art.as_object_mut()) {
+                (Some(Value::Object(given)), Some(own)) => {
+                    // The location comes from the argument; path and mode stay the template's.
+                    for (k, v) in given {
+                        if !matches!(k.as_str(), "name" | "path" | "mode" | "from" | "optional") {
+                            own.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                (None, Some(own)) => {
+                    let located = own.keys().any(|k| LOCATIONS.contains(&k.as_str()));
+                    let optional = own.get("optional") == Some(&Value::Bool(true));
+                    if !located && !optional {
+                        return Err(OperatorError::MissingArtifact {
+                            template: tmpl.name.clone(),
+                            artifact: name,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     let Some(params) = inputs.parameters.as_mut() else {
         return Ok(inputs);
     };
@@ -141,6 +175,59 @@ pub(super) fn process_inputs(
         p.value = Some(Value::String(text));
     }
     Ok(inputs)
+}
+
+/// Fields of an artifact that say where it is stored (Argo's artifact locations).
+const LOCATIONS: &[&str] = &[
+    "s3",
+    "gcs",
+    "git",
+    "http",
+    "raw",
+    "artifactory",
+    "hdfs",
+    "oss",
+    "azure",
+    "plugin",
+];
+
+/// Argument artifacts of a call: one with `from` (already rendered from
+/// `{{steps.X.outputs.artifacts.Y}}`, which the scope holds as the artifact's JSON) becomes
+/// that artifact under the argument's name; an optional one that did not resolve is dropped.
+pub(super) fn resolve_artifact_args(
+    what: &str,
+    arts: Option<&Vec<Value>>,
+) -> Result<Vec<Value>, OperatorError> {
+    let mut out = Vec::new();
+    for a in arts.into_iter().flatten() {
+        let name = a.get("name").cloned().unwrap_or(Value::Null);
+        let Some(from) = a.get("from").and_then(Value::as_str) else {
+            out.push(a.clone());
+            continue;
+        };
+        match serde_json::from_str::<Value>(from) {
+            Ok(Value::Object(mut found)) => {
+                found.insert("name".into(), name);
+                out.push(Value::Object(found));
+            }
+            _ if a.get("optional") == Some(&Value::Bool(true)) => {}
+            _ => {
+                let tag = from
+                    .trim()
+                    .trim_start_matches("{{")
+                    .trim_end_matches("}}")
+                    .trim();
+                return Err(OperatorError::Render {
+                    template: what.to_owned(),
+                    field: format!("arguments.artifacts.{}.from", any_string(&name)),
+                    source: expr::ExprError::Unresolved {
+                        tag: tag.to_owned(),
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The scope a template body is rendered with: globals plus `inputs.parameters.<name>` and
@@ -257,6 +344,11 @@ pub(super) fn add_node_scope(scope: &mut Scope, prefix: &str, node: &NodeStatus)
     for p in outputs.parameters.iter().flatten() {
         if let Some(v) = param_text(p) {
             scope.insert(format!("{prefix}.outputs.parameters.{}", p.name), v);
+        }
+    }
+    for a in outputs.artifacts.iter().flatten() {
+        if let Some(name) = a.get("name").and_then(Value::as_str) {
+            scope.insert(format!("{prefix}.outputs.artifacts.{name}"), go_json(a));
         }
     }
 }

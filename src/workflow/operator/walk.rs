@@ -66,6 +66,8 @@ pub(super) struct Call {
     pub scope_src: Option<Source>,
     /// Arguments, every tag resolved.
     pub args: Vec<Parameter>,
+    /// Argument artifacts, `from` resolved to the producing node's artifact.
+    pub artifacts: Vec<Value>,
     /// The boundary node id.
     pub boundary_id: Option<String>,
     /// Part of an exit handler (runs under `Stop`).
@@ -283,6 +285,11 @@ impl<'a> Ctx<'a> {
                 .as_ref()
                 .and_then(|a| a.parameters.clone())
                 .unwrap_or_default(),
+            artifacts: spec
+                .arguments
+                .as_ref()
+                .and_then(|a| a.artifacts.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         let root = self.execute(&entry);
@@ -298,15 +305,16 @@ impl<'a> Ctx<'a> {
             self.globals.insert("workflow.status", wf_status);
             self.globals
                 .insert("workflow.failures", self.failures_json());
-            if let Some(on_exit) = spec.on_exit.clone().filter(|s| !s.is_empty()) {
+            if let Some((template, template_ref, args)) = exit_hook(&spec, &entry.args) {
                 let name = format!("{}.onExit", self.wf_name);
                 let exists = self.nodes.contains_key(&node_id(&self.wf_name, &name));
                 if exists || self.shutdown != Some(Shutdown::Terminate) {
                     let call = Call {
                         node_name: name.clone(),
                         display_name: name,
-                        template: Some(on_exit),
-                        args: entry.args.clone(),
+                        template,
+                        template_ref,
+                        args,
                         on_exit: true,
                         ..Default::default()
                     };
@@ -626,7 +634,7 @@ impl<'a> Ctx<'a> {
         frame.src = src;
         frame.template_name = tmpl.name.clone();
         let node_type = node_type_of(&tmpl);
-        let inputs = match vars::process_inputs(&tmpl, &call.args, &self.globals) {
+        let inputs = match vars::process_inputs(&tmpl, &call.args, &call.artifacts, &self.globals) {
             Ok(i) => i,
             Err(e) => return Some(self.error_node(&frame, node_type, &e)),
         };
@@ -1154,6 +1162,39 @@ impl<'a> Ctx<'a> {
         }
         self.nodes.get(&id).cloned()
     }
+}
+
+/// The workflow's exit handler (Argo's `GetExitHook`): `onExit` with the workflow's
+/// arguments, else `hooks.exit` (its own arguments over the workflow's).
+fn exit_hook(
+    spec: &WorkflowSpec,
+    args: &[Parameter],
+) -> Option<(Option<String>, Option<TemplateRef>, Vec<Parameter>)> {
+    if let Some(t) = spec.on_exit.clone().filter(|s| !s.is_empty()) {
+        return Some((Some(t), None, args.to_vec()));
+    }
+    let hook = spec.hooks.as_ref()?.get("exit")?;
+    let template = hook
+        .get("template")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let template_ref: Option<TemplateRef> = hook
+        .get("templateRef")
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    if template.is_none() && template_ref.is_none() {
+        return None;
+    }
+    let mut merged = args.to_vec();
+    let own: Vec<Parameter> = hook
+        .get("arguments")
+        .and_then(|a| a.get("parameters"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default();
+    for p in own {
+        merged.retain(|q| q.name != p.name);
+        merged.push(p);
+    }
+    Some((template, template_ref, merged))
 }
 
 /// Argo's node type for a template.
