@@ -19,6 +19,9 @@ use crate::workflow::expr::{self, Scope};
 use crate::workflow::steps::{self, Steps};
 use crate::workflow::types::{Arguments, DagTask, NodeStatus, Template, WorkflowStep};
 
+/// The planners' message for a template stopped by a shutdown.
+const SHUT_DOWN: &str = "the workflow was shut down";
+
 /// One step or task, the fields the flow needs from either.
 struct Unit<'t> {
     name: &'t str,
@@ -683,6 +686,13 @@ impl Ctx<'_> {
         }
         let mut phase = plan_phase(phase);
         let mut message = message;
+        // The planners say "shut down" for any stop; a passed deadline says why.
+        if message.as_deref() == Some(SHUT_DOWN)
+            && self.shutdown.is_none()
+            && self.deadline_passed()
+        {
+            message = Some(reasons::DEADLINE.into());
+        }
         if phase == PHASE_SUCCEEDED {
             match vars::template_outputs(tmpl, scope) {
                 Ok(outputs) => {

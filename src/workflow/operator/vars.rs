@@ -60,6 +60,13 @@ pub(super) fn globals(wf: &Workflow, spec: &WorkflowSpec, outputs: Option<&Outpu
         s.insert("workflow.creationTimestamp.RFC3339", ts(t));
         s.insert("workflow.creationTimestamp.s", t.as_second().to_string());
     }
+    if let Some(at) = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("workflows.argoproj.io/scheduled-time"))
+    {
+        s.insert("workflow.scheduledTime", at.clone());
+    }
     let params: Vec<Parameter> = spec
         .arguments
         .as_ref()

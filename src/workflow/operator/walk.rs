@@ -303,6 +303,12 @@ impl<'a> Ctx<'a> {
                 _ => PHASE_SUCCEEDED,
             };
             self.globals.insert("workflow.status", wf_status);
+            if let Some(start) = status.started_at() {
+                // Argo's `%f` of the seconds so far, for exit handlers.
+                let secs = self.now.duration_since(start).as_secs_f64();
+                self.globals
+                    .insert("workflow.duration", format!("{secs:.6}"));
+            }
             self.globals
                 .insert("workflow.failures", self.failures_json());
             if let Some((template, template_ref, args)) = exit_hook(&spec, &entry.args) {
@@ -503,6 +509,7 @@ impl<'a> Ctx<'a> {
             message,
             started_at: Some(ts(self.now)),
             finished_at: fulfilled(Some(phase)).then(|| ts(self.now)),
+            extra: template_scope(frame.src.as_ref(), &self.wf_name),
             inputs: frame
                 .inputs
                 .parameters
@@ -1195,6 +1202,18 @@ fn exit_hook(
         merged.push(p);
     }
     Some((template, template_ref, merged))
+}
+
+/// Argo's `templateScope` of a node: where its template was resolved.
+fn template_scope(src: Option<&Source>, wf_name: &str) -> crate::workflow::types::Extra {
+    let scope = match src {
+        None => format!("local/{wf_name}"),
+        Some(s) if s.cluster => format!("cluster/{}", s.name),
+        Some(s) => format!("namespaced/{}", s.name),
+    };
+    let mut extra = crate::workflow::types::Extra::new();
+    extra.insert("templateScope".into(), Value::String(scope));
+    extra
 }
 
 /// Argo's node type for a template.
