@@ -56,7 +56,12 @@ enum Command {
     /// Argo Workflows.
     Wf {
         #[command(subcommand)]
-        command: WfCommand,
+        command: cli::wf::WfCommand,
+    },
+    /// Argo CronWorkflows.
+    Cron {
+        #[command(subcommand)]
+        command: cli::wf::CronCommand,
     },
     /// Executor (inside a step pod): run COMMAND, then report its outputs to the controller.
     #[command(hide = true)]
@@ -182,30 +187,6 @@ enum AdminCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum WfCommand {
-    /// List Workflows.
-    List {
-        /// Namespace (default: all namespaces).
-        #[arg(short = 'n', long, env = "CAIRN_NAMESPACE")]
-        namespace: Option<String>,
-        /// Output format.
-        #[arg(short = 'o', long, env = "CAIRN_OUTPUT")]
-        output: Option<OutputFormat>,
-    },
-    /// Show one Workflow.
-    Get {
-        /// Workflow name.
-        name: String,
-        /// Namespace.
-        #[arg(short = 'n', long, env = "CAIRN_NAMESPACE", default_value = "default")]
-        namespace: String,
-        /// Output format.
-        #[arg(short = 'o', long, env = "CAIRN_OUTPUT")]
-        output: Option<OutputFormat>,
-    },
-}
-
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process (kube, reqwest), installed before any client.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -298,25 +279,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::App { command } => runtime.block_on(cli::app::run(command)),
-        Command::Wf { command } => runtime.block_on(async {
-            let client = cli::Client::current()?;
-            match command {
-                WfCommand::List { namespace, output } => {
-                    client
-                        .wf_list(namespace.as_deref(), output.unwrap_or_default())
-                        .await
-                }
-                WfCommand::Get {
-                    name,
-                    namespace,
-                    output,
-                } => {
-                    client
-                        .wf_get(&namespace, &name, output.unwrap_or_default())
-                        .await
-                }
-            }
-        }),
+        Command::Wf { command } => runtime.block_on(cli::wf::run(command)),
+        Command::Cron { command } => runtime.block_on(cli::wf::run_cron(command)),
         // Dispatched by `main` before `run`, which cannot return their exit code.
         Command::Exec { .. } | Command::ExecInit { .. } => {
             anyhow::bail!("executor subcommands are dispatched by main")

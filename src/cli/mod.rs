@@ -6,6 +6,7 @@
 
 pub mod app;
 mod output;
+pub mod wf;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
