@@ -185,6 +185,9 @@ fn webhook(headers: &[(&str, String)], body: Vec<u8>) -> Request<Body> {
     b.body(Body::from(body)).expect("request")
 }
 
+/// Request headers of a webhook case.
+type Headers<'a> = Vec<(&'a str, String)>;
+
 fn sig(body: &[u8]) -> String {
     hex::encode(hmac_sha256(SECRET.as_bytes(), body))
 }
@@ -196,7 +199,7 @@ async fn webhook_signatures_per_provider() {
     let good = sig(&body);
     // Without a cluster an accepted push answers 503 (it got past verification to the app
     // listing); a refusal is 401, 400 or 413 and never reaches the cluster.
-    let cases: Vec<(&str, Vec<(&str, String)>, StatusCode, &str)> = vec![
+    let cases: Vec<(&str, Headers, StatusCode, &str)> = vec![
         (
             "github signed",
             vec![
@@ -902,4 +905,206 @@ async fn namespace_scoped_cluster_secret_gives_a_scoped_client() {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 401, "{s:?}"),
         other => panic!("a rebuilt client with a bad token must be refused: {other:?}"),
     }
+}
+
+/// Reads server-sent events until `done` accepts one's data, or 20 s pass.
+async fn read_events(body: Body, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data: ")
+                    && let Ok(v) = serde_json::from_str::<Value>(data)
+                {
+                    let stop = done(&v);
+                    events.push(v);
+                    if stop {
+                        return events;
+                    }
+                }
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn stream_sends_changes_the_caller_may_see() {
+    if !e2e("stream_sends_changes_the_caller_may_see") {
+        return;
+    }
+    let ns = TestNamespace::create("h5-stream");
+    apply(&ns.name, project_doc("team", "apps"));
+    apply(&ns.name, project_doc("other", "apps"));
+    apply(&ns.name, app_doc("existing", "team", false));
+    let policy = "p, alice, applications, get, team/*, allow\n";
+    let fx = fixture(&ns.name, policy, Some(lab_client().await)).await;
+    let alice = login(&fx.app, "alice", ALICE_PASSWORD).await;
+    let resp = fx
+        .app
+        .clone()
+        .oneshot(call(
+            Method::GET,
+            "/api/v1/stream/applications",
+            &alice,
+            None,
+        ))
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let body = resp.into_body();
+    let ns_name = ns.name.clone();
+    // Changes made after the stream opened: another project's app first, then alice's.
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        apply(&ns_name, app_doc("hidden", "other", false));
+        apply(&ns_name, app_doc("visible", "team", false));
+    });
+    let events = read_events(body, |e| {
+        e["result"]["application"]["metadata"]["name"] == "visible"
+    })
+    .await;
+    writer.await.expect("writer");
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["result"]["type"].as_str().unwrap_or("").to_string(),
+                e["result"]["application"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("ADDED".to_string(), "existing".to_string()),
+            ("ADDED".to_string(), "visible".to_string())
+        ],
+        "alice sees her project's apps only, each first as ADDED"
+    );
+}
+
+#[tokio::test]
+async fn managed_resources_mask_secrets_and_the_tree_follows_owners() {
+    if !e2e("managed_resources_mask_secrets_and_the_tree_follows_owners") {
+        return;
+    }
+    const PASSWORD: &str = "hunter2-very-secret-value";
+    let ns = TestNamespace::create("h5-live");
+    apply(
+        &ns.name,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+               "stringData": {"password": PASSWORD}}),
+    );
+    apply(
+        &ns.name,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"k": "v"}}),
+    );
+    apply(
+        &ns.name,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+               "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [{"name": "c", "image": "localhost/none:0"}]}}}}),
+    );
+    let mut app = app_doc("live", "default", false);
+    app["spec"]["destination"]["namespace"] = json!(ns.name);
+    app["status"]["resources"] = json!([
+        {"version": "v1", "kind": "Secret", "namespace": ns.name, "name": "creds", "status": "Synced"},
+        {"version": "v1", "kind": "ConfigMap", "namespace": ns.name, "name": "cfg", "status": "Synced"},
+        {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": ns.name, "name": "web",
+         "status": "Synced", "health": {"status": "Healthy"}},
+        {"version": "v1", "kind": "ConfigMap", "namespace": ns.name, "name": "missing", "status": "OutOfSync"}
+    ]);
+    apply(&ns.name, app);
+    let fx = fixture(&ns.name, "", Some(lab_client().await)).await;
+    let admin = login(&fx.app, "admin", &fx.admin_password).await;
+    let (status, body) = send(
+        &fx.app,
+        call(
+            Method::GET,
+            "/api/v1/applications/live/managed-resources",
+            &admin,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = body.to_string();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(PASSWORD);
+    assert!(
+        !text.contains(PASSWORD) && !text.contains(&encoded),
+        "secret value answered"
+    );
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    assert!(
+        items[0]["liveState"]["data"]["password"].is_string(),
+        "{}",
+        items[0]
+    );
+    assert_eq!(items[1]["liveState"]["data"]["k"], "v");
+    assert!(
+        items[3]["liveState"].is_null(),
+        "a missing object has no live state"
+    );
+    assert!(items[0]["liveState"]["metadata"]["managedFields"].is_null());
+
+    // The tree: the Deployment's ReplicaSet appears under it (the deployment controller
+    // creates it; a bounded loop waits for it).
+    let mut tree = Value::Null;
+    for _ in 0..40 {
+        let (status, body) = send(
+            &fx.app,
+            call(
+                Method::GET,
+                "/api/v1/applications/live/resource-tree",
+                &admin,
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["kind"] == "ReplicaSet"))
+        {
+            tree = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let nodes = tree["nodes"]
+        .as_array()
+        .expect("a ReplicaSet node appeared");
+    let rs = nodes
+        .iter()
+        .find(|n| n["kind"] == "ReplicaSet")
+        .expect("replicaset");
+    assert_eq!(rs["parentRefs"][0]["kind"], "Deployment");
+    assert_eq!(rs["parentRefs"][0]["name"], "web");
+    let deploy = nodes
+        .iter()
+        .find(|n| n["kind"] == "Deployment")
+        .expect("deployment");
+    assert_eq!(deploy["health"]["status"], "Healthy");
+    assert!(
+        !tree.to_string().contains(PASSWORD),
+        "the tree never carries Secret data"
+    );
 }

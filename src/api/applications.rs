@@ -1028,15 +1028,33 @@ pub async fn stream(
         Some(n) => watcher::Config::default().fields(&format!("metadata.name={n}")),
         None => watcher::Config::default(),
     };
+    // The watch does not say whether an object is new; an object first seen on this stream is
+    // ADDED (Argo CD's event type), later ones MODIFIED.
+    let seen: Arc<std::sync::Mutex<BTreeSet<String>>> = Arc::default();
     let events = watcher(api, cfg).filter_map(move |ev| {
         let state = state.clone();
         let principal = principal.clone();
         let project_filter = q.project.clone();
+        let seen = seen.clone();
         async move {
+            let first = |a: &Application| {
+                let uid = a.metadata.uid.clone().unwrap_or_else(|| a.name_any());
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(uid)
+            };
             let (kind, app) = match ev {
-                Ok(watcher::Event::InitApply(a)) => ("ADDED", a),
-                Ok(watcher::Event::Apply(a)) => ("MODIFIED", a),
-                Ok(watcher::Event::Delete(a)) => ("DELETED", a),
+                Ok(watcher::Event::InitApply(a) | watcher::Event::Apply(a)) => {
+                    (if first(&a) { "ADDED" } else { "MODIFIED" }, a)
+                }
+                Ok(watcher::Event::Delete(a)) => {
+                    if let Some(uid) = &a.metadata.uid {
+                        seen.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(uid);
+                    }
+                    ("DELETED", a)
+                }
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => return None,
                 Err(e) => {
                     // The watcher retries by itself; tell the client without ending the stream.

@@ -140,7 +140,7 @@ fn cascade_finalizers_table() {
         );
     }
     assert_eq!(
-        cascade_finalizers(&[other.clone()], true, false),
+        cascade_finalizers(std::slice::from_ref(&other), true, false),
         vec![other, RESOURCES_FINALIZER.to_string()]
     );
 }

@@ -90,6 +90,9 @@ fn gitea_push() -> Vec<u8> {
     .expect("json")
 }
 
+/// Header pairs of one verification case.
+type Headers = Vec<(&'static str, String)>;
+
 fn sign(body: &[u8]) -> String {
     hex::encode(hmac_sha256(SECRET.as_bytes(), body))
 }
@@ -127,7 +130,7 @@ fn github_signature_from_githubs_documentation() {
 fn verification_table() {
     let body = github_push();
     let good = sign(&body);
-    let cases: Vec<(Provider, Vec<(&'static str, String)>, bool, &str)> = vec![
+    let cases: Vec<(Provider, Headers, bool, &str)> = vec![
         (
             Provider::GitHub,
             vec![("x-hub-signature-256", format!("sha256={good}"))],
@@ -271,7 +274,8 @@ fn env_sets_and_unsets_secrets() {
 
 #[test]
 fn detection_prefers_giteas_own_header() {
-    let cases: &[(&[(&'static str, &str)], Option<Provider>)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<Provider>);
+    let cases: &[Case] = &[
         (&[("x-github-event", "push")], Some(Provider::GitHub)),
         (&[("x-gitlab-event", "Push Hook")], Some(Provider::GitLab)),
         (
