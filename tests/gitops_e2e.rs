@@ -916,3 +916,259 @@ fn examples_tree_syncs_into_the_lab() {
         .collect();
     assert_eq!(order, vec!["feature-store-dev", "recommender-dev"]);
 }
+
+/// Hooks with delete policies, a failing Sync hook that runs the SyncFail hook, an apply the
+/// apiserver rejects (nothing changes, the server's words are shown), a kind whose CRD is
+/// missing, a revision that does not exist.
+#[test]
+fn hook_policies_failures_and_bad_input() {
+    if !enabled("hook_policies_failures_and_bad_input") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-fail"));
+    let dest = nss.create(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    let hook = |name: &str, hook: &str, policy: &str, command: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/hook: {hook}\n    argocd.argoproj.io/hook-delete-policy: {policy}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: main\n    image: docker.io/library/busybox:latest\n    imagePullPolicy: IfNotPresent\n    command: [\"sh\", \"-c\", \"{command}\"]\n"
+        )
+    };
+    let cm = |name: &str, value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n"
+        )
+    };
+    // 1. A PreSync hook deleted when the sync succeeds.
+    repo.write(
+        "app/pre.yaml",
+        &hook("pre", "PreSync", "HookSucceeded", "true"),
+    );
+    repo.write("app/cm.yaml", &cm("cm", "one"));
+    repo.commit("hook succeeded policy");
+    apply(&application(
+        "fail",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        false,
+    ));
+    let sync = r#"{"operation":{"sync":{"prune":true},"initiatedBy":{"username":"e2e"}}}"#;
+    let patch_op = || {
+        kubectl(
+            &[
+                "patch",
+                "applications.argoproj.io",
+                "fail",
+                "-n",
+                &control,
+                "--type=merge",
+                "-p",
+                sync,
+            ],
+            None,
+        )
+    };
+    patch_op();
+    let st = wait_synced_healthy(&server, &control, "fail", Duration::from_secs(120));
+    let pre = sync_results(&st)
+        .into_iter()
+        .find(|r| r["name"] == "pre")
+        .expect("pre hook result");
+    assert_eq!(pre["hookPhase"], "Succeeded");
+    wait_for(
+        "the HookSucceeded hook deleted",
+        Duration::from_secs(60),
+        || {
+            get("pod", &dest, "pre")
+                .is_none()
+                .then_some(())
+                .ok_or("pre still present".to_owned())
+        },
+    );
+
+    // 2. A failing Sync hook: the operation fails, the SyncFail hook runs.
+    repo.remove("app/pre.yaml");
+    repo.write(
+        "app/bad-hook.yaml",
+        &hook("bad-hook", "Sync", "BeforeHookCreation", "exit 3"),
+    );
+    repo.write(
+        "app/on-fail.yaml",
+        &hook("on-fail", "SyncFail", "BeforeHookCreation", "true"),
+    );
+    repo.commit("failing hook");
+    kubectl(
+        &[
+            "annotate",
+            "applications.argoproj.io",
+            "fail",
+            "-n",
+            &control,
+            "argocd.argoproj.io/refresh=normal",
+            "--overwrite",
+        ],
+        None,
+    );
+    wait_for("the new revision compared", Duration::from_secs(60), || {
+        let st = app_status(&control, "fail");
+        (st["sync"]["revision"] != st["operationState"]["syncResult"]["revision"])
+            .then_some(())
+            .ok_or("not yet".to_owned())
+    });
+    patch_op();
+    let st = wait_for("the failed operation", Duration::from_secs(120), || {
+        let st = app_status(&control, "fail");
+        (st["operationState"]["phase"] == "Failed")
+            .then_some(st.clone())
+            .ok_or(format!("{}", st["operationState"]["message"]))
+    });
+    let results = sync_results(&st);
+    let on_fail = results
+        .iter()
+        .find(|r| r["name"] == "on-fail")
+        .expect("SyncFail hook ran");
+    assert_eq!(on_fail["hookPhase"], "Succeeded", "{on_fail}");
+    let bad = results
+        .iter()
+        .find(|r| r["name"] == "bad-hook")
+        .expect("bad hook");
+    assert_eq!(bad["hookPhase"], "Failed", "{bad}");
+    assert!(get("pod", &dest, "on-fail").is_some());
+
+    // 3. An object the apiserver rejects: the operation fails with the server's message and
+    //    nothing is applied (the server-side dry run runs first).
+    repo.remove("app/bad-hook.yaml");
+    repo.remove("app/on-fail.yaml");
+    repo.write("app/cm.yaml", &cm("cm", "two"));
+    repo.write(
+        "app/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad-svc\nspec:\n  type: NotAType\n  ports:\n  - port: 80\n",
+    );
+    repo.commit("rejected service");
+    patch_op();
+    let message = wait_for("the rejected apply", Duration::from_secs(120), || {
+        let st = app_status(&control, "fail");
+        let m = st["operationState"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        (st["operationState"]["phase"] == "Failed" && m.contains("bad-svc"))
+            .then_some(m.clone())
+            .ok_or(m)
+    });
+    assert!(message.contains("NotAType"), "{message}");
+    assert_eq!(
+        get("configmap", &dest, "cm").expect("cm")["data"]["key"],
+        "one",
+        "applied despite the rejection"
+    );
+
+    // 4. A custom resource whose CRD is missing: a condition names it.
+    repo.remove("app/svc.yaml");
+    repo.write(
+        "app/widget.yaml",
+        "apiVersion: example.cairn.dev/v1\nkind: Widget\nmetadata:\n  name: w1\n",
+    );
+    repo.commit("unknown kind");
+    let message = wait_for("the missing-CRD condition", Duration::from_secs(90), || {
+        let st = app_status(&control, "fail");
+        st["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter().find_map(|c| {
+                    c["message"]
+                        .as_str()
+                        .filter(|m| m.contains("Widget"))
+                        .map(str::to_owned)
+                })
+            })
+            .ok_or(format!("{}", st["conditions"]))
+    });
+    assert!(message.contains("w1"), "{message}");
+
+    // 5. A revision that does not exist.
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "fail",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"source":{"targetRevision":"no-such-branch"}}}"#,
+        ],
+        None,
+    );
+    let message = wait_for("the revision condition", Duration::from_secs(90), || {
+        let st = app_status(&control, "fail");
+        st["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter().find_map(|c| {
+                    c["message"]
+                        .as_str()
+                        .filter(|m| m.contains("no-such-branch"))
+                        .map(str::to_owned)
+                })
+            })
+            .ok_or(format!("{}", st["conditions"]))
+    });
+    assert!(message.contains("not found"), "{message}");
+    assert_eq!(
+        get("configmap", &dest, "cm").expect("cm")["data"]["key"],
+        "one"
+    );
+}
+
+/// A multi-source app: the chart from one repository, its values file from another (`ref`).
+#[test]
+fn multi_source_with_ref_values() {
+    if !enabled("multi_source_with_ref_values") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-multi"));
+    let dest = nss.expect(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let charts = Repo::new();
+    charts.copy_tree(&Path::new(CONFORMANCE).join("helm-guestbook"), "guestbook");
+    charts.commit("chart");
+    let values = Repo::new();
+    values.write("envs/dev.yaml", "replicas: 2\n");
+    values.commit("values");
+    let app = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "multi", "namespace": control},
+        "spec": {
+            "project": "default",
+            "sources": [
+                {"repoURL": charts.url(), "targetRevision": "main", "path": "guestbook",
+                 "helm": {"valueFiles": ["$values/envs/dev.yaml"]}},
+                {"repoURL": values.url(), "targetRevision": "main", "ref": "values"}
+            ],
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+            "syncPolicy": {"automated": {}, "syncOptions": ["CreateNamespace=true"]}
+        }
+    });
+    apply(&app);
+    let st = wait_synced_healthy(&server, &control, "multi", Duration::from_secs(180));
+    assert_eq!(
+        st["sync"]["revisions"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        st["sync"]
+    );
+    assert_eq!(st["sourceTypes"], json!(["Helm"]));
+    let d = get("deployment", &dest, "guestbook-ui").expect("deployment");
+    assert_eq!(
+        d["spec"]["replicas"], 2,
+        "the values file of the ref source was used"
+    );
+    let h = &st["history"][0];
+    assert_eq!(h["revisions"].as_array().map(Vec::len), Some(2), "{h}");
+}

@@ -734,6 +734,18 @@ fn last_operation(status: &ApplicationStatus) -> Option<LastOperation> {
     })
 }
 
+/// Whether `.operation` is a request not started yet: a sync without a revision deploys the
+/// latest commit of the target revision, so the revision is resolved again (Argo CD).
+fn new_operation(app: &Application) -> bool {
+    let Some(op) = &app.operation else {
+        return false;
+    };
+    let state = app.status.as_ref().and_then(|s| s.operation_state.as_ref());
+    !state.is_some_and(|st| {
+        st.operation.as_ref() == Some(op) && st.phase.as_deref() == Some("Running")
+    })
+}
+
 /// Whether the destination is one cairn can reach (the in-cluster one, until clusters land).
 fn check_destination(app: &Application) -> Result<(), String> {
     let dest = app.spec.destination.clone().unwrap_or_default();
@@ -802,7 +814,7 @@ pub(crate) async fn reconcile(
     let requested = lock(&inner.refreshes).remove(key);
     let refresh_kind = if refresh.as_deref() == Some("hard") || requested == Some(true) {
         Refresh::Hard
-    } else if refresh.is_some() || requested.is_some() {
+    } else if refresh.is_some() || requested.is_some() || new_operation(&app) {
         Refresh::Normal
     } else {
         Refresh::None
