@@ -1108,3 +1108,312 @@ async fn managed_resources_mask_secrets_and_the_tree_follows_owners() {
         "the tree never carries Secret data"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The CLI against a real `cairn server` (with its GitOps controller) on the lab.
+
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cli(config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_CLI_CONFIG", config)
+        .env_remove("CAIRN_OUTPUT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cairn");
+    let input = stdin.unwrap_or("").to_string();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("stdin");
+    child.wait_with_output().expect("cairn finishes")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn cli_app_commands_against_a_real_server() {
+    if !e2e("cli_app_commands_against_a_real_server") {
+        return;
+    }
+    let ns = TestNamespace::create("h5-cli");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("app")).expect("repo dir");
+    let manifest = |v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  v: \"{v}\"\n")
+    };
+    std::fs::write(repo.join("app/cm.yaml"), manifest("1")).expect("manifest");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "one"]);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let server = ServerProcess(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("CAIRN_NAMESPACE", &ns.name)
+            .env("CAIRN_WEBHOOK_GITHUB_SECRET", SECRET)
+            .env("HOME", dir.path())
+            .env_remove("CAIRN_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cairn server"),
+    );
+    // reqwest is built without a default crypto provider (as in main).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "cairn server ready with the lab cluster");
+    let cfg = dir.path().join("cli.toml");
+    let out = cli(
+        &cfg,
+        &[
+            "admin",
+            "initial-password",
+            "--data-dir",
+            data.to_str().expect("utf8"),
+        ],
+        None,
+    );
+    let password = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = cli(
+        &cfg,
+        &[
+            "login",
+            "--server",
+            &url,
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let app_file = dir.path().join("app.yaml");
+    std::fs::write(
+        &app_file,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: hello\nspec:\n  \
+             project: default\n  source:\n    repoURL: file://{}\n    targetRevision: main\n    path: app\n  \
+             destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n",
+            repo.display(),
+            ns.name
+        ),
+    )
+    .expect("app file");
+    let out = cli(
+        &cfg,
+        &["app", "create", "-f", app_file.to_str().expect("utf8")],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&cfg, &["app", "list", "-o", "wide"], None);
+    assert!(
+        text(&out).contains("hello") && text(&out).contains(&ns.name),
+        "{}",
+        text(&out)
+    );
+
+    // Sync and wait: the progress line for the ConfigMap, then Synced.
+    let out = cli(&cfg, &["app", "sync", "hello", "--timeout", "120"], None);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("ConfigMap") && t.contains("Sync Status:   Synced"),
+        "{t}"
+    );
+    assert_eq!(
+        kubectl(
+            &[
+                "get",
+                "configmap",
+                "hello",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.data.v}"
+            ],
+            None
+        ),
+        "1"
+    );
+    let out = cli(&cfg, &["app", "diff", "hello"], None);
+    assert!(
+        out.status.success(),
+        "no difference after a sync: {}",
+        text(&out)
+    );
+
+    // A push, announced by a signed webhook, shows as OutOfSync with a diff.
+    std::fs::write(repo.join("app/cm.yaml"), manifest("2")).expect("manifest");
+    git(&repo, &["commit", "-qam", "two"]);
+    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main",
+        "repository": {"clone_url": format!("file://{}", repo.display()), "default_branch": "main"},
+        "commits": [{"modified": ["app/cm.yaml"]}]}))
+    .expect("json");
+    let resp = http
+        .post(format!("{url}/api/webhook"))
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", format!("sha256={}", sig(&body)))
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.expect("json")["refreshed"], 1);
+    let mut diff = String::new();
+    for _ in 0..60 {
+        let out = cli(&cfg, &["app", "diff", "hello"], None);
+        if !out.status.success() {
+            diff = text(&out);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        diff.contains("/ConfigMap") && diff.contains("v: \"2\""),
+        "{diff}"
+    );
+
+    let out = cli(&cfg, &["app", "sync", "hello", "--timeout", "120"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&cfg, &["app", "history", "hello"], None);
+    let history = text(&out);
+    assert_eq!(
+        history.lines().count(),
+        3,
+        "header and two deployments: {history}"
+    );
+
+    // Rollback to the first deployment restores v=1.
+    let out = cli(
+        &cfg,
+        &["app", "rollback", "hello", "0", "--timeout", "120"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        kubectl(
+            &[
+                "get",
+                "configmap",
+                "hello",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.data.v}"
+            ],
+            None
+        ),
+        "1"
+    );
+    let out = cli(&cfg, &["app", "rollback", "hello", "9"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not have deployment with id 9"),
+        "{}",
+        text(&out)
+    );
+
+    // Cascade delete: the controller removes the ConfigMap, then the Application goes.
+    let out = cli(&cfg, &["app", "delete", "hello", "-y"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut gone = false;
+    for _ in 0..120 {
+        let app = kubectl(
+            &[
+                "get",
+                "applications.argoproj.io",
+                "hello",
+                "-n",
+                &ns.name,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        let cm = kubectl(
+            &[
+                "get",
+                "configmap",
+                "hello",
+                "-n",
+                &ns.name,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        if app.trim().is_empty() && cm.trim().is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        gone,
+        "cascade delete removed the ConfigMap and the Application"
+    );
+    drop(server);
+}

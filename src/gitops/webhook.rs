@@ -464,6 +464,8 @@ pub fn parse(
 pub fn repo_identity(url: &str) -> Option<(String, String)> {
     let url = url.trim().to_lowercase();
     let (host, path) = match url.split_once("://") {
+        // A local repository (the lab serves Git from disk): the path is the identity.
+        Some(("file", rest)) => ("file".to_string(), rest.to_string()),
         Some((_, rest)) => {
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
             let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

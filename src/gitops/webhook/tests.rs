@@ -396,6 +396,11 @@ fn repo_identity_table() {
             Some(("github.com", "team/gitops")),
         ),
         ("https://github.com", None),
+        (
+            "file:///srv/git/GitOps.git",
+            Some(("file", "srv/git/gitops")),
+        ),
+        ("file:///", None),
         ("not a url", None),
     ];
     for (url, want) in cases {
