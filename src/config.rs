@@ -233,6 +233,9 @@ pub struct WorkflowConfig {
     pub archive_log_limit_bytes: usize,
     /// Workflows reconciled concurrently. Default `4`.
     pub workers: usize,
+    /// Namespaces whose Workflows and CronWorkflows this server runs; empty (the default): all,
+    /// as Argo's controller without `--namespaced`.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for WorkflowConfig {
@@ -242,6 +245,7 @@ impl Default for WorkflowConfig {
             manage_executor_rbac: true,
             archive_log_limit_bytes: crate::workflow::archive::DEFAULT_NODE_LOG_LIMIT,
             workers: 4,
+            namespaces: Vec::new(),
         }
     }
 }

@@ -305,7 +305,14 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
 }
 
 /// Runs the CronWorkflow controller until `shutdown` completes.
-pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send) {
+/// `namespaces` limits it to those namespaces (empty: all).
+pub async fn run(
+    client: Client,
+    namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let manages =
+        Arc::new(move |ns: &str| namespaces.is_empty() || namespaces.iter().any(|n| n == ns));
     let queue = WorkQueue::new();
     let (crons, cron_writer) = reflector::store::<CronWorkflow>();
     let (children, child_writer) = reflector::store::<Workflow>();
@@ -326,16 +333,16 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send) {
     )
     .default_backoff();
     let q1 = queue.clone();
+    let m1 = manages.clone();
     let t1 = tokio::spawn(async move {
         let mut s = std::pin::pin!(cron_stream);
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => {
-                    q1.add(format!(
-                        "{}/{}",
-                        c.namespace().unwrap_or_default(),
-                        c.name_any()
-                    ));
+                    let ns = c.namespace().unwrap_or_default();
+                    if m1(&ns) {
+                        q1.add(format!("{ns}/{}", c.name_any()));
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cronworkflow watch failed; retrying"),
@@ -343,6 +350,7 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send) {
         }
     });
     let q2 = queue.clone();
+    let m2 = manages.clone();
     let t2 = tokio::spawn(async move {
         let mut s = std::pin::pin!(child_stream);
         while let Some(ev) = s.next().await {
@@ -352,8 +360,11 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send) {
                     | watcher::Event::InitApply(w)
                     | watcher::Event::Delete(w),
                 ) => {
-                    if let Some(parent) = w.labels().get(LABEL_CRON_WORKFLOW) {
-                        q2.add(format!("{}/{parent}", w.namespace().unwrap_or_default()));
+                    let ns = w.namespace().unwrap_or_default();
+                    if let Some(parent) = w.labels().get(LABEL_CRON_WORKFLOW)
+                        && m2(&ns)
+                    {
+                        q2.add(format!("{ns}/{parent}"));
                     }
                 }
                 Ok(_) => {}

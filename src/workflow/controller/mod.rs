@@ -185,6 +185,15 @@ pub struct Settings {
     pub pods: PodSettings,
     /// Whether to create the executor's Role/RoleBinding per namespace and service account.
     pub manage_executor_rbac: bool,
+    /// Namespaces whose workflows this controller runs; empty: all (Argo's default).
+    pub namespaces: Vec<String>,
+}
+
+impl Settings {
+    /// Whether workflows of `namespace` are this controller's.
+    pub fn manages(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
 }
 
 impl Settings {
@@ -197,6 +206,7 @@ impl Settings {
                 ..PodSettings::default()
             },
             manage_executor_rbac: config.manage_executor_rbac,
+            namespaces: config.namespaces.clone(),
         }
     }
 }
@@ -257,6 +267,7 @@ pub async fn run(
 ) {
     let queue = WorkQueue::new();
     let mut watches = Vec::new();
+    let scope = Arc::new(settings.clone());
     let (workflows, task) = watch::<Workflow>(
         Api::all(client.clone()),
         watcher::Config::default(),
@@ -269,16 +280,22 @@ pub async fn run(
         },
     );
     watches.push(task);
-    let by_label = |obj: &dyn ResourceMeta| -> Option<String> {
-        let ns = obj.namespace()?;
-        let wf = obj.label(LABEL_WORKFLOW)?;
-        Some(key(ns, wf))
+    let by_label = {
+        let scope = scope.clone();
+        move |obj: &dyn ResourceMeta| -> Option<String> {
+            let ns = obj.namespace()?;
+            let wf = obj.label(LABEL_WORKFLOW)?;
+            scope.manages(ns).then(|| key(ns, wf))
+        }
     };
     let (pods, task) = watch::<Pod>(
         Api::all(client.clone()),
         watcher::Config::default().labels(LABEL_WORKFLOW),
         queue.clone(),
-        move |p| by_label(p),
+        {
+            let by_label = by_label.clone();
+            move |p| by_label(p)
+        },
     );
     watches.push(task);
     let (results, task) = watch::<WorkflowTaskResult>(

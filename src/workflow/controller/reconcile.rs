@@ -411,7 +411,7 @@ async fn collect_pods(
         })
         .collect();
     // Once the workflow is archived its logs are in; before that, save these pods' logs now.
-    if !archived(wf)
+    if !archived(shared, wf)
         && let Some(uid) = wf.metadata.uid.as_deref()
     {
         let mut logs = Vec::new();
@@ -437,12 +437,23 @@ async fn collect_pods(
     Ok(plan.recheck_after.map(to_std))
 }
 
-fn archived(wf: &Workflow) -> bool {
-    wf.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(LABEL_ARCHIVING_STATUS))
-        .is_some_and(|v| v == "Archived")
+/// Whether this cairn's archive holds `wf` as it is now (same uid, same finish). Decided from
+/// the local archive, not from the `workflow-archiving-status` label: another controller (a
+/// second cairn, Argo) may have set the label, and this archive would then miss the workflow.
+fn archived(shared: &Shared, wf: &Workflow) -> bool {
+    let Some(uid) = wf.metadata.uid.as_deref() else {
+        return false;
+    };
+    match shared.archive.get(uid) {
+        Ok(Some(rec)) => {
+            rec.summary.finished_at == wf.status.as_ref().and_then(|s| s.finished_at.clone())
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the archive");
+            false
+        }
+    }
 }
 
 /// The `main` container's log of a pod, or None when there is none to read.
@@ -477,7 +488,7 @@ async fn archive(
     pods: &[Pod],
     now: Timestamp,
 ) -> Result<(), ControllerError> {
-    if archived(wf) {
+    if archived(shared, wf) {
         return Ok(());
     }
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();

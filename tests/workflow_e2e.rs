@@ -1,0 +1,449 @@
+//! The workflow controller end to end: a real `cairn server` process against the lab runs
+//! conformance Workflows (`../shared/conformance/workflows/`) to `Succeeded`, archives them with
+//! their step logs, and serves those logs after the Workflow object is deleted; the API refuses
+//! an invalid submission with the field's path and an action on a finished workflow.
+//!
+//! Needs the lab (`eval "$(integration-tests/lab/env)"`) with the executor image loaded
+//! (`make executor`), and `kubectl` on PATH. Skipped only when CAIRN_E2E is not set. Works in
+//! its own namespace (`cairn-h3-wf-...`, which the server is limited to through
+//! `[workflow] namespaces`), deleted at the end. Every wait is bounded; nothing asserts on
+//! timing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn::k8s;
+use cairn::workflow::pod::PodSettings;
+use cairn::workflow::types::Workflow;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Bound of the wait for a conformance workflow to finish (image pulls included).
+const RUN_BOUND: Duration = Duration::from_secs(300);
+
+fn e2e(test: &str) -> Option<()> {
+    if std::env::var_os("CAIRN_E2E").is_none() {
+        eprintln!(
+            "SKIP {test}: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
+        );
+        return None;
+    }
+    Some(())
+}
+
+async fn reachable_client() -> Client {
+    let client = k8s::client()
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
+    if let Err(e) = k8s::ping(&client, Duration::from_secs(10)).await {
+        panic!("CAIRN_E2E is set but the cluster is not reachable ({e}); start the lab");
+    }
+    client
+}
+
+async fn assert_executor_image_loaded(client: &Client) {
+    let image = PodSettings::default().executor_image;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    let loaded = nodes.items.iter().any(|node| {
+        node.status
+            .as_ref()
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|i| i.names.iter().flatten().any(|n| *n == image))
+    });
+    assert!(
+        loaded,
+        "the executor image {image} is not on any lab node: run `make executor` first"
+    );
+}
+
+/// A namespace deleted (without waiting) when dropped, even if the test panics.
+struct TestNamespace(String);
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--request-timeout=60s")
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn conformance(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/workflows")
+        .join(file)
+}
+
+/// A `cairn server` limited to one namespace, killed when dropped.
+struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(namespace: &str) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let config = data.path().join("cairn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"{addr}\"\n\n[gitops]\nenabled = false\n\n\
+                 [workflow]\nnamespaces = [\"{namespace}\"]\nworkers = 4\n"
+            ),
+        )
+        .expect("write config");
+        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
+        let child = Command::new(BIN)
+            .args(["server", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data.path().join("data"))
+            .env_remove("CAIRN_CONFIG")
+            .env("HOME", data.path())
+            .env("RUST_LOG", "info,cairn::workflow=debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start cairn server");
+        let server = Server { child, data, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cairn server did not listen within 60s:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Logs in as admin with the generated initial password; returns the session cookie.
+    async fn login(&self, http: &reqwest::Client) -> String {
+        let password =
+            std::fs::read_to_string(self.data.path().join("data").join("initial-admin-password"))
+                .expect("initial admin password");
+        let resp = http
+            .post(self.url("/api/v1/session"))
+            .header(cairn::api::CSRF_HEADER, "1")
+            .json(&json!({"username": "admin", "password": password.trim()}))
+            .send()
+            .await
+            .expect("login");
+        assert!(resp.status().is_success(), "login: {}", resp.status());
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .find(|kv| kv.contains(cairn::api::SESSION_COOKIE))
+            .expect("session cookie")
+            .to_owned()
+    }
+}
+
+/// Creates the Workflows of a conformance file in `ns`; returns their names.
+fn create(ns: &str, file: &str) -> Vec<String> {
+    let out = kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "-f",
+        conformance(file).to_str().expect("path"),
+        "-o",
+        "name",
+    ]);
+    out.lines()
+        .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())
+        .collect()
+}
+
+async fn wait_finished(api: &Api<Workflow>, name: &str, server: &Server) -> Workflow {
+    let deadline = Instant::now() + RUN_BOUND;
+    loop {
+        let wf = api.get(name).await.expect("get workflow");
+        let phase = wf.status.as_ref().and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed" | "Error")) {
+            return wf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflow {name} did not finish within {RUN_BOUND:?} (phase {phase:?}):\n{}\n{}",
+            serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn node_phases(wf: &Workflow) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = wf
+        .status
+        .as_ref()
+        .and_then(|s| s.nodes.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| {
+            (
+                n.display_name
+                    .clone()
+                    .or(n.name.clone())
+                    .unwrap_or_default(),
+                n.phase.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_workflows_run_to_success_and_are_archived() {
+    if e2e("conformance_workflows_run_to_success_and_are_archived").is_none() {
+        return;
+    }
+    let client = reachable_client().await;
+    assert_executor_image_loaded(&client).await;
+    let ns = format!("cairn-h3-wf-{}-{}", std::process::id(), rand_suffix());
+    kubectl(&["create", "namespace", &ns]);
+    let _guard = TestNamespace(ns.clone());
+    let server = Server::start(&ns).await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns);
+
+    let hello = create(&ns, "hello-world.yaml").remove(0);
+    let diamond = create(&ns, "dag-diamond.yaml").remove(0);
+
+    let hello_wf = wait_finished(&api, &hello, &server).await;
+    let diamond_wf = wait_finished(&api, &diamond, &server).await;
+    let phase = |wf: &Workflow| wf.status.as_ref().and_then(|s| s.phase.clone());
+    assert_eq!(
+        phase(&hello_wf).as_deref(),
+        Some("Succeeded"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        phase(&diamond_wf).as_deref(),
+        Some("Succeeded"),
+        "{:?}\n{}",
+        node_phases(&diamond_wf),
+        server.log()
+    );
+    // The DAG ran each task once, in Argo's node tree.
+    let phases = node_phases(&diamond_wf);
+    for task in ["A", "B", "C", "D"] {
+        assert!(
+            phases.contains(&(task.to_owned(), "Succeeded".to_owned())),
+            "{phases:?}"
+        );
+    }
+    // Argo's labels on the workflow and on its pods.
+    let labels = diamond_wf.labels();
+    assert_eq!(
+        labels
+            .get("workflows.argoproj.io/phase")
+            .map(String::as_str),
+        Some("Succeeded")
+    );
+    assert_eq!(
+        labels
+            .get("workflows.argoproj.io/completed")
+            .map(String::as_str),
+        Some("true")
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods
+            .list(
+                &ListParams::default().labels(&format!("workflows.argoproj.io/workflow={diamond}")),
+            )
+            .await
+            .expect("pods");
+        assert_eq!(list.items.len(), 4, "one pod per DAG task");
+        let unlabelled = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.labels()
+                    .get("workflows.argoproj.io/completed")
+                    .map(String::as_str)
+                    != Some("true")
+            })
+            .count();
+        if unlabelled == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unlabelled} finished pods lack the completed label"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The API: archive, logs after deletion, validation, actions on finished workflows.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http");
+    let cookie = server.login(&http).await;
+    let get_json = |path: String| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let url = server.url(&path);
+        async move {
+            let resp = http
+                .get(url)
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status();
+            let text = resp.text().await.expect("body");
+            (status, text)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let archived = loop {
+        let (status, body) = get_json(format!("/api/v1/archived-workflows?namespace={ns}")).await;
+        assert!(status.is_success(), "{status}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        let names: Vec<String> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect();
+        if names.contains(&hello) && names.contains(&diamond) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflows not archived: {body}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        archived["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|i| i["phase"] == "Succeeded"),
+        "{archived}"
+    );
+
+    api.delete(&hello, &DeleteParams::default())
+        .await
+        .expect("delete hello");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.get_opt(&hello).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "workflow {hello} not deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (status, body) = get_json(format!("/api/v1/workflows/{ns}/{hello}/log")).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let contents: Vec<String> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["result"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(contents, ["hello world"], "{body}");
+
+    // An invalid submission is a 400 naming the field; nothing is created.
+    let bad = json!({"workflow": {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"generateName": "bad-"},
+        "spec": {"entrypoint": "missing", "templates": [
+            {"name": "main", "container": {"image": "busybox", "command": ["true"]}}
+        ]}
+    }});
+    let resp = http
+        .post(server.url(&format!("/api/v1/workflows/{ns}")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(cairn::api::CSRF_HEADER, "1")
+        .json(&bad)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
+    let text = resp.text().await.expect("body");
+    assert!(text.contains("spec.entrypoint"), "{text}");
+    // Stopping a finished workflow is refused, as Argo refuses it.
+    let resp = http
+        .put(server.url(&format!("/api/v1/workflows/{ns}/{diamond}/stop")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(cairn::api::CSRF_HEADER, "1")
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
+    let text = resp.text().await.expect("body");
+    assert!(text.contains("it has completed"), "{text}");
+    let left = api.list(&ListParams::default()).await.expect("list");
+    assert_eq!(
+        left.items.iter().map(|w| w.name_any()).collect::<Vec<_>>(),
+        [diamond.as_str()]
+    );
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 100_000)
+        .unwrap_or(0)
+}
