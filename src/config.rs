@@ -278,6 +278,9 @@ pub struct GitopsConfig {
     pub render_timeout: Duration,
     /// Applications reconciled concurrently. Default `4`.
     pub workers: usize,
+    /// Argo CD's `installationID`: set it when several cairn (or Argo CD) installations manage
+    /// one cluster, so none prunes another's objects. Default none.
+    pub installation_id: String,
 }
 
 impl Default for GitopsConfig {
@@ -291,6 +294,7 @@ impl Default for GitopsConfig {
             resync_interval: Duration::from_secs(30),
             render_timeout: Duration::from_secs(90),
             workers: 4,
+            installation_id: String::new(),
         }
     }
 }

@@ -102,28 +102,17 @@ impl Drop for Namespaces {
     fn drop(&mut self) {
         for ns in &self.0 {
             // Applications first: their finalizers need the controller, which is gone by now.
-            let _ = Command::new("kubectl")
-                .args([
-                    "delete",
-                    "applications.argoproj.io",
-                    "--all",
-                    "-n",
-                    ns,
-                    "--wait=false",
-                ])
-                .output();
-            let _ = Command::new("kubectl")
-                .args([
-                    "patch",
-                    "applications.argoproj.io",
-                    "--all",
-                    "-n",
-                    ns,
-                    "--type=merge",
-                    "-p",
-                    r#"{"metadata":{"finalizers":null}}"#,
-                ])
-                .output();
+            let names = Command::new("kubectl")
+                .args(["get", "applications.argoproj.io", "-n", ns, "-o", "name"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for name in names.lines().filter(|l| !l.is_empty()) {
+                let _ = Command::new("kubectl")
+                    .args(["patch", name, "-n", ns, "--type=merge"])
+                    .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
+                    .output();
+            }
             let _ = Command::new("kubectl")
                 .args([
                     "delete",
@@ -252,7 +241,8 @@ impl Server {
             &config,
             format!(
                 "[server]\nlisten = \"{addr}\"\n\n[gitops]\nnamespace = \"{control_ns}\"\n\
-                 poll_interval = \"2s\"\npoll_jitter = \"1s\"\nresync_interval = \"2s\"\nworkers = 4\n"
+                 poll_interval = \"2s\"\npoll_jitter = \"1s\"\nresync_interval = \"2s\"\nworkers = 4\n\
+                 installation_id = \"{control_ns}\"\n"
             ),
         )
         .expect("write config");

@@ -112,6 +112,7 @@ struct Cache {
 pub struct Live {
     client: Client,
     cache: RwLock<Cache>,
+    installation: Option<String>,
 }
 
 /// `(group, version)` of an apiVersion string.
@@ -139,22 +140,33 @@ pub fn tracking_id(app: &str, key: &ResourceKey) -> String {
     )
 }
 
-/// Whether `obj` carries a tracking id naming `app` and describing the object itself.
-pub fn tracked_by(obj: &Value, app: &str) -> bool {
+/// Argo CD's annotation telling apart the objects of several installations on one cluster.
+pub const INSTALLATION_ID: &str = "argocd.argoproj.io/installation-id";
+
+/// Whether `obj` carries a tracking id naming `app` and describing the object itself, and
+/// belongs to this installation: its installation id equals `installation` (both absent when
+/// none is configured, so an object of an installation with an id is never taken for ours).
+pub fn tracked_by(obj: &Value, app: &str, installation: Option<&str>) -> bool {
     let Some(key) = key_of(obj) else { return false };
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(TRACKING_ID))
-        .and_then(Value::as_str)
-        == Some(tracking_id(app, &key).as_str())
+    let annotations = obj.pointer("/metadata/annotations");
+    let annotation = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
+    annotation(TRACKING_ID) == Some(tracking_id(app, &key).as_str())
+        && annotation(INSTALLATION_ID) == installation
 }
 
 impl Live {
-    /// A live-state client over `client`.
-    pub fn new(client: Client) -> Self {
+    /// A live-state client over `client`; `installation` is Argo CD's installation id.
+    pub fn new(client: Client, installation: Option<String>) -> Self {
         Live {
             client,
             cache: RwLock::new(Cache::default()),
+            installation: installation.filter(|i| !i.is_empty()),
         }
+    }
+
+    /// The installation id, if configured.
+    pub fn installation(&self) -> Option<&str> {
+        self.installation.as_deref()
     }
 
     /// The underlying client.
@@ -327,7 +339,8 @@ impl Live {
                     m.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
                     m.insert("kind".into(), Value::String(ar.kind.clone()));
                 }
-                let keep = tracked_by(&v, app) || key_of(&v).is_some_and(|k| wanted.contains(&k));
+                let keep = tracked_by(&v, app, self.installation.as_deref())
+                    || key_of(&v).is_some_and(|k| wanted.contains(&k));
                 if keep {
                     out.push(v);
                 }
@@ -477,8 +490,9 @@ pub fn default_namespaces(
     }
 }
 
-/// Sets the tracking annotation of `app` on each desired object that has a name.
-pub fn set_tracking(desired: &mut [Value], app: &str) {
+/// Sets the tracking annotation of `app` (and the installation id, when configured) on each
+/// desired object that has a name.
+pub fn set_tracking(desired: &mut [Value], app: &str, installation: Option<&str>) {
     for obj in desired.iter_mut() {
         let Some(key) = key_of(obj) else { continue };
         let id = tracking_id(app, &key);
@@ -493,6 +507,9 @@ pub fn set_tracking(desired: &mut [Value], app: &str) {
         }
         if let Some(a) = annotations.as_object_mut() {
             a.insert(TRACKING_ID.into(), Value::String(id));
+            if let Some(i) = installation {
+                a.insert(INSTALLATION_ID.into(), Value::String(i.to_owned()));
+            }
         }
     }
 }
@@ -526,16 +543,27 @@ mod tests {
     fn tracking_ids_are_argo_cds_format_and_recognised() {
         let mut desired = vec![json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "prod"}})];
-        set_tracking(&mut desired, "guestbook");
+        let mut other_install = desired.clone();
+        set_tracking(&mut desired, "guestbook", None);
         assert_eq!(
             desired[0]["metadata"]["annotations"][TRACKING_ID],
             "guestbook:apps/Deployment:prod/web"
         );
-        assert!(tracked_by(&desired[0], "guestbook"));
-        assert!(!tracked_by(&desired[0], "other"));
+        assert!(tracked_by(&desired[0], "guestbook", None));
+        assert!(!tracked_by(&desired[0], "other", None));
         // A tracking id copied onto another object does not make it tracked.
         let mut copy = desired[0].clone();
         copy["metadata"]["name"] = json!("web-2");
-        assert!(!tracked_by(&copy, "guestbook"));
+        assert!(!tracked_by(&copy, "guestbook", None));
+        // Installations with an id only see their own objects, and are invisible to others.
+        set_tracking(&mut other_install, "guestbook", Some("lab-a"));
+        assert_eq!(
+            other_install[0]["metadata"]["annotations"][INSTALLATION_ID],
+            "lab-a"
+        );
+        assert!(tracked_by(&other_install[0], "guestbook", Some("lab-a")));
+        assert!(!tracked_by(&other_install[0], "guestbook", Some("lab-b")));
+        assert!(!tracked_by(&other_install[0], "guestbook", None));
+        assert!(!tracked_by(&desired[0], "guestbook", Some("lab-a")));
     }
 }

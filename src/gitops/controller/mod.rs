@@ -102,6 +102,9 @@ pub struct Settings {
     pub workers: usize,
     /// cairn's data dir (Git mirrors live under `repos/`).
     pub data_dir: PathBuf,
+    /// Argo CD's `installationID`: written on every applied object and required on tracked
+    /// ones, so several installations share a cluster without pruning each other's objects.
+    pub installation_id: Option<String>,
 }
 
 /// An Application's queue key.
@@ -333,7 +336,7 @@ impl Controller {
         };
         Controller {
             inner: Arc::new(Inner {
-                live: live::Live::new(client),
+                live: live::Live::new(client, settings.installation_id.clone()),
                 git,
                 render,
                 cache: Mutex::new(RenderCache::new(RENDER_CACHE_ENTRIES)),

@@ -430,7 +430,7 @@ pub(crate) async fn compare(
         }
     }
     live::default_namespaces(&mut desired, &dest_ns, &scopes);
-    live::set_tracking(&mut desired, app_name);
+    live::set_tracking(&mut desired, app_name, inner.live.installation());
     let destination = resolved_destination(app);
     let mut violations = Vec::new();
     for obj in &desired {
