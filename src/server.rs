@@ -57,6 +57,10 @@ pub async fn run(
     let started = std::time::Instant::now();
     let store = Store::open(&config.server.data_dir)?;
     tracing::info!(data_dir = %config.server.data_dir.display(), "store open");
+    let archive = crate::workflow::archive::Archive::new(
+        store.clone(),
+        config.workflow.archive_log_limit_bytes,
+    );
     let auth = Arc::new(Auth::new(store, &config)?);
     if let Some(password) = auth.ensure_admin().await? {
         // Printed once, at first start, as Argo CD users expect to find it; afterwards
@@ -85,6 +89,33 @@ pub async fn run(
         _ => None,
     };
     tokio::spawn(purge_sessions(auth.clone()));
+    // The workflow controller stops when the server is asked to stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    if let Some(client) = kube.clone() {
+        let settings = crate::workflow::controller::Settings::from_config(&config.workflow);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::workflow::controller::run(
+            client.clone(),
+            settings,
+            archive.clone(),
+            Arc::new(crate::workflow::controller::Operator),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::workflow::cron_controller::run(
+            client,
+            config.workflow.namespaces.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
 
     let secure_cookies = config.server.use_secure_cookies();
     let state = AppState::new(StateParts {
@@ -102,7 +133,8 @@ pub async fn run(
             .map(|h| Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>),
         differ: gitops_handle.map(|h| Arc::new(h) as Arc<dyn api::AppDiffer>),
         ..Default::default()
-    });
+    })
+    .with_workflows(api::WorkflowsState { archive });
     let app = api::router(state);
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
