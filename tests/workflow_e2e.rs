@@ -447,3 +447,193 @@ fn rand_suffix() -> u32 {
         .map(|d| d.subsec_nanos() % 100_000)
         .unwrap_or(0)
 }
+
+/// Creates a Workflow from JSON with kubectl; returns its name.
+fn create_json(ns: &str, wf: &Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wf.json");
+    std::fs::write(&file, wf.to_string()).expect("write");
+    let out = kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "-f",
+        file.to_str().expect("path"),
+        "-o",
+        "name",
+    ]);
+    out.trim().rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+fn pod_uid(pods: &[Pod], node_name_suffix: &str) -> Option<String> {
+    pods.iter()
+        .find(|p| {
+            p.annotations()
+                .get("workflows.argoproj.io/node-name")
+                .is_some_and(|n| n.ends_with(node_name_suffix))
+        })
+        .and_then(|p| p.metadata.uid.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_reruns_only_failed_nodes_and_gc_ttl_keep_logs() {
+    if e2e("retry_reruns_only_failed_nodes_and_gc_ttl_keep_logs").is_none() {
+        return;
+    }
+    let client = reachable_client().await;
+    assert_executor_image_loaded(&client).await;
+    let ns = format!("cairn-h3-rt-{}-{}", std::process::id(), rand_suffix());
+    kubectl(&["create", "namespace", &ns]);
+    let _guard = TestNamespace(ns.clone());
+    let server = Server::start(&ns).await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+
+    // A DAG whose second task fails.
+    let failing = create_json(
+        &ns,
+        &json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"generateName": "retry-"},
+            "spec": {"entrypoint": "main", "templates": [
+                {"name": "main", "dag": {"tasks": [
+                    {"name": "ok", "template": "ok"},
+                    {"name": "bad", "template": "bad", "depends": "ok"}
+                ]}},
+                {"name": "ok", "container": {"image": "busybox", "command": ["echo", "fine"]}},
+                {"name": "bad", "container": {"image": "busybox",
+                    "command": ["sh", "-c", "echo failing; exit 3"]}}
+            ]}
+        }),
+    );
+    // A workflow whose pods are collected on success and which is deleted 3 s after it ends.
+    let collected = create_json(
+        &ns,
+        &json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"generateName": "gc-"},
+            "spec": {
+                "entrypoint": "main",
+                "podGC": {"strategy": "OnPodSuccess"},
+                "ttlStrategy": {"secondsAfterCompletion": 3},
+                "templates": [{"name": "main", "container": {"image": "busybox",
+                    "command": ["echo", "kept after gc"]}}]
+            }
+        }),
+    );
+
+    let first = wait_finished(&api, &failing, &server).await;
+    assert_eq!(
+        first.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Failed"),
+        "{:?}",
+        node_phases(&first)
+    );
+    let selector = format!("workflows.argoproj.io/workflow={failing}");
+    let before = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("pods")
+        .items;
+    let ok_uid = pod_uid(&before, ".ok").expect("ok pod");
+    let bad_uid = pod_uid(&before, ".bad").expect("bad pod");
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http");
+    let cookie = server.login(&http).await;
+    let resp = http
+        .put(server.url(&format!("/api/v1/workflows/{ns}/{failing}/retry")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(cairn::api::CSRF_HEADER, "1")
+        .send()
+        .await
+        .expect("retry");
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert!(status.is_success(), "retry: {status}: {body}");
+    let retried: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(retried["status"]["phase"], "Running", "{retried}");
+
+    // It fails again (the step always fails), having re-run only the failed task.
+    let deadline = Instant::now() + RUN_BOUND;
+    let second = loop {
+        let wf = api.get(&failing).await.expect("get");
+        let done = wf.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+            && wf.status.as_ref().and_then(|s| s.finished_at.as_deref())
+                != first.status.as_ref().and_then(|s| s.finished_at.as_deref());
+        if done {
+            break wf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retried workflow did not fail again: {:?}\n{}",
+            node_phases(&wf),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let after = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("pods")
+        .items;
+    assert_eq!(
+        pod_uid(&after, ".ok"),
+        Some(ok_uid),
+        "the succeeded task was re-run"
+    );
+    let new_bad = pod_uid(&after, ".bad").expect("bad pod after retry");
+    assert_ne!(new_bad, bad_uid, "the failed task was not re-run");
+    let phases = node_phases(&second);
+    assert!(
+        phases.contains(&("ok".to_owned(), "Succeeded".to_owned())),
+        "{phases:?}"
+    );
+    assert!(
+        phases.contains(&("bad".to_owned(), "Failed".to_owned())),
+        "{phases:?}"
+    );
+
+    // podGC and ttlStrategy: the workflow and its pod go; the log stays readable.
+    let deadline = Instant::now() + RUN_BOUND;
+    while api.get_opt(&collected).await.expect("get").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "ttlStrategy did not delete {collected}:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let left = pods
+        .list(&ListParams::default().labels(&format!("workflows.argoproj.io/workflow={collected}")))
+        .await
+        .expect("pods")
+        .items;
+    assert!(
+        left.iter().all(|p| p.metadata.deletion_timestamp.is_some()),
+        "podGC left {} pods",
+        left.len()
+    );
+    let resp = http
+        .get(server.url(&format!("/api/v1/workflows/{ns}/{collected}/log")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("log");
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert!(status.is_success(), "{status}: {body}");
+    assert!(body.contains("kept after gc"), "{body}\n{}", server.log());
+    let resp = http
+        .get(server.url(&format!(
+            "/api/v1/archived-workflows?namespace={ns}&namePrefix=gc-"
+        )))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("archive");
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["items"][0]["phase"], "Succeeded", "{v}");
+}
