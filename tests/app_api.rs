@@ -76,6 +76,15 @@ struct Fixture {
 }
 
 async fn fixture(namespace: &str, policy: &str, kube: Option<kube::Client>) -> Fixture {
+    fixture_opts(namespace, policy, kube, false).await
+}
+
+async fn fixture_opts(
+    namespace: &str,
+    policy: &str,
+    kube: Option<kube::Client>,
+    require_override: bool,
+) -> Fixture {
     logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::with_data_dir(dir.path());
@@ -120,6 +129,7 @@ async fn fixture(namespace: &str, policy: &str, kube: Option<kube::Client>) -> F
             gitea_secret: None,
             max_payload_bytes: 64 * 1024,
         },
+        require_override_for_revision_sync: require_override,
         ..Default::default()
     });
     Fixture {
@@ -1416,4 +1426,64 @@ async fn cli_app_commands_against_a_real_server() {
         "cascade delete removed the ConfigMap and the Application"
     );
     drop(server);
+}
+
+#[tokio::test]
+async fn revision_sync_needs_override_when_configured() {
+    if !e2e("revision_sync_needs_override_when_configured") {
+        return;
+    }
+    let ns = TestNamespace::create("h5-override");
+    apply(&ns.name, project_doc("team", "apps"));
+    apply(&ns.name, app_doc("a", "team", false));
+    apply(&ns.name, app_doc("b", "team", false));
+    let policy = "p, alice, applications, get, team/*, allow\n\
+                  p, alice, applications, sync, team/*, allow\n";
+    let fx = fixture_opts(&ns.name, policy, Some(lab_client().await), true).await;
+    let alice = login(&fx.app, "alice", ALICE_PASSWORD).await;
+    let other = json!({"revision": "v2"});
+    // The target revision needs only `sync`…
+    let (status, body) = send(
+        &fx.app,
+        call(
+            Method::POST,
+            "/api/v1/applications/a/sync",
+            &alice,
+            Some(json!({"revision": "main"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // …another revision needs `override` on the exact object.
+    let (status, body) = send(
+        &fx.app,
+        call(
+            Method::POST,
+            "/api/v1/applications/b/sync",
+            &alice,
+            Some(other.clone()),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("override"),
+        "{body}"
+    );
+    let admin = login(&fx.app, "admin", &fx.admin_password).await;
+    let (status, body) = send(
+        &fx.app,
+        call(
+            Method::POST,
+            "/api/v1/applications/b/sync",
+            &admin,
+            Some(other),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        read(&ns.name, "applications.argoproj.io", "b")["operation"]["sync"]["revision"],
+        "v2"
+    );
 }

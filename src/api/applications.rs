@@ -67,6 +67,9 @@ pub struct GitopsState {
     pub refresher: Option<Arc<dyn AppRefresher>>,
     /// The controller's diff (it owns rendering); without one, `/diff` answers 503.
     pub differ: Option<Arc<dyn AppDiffer>>,
+    /// Argo CD's `application.sync.requireOverridePrivilegeForRevisionSync` (default off, as in
+    /// Argo CD): a sync to a revision other than `targetRevision` also needs `override`.
+    pub require_override_for_revision_sync: bool,
 }
 
 /// One resource of an app's diff, as `cairn app diff` prints it.
@@ -522,14 +525,33 @@ fn automated(app: &Application) -> bool {
         .is_some_and(|a| a.enabled.unwrap_or(true))
 }
 
-/// Argo CD's refusals before an operation is written (pure): one at a time, and with automated
-/// sync on, no sync to another revision.
+/// The revision a sync request asks for when it differs from the app's `targetRevision`
+/// (`HEAD` when unset), as Argo CD compares them; None when it is the target (pure).
+pub fn other_revision<'r>(app: &Application, req: &'r SyncRequest) -> Option<&'r str> {
+    let rev = req.revision.as_deref().filter(|r| !r.is_empty())?;
+    let target = app
+        .spec
+        .source
+        .as_ref()
+        .and_then(|s| s.target_revision.as_deref())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("HEAD");
+    (rev != target).then_some(rev)
+}
+
+/// Argo CD's refusals before an operation is written (pure): not while the app is being
+/// deleted, one operation at a time, and with automated sync on no (non-dry-run) sync to
+/// another revision.
 pub fn check_sync(app: &Application, req: &SyncRequest) -> Result<(), String> {
+    if app.metadata.deletion_timestamp.is_some() {
+        return Err("application is deleting".into());
+    }
     if operation_in_progress(app) {
         return Err("another operation is already in progress".into());
     }
     if automated(app)
-        && let Some(rev) = req.revision.as_deref().filter(|r| !r.is_empty())
+        && !req.dry_run
+        && let Some(rev) = other_revision(app, req)
     {
         let target = app
             .spec
@@ -537,11 +559,9 @@ pub fn check_sync(app: &Application, req: &SyncRequest) -> Result<(), String> {
             .as_ref()
             .and_then(|s| s.target_revision.as_deref())
             .unwrap_or("HEAD");
-        if rev != target {
-            return Err(format!(
-                "Cannot sync to {rev}: auto-sync currently set to {target}"
-            ));
-        }
+        return Err(format!(
+            "Cannot sync to {rev}: auto-sync currently set to {target}"
+        ));
     }
     Ok(())
 }
@@ -574,6 +594,15 @@ pub async fn sync(
 ) -> Result<Json<Application>, ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (client, app) = load_checked(&state, &principal, "sync", &name, &q).await?;
+    // Argo CD's `application.sync.requireOverridePrivilegeForRevisionSync`: syncing to another
+    // revision than the spec's then needs `override` too.
+    if state
+        .gitops()
+        .is_some_and(|g| g.require_override_for_revision_sync)
+        && other_revision(&app, &req).is_some()
+    {
+        require(&state, &principal, "override", &app)?;
+    }
     check_sync(&app, &req).map_err(ApiError::BadRequest)?;
     let op = sync_operation(&req, &principal.subject);
     Ok(Json(write_operation(client, &app, op).await?))

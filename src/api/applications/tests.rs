@@ -80,6 +80,48 @@ fn sync_refusals() {
     for (a, req, want) in cases {
         assert_eq!(check_sync(&a, &req), want.map_err(String::from), "{req:?}");
     }
+    let dry = SyncRequest {
+        revision: Some("other".into()),
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        check_sync(&app(auto(), json!({})), &dry),
+        Ok(()),
+        "a dry run may preview another revision"
+    );
+    let mut deleting = app(manual(), json!({}));
+    deleting.metadata.deletion_timestamp =
+        serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("time");
+    assert_eq!(
+        check_sync(&deleting, &SyncRequest::default()),
+        Err("application is deleting".into())
+    );
+    for (spec, r, want) in [
+        (manual(), Some("main"), None),
+        (manual(), Some("v2"), Some("v2")),
+        (manual(), None, None),
+        (
+            json!({"source": {"repoURL": "https://g/r"}}),
+            Some("HEAD"),
+            None,
+        ),
+        (
+            json!({"source": {"repoURL": "https://g/r"}}),
+            Some("main"),
+            Some("main"),
+        ),
+    ] {
+        let req = SyncRequest {
+            revision: r.map(String::from),
+            ..Default::default()
+        };
+        assert_eq!(
+            other_revision(&app(spec.clone(), json!({})), &req),
+            want,
+            "{spec} {r:?}"
+        );
+    }
     let mut pending = app(manual(), done);
     pending.operation = Some(json!({"sync": {}}));
     assert!(check_sync(&pending, &SyncRequest::default()).is_err());
