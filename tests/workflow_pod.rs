@@ -235,7 +235,10 @@ async fn executor_pods_report_outputs_and_phases() {
         ns,
         &wf,
         template(json!({"name": "py",
+            // Non-root everywhere: the init container and the script file must cope.
+            "securityContext": {"runAsNonRoot": true},
             "script": {"image": "python:alpine3.23", "command": ["python"],
+                       "securityContext": {"runAsUser": 1000},
                        "source": "import sys\nprint(6 * 7)\nprint('to stderr', file=sys.stderr)\n"}})),
         false,
     );
@@ -253,8 +256,16 @@ async fn executor_pods_report_outputs_and_phases() {
             "container": {"image": "localhost/cairn/does-not-exist:0", "command": ["true"]}})),
         false,
     );
+    let mut deadline = request(
+        ns,
+        &wf,
+        template(json!({"name": "deadline",
+            "container": {"image": "busybox", "command": ["sleep", "600"]}})),
+        false,
+    );
+    deadline.active_deadline_seconds = Some(5);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for req in [&echo, &script, &failing, &bad_image] {
+    for req in [&echo, &script, &failing, &bad_image, &deadline] {
         let pod = build_pod(req, &settings).expect("build pod");
         let created = pods
             .create(&PostParams::default(), &pod)
@@ -333,4 +344,21 @@ async fn executor_pods_report_outputs_and_phases() {
         "{message}"
     );
     assert!(result.is_none(), "the wrapper never ran");
+
+    // 5. activeDeadlineSeconds: the kubelet stops the pod, the wrapper forwards SIGTERM to
+    //    `sleep`, reports, and the node fails with the pod's own message (Argo).
+    let (seen, result) = wait_observed(&client, ns, &deadline, finished).await;
+    assert_eq!(seen.phase, PodPhase::Failed, "{seen:?}");
+    assert!(
+        seen.message
+            .as_deref()
+            .is_some_and(|m| m.contains("deadline")),
+        "{seen:?}"
+    );
+    let result = result.expect("the wrapper reports after forwarding SIGTERM");
+    assert_eq!(
+        result.outputs.and_then(|o| o.exit_code).as_deref(),
+        Some("143"),
+        "sleep killed by the forwarded SIGTERM"
+    );
 }
