@@ -20,6 +20,7 @@ use kube::api::Api;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::live::Live;
 use super::reconcile::{self, Compared, Edit, app_sources, now_string, save};
 use super::status::{self, reasons};
 use super::{ControllerError, Inner, OPERATION_POLL};
@@ -119,6 +120,8 @@ pub(crate) struct OpContext<'a> {
     pub project: &'a AppProject,
     /// Repository credentials.
     pub creds: &'a CredentialStore,
+    /// The destination cluster.
+    pub live: &'a Live,
 }
 
 /// Run (or continue) the application's operation. `Ok(Some(d))`: look again within `d`.
@@ -134,6 +137,7 @@ pub(crate) async fn run_operation(
         compared,
         project,
         creds,
+        live,
     } = *ctx;
     let Some(op) = app.operation.clone() else {
         return Ok(None);
@@ -259,6 +263,7 @@ pub(crate) async fn run_operation(
                     revisions: revisions.as_deref(),
                     refresh: reconcile::Refresh::None,
                     creds,
+                    live,
                 },
                 project,
             )
@@ -290,7 +295,7 @@ pub(crate) async fn run_operation(
     let namespace_exists = if dest_ns.is_empty() {
         true
     } else {
-        inner.live.namespace_exists(&dest_ns).await?
+        live.namespace_exists(&dest_ns).await?
     };
     let input = PlanInput {
         app: app_name.to_owned(),
@@ -301,7 +306,7 @@ pub(crate) async fn run_operation(
         sync_options,
         managed_namespace_metadata: policy.managed_namespace_metadata.clone(),
         namespace_exists,
-        cluster_scoped: inner.live.cluster_scoped().await?,
+        cluster_scoped: live.cluster_scoped().await?,
         operation: OperationOptions {
             id: st.operation_id.clone(),
             prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
@@ -325,7 +330,7 @@ pub(crate) async fn run_operation(
         return complete(inner, api, app, status, &run, &st).await;
     }
     if fresh_start && !plan.dry_run {
-        let rejected = dry_run(inner, &plan).await;
+        let rejected = dry_run(live, &plan).await;
         if !rejected.is_empty() {
             fail(
                 &mut st,
@@ -338,7 +343,7 @@ pub(crate) async fn run_operation(
         }
     }
 
-    let mut obs = observe(inner, &plan, &st, Observations::default()).await;
+    let mut obs = observe(live, &plan, &st, Observations::default()).await;
     for _ in 0..MAX_STEPS {
         let next = state::step(&plan, &st, &obs);
         st = next.state;
@@ -358,8 +363,8 @@ pub(crate) async fn run_operation(
         if next.actions.is_empty() {
             return Ok(Some(OPERATION_POLL));
         }
-        let done = execute(inner, &plan, &next.actions).await;
-        obs = observe(inner, &plan, &st, done).await;
+        let done = execute(live, &plan, &next.actions).await;
+        obs = observe(live, &plan, &st, done).await;
     }
     Ok(Some(Duration::ZERO))
 }
@@ -428,7 +433,7 @@ async fn complete(
 /// Server-side dry run of every apply of the plan; the rejected ones, with the server's words.
 /// Objects that skip the dry run (`SkipDryRunOnMissingResource`, CRs of CRDs in this sync) and
 /// objects in a namespace this sync creates are not dry-run (the server cannot know them yet).
-async fn dry_run(inner: &Inner, plan: &Plan) -> Vec<String> {
+async fn dry_run(live: &Live, plan: &Plan) -> Vec<String> {
     let new_namespaces: BTreeSet<String> = plan
         .tasks
         .iter()
@@ -449,11 +454,7 @@ async fn dry_run(inner: &Inner, plan: &Plan) -> Vec<String> {
         {
             continue;
         }
-        if let Err(e) = inner
-            .live
-            .apply(&task.object, true, task.apply.validate)
-            .await
-        {
+        if let Err(e) = live.apply(&task.object, true, task.apply.validate).await {
             rejected.push(e.to_string());
         }
     }
@@ -474,7 +475,7 @@ fn kind_name(task_object: &Value) -> String {
 }
 
 /// Execute the step's actions, in order; outcomes for the next step.
-async fn execute(inner: &Inner, plan: &Plan, actions: &[StepAction]) -> Observations {
+async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Observations {
     let mut obs = Observations::default();
     for action in actions {
         match action {
@@ -482,22 +483,19 @@ async fn execute(inner: &Inner, plan: &Plan, actions: &[StepAction]) -> Observat
                 let Some(task) = plan.task(id) else { continue };
                 let what = kind_name(&task.object);
                 let result = match &task.action {
-                    Action::Create | Action::Apply | Action::RunHook => inner
-                        .live
+                    Action::Create | Action::Apply | Action::RunHook => live
                         .apply(&task.object, false, task.apply.validate)
                         .await
                         .map(|_| format!("{what} serverside-applied")),
-                    Action::Replace => inner
-                        .live
+                    Action::Replace => live
                         .replace(&task.object)
                         .await
                         .map(|how| format!("{what} {how}")),
-                    Action::Prune => inner
-                        .live
+                    Action::Prune => live
                         .delete(&task.object, plan.propagation_policy)
                         .await
                         .map(|_| "pruned".to_owned()),
-                    Action::DeleteHookBeforeCreation => delete_and_wait(inner, &task.object)
+                    Action::DeleteHookBeforeCreation => delete_and_wait(live, &task.object)
                         .await
                         .map(|()| format!("{what} deleted before creation")),
                     Action::Skip(_) => continue,
@@ -515,8 +513,7 @@ async fn execute(inner: &Inner, plan: &Plan, actions: &[StepAction]) -> Observat
             }
             StepAction::DeleteHook(id) => {
                 let Some(task) = plan.task(id) else { continue };
-                let result = inner
-                    .live
+                let result = live
                     .delete(&task.object, PropagationPolicy::Background)
                     .await;
                 obs.deleted.insert(
@@ -533,13 +530,10 @@ async fn execute(inner: &Inner, plan: &Plan, actions: &[StepAction]) -> Observat
 }
 
 /// Delete a hook and wait (bounded) until it is gone, so its re-creation is a new object.
-async fn delete_and_wait(inner: &Inner, obj: &Value) -> Result<(), super::live::LiveError> {
-    inner
-        .live
-        .delete(obj, PropagationPolicy::Background)
-        .await?;
+async fn delete_and_wait(live: &Live, obj: &Value) -> Result<(), super::live::LiveError> {
+    live.delete(obj, PropagationPolicy::Background).await?;
     let deadline = tokio::time::Instant::now() + HOOK_DELETE_WAIT;
-    while inner.live.get(obj).await?.is_some() {
+    while live.get(obj).await?.is_some() {
         if tokio::time::Instant::now() >= deadline {
             return Err(super::live::LiveError::Api {
                 action: "delete",
@@ -557,7 +551,7 @@ async fn delete_and_wait(inner: &Inner, obj: &Value) -> Result<(), super::live::
 
 /// Health of the running tasks (and of those just executed), and prunes still terminating.
 async fn observe(
-    inner: &Inner,
+    live: &Live,
     plan: &Plan,
     st: &OperationState,
     mut obs: Observations,
@@ -570,7 +564,7 @@ async fn observe(
         if !running && !just_done {
             continue;
         }
-        let live = match inner.live.get(&task.object).await {
+        let live = match live.get(&task.object).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(task = %task.id, error = %e, "observing failed");
@@ -624,6 +618,16 @@ pub(crate) async fn finalize(
     } else {
         PropagationPolicy::Foreground
     };
+    let live = match reconcile::live_for(inner, app).await {
+        Ok((l, _)) => l,
+        Err(message) => {
+            // The destination is gone: nothing can be deleted there; keep the finalizer and say
+            // why, as Argo CD does, until the user removes it or restores the cluster.
+            tracing::warn!(app = app_name, error = %message, "cascade deletion impossible");
+            return Ok(Some(Duration::from_secs(30)));
+        }
+    };
+    let live: &Live = &live;
     let kinds: BTreeSet<(String, String)> = app
         .status
         .as_ref()
@@ -632,11 +636,10 @@ pub(crate) async fn finalize(
         .flatten()
         .filter_map(|r| Some((r.group.clone().unwrap_or_default(), r.kind.clone()?)))
         .collect();
-    let (live, _) = inner
-        .live
+    let (tracked, _) = live
         .list_for_app(app_name, &kinds, &BTreeSet::new())
         .await?;
-    if live.is_empty() {
+    if tracked.is_empty() {
         let edit = Edit {
             remove_finalizer: Some(finalizer),
             ..Edit::default()
@@ -644,11 +647,11 @@ pub(crate) async fn finalize(
         save(api, app, &edit).await?;
         return Ok(None);
     }
-    for obj in &live {
+    for obj in &tracked {
         if obj.pointer("/metadata/deletionTimestamp").is_some() {
             continue;
         }
-        if let Err(e) = inner.live.delete(obj, policy).await {
+        if let Err(e) = live.delete(obj, policy).await {
             tracing::warn!(error = %e, "cascade deletion failed");
         }
     }

@@ -25,6 +25,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use crate::gitops::cluster::Cluster;
 use crate::gitops::sync::TRACKING_ID;
 use crate::gitops::sync::options::PropagationPolicy;
 use crate::k8s::{FIELD_MANAGER, ResourceKey};
@@ -113,6 +114,7 @@ pub struct Live {
     client: Client,
     cache: RwLock<Cache>,
     installation: Option<String>,
+    cluster: Cluster,
 }
 
 /// `(group, version)` of an apiVersion string.
@@ -155,13 +157,26 @@ pub fn tracked_by(obj: &Value, app: &str, installation: Option<&str>) -> bool {
 }
 
 impl Live {
-    /// A live-state client over `client`; `installation` is Argo CD's installation id.
+    /// A live-state client of the in-cluster destination; `installation` is Argo CD's
+    /// installation id.
     pub fn new(client: Client, installation: Option<String>) -> Self {
+        Self::for_cluster(client, installation, Cluster::in_cluster())
+    }
+
+    /// A live-state client of `cluster` (a namespace-scoped cluster is only listed in its
+    /// namespaces, as Argo CD does).
+    pub fn for_cluster(client: Client, installation: Option<String>, cluster: Cluster) -> Self {
         Live {
             client,
             cache: RwLock::new(Cache::default()),
             installation: installation.filter(|i| !i.is_empty()),
+            cluster,
         }
+    }
+
+    /// The destination cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The installation id, if configured.
@@ -321,16 +336,35 @@ impl Live {
                 }
                 Err(e) => return Err(e),
             };
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| LiveError::Api {
-                    action: "list",
-                    object: format!("{group}/{kind}"),
-                    message: api_message(&e),
-                })?;
-            for item in list.items {
+            let (ar, namespaced) = (ar, self.scope(group, kind).await?.unwrap_or(true));
+            // A namespace-scoped cluster is listed namespace by namespace; its cluster-scoped
+            // kinds only when it manages cluster resources.
+            let apis: Vec<Api<DynamicObject>> = if self.cluster.namespaces.is_empty() {
+                vec![Api::all_with(self.client.clone(), &ar)]
+            } else if namespaced {
+                self.cluster
+                    .namespaces
+                    .iter()
+                    .map(|ns| Api::namespaced_with(self.client.clone(), ns, &ar))
+                    .collect()
+            } else if self.cluster.cluster_resources {
+                vec![Api::all_with(self.client.clone(), &ar)]
+            } else {
+                Vec::new()
+            };
+            let mut items = Vec::new();
+            for api in apis {
+                let list = api
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| LiveError::Api {
+                        action: "list",
+                        object: format!("{group}/{kind}"),
+                        message: api_message(&e),
+                    })?;
+                items.extend(list.items);
+            }
+            for item in items {
                 let Ok(mut v) = serde_json::to_value(&item) else {
                     continue;
                 };
@@ -440,8 +474,11 @@ impl Live {
         }
     }
 
-    /// Whether the namespace exists.
+    /// Whether the namespace exists (a namespace-scoped cluster's namespaces are taken to).
     pub async fn namespace_exists(&self, ns: &str) -> Result<bool, LiveError> {
+        if self.cluster.manages_namespace(ns) && !self.cluster.namespaces.is_empty() {
+            return Ok(true);
+        }
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         api.get_opt(ns)
             .await

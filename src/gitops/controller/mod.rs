@@ -219,7 +219,12 @@ impl Queue {
 /// Shared state of the controller.
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
-    pub(crate) live: live::Live,
+    /// The in-cluster destination (and the home cluster of Applications and Secrets).
+    pub(crate) live: Arc<live::Live>,
+    /// Destination clusters from Secrets.
+    pub(crate) clusters: crate::gitops::cluster::Clusters,
+    /// Live clients of other clusters: server → (Secret resourceVersion, client).
+    pub(crate) lives: Mutex<HashMap<String, (String, Arc<live::Live>)>>,
     pub(crate) git: GitSource,
     pub(crate) render: RenderSettings,
     pub(crate) cache: Mutex<RenderCache>,
@@ -336,7 +341,15 @@ impl Controller {
         };
         Controller {
             inner: Arc::new(Inner {
-                live: live::Live::new(client, settings.installation_id.clone()),
+                live: Arc::new(live::Live::new(
+                    client.clone(),
+                    settings.installation_id.clone(),
+                )),
+                clusters: crate::gitops::cluster::Clusters::new(
+                    client,
+                    settings.control_namespace.clone(),
+                ),
+                lives: Mutex::new(HashMap::new()),
                 git,
                 render,
                 cache: Mutex::new(RenderCache::new(RENDER_CACHE_ENTRIES)),

@@ -14,9 +14,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use super::live::{self, key_of};
+use super::live::{self, Live, key_of};
 use super::status::{self, AutoSync, AutoSyncInput, LastOperation, reasons};
 use super::{AppRef, ControllerError, Inner, applier, lock};
+use crate::gitops::cluster;
 use crate::gitops::diff::{self, AppComparison, DiffMode, DiffOptions};
 use crate::gitops::health::{self, ResourceHealth};
 use crate::gitops::project::{self, Destination};
@@ -240,6 +241,8 @@ pub(crate) struct Request<'a> {
     pub revisions: Option<&'a [String]>,
     pub refresh: Refresh,
     pub creds: &'a CredentialStore,
+    /// The destination cluster.
+    pub live: &'a Live,
 }
 
 /// Fetch and render the request's sources.
@@ -255,6 +258,7 @@ pub(crate) async fn render_target(
         revisions,
         refresh,
         creds,
+        live: _,
     } = r;
     let hard = refresh == Refresh::Hard;
     let namespace = app
@@ -388,7 +392,7 @@ pub(crate) async fn compare(
     r: Request<'_>,
     project: &AppProject,
 ) -> Result<Compared, String> {
-    let (app, app_name) = (r.app, r.app_name);
+    let (app, app_name, live) = (r.app, r.app_name, r.live);
     let (target, mut desired) = render_target(inner, r).await?;
     let dest_ns = app
         .spec
@@ -421,7 +425,7 @@ pub(crate) async fn compare(
         .collect();
     let mut scopes = BTreeMap::new();
     for (g, k) in &kinds {
-        match inner.live.scope(g, k).await {
+        match live.scope(g, k).await {
             Ok(Some(namespaced)) => {
                 scopes.insert((g.clone(), k.clone()), namespaced);
             }
@@ -430,8 +434,15 @@ pub(crate) async fn compare(
         }
     }
     live::default_namespaces(&mut desired, &dest_ns, &scopes);
-    live::set_tracking(&mut desired, app_name, inner.live.installation());
-    let destination = resolved_destination(app);
+    live::set_tracking(&mut desired, app_name, live.installation());
+    let destination = live.cluster().destination(
+        &app.spec
+            .destination
+            .clone()
+            .unwrap_or_default()
+            .namespace
+            .unwrap_or_default(),
+    );
     let mut violations = Vec::new();
     for obj in &desired {
         let Some(k) = key_of(obj) else { continue };
@@ -484,8 +495,7 @@ pub(crate) async fn compare(
         }
     }
     let wanted: BTreeSet<ResourceKey> = desired.iter().filter_map(key_of).collect();
-    let (live_objs, _missing) = inner
-        .live
+    let (live_objs, _missing) = live
         .list_for_app(app_name, &kinds, &wanted)
         .await
         .map_err(|e| e.to_string())?;
@@ -498,7 +508,7 @@ pub(crate) async fn compare(
         for obj in &desired {
             // Server-side diff compares with the server's answer to a dry-run apply; an object
             // the server cannot dry-run (missing CRD, missing namespace) is compared as written.
-            match inner.live.apply(obj, true, true).await {
+            match live.apply(obj, true, true).await {
                 Ok(v) if !v.is_null() => out.push(v),
                 _ => out.push(obj.clone()),
             }
@@ -550,21 +560,56 @@ pub(crate) async fn compare(
     })
 }
 
-/// The destination after cluster resolution: the in-cluster one is known by both its server
-/// and its name.
-pub(crate) fn resolved_destination(app: &Application) -> Destination {
-    let mut d = Destination::of_app(app);
-    if d.server.trim_end_matches('/') == IN_CLUSTER || d.name == "in-cluster" {
-        d.server = IN_CLUSTER.to_owned();
-        d.name = "in-cluster".to_owned();
+/// The destination cluster of `app` (Argo CD's resolution by server or name, clusters from
+/// Secrets plus in-cluster) and its live client; `Err` is the message of an InvalidSpecError.
+pub(crate) async fn live_for(
+    inner: &Inner,
+    app: &Application,
+) -> Result<(Arc<Live>, Destination), String> {
+    let dest = app.spec.destination.clone().unwrap_or_default();
+    let namespace = dest.namespace.clone().unwrap_or_default();
+    let clusters = inner.clusters.list().await.map_err(|e| e.to_string())?;
+    let cluster = cluster::resolve(&dest, &clusters)
+        .map_err(|e| e.to_string())?
+        .clone();
+    if !namespace.is_empty() && !cluster.manages_namespace(&namespace) {
+        return Err(format!(
+            "namespace {namespace:?} is not managed by cluster {} (namespaces: {})",
+            cluster.name,
+            cluster.namespaces.join(", ")
+        ));
     }
-    d
+    let destination = cluster.destination(&namespace);
+    if cluster.credentials.is_none() {
+        return Ok((Arc::clone(&inner.live), destination));
+    }
+    if let Some((version, l)) = lock(&inner.lives).get(&cluster.server)
+        && *version == cluster.version
+    {
+        return Ok((Arc::clone(l), destination));
+    }
+    let client = inner
+        .clusters
+        .client(&cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let l = Arc::new(Live::for_cluster(
+        client,
+        inner.live.installation().map(str::to_owned),
+        cluster.clone(),
+    ));
+    lock(&inner.lives).insert(
+        cluster.server.clone(),
+        (cluster.version.clone(), Arc::clone(&l)),
+    );
+    Ok((l, destination))
 }
 
 /// The AppProject governing `app`, checked against the app itself.
 async fn load_project(
     inner: &Inner,
     app: &Application,
+    destination: &Destination,
 ) -> Result<AppProject, Vec<ApplicationCondition>> {
     let api: Api<AppProject> = Api::namespaced(
         inner.live.client().clone(),
@@ -587,13 +632,8 @@ async fn load_project(
         c
     };
     let proj = project::resolve(app, found).map_err(|v| vec![with_time(&v)])?;
-    project::check_app(
-        &proj,
-        app,
-        &inner.settings.control_namespace,
-        &resolved_destination(app),
-    )
-    .map_err(|vs| vs.iter().map(with_time).collect::<Vec<_>>())?;
+    project::check_app(&proj, app, &inner.settings.control_namespace, destination)
+        .map_err(|vs| vs.iter().map(with_time).collect::<Vec<_>>())?;
     Ok(proj)
 }
 
@@ -746,28 +786,6 @@ fn new_operation(app: &Application) -> bool {
     })
 }
 
-/// Whether the destination is one cairn can reach (the in-cluster one, until clusters land).
-fn check_destination(app: &Application) -> Result<(), String> {
-    let dest = app.spec.destination.clone().unwrap_or_default();
-    let server = dest.server.as_deref().unwrap_or("");
-    let name = dest.name.as_deref().unwrap_or("");
-    if server.is_empty() && name.is_empty() {
-        return Err("spec.destination: server or name is required".into());
-    }
-    if !server.is_empty() && !name.is_empty() {
-        return Err("spec.destination: only one of server or name may be set".into());
-    }
-    if (!server.is_empty() && server.trim_end_matches('/') != IN_CLUSTER)
-        || (!name.is_empty() && name != "in-cluster")
-    {
-        let what = if server.is_empty() { name } else { server };
-        return Err(format!(
-            "spec.destination: cluster {what:?} has not been configured (only the in-cluster destination {IN_CLUSTER} / in-cluster is known)"
-        ));
-    }
-    Ok(())
-}
-
 /// Reconcile one application. `Ok(Some(d))`: look again within `d`.
 pub(crate) async fn reconcile(
     inner: &Inner,
@@ -824,22 +842,21 @@ pub(crate) async fn reconcile(
     let mut conditions: Vec<ApplicationCondition> = Vec::new();
     let creds = credentials(inner).await;
 
-    let project = match check_destination(&app) {
+    let (project, dest_live) = match live_for(inner, &app).await {
         Err(message) => {
             conditions.push(status::condition(reasons::INVALID_SPEC, message, &now));
-            None
+            (None, None)
         }
-        Ok(()) => match load_project(inner, &app).await {
-            Ok(p) => Some(p),
+        Ok((l, destination)) => match load_project(inner, &app, &destination).await {
+            Ok(p) => (Some(p), Some(l)),
             Err(c) => {
                 conditions.extend(c);
-                None
+                (None, None)
             }
         },
     };
-    let compared = match &project {
-        None => None,
-        Some(project) => match compare(
+    let compared = match (&project, &dest_live) {
+        (Some(project), Some(dest_live)) => match compare(
             inner,
             Request {
                 app: &app,
@@ -849,6 +866,7 @@ pub(crate) async fn reconcile(
                 revisions: None,
                 refresh: refresh_kind,
                 creds: &creds,
+                live: dest_live,
             },
             project,
         )
@@ -860,6 +878,7 @@ pub(crate) async fn reconcile(
                 None
             }
         },
+        _ => None,
     };
     match &compared {
         Some(c) => {
@@ -911,7 +930,7 @@ pub(crate) async fn reconcile(
     save(&api, &mut app, &edit).await?;
 
     if app.operation.is_some()
-        && let Some(project) = &project
+        && let (Some(project), Some(dest_live)) = (&project, &dest_live)
     {
         let mut status = app.status.clone().unwrap_or_default();
         let ctx = applier::OpContext {
@@ -919,6 +938,7 @@ pub(crate) async fn reconcile(
             compared: compared.as_ref(),
             project,
             creds: &creds,
+            live: dest_live,
         };
         let after = applier::run_operation(inner, &api, &mut app, &mut status, &ctx).await?;
         if let Some(d) = after {
@@ -940,8 +960,8 @@ pub(crate) async fn diff_app(
         name: app.metadata.name.clone().unwrap_or_default(),
     };
     let app_name = tracking_name(inner, &key);
-    check_destination(app)?;
-    let project = load_project(inner, app).await.map_err(|cs| {
+    let (dest_live, destination) = live_for(inner, app).await?;
+    let project = load_project(inner, app, &destination).await.map_err(|cs| {
         cs.iter()
             .filter_map(|c| c.message.clone())
             .collect::<Vec<_>>()
@@ -959,6 +979,7 @@ pub(crate) async fn diff_app(
             revisions: None,
             refresh: if hard { Refresh::Hard } else { Refresh::None },
             creds: &creds,
+            live: &dest_live,
         },
         &project,
     )
@@ -1018,33 +1039,6 @@ fn keep_user_conditions(conditions: &mut Vec<ApplicationCondition>, status: &App
 mod tests {
     use super::*;
     use crate::gitops::types::ApplicationDestination;
-
-    fn app_with(server: Option<&str>, name: Option<&str>) -> Application {
-        let mut app = Application::default();
-        app.spec.destination = Some(ApplicationDestination {
-            server: server.map(str::to_owned),
-            name: name.map(str::to_owned),
-            ..ApplicationDestination::default()
-        });
-        app
-    }
-
-    #[test]
-    fn destinations() {
-        let cases = [
-            (Some(IN_CLUSTER), None, true),
-            (Some("https://kubernetes.default.svc/"), None, true),
-            (None, Some("in-cluster"), true),
-            (Some("https://10.0.0.1:6443"), None, false),
-            (None, Some("prod"), false),
-            (None, None, false),
-            (Some(IN_CLUSTER), Some("in-cluster"), false),
-        ];
-        for (server, name, ok) in cases {
-            let r = check_destination(&app_with(server, name));
-            assert_eq!(r.is_ok(), ok, "{server:?} {name:?}: {r:?}");
-        }
-    }
 
     #[test]
     fn edit_clears_only_the_consumed_operation() {
