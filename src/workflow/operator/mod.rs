@@ -83,7 +83,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::workflow::expr::ExprError;
 use crate::workflow::node::{Observations, PodRequest};
 use crate::workflow::retry::RetryError;
-use crate::workflow::types::{NodeStatus, Workflow, WorkflowStatus};
+use crate::workflow::types::{NodeStatus, Template, Workflow, WorkflowSpec, WorkflowStatus};
 use crate::workflow::validate::TemplateLookup;
 
 pub use crate::workflow::node::{node_id, pod_name};
@@ -303,6 +303,17 @@ pub fn resume(
     now: Timestamp,
 ) -> WorkflowStatus {
     let mut status = workflow.status.clone().unwrap_or_default();
+    // The templates the suspend nodes ran: the stored spec of a workflowTemplateRef, else
+    // the Workflow's own (templateRef'd suspend templates are not looked up: no lookup here).
+    let stored: Option<WorkflowSpec> = status
+        .stored_workflow_template_spec
+        .as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let templates = stored
+        .as_ref()
+        .and_then(|s| s.templates.clone())
+        .or_else(|| workflow.spec.templates.clone())
+        .unwrap_or_default();
     let Some(nodes) = status.nodes.as_mut() else {
         return status;
     };
@@ -313,9 +324,56 @@ pub fn resume(
             node.phase = Some("Succeeded".into());
             node.finished_at = Some(vars::ts(now));
             node.message = None;
+            let template = templates
+                .iter()
+                .find(|t| Some(&t.name) == node.template_name.as_ref());
+            supply_outputs(node, template);
         }
     }
     status
+}
+
+/// A resumed suspend node's `valueFrom.supplied` outputs: the value set on the node (by
+/// `argo node set` or the UI), else the parameter's `valueFrom.default`.
+fn supply_outputs(node: &mut NodeStatus, template: Option<&Template>) {
+    let declared = template
+        .and_then(|t| t.outputs.as_ref())
+        .and_then(|o| o.parameters.clone())
+        .unwrap_or_default();
+    for d in declared {
+        let Some(vf) = d
+            .value_from
+            .as_ref()
+            .filter(|v| v.get("supplied").is_some())
+        else {
+            continue;
+        };
+        let outputs = node.outputs.get_or_insert_with(Default::default);
+        let params = outputs.parameters.get_or_insert_with(Vec::new);
+        let has_value = params.iter().any(|p| p.name == d.name && p.value.is_some());
+        if has_value {
+            continue;
+        }
+        if let Some(default) = vf.get("default") {
+            params.retain(|p| p.name != d.name);
+            params.push(crate::workflow::types::Parameter {
+                name: d.name.clone(),
+                value: Some(serde_json::Value::String(
+                    crate::workflow::types::any_string(default),
+                )),
+                global_name: d.global_name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    if let Some(outputs) = node.outputs.as_mut() {
+        if outputs.parameters.as_ref().is_some_and(Vec::is_empty) {
+            outputs.parameters = None;
+        }
+        if *outputs == Default::default() {
+            node.outputs = None;
+        }
+    }
 }
 
 /// Whether a node matches Argo's node field selector (`key=value`, `key!=value`, `,`-joined).

@@ -1104,6 +1104,133 @@ fn a_failing_exit_handler_fails_a_succeeded_workflow() {
     assert_eq!(sim.status().message.as_deref(), Some("Error (exit code 1)"));
 }
 
+#[test]
+fn template_defaults_apply_under_the_template() {
+    let spec = r#"  entrypoint: main
+  templateDefaults:
+    timeout: 30s
+    container:
+      image: busybox
+      env: [{name: FROM, value: defaults}]
+  templates:
+  - name: main
+    container:
+      command: [echo]
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    let op = sim.pass();
+    let Some(Action::CreatePod(req)) = op.actions.first() else {
+        panic!("{:?}", op.actions);
+    };
+    let c = req.template.container.clone().expect("container");
+    assert_eq!(c.image.as_deref(), Some("busybox"));
+    assert_eq!(c.command, Some(vec!["echo".to_owned()]));
+    assert_eq!(
+        c.env,
+        Some(vec![json!({"name": "FROM", "value": "defaults"})])
+    );
+    assert_eq!(req.active_deadline_seconds, Some(30));
+}
+
+#[test]
+fn resume_supplies_suspend_outputs_from_their_default() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: approve
+        template: approve
+    - - name: use
+        template: use
+        arguments:
+          parameters: [{name: v, value: "{{steps.approve.outputs.parameters.answer}}"}]
+  - name: approve
+    suspend: {}
+    outputs:
+      parameters:
+      - name: answer
+        valueFrom: {supplied: {}, default: "no"}
+  - name: use
+    inputs:
+      parameters: [{name: v}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.v}}"]
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(5);
+    sim.wf.status = Some(resume(&sim.wf, None, sim.now));
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded");
+    let node = sim.by_name("wf[1].use").expect("use");
+    let req = &sim.pods[&node.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["no".to_owned()])
+    );
+}
+
+#[test]
+fn retry_expression_and_steps_template_retries() {
+    // The expression stops retrying once the exit code is 2.
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy:
+      limit: 5
+      expression: "asInt(lastRetry.exitCode) != 2"
+    container: {image: busybox}
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.node_name.ends_with("(1)") {
+            Outcome {
+                exit_code: 2,
+                ..fail()
+            }
+        } else {
+            fail()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(30);
+    assert_eq!(sim.phase(), "Failed");
+    assert_eq!(sim.created.len(), 2);
+    assert_eq!(
+        sim.status().message.as_deref(),
+        Some("retryStrategy.expression evaluated to false")
+    );
+
+    // A steps template with a retryStrategy: each attempt is a Steps node.
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy: {limit: 2}
+    steps:
+    - - name: s
+        template: t
+  - name: t
+    container: {image: busybox}
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.node_name.starts_with("wf(1)") {
+            ok()
+        } else {
+            fail()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(30);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    assert_eq!(
+        sim.by_name("wf(0)").and_then(|n| n.node_type),
+        Some("Steps".into())
+    );
+    assert_eq!(
+        sim.by_name("wf(1)[0].s").and_then(|n| n.phase),
+        Some("Succeeded".into())
+    );
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

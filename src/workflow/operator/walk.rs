@@ -608,6 +608,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Argo's `templateDefaults`: the workflow's defaults under every template's own fields
+    /// (objects merge key by key, the template's value wins; lists are the template's).
+    fn with_template_defaults(&self, tmpl: Template) -> Result<Template, OperatorError> {
+        let Some(defaults) = self
+            .resolved
+            .spec
+            .extra
+            .get("templateDefaults")
+            .filter(|d| d.is_object())
+        else {
+            return Ok(tmpl);
+        };
+        let encode = |e: serde_json::Error| OperatorError::Encode {
+            what: format!("template '{}' with templateDefaults", tmpl.name),
+            message: e.to_string(),
+        };
+        let own = serde_json::to_value(&tmpl).map_err(encode)?;
+        let mut merged = defaults.clone();
+        merge_json(&mut merged, own);
+        serde_json::from_value(merged).map_err(encode)
+    }
+
     /// Runs (or advances) one template invocation: Argo's `executeTemplate`. `None` when the
     /// node could not be created now (parallelism, suspend, shutdown).
     pub(super) fn execute(&mut self, call: &Call) -> Option<NodeStatus> {
@@ -634,7 +656,10 @@ impl<'a> Ctx<'a> {
             on_exit: call.on_exit,
             inputs: Inputs::default(),
         };
-        let (src, tmpl) = match self.lookup(call) {
+        let (src, tmpl) = match self.lookup(call).and_then(|(src, t)| {
+            let t = self.with_template_defaults(t)?;
+            Ok((src, t))
+        }) {
             Ok(found) => found,
             Err(e) => return Some(self.error_node(&frame, "Pod", &e)),
         };
@@ -1202,6 +1227,25 @@ fn exit_hook(
         merged.push(p);
     }
     Some((template, template_ref, merged))
+}
+
+/// Deep-merges `over` into `base`: objects key by key, anything else replaced.
+fn merge_json(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_json(existing, v);
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
 }
 
 /// Argo's `templateScope` of a node: where its template was resolved.
