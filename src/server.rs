@@ -132,6 +132,7 @@ pub async fn run(
             .clone()
             .map(|h| Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>),
         differ: gitops_handle.map(|h| Arc::new(h) as Arc<dyn api::AppDiffer>),
+        namespaces: config.gitops.namespaces.clone(),
         ..Default::default()
     })
     .with_workflows(api::WorkflowsState { archive });

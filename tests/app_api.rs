@@ -535,6 +535,26 @@ async fn rbac_per_action_and_object_and_operations() {
         assert_eq!(status, want, "{path}: {body}");
     }
 
+    // Only the control namespace (and enabled ones) is served.
+    let (status, body) = send(
+        &fx.app,
+        call(
+            Method::GET,
+            "/api/v1/applications?appNamespace=kube-system",
+            &admin,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not enabled"),
+        "{body}"
+    );
+
     // sync: allowed on team/*, and it writes Argo CD's operation.
     let sync = json!({"prune": true, "resources": [{"group": "apps", "kind": "Deployment", "name": "web"}]});
     let (status, body) = send(

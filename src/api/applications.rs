@@ -70,6 +70,9 @@ pub struct GitopsState {
     /// Argo CD's `application.sync.requireOverridePrivilegeForRevisionSync` (default off, as in
     /// Argo CD): a sync to a revision other than `targetRevision` also needs `override`.
     pub require_override_for_revision_sync: bool,
+    /// Namespaces besides the control namespace whose Applications the API serves and the
+    /// webhook refreshes (Argo CD's "applications in any namespace").
+    pub namespaces: Vec<String>,
 }
 
 /// One resource of an app's diff, as `cairn app diff` prints it.
@@ -155,8 +158,26 @@ fn require(
     }
 }
 
-fn app_ns<'a>(state: &'a AppState, q: &'a AppQuery) -> &'a str {
-    q.app_namespace.as_deref().unwrap_or(state.namespace())
+/// The namespace a request addresses: the control namespace, or one of the namespaces enabled
+/// for Applications (Argo CD's `application.namespaces`); any other is refused.
+fn app_ns<'a>(state: &'a AppState, q: &'a AppQuery) -> Result<&'a str, ApiError> {
+    allowed_ns(state, q.app_namespace.as_deref())
+}
+
+fn allowed_ns<'a>(state: &'a AppState, wanted: Option<&'a str>) -> Result<&'a str, ApiError> {
+    let ns = wanted.unwrap_or(state.namespace());
+    let enabled = ns == state.namespace()
+        || state
+            .gitops()
+            .is_some_and(|g| g.namespaces.iter().any(|n| n == ns));
+    if enabled {
+        Ok(ns)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "query `appNamespace`: applications in namespace {ns} are not enabled (expected {} or one of gitops.namespaces)",
+            state.namespace()
+        )))
+    }
 }
 
 fn kube_err(what: &str, err: kube::Error) -> ApiError {
@@ -188,7 +209,7 @@ async fn load_checked(
     q: &AppQuery,
 ) -> Result<(Client, Application), ApiError> {
     let client = state.kube()?;
-    let app = load(&client, app_ns(state, q), name).await?;
+    let app = load(&client, app_ns(state, q)?, name).await?;
     require(state, principal, action, &app)?;
     Ok((client, app))
 }
@@ -199,7 +220,7 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     Query(q): Query<AppQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let ns = app_ns(&state, &q);
+    let ns = app_ns(&state, &q)?;
     let items: Vec<Application> = objects::list_applications(&state.kube()?, ns)
         .await?
         .into_iter()
@@ -299,7 +320,7 @@ pub async fn create(
     Query(q): Query<AppQuery>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
-    let ns = app_ns(&state, &q).to_string();
+    let ns = app_ns(&state, &q)?.to_string();
     let app = parse_app(body, &ns)?;
     require(&state, &principal, "create", &app)?;
     let client = state.kube()?;
@@ -355,7 +376,7 @@ pub async fn update(
     Json(body): Json<Value>,
 ) -> Result<Json<Application>, ApiError> {
     let (client, existing) = load_checked(&state, &principal, "update", &name, &q).await?;
-    let ns = app_ns(&state, &q).to_string();
+    let ns = app_ns(&state, &q)?.to_string();
     let new = parse_app(body, &ns)?;
     if new.name_any() != name {
         return Err(ApiError::BadRequest(format!(
@@ -414,7 +435,7 @@ pub async fn delete(
     let cascade = q.cascade.unwrap_or(true);
     let current = app.metadata.finalizers.clone().unwrap_or_default();
     let wanted = cascade_finalizers(&current, cascade, background);
-    let api: Api<Application> = Api::namespaced(client, app_ns(&state, &q));
+    let api: Api<Application> = Api::namespaced(client, app_ns(&state, &q)?);
     if wanted != current {
         let patch = json!({"metadata": {
             "finalizers": wanted,
@@ -1048,10 +1069,7 @@ pub async fn stream(
     Extension(principal): Extension<Principal>,
     Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let ns = q
-        .app_namespace
-        .clone()
-        .unwrap_or_else(|| state.namespace().to_string());
+    let ns = allowed_ns(&state, q.app_namespace.as_deref())?.to_string();
     let api: Api<Application> = Api::namespaced(state.kube()?, &ns);
     let cfg = match &q.name {
         Some(n) => watcher::Config::default().fields(&format!("metadata.name={n}")),
@@ -1188,7 +1206,14 @@ pub async fn receive_webhook(
 
 async fn refresh_matching(state: &AppState, push: &webhook::PushEvent) -> Result<usize, ApiError> {
     let client = state.kube()?;
-    let apps = objects::list_applications(&client, state.namespace()).await?;
+    let mut apps = objects::list_applications(&client, state.namespace()).await?;
+    for ns in state
+        .gitops()
+        .map(|g| g.namespaces.as_slice())
+        .unwrap_or_default()
+    {
+        apps.extend(objects::list_applications(&client, ns).await?);
+    }
     let refresher = refresher(state)?;
     let mut n = 0;
     for app in apps.iter().filter(|a| webhook::app_matches(a, push)) {
