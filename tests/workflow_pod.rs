@@ -362,3 +362,96 @@ async fn executor_pods_report_outputs_and_phases() {
         "sleep killed by the forwarded SIGTERM"
     );
 }
+
+// ------------------------------------------------------------------ the binary, no cluster
+
+/// Runs the built `cairn` with `args` and `env` (no reporting variables unless given).
+fn cairn(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args(args).stdin(Stdio::null());
+    for key in [
+        "CAIRN_EXEC_SPEC",
+        "CAIRN_NAMESPACE",
+        "CAIRN_WORKFLOW_NAME",
+        "CAIRN_WORKFLOW_UID",
+        "CAIRN_NODE_ID",
+        "CAIRN_POD_NAME",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run cairn")
+}
+
+#[test]
+fn cairn_exec_propagates_exit_codes_and_passes_stdout_through() {
+    let out = cairn(
+        &["exec", "--", "sh", "-c", "echo out; echo err >&2; exit 7"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+
+    let out = cairn(&["exec", "--", "true"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // Not found: 127, as a shell reports it, with the reason on stderr.
+    let out = cairn(&["exec", "--", "/nonexistent/program"], &[]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/program"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn cairn_exec_fails_with_64_when_outputs_cannot_be_collected() {
+    let spec = r#"{"outputs":[{"name":"p","valueFrom":{"path":"/nonexistent/p"}}]}"#;
+    let out = cairn(&["exec", "--", "true"], &[("CAIRN_EXEC_SPEC", spec)]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outputs.parameters.p"),
+        "{out:?}"
+    );
+    let out = cairn(&["exec", "--", "true"], &[("CAIRN_EXEC_SPEC", "{not json")]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid JSON"));
+}
+
+#[test]
+fn cairn_exec_writes_the_script_and_names_a_partial_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("script");
+    let spec = json!({"script": true, "scriptSource": "echo from script", "scriptPath": path});
+    let out = cairn(
+        &["exec", "--", "sh", path.to_str().expect("utf-8")],
+        &[
+            ("CAIRN_EXEC_SPEC", &spec.to_string()),
+            // Only some reporting variables: the run still happens, the gap is named.
+            ("CAIRN_NODE_ID", "n-1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from script\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CAIRN_NAMESPACE"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn cairn_exec_init_installs_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("cairn");
+    let out = cairn(&["exec-init", dest.to_str().expect("utf-8")], &[]);
+    assert!(out.status.success(), "{out:?}");
+    let copied = Command::new(&dest)
+        .arg("version")
+        .output()
+        .expect("run the copy");
+    assert!(copied.status.success());
+    assert!(String::from_utf8_lossy(&copied.stdout).starts_with("cairn "));
+    let out = cairn(&["exec-init", "/nonexistent-dir/cairn"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+}
