@@ -680,6 +680,7 @@ impl Ctx<'_> {
         outbound: impl Fn(&Self) -> Vec<String>,
     ) {
         let id = self.id(&frame.node_name);
+        self.stop_daemons(&id);
         let out = outbound(self);
         if let Some(n) = self.nodes.get_mut(&id) {
             n.outbound_nodes = (!out.is_empty()).then_some(out);
@@ -1128,7 +1129,9 @@ impl Ctx<'_> {
                 if let Some(p) = &n.phase {
                     scope.insert(format!("{prefix}.status"), p.clone());
                 }
-            } else if fulfilled(n.phase.as_deref()) {
+            } else if fulfilled(n.phase.as_deref())
+                || n.extra.get("daemoned") == Some(&Value::Bool(true))
+            {
                 vars::add_node_scope(&mut scope, &prefix, n);
             }
         }

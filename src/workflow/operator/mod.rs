@@ -63,11 +63,20 @@
 //!   `Terminate` runs no exit handler either; the workflow message is
 //!   "Stopped with strategy '<S>'".
 //!
+//! - Daemons (`daemon: true`): once the pod runs the node is `daemoned` and dependents go on;
+//!   the steps/DAG node that started it deletes its pod and marks it Succeeded when it ends.
+//! - Artifacts: an argument's `from: "{{steps.X.outputs.artifacts.Y}}"` becomes the producing
+//!   node's reported artifact (its location) under the input's name and path; an input
+//!   artifact with neither a location nor an argument is an Error unless `optional`.
+//! - `templateDefaults` are merged under every template; `hooks.exit` is an exit handler
+//!   (workflow, step and task level) when `onExit` is not set.
+//!
 //! Left out (each an explicit node Error, never a silent success): resource, http, plugin,
-//! data and containerSet templates ("... templates are not supported yet"); input/output
-//! artifacts are passed through to the pod request but not resolved from other steps;
-//! lifecycle `hooks`, `daemon` steps, memoization, synchronization and `podGC` belong to later
-//! work.
+//! data and containerSet templates ("... templates are not supported yet"). Not done yet:
+//! lifecycle hooks other than `exit` (expression-triggered `running`/`Succeeded` hooks),
+//! memoization, synchronization (runs without the lock), `podGC`/`ttlStrategy` (the shell's),
+//! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised), inline
+//! templates (rejected by validation before they reach the operator).
 
 mod flow;
 mod vars;

@@ -1231,6 +1231,86 @@ fn retry_expression_and_steps_template_retries() {
     );
 }
 
+#[test]
+fn daemon_steps_let_later_steps_run_and_stop_with_their_template() {
+    for (kind, spec) in [
+        (
+            "steps",
+            r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: db
+        template: db
+    - - name: client
+        template: client
+        arguments:
+          parameters: [{name: ip, value: "{{steps.db.ip}}"}]
+  - name: db
+    daemon: true
+    container: {image: busybox}
+  - name: client
+    inputs:
+      parameters: [{name: ip}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.ip}}"]
+"#,
+        ),
+        (
+            "dag",
+            r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: db, template: db}
+      - name: client
+        template: client
+        depends: db
+        arguments:
+          parameters: [{name: ip, value: "{{tasks.db.ip}}"}]
+  - name: db
+    daemon: true
+    container: {image: busybox}
+  - name: client
+    inputs:
+      parameters: [{name: ip}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.ip}}"]
+"#,
+        ),
+    ] {
+        let script: Script = Box::new(|r: &PodRequest| {
+            if r.template.name == "db" {
+                Outcome { hang: true, ..ok() }
+            } else {
+                ok()
+            }
+        });
+        let mut sim = Sim::new(yaml_wf(spec), script);
+        sim.run(30);
+        assert_eq!(sim.phase(), "Succeeded", "{kind}: {:#?}", sim.tree());
+        let db_name = if kind == "steps" { "wf[0].db" } else { "wf.db" };
+        let db = sim.by_name(db_name).expect("db");
+        assert_eq!(db.phase.as_deref(), Some("Succeeded"), "{kind}");
+        assert_eq!(sim.deleted.len(), 1, "{kind}: the daemon's pod is stopped");
+        let client_name = if kind == "steps" {
+            "wf[1].client"
+        } else {
+            "wf.client"
+        };
+        let client = sim.by_name(client_name).expect("client");
+        let req = &sim.pods[&client.id.expect("id")].request;
+        assert_eq!(
+            req.template.container.as_ref().and_then(|c| c.args.clone()),
+            Some(vec!["10.0.0.1".to_owned()]),
+            "{kind}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

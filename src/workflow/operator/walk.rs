@@ -775,10 +775,18 @@ impl<'a> Ctx<'a> {
             if !fulfilled(last.phase.as_deref()) {
                 let n = children.len() - 1;
                 let updated = self.execute_body(&attempt_frame(n), tmpl, local, Some(n));
-                if updated.is_some_and(|u| fulfilled(u.phase.as_deref())) {
+                if updated
+                    .as_ref()
+                    .is_some_and(|u| fulfilled(u.phase.as_deref()))
+                {
                     continue;
                 }
                 self.set_phase(&id, PHASE_RUNNING, None);
+                if let Some(daemoned) = updated.and_then(|u| u.extra.get("daemoned").cloned())
+                    && let Some(node) = self.nodes.get_mut(&id)
+                {
+                    node.extra.insert("daemoned".into(), daemoned);
+                }
                 break;
             }
             if !failed_or_error(last.phase.as_deref()) {
@@ -969,9 +977,15 @@ impl<'a> Ctx<'a> {
                         }
                     }
                     Some(p) => {
+                        // A daemon is "up" once its pod runs: dependents may go on (Argo's
+                        // `daemoned: true`); its boundary stops it when it finishes.
+                        let daemon = p == PHASE_RUNNING && is_daemon(tmpl);
                         if let Some(n) = self.nodes.get_mut(&id) {
                             n.phase = Some(p.into());
                             n.message = o.message.clone();
+                            if daemon {
+                                n.extra.insert("daemoned".into(), Value::Bool(true));
+                            }
                         }
                         self.pod_wake(&node, tmpl);
                     }
@@ -998,6 +1012,42 @@ impl<'a> Ctx<'a> {
             n.progress = Some("1/1".into());
         }
         self.set_phase(id, phase, message);
+    }
+
+    /// Stops the daemons a finished steps/DAG node started (Argo's `killDaemonedChildren`):
+    /// their pods are deleted and their nodes (and Retry parents) end Succeeded.
+    pub(super) fn stop_daemons(&mut self, boundary: &str) {
+        let daemons: Vec<(String, Option<String>, Option<String>)> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.boundary_id.as_deref() == Some(boundary)
+                    && n.extra.get("daemoned") == Some(&Value::Bool(true))
+                    && !fulfilled(n.phase.as_deref())
+            })
+            .map(|n| {
+                (
+                    n.id.clone().unwrap_or_default(),
+                    n.node_type.clone(),
+                    n.name.clone(),
+                )
+            })
+            .collect();
+        for (id, node_type, name) in daemons {
+            if node_type.as_deref() == Some("Pod") {
+                let template = self
+                    .nodes
+                    .get(&id)
+                    .and_then(|n| n.template_name.clone())
+                    .unwrap_or_default();
+                let pod = pod_name(&self.wf_name, &template, name.as_deref().unwrap_or(""));
+                self.delete_pod(&pod, &id);
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.progress = Some("1/1".into());
+                }
+            }
+            self.set_phase(&id, PHASE_SUCCEEDED, None);
+        }
     }
 
     fn delete_pod(&mut self, pod: &str, id: &str) {
@@ -1268,6 +1318,11 @@ pub(super) fn node_type_of(tmpl: &Template) -> &'static str {
         Some(TemplateType::Suspend) => "Suspend",
         _ => "Pod",
     }
+}
+
+/// Whether a template runs as a daemon (`daemon: true`).
+fn is_daemon(tmpl: &Template) -> bool {
+    tmpl.extra.get("daemon") == Some(&Value::Bool(true))
 }
 
 /// A template's `activeDeadlineSeconds` (an integer or a string holding one).
