@@ -1162,3 +1162,129 @@ fn multi_source_with_ref_values() {
     let h = &st["history"][0];
     assert_eq!(h["revisions"].as_array().map(Vec::len), Some(2), "{h}");
 }
+
+/// A second destination cluster from an Argo CD cluster Secret: the same lab reached through a
+/// namespace-scoped ServiceAccount token, chosen by `destination.name`.
+#[test]
+fn second_cluster_from_a_namespace_scoped_secret() {
+    if !enabled("second_cluster_from_a_namespace_scoped_secret") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-remote"));
+    let remote_ns = nss.create(format!("{control}-remote"));
+    let other_ns = nss.create(format!("{control}-other"));
+    // A ServiceAccount that may manage only `remote_ns`.
+    kubectl(
+        &["create", "serviceaccount", "cairn-remote", "-n", &remote_ns],
+        None,
+    );
+    kubectl(
+        &[
+            "create",
+            "rolebinding",
+            "cairn-remote-admin",
+            "-n",
+            &remote_ns,
+            "--clusterrole=admin",
+            &format!("--serviceaccount={remote_ns}:cairn-remote"),
+        ],
+        None,
+    );
+    let token = kubectl(
+        &[
+            "create",
+            "token",
+            "cairn-remote",
+            "-n",
+            &remote_ns,
+            "--duration=1h",
+        ],
+        None,
+    );
+    let server_url = kubectl(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let ca = kubectl(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+        None,
+    );
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "remote-cluster", "namespace": control,
+                     "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "stringData": {
+            "name": "remote",
+            "server": server_url.trim(),
+            "namespaces": remote_ns,
+            "config": json!({"bearerToken": token.trim(), "tlsClientConfig": {"caData": ca.trim()}}).to_string(),
+        }
+    });
+    apply(&secret);
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote-cm\ndata:\n  k: v\n",
+    );
+    repo.commit("remote");
+    let mut app = application("remote", &control, &repo.url(), "app", &remote_ns, true);
+    app["spec"]["destination"] = json!({"name": "remote", "namespace": remote_ns});
+    app["spec"]["syncPolicy"]["syncOptions"] = json!([]);
+    apply(&app);
+    wait_synced_healthy(&server, &control, "remote", Duration::from_secs(120));
+    let cm: Value = serde_json::from_str(&kubectl(
+        &[
+            "get",
+            "configmap",
+            "remote-cm",
+            "-n",
+            &remote_ns,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+        None,
+    ))
+    .expect("synced through the second cluster");
+    let managers: Vec<&str> = cm["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"cairn"), "{managers:?}");
+    // A namespace the cluster does not manage is refused with a condition, nothing applied.
+    let mut outside = application("outside", &control, &repo.url(), "app", &other_ns, true);
+    outside["spec"]["destination"] = json!({"name": "remote", "namespace": other_ns});
+    outside["spec"]["syncPolicy"]["syncOptions"] = json!([]);
+    apply(&outside);
+    let message = wait_for("the InvalidSpecError", Duration::from_secs(60), || {
+        let st = app_status(&control, "outside");
+        st["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "InvalidSpecError"))
+            .and_then(|c| c["message"].as_str().map(str::to_owned))
+            .ok_or(format!("{}", st["conditions"]))
+    });
+    assert!(
+        message.contains("not managed by cluster remote"),
+        "{message}"
+    );
+    assert!(get("configmap", &other_ns, "remote-cm").is_none());
+}
