@@ -23,6 +23,9 @@
 //!   one transient registry failure is retried by the kubelet; the switch to `ImagePullBackOff`
 //!   (the kubelet giving the pull up for a back-off period) is the grace.
 //!
+//! A Failed `main` takes the executor's message from a Failed/Error task result when there is
+//! one: it names the output that could not be collected where the pod only says `exit code 64`.
+//!
 //! `outputs_reported` is true when the task result carries
 //! `workflows.argoproj.io/report-outputs-completed=true`, or when no report can come: the pod is
 //! over (Error, or Failed/Succeeded) and `main` never ran the wrapper (never started). A pod
@@ -85,6 +88,18 @@ pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation
         }
     };
 
+    // The executor knows why it failed a run whose command may have exited 0 (an output that
+    // could not be collected: exit 64); its message replaces the bare exit-code wording.
+    let message = match (main_terminated, result) {
+        (Some(t), Some(r))
+            if phase == PodPhase::Failed
+                && message.as_deref() == Some(terminated_message(MAIN_CONTAINER, t).as_str())
+                && matches!(r.phase.as_deref(), Some("Failed" | "Error")) =>
+        {
+            r.message.clone().or(message)
+        }
+        _ => message,
+    };
     let mut outputs = result.and_then(|r| r.outputs.clone());
     // The exit code comes from the pod (as Argo's controller sets it), whatever the report says.
     if let Some(t) = main_terminated {
