@@ -543,3 +543,49 @@ fn refresh_kind_parsing() {
     assert_eq!(RefreshKind::parse("hard"), Some(RefreshKind::Hard));
     assert_eq!(RefreshKind::parse("soft"), None);
 }
+
+#[test]
+fn webhook_section_of_cairn_toml() {
+    use crate::config::{Config, Host, Overrides};
+    let path = std::path::Path::new("/etc/cairn/cairn.toml");
+    let text = format!(
+        "[server]\ndata_dir = \"/tmp/x\"\n\n[webhook]\ngithub_secret = \"{SECRET}\"\nmax_payload_bytes = 1048576\n"
+    );
+    let host = Host { is_root: false };
+    let config = Config::resolve(
+        Some((path, &text)),
+        &HashMap::new(),
+        &Overrides::default(),
+        host,
+    )
+    .expect("valid");
+    assert_eq!(
+        config.webhook.github_secret,
+        Some(WebhookSecret::new(SECRET))
+    );
+    assert_eq!(config.webhook.gitlab_secret, None);
+    assert_eq!(config.webhook.max_payload_bytes, 1_048_576);
+    assert!(
+        !format!("{config:?}").contains(SECRET),
+        "secret in the config's Debug"
+    );
+    // Strict: a misspelt key names the file, the line and the field.
+    let typo = "[webhook]\ngithub_secrett = \"x\"\n";
+    let err = Config::resolve(
+        Some((path, typo)),
+        &HashMap::new(),
+        &Overrides::default(),
+        host,
+    )
+    .expect_err("unknown key");
+    let text = err.to_string();
+    assert!(
+        text.contains("cairn.toml:2") && text.contains("github_secrett"),
+        "{text}"
+    );
+    // Defaults: no secret at all, GitHub's 25 MB cap.
+    let none =
+        Config::resolve(None, &HashMap::new(), &Overrides::default(), host).expect("defaults");
+    assert_eq!(none.webhook, WebhookConfig::default());
+    assert_eq!(none.webhook.max_payload_bytes, 25 * 1024 * 1024);
+}
