@@ -111,6 +111,7 @@ struct Server {
     child: Child,
     data: tempfile::TempDir,
     addr: SocketAddr,
+    config: PathBuf,
 }
 
 impl Drop for Server {
@@ -138,30 +139,57 @@ impl Server {
             ),
         )
         .expect("write config");
-        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
-        let child = Command::new(BIN)
+        let mut server = Server {
+            child: Command::new("true").spawn().expect("placeholder"),
+            data,
+            addr,
+            config,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// (Re)starts the process on the same data directory and configuration.
+    async fn restart(&mut self) {
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("server.log"))
+            .expect("log");
+        // A private copy: the shared target directory may be rebuilt while the test runs.
+        let bin = self.data.path().join("cairn");
+        if !bin.exists() {
+            std::fs::copy(BIN, &bin).expect("copy the cairn binary");
+        }
+        self.child = Command::new(&bin)
             .args(["server", "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .arg("--data-dir")
-            .arg(data.path().join("data"))
+            .arg(self.data.path().join("data"))
             .env_remove("CAIRN_CONFIG")
-            .env("HOME", data.path())
+            .env("HOME", self.data.path())
             .env("RUST_LOG", "info,cairn::workflow=debug")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start cairn server");
-        let server = Server { child, data, addr };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+        while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)).is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "cairn server did not listen within 60s:\n{}",
-                server.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        server
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn log(&self) -> String {
@@ -636,4 +664,134 @@ async fn retry_reruns_only_failed_nodes_and_gc_ttl_keep_logs() {
         .expect("archive");
     let v: Value = resp.json().await.expect("json");
     assert_eq!(v["items"][0]["phase"], "Succeeded", "{v}");
+}
+
+async fn children(api: &Api<Workflow>, cron: &str) -> Vec<String> {
+    let mut names: Vec<String> = api
+        .list(&ListParams::default().labels(&format!("workflows.argoproj.io/cron-workflow={cron}")))
+        .await
+        .expect("list children")
+        .items
+        .iter()
+        .map(|w| w.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A run missed while cairn was down (kill -9) but within `startingDeadlineSeconds` is run once
+/// after the restart; the run made before is not made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_restart_neither_skips_nor_doubles() {
+    if e2e("cron_restart_neither_skips_nor_doubles").is_none() {
+        return;
+    }
+    let client = reachable_client().await;
+    assert_executor_image_loaded(&client).await;
+    let ns = format!("cairn-h3-cron-{}-{}", std::process::id(), rand_suffix());
+    kubectl(&["create", "namespace", &ns]);
+    let _guard = TestNamespace(ns.clone());
+    let mut server = Server::start(&ns).await;
+    let crons: Api<cairn::workflow::types::CronWorkflow> = Api::namespaced(client.clone(), &ns);
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns);
+    let cron = "every-minute";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cron.json");
+    std::fs::write(
+        &file,
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow",
+            "metadata": {"name": cron},
+            "spec": {
+                "schedule": "* * * * *",
+                "startingDeadlineSeconds": 120,
+                "successfulJobsHistoryLimit": 10,
+                "workflowSpec": {"entrypoint": "main", "templates": [
+                    {"name": "main", "container": {"image": "busybox", "command": ["true"]}}
+                ]}
+            }
+        })
+        .to_string(),
+    )
+    .expect("write");
+    kubectl(&["-n", &ns, "create", "-f", file.to_str().expect("path")]);
+
+    // The first run, at the next minute.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let first = loop {
+        let kids = children(&api, cron).await;
+        if let Some(first) = kids.first() {
+            break first.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run within 90s:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let first_secs: i64 = first
+        .rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("child name ends in unix seconds");
+    let persisted = loop {
+        let cw = crons.get(cron).await.expect("get cron");
+        if let Some(t) = cw.status.and_then(|s| s.last_scheduled_time) {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lastScheduledTime never persisted"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        persisted
+            .parse::<jiff::Timestamp>()
+            .expect("time")
+            .as_second(),
+        first_secs
+    );
+
+    // Down across the next scheduled minute, past the on-time grace, within the deadline.
+    server.kill();
+    let next = first_secs + 60;
+    loop {
+        let now = jiff::Timestamp::now().as_second();
+        if now >= next + 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        children(&api, cron).await,
+        [first.clone()],
+        "a run while cairn was down?"
+    );
+    server.restart().await;
+    let missed = format!("{cron}-{next}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let kids = children(&api, cron).await;
+        if kids.contains(&missed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the missed run {missed} was not made after the restart: {kids:?}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Each child is one scheduled minute: no time was run twice and none between was skipped.
+    let kids = children(&api, cron).await;
+    let secs: Vec<i64> = kids
+        .iter()
+        .filter_map(|k| k.rsplit('-').next().and_then(|s| s.parse().ok()))
+        .collect();
+    assert_eq!(secs.len(), kids.len());
+    for (i, s) in secs.iter().enumerate() {
+        assert_eq!(*s, first_secs + 60 * i as i64, "{kids:?}");
+    }
 }
