@@ -657,3 +657,88 @@ pub(crate) async fn finalize(
     }
     Ok(Some(OPERATION_POLL))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gitops::sync::plan::{SyncPhase, TaskId};
+    use crate::gitops::sync::state::{ResourceResult, ResultCode};
+    use crate::k8s::ResourceKey;
+
+    #[test]
+    fn health_codes_map_one_to_one() {
+        let all = [
+            (HealthStatusCode::Healthy, Health::Healthy),
+            (HealthStatusCode::Progressing, Health::Progressing),
+            (HealthStatusCode::Degraded, Health::Degraded),
+            (HealthStatusCode::Suspended, Health::Suspended),
+            (HealthStatusCode::Missing, Health::Missing),
+            (HealthStatusCode::Unknown, Health::Unknown),
+        ];
+        for (code, health) in all {
+            assert_eq!(health_of(code), health);
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_stable_and_distinct_per_attempt() {
+        let mut app = Application::default();
+        app.metadata.uid = Some("u-1".into());
+        let a = operation_id(&app, "2026-01-01T00:00:00Z", 0);
+        assert_eq!(a, operation_id(&app, "2026-01-01T00:00:00Z", 0));
+        assert_eq!(a.len(), 10);
+        assert_ne!(a, operation_id(&app, "2026-01-01T00:00:00Z", 1));
+        assert_ne!(a, operation_id(&app, "2026-01-01T00:00:01Z", 0));
+    }
+
+    #[test]
+    fn rollback_sources_are_read_from_the_operation() {
+        let single = json!({"revision": "abc", "source": {"repoURL": "r", "path": "p"}});
+        let multi = json!({"sources": [{"repoURL": "a"}, {"repoURL": "b", "ref": "v"}]});
+        assert_eq!(
+            explicit_sources(&single).map(|s| s[0].path.clone()),
+            Some(Some("p".to_owned()))
+        );
+        assert_eq!(explicit_sources(&multi).map(|s| s.len()), Some(2));
+        assert_eq!(explicit_sources(&json!({"revision": "abc"})), None);
+        assert_eq!(
+            strings(Some(&json!(["a", "b"]))),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(strings(Some(&json!([]))), None);
+    }
+
+    /// `.status.operationState` as written while an operation runs: Argo CD's fields plus
+    /// cairn's resumable state.
+    #[test]
+    fn operation_state_shape() {
+        let run = Run {
+            op: json!({"sync": {"prune": true}, "initiatedBy": {"username": "admin"}}),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            retry_count: 0,
+            revisions: vec!["abc".into()],
+            sources: vec![ApplicationSource {
+                repo_url: Some("https://git.example.com/r.git".into()),
+                path: Some("app".into()),
+                ..ApplicationSource::default()
+            }],
+            multi: false,
+        };
+        let mut st = OperationState::new("op-1");
+        st.message = "one or more tasks are running (phase Sync, wave 0)".into();
+        st.results.push(ResourceResult {
+            task: TaskId("Sync:/ConfigMap/ns/a".into()),
+            key: ResourceKey::new("", "ConfigMap", Some("ns"), "a"),
+            sync_phase: SyncPhase::Sync,
+            wave: 0,
+            hook: false,
+            status: ResultCode::Synced,
+            hook_phase: OperationPhase::Running,
+            message: "configmap/a serverside-applied".into(),
+            deleted: false,
+        });
+        let mut status = ApplicationStatus::default();
+        run.write(&mut status, &st, false);
+        insta::assert_json_snapshot!(status.operation_state);
+    }
+}

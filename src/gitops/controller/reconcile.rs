@@ -706,7 +706,10 @@ fn comparison_status(
         ..to_status_health(&agg)
     });
     status.resources = Some(status::resources(&c.cmp, &per_resource, &versions, &waves));
-    let mut compared_to = json!({"destination": app.spec.destination});
+    let mut compared_to = json!({});
+    if let Some(d) = &app.spec.destination {
+        compared_to["destination"] = json!(d);
+    }
     if c.target.multi {
         compared_to["sources"] = json!(c.target.sources);
     } else {
@@ -1039,6 +1042,62 @@ fn keep_user_conditions(conditions: &mut Vec<ApplicationCondition>, status: &App
 mod tests {
     use super::*;
     use crate::gitops::types::ApplicationDestination;
+
+    /// `.status` from a comparison: sync, health (worst resource, the app itself left out),
+    /// resources with version, health, wave and requiresPruning, images.
+    #[test]
+    fn comparison_status_shape() {
+        let desired = vec![
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "ns",
+                                "annotations": {"argocd.argoproj.io/sync-wave": "2"}},
+                   "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "web:1"}]}}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "ns"},
+                   "data": {"a": "1"}}),
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                   "metadata": {"name": "self", "namespace": "argocd"}, "spec": {}}),
+        ];
+        let live = vec![
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "ns", "generation": 1},
+                   "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "web:1"}]}}},
+                   "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                              "readyReplicas": 0, "availableReplicas": 0}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "old", "namespace": "ns"}}),
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                   "metadata": {"name": "self", "namespace": "argocd"}, "spec": {},
+                   "status": {"health": {"status": "Degraded"}}}),
+        ];
+        let cmp = diff::compare_app(&desired, &live, &DiffOptions::default());
+        let c = Compared {
+            target: Target {
+                revisions: vec!["abc".into()],
+                sources: vec![ApplicationSource {
+                    repo_url: Some("https://git.example.com/r.git".into()),
+                    path: Some("app".into()),
+                    ..ApplicationSource::default()
+                }],
+                multi: false,
+                source_types: vec!["Directory".into()],
+            },
+            desired,
+            live,
+            cmp,
+            conditions: vec![],
+            violations: vec![],
+        };
+        let app = Application::default();
+        let key = AppRef {
+            namespace: "argocd".into(),
+            name: "self".into(),
+        };
+        let mut status = ApplicationStatus::default();
+        comparison_status(&mut status, &app, &key, &c);
+        if let Some(h) = status.health.as_mut() {
+            assert!(h.last_transition_time.take().is_some());
+        }
+        insta::assert_json_snapshot!(status);
+    }
 
     #[test]
     fn edit_clears_only_the_consumed_operation() {
