@@ -12,7 +12,7 @@ use super::reasons;
 use super::vars::{self, loop_child_name};
 use super::walk::{
     Call, Ctx, Frame, PHASE_ERROR, PHASE_FAILED, PHASE_OMITTED, PHASE_RUNNING, PHASE_SKIPPED,
-    PHASE_SUCCEEDED, fulfilled,
+    PHASE_SUCCEEDED, fulfilled, hook_call, hook_fires,
 };
 use crate::workflow::dag::{self, Dag, NodePhase, PlanOptions, TaskStates, TemplatePhase};
 use crate::workflow::expr::{self, Scope};
@@ -30,6 +30,8 @@ struct Unit<'t> {
     with_param: Option<&'t str>,
     with_sequence: Option<&'t Value>,
     on_exit: Option<&'t str>,
+    /// Lifecycle `hooks` (the `exit` one is `on_exit`).
+    hooks: Option<&'t Value>,
 }
 
 impl<'t> Unit<'t> {
@@ -41,6 +43,7 @@ impl<'t> Unit<'t> {
             with_param: s.with_param.as_deref(),
             with_sequence: s.with_sequence.as_ref(),
             on_exit: exit_template(s.on_exit.as_ref(), &s.extra),
+            hooks: s.extra.get("hooks"),
         }
     }
 
@@ -52,6 +55,7 @@ impl<'t> Unit<'t> {
             with_param: t.with_param.as_deref(),
             with_sequence: t.with_sequence.as_ref(),
             on_exit: exit_template(t.on_exit.as_ref(), &t.extra),
+            hooks: t.extra.get("hooks"),
         }
     }
 
@@ -160,6 +164,52 @@ impl Ctx<'_> {
         let rendered = expr::render(when, &scope).map_err(err)?;
         let ok = expr::eval_condition(&rendered).map_err(err)?;
         Ok(Some((ok, rendered)))
+    }
+
+    /// Runs the expression-triggered lifecycle hooks of a step/task node (Argo's template-level
+    /// `hooks`): a hook whose `expression` holds over the scope plus the node's own
+    /// `steps.X.*`/`tasks.X.*` runs once as `<node>.hooks.<name>`; true while one runs.
+    fn unit_hooks_pending(
+        &mut self,
+        frame: &Frame,
+        unit: &Unit<'_>,
+        node_name: &str,
+        prefix: &str,
+        scope: &Scope,
+    ) -> bool {
+        let Some(hooks) = unit.hooks.and_then(Value::as_object) else {
+            return false;
+        };
+        let Some(node) = self.node(node_name).cloned() else {
+            return false;
+        };
+        let mut scope = scope.clone();
+        vars::add_node_scope(&mut scope, prefix, &node);
+        let sorted: BTreeMap<&String, &Value> =
+            hooks.iter().filter(|(k, _)| k.as_str() != "exit").collect();
+        let mut pending = false;
+        for (name, hook) in sorted {
+            let hook_name = format!("{node_name}.hooks.{name}");
+            if self.node(&hook_name).is_none() && !hook_fires(hook, &scope) {
+                continue;
+            }
+            let display = format!(
+                "{}.hooks.{name}",
+                node.display_name.clone().unwrap_or_default()
+            );
+            let Some(mut call) = hook_call(hook, hook_name, display, &[]) else {
+                continue;
+            };
+            call.scope_src = frame.src.clone();
+            call.boundary_id = node.boundary_id.clone();
+            if let Some(n) = self.execute(&call) {
+                let parent = self.id(node_name);
+                let child = n.id.clone().unwrap_or_default();
+                self.add_child(&parent, &child);
+                pending |= !fulfilled(n.phase.as_deref());
+            }
+        }
+        pending
     }
 
     /// Runs the `onExit` of a completed step/task node; true while it is not finished.
@@ -284,10 +334,13 @@ impl Ctx<'_> {
                 states.set_children(s, children);
             }
             if let Some(g) = reached {
+                let scope = self.steps_scope(local, &frame.node_name, &defs, g);
                 for step in &defs[g] {
                     let unit = Unit::of_step(step);
                     let node_name = format!("{}.{}", sg_name(g), step.name);
-                    if self.unit_exit_pending(frame, &unit, &node_name) {
+                    let prefix = format!("steps.{}", step.name);
+                    let hooks = self.unit_hooks_pending(frame, &unit, &node_name, &prefix, &scope);
+                    if self.unit_exit_pending(frame, &unit, &node_name) || hooks {
                         states.set_hooks_pending(&step.name, true);
                     }
                 }
@@ -837,9 +890,13 @@ impl Ctx<'_> {
                 children.resize(list.len(), None);
                 states.set_children(t, children);
             }
+            let hook_scope = self.dag_scope(local, &frame.node_name, &tasks);
             for task in &tasks {
                 let unit = Unit::of_task(task);
-                if self.unit_exit_pending(frame, &unit, &task_name(&task.name)) {
+                let node_name = task_name(&task.name);
+                let prefix = format!("tasks.{}", task.name);
+                let hooks = self.unit_hooks_pending(frame, &unit, &node_name, &prefix, &hook_scope);
+                if self.unit_exit_pending(frame, &unit, &node_name) || hooks {
                     states.set_hooks_pending(&task.name, true);
                 }
             }

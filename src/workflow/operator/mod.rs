@@ -69,11 +69,12 @@
 //!   node's reported artifact (its location) under the input's name and path; an input
 //!   artifact with neither a location nor an argument is an Error unless `optional`.
 //! - `templateDefaults` are merged under every template; `hooks.exit` is an exit handler
-//!   (workflow, step and task level) when `onExit` is not set.
+//!   (workflow, step and task level) when `onExit` is not set; other lifecycle hooks fire once
+//!   when their `expression` holds (`<wf>.hooks.<name>`, `<node>.hooks.<name>`) and the
+//!   workflow, or the step's group, waits for them.
 //!
 //! Left out (each an explicit node Error, never a silent success): resource, http, plugin,
 //! data and containerSet templates ("... templates are not supported yet"). Not done yet:
-//! lifecycle hooks other than `exit` (expression-triggered `running`/`Succeeded` hooks),
 //! memoization, synchronization (runs without the lock), `podGC`/`ttlStrategy` (the shell's),
 //! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised), inline
 //! templates (rejected by validation before they reach the operator).

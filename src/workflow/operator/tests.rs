@@ -1311,6 +1311,39 @@ fn daemon_steps_let_later_steps_run_and_stop_with_their_template() {
     }
 }
 
+#[test]
+fn lifecycle_hooks_fire_on_their_expression_and_are_waited_for() {
+    let spec = r#"  entrypoint: main
+  hooks:
+    running:
+      expression: workflow.status == "Running"
+      template: note
+  templates:
+  - name: main
+    steps:
+    - - name: a
+        template: t
+        hooks:
+          started:
+            expression: steps.a.status == "Running"
+            template: note
+          never:
+            expression: steps.a.status == "Error"
+            template: note
+  - name: t
+    container: {image: busybox}
+  - name: note
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(30);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    insta::assert_yaml_snapshot!("hooks_tree", sim.tree());
+    assert!(sim.by_name("wf.hooks.running").is_some());
+    assert!(sim.by_name("wf[0].a.hooks.started").is_some());
+    assert!(sim.by_name("wf[0].a.hooks.never").is_none());
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

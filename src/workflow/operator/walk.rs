@@ -294,6 +294,11 @@ impl<'a> Ctx<'a> {
         };
         let root = self.execute(&entry);
         let root_phase = root.as_ref().and_then(|n| n.phase.clone());
+        let hooks_done = self.run_workflow_hooks(&spec, &entry.args, root_phase.as_deref());
+        if fulfilled(root_phase.as_deref()) && !hooks_done {
+            self.finish_status(status, None);
+            return;
+        }
 
         let mut exit_node = None;
         if fulfilled(root_phase.as_deref()) {
@@ -359,6 +364,44 @@ impl<'a> Ctx<'a> {
             },
         };
         self.finish_status(status, Some((phase, message)));
+    }
+
+    /// Workflow-level lifecycle hooks other than `exit` (Argo's `executeWfLifeCycleHook`): a
+    /// hook whose `expression` holds (with `workflow.status` the main tree's phase so far)
+    /// runs once as `<wf>.hooks.<name>`. True when none is running.
+    fn run_workflow_hooks(
+        &mut self,
+        spec: &WorkflowSpec,
+        args: &[Parameter],
+        root_phase: Option<&str>,
+    ) -> bool {
+        let Some(hooks) = spec.hooks.as_ref().and_then(Value::as_object) else {
+            return true;
+        };
+        let mut scope = self.globals.clone();
+        let status = match root_phase {
+            Some(PHASE_FAILED) => PHASE_FAILED,
+            Some(PHASE_ERROR) => PHASE_ERROR,
+            p if fulfilled(p) => PHASE_SUCCEEDED,
+            _ => PHASE_RUNNING,
+        };
+        scope.insert("workflow.status", status);
+        let sorted: BTreeMap<&String, &Value> =
+            hooks.iter().filter(|(k, _)| k.as_str() != "exit").collect();
+        let mut done = true;
+        for (name, hook) in sorted {
+            let node_name = format!("{}.hooks.{name}", self.wf_name);
+            if self.node(&node_name).is_none() && !hook_fires(hook, &scope) {
+                continue;
+            }
+            let Some(call) = hook_call(hook, node_name.clone(), node_name, args) else {
+                continue;
+            };
+            if let Some(n) = self.execute(&call) {
+                done &= fulfilled(n.phase.as_deref());
+            }
+        }
+        done
     }
 
     /// Writes nodes, progress, global outputs and (when final) phase/message/finishedAt.
@@ -1244,6 +1287,55 @@ impl<'a> Ctx<'a> {
         }
         self.nodes.get(&id).cloned()
     }
+}
+
+/// Whether a lifecycle hook's `expression` is true over `scope` (an expression that fails
+/// or is not a boolean does not fire, as Argo logs and skips it).
+pub(super) fn hook_fires(hook: &Value, scope: &Scope) -> bool {
+    let Some(src) = hook.get("expression").and_then(Value::as_str) else {
+        return false;
+    };
+    matches!(
+        expr::parse(src).and_then(|ast| expr::eval(&ast, scope)),
+        Ok(expr::Value::Bool(true))
+    )
+}
+
+/// The call of a lifecycle hook: its `template`/`templateRef`, its own arguments over `args`.
+pub(super) fn hook_call(
+    hook: &Value,
+    node_name: String,
+    display_name: String,
+    args: &[Parameter],
+) -> Option<Call> {
+    let template = hook
+        .get("template")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let template_ref: Option<TemplateRef> = hook
+        .get("templateRef")
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    if template.is_none() && template_ref.is_none() {
+        return None;
+    }
+    let mut merged = args.to_vec();
+    let own: Vec<Parameter> = hook
+        .get("arguments")
+        .and_then(|a| a.get("parameters"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default();
+    for p in own {
+        merged.retain(|q| q.name != p.name);
+        merged.push(p);
+    }
+    Some(Call {
+        node_name,
+        display_name,
+        template,
+        template_ref,
+        args: merged,
+        ..Default::default()
+    })
 }
 
 /// The workflow's exit handler (Argo's `GetExitHook`): `onExit` with the workflow's
