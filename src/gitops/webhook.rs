@@ -244,15 +244,14 @@ impl WebhookError {
 
 /// The provider and event name of a request, from its event header.
 pub fn detect(headers: &HeaderMap) -> Result<(Provider, String), WebhookError> {
-    let table = [
-        ("x-github-event", Provider::GitHub),
+    // Gitea also sends X-Gogs-Event and X-GitHub-Event for compatibility (and Gogs
+    // X-GitHub-Event): a provider's own header wins, so it is checked with its own secret.
+    let by_priority = [
         ("x-gitea-event", Provider::Gitea),
         ("x-gogs-event", Provider::Gogs),
+        ("x-github-event", Provider::GitHub),
         ("x-gitlab-event", Provider::GitLab),
     ];
-    // Gitea also sends X-Gogs-Event and X-GitHub-Event for compatibility; its own header wins,
-    // and it must be checked with its own secret.
-    let by_priority = [table[1], table[2], table[0], table[3]];
     for (header, provider) in by_priority {
         if let Some(v) = headers.get(header) {
             let event = v.to_str().unwrap_or_default().trim().to_string();
@@ -281,7 +280,13 @@ pub fn verify(
         .ok_or(WebhookError::MissingSignature { provider, header })?;
     let bad = WebhookError::BadSignature { provider, header };
     let ok = match provider {
-        Provider::GitLab => bool::from(value.as_bytes().ct_eq(secret.bytes())),
+        // Compared as digests so that neither the content nor the length of the secret leaks
+        // through timing.
+        Provider::GitLab => bool::from(
+            Sha256::digest(value.as_bytes())
+                .as_slice()
+                .ct_eq(Sha256::digest(secret.bytes()).as_slice()),
+        ),
         Provider::GitHub => {
             let hex_sig = value.strip_prefix("sha256=").ok_or(bad)?;
             hmac_matches(secret, body, hex_sig)
