@@ -462,6 +462,135 @@ async fn conformance_workflows_run_to_success_and_are_archived() {
     assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
     let text = resp.text().await.expect("body");
     assert!(text.contains("it has completed"), "{text}");
+    // The CLI against the same server: submit --wait, get, logs, list.
+    let cli_dir = tempfile::tempdir().expect("tempdir");
+    let cli = |args: &[&str], stdin: Option<&str>| -> (bool, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("CAIRN_CLI_CONFIG", cli_dir.path().join("config.toml"))
+            .env_remove("CAIRN_SERVER")
+            .env_remove("CAIRN_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cairn");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("wait cairn");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let password = std::fs::read_to_string(
+        server
+            .data
+            .path()
+            .join("data")
+            .join("initial-admin-password"),
+    )
+    .expect("password");
+    let base = server.url("");
+    let (ok, out) = cli(
+        &[
+            "login",
+            "--server",
+            &base,
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{}\n", password.trim())),
+    );
+    assert!(ok, "{out}");
+    let steps = conformance("steps.yaml");
+    let (ok, out) = cli(
+        &[
+            "wf",
+            "submit",
+            steps.to_str().expect("path"),
+            "-n",
+            &ns,
+            "--wait",
+        ],
+        None,
+    );
+    assert!(ok, "cairn wf submit --wait: {out}\n{}", server.log());
+    assert!(out.contains("Status:      Succeeded"), "{out}");
+    let submitted = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map(|n| n.trim().to_owned())
+        .expect("a Name: line");
+    let (ok, out) = cli(&["wf", "logs", &submitted, "-n", &ns], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.lines().count() >= 2,
+        "one line per step at least: {out}"
+    );
+    let (ok, out) = cli(&["wf", "list", "-n", &ns], None);
+    assert!(
+        ok && out.contains(&submitted) && out.contains("Succeeded"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["wf", "stop", &submitted, "-n", &ns], None);
+    assert!(!ok && out.contains("it has completed"), "{out}");
+    api.delete(&submitted, &DeleteParams::default())
+        .await
+        .expect("delete the CLI's workflow");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.get_opt(&submitted).await.expect("get").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "workflow {submitted} not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The event stream: the first event of a named workflow is its current state.
+    let resp = http
+        .get(server.url(&format!("/api/v1/workflow-events/{ns}?name={diamond}")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("events");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let mut resp = resp;
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text.contains("\n\n") {
+        assert!(Instant::now() < deadline, "no event within 30s: {text:?}");
+        match tokio::time::timeout(Duration::from_secs(30), resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("event stream ended: {other:?} after {text:?}"),
+        }
+    }
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .expect("a data line");
+    let event: Value = serde_json::from_str(data.trim()).expect("event json");
+    assert_eq!(event["result"]["type"], "ADDED", "{event}");
+    assert_eq!(
+        event["result"]["object"]["metadata"]["name"],
+        diamond.as_str()
+    );
+    assert_eq!(event["result"]["object"]["status"]["phase"], "Succeeded");
+    drop(resp);
+
     let left = api.list(&ListParams::default()).await.expect("list");
     assert_eq!(
         left.items.iter().map(|w| w.name_any()).collect::<Vec<_>>(),
