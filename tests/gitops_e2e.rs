@@ -1288,3 +1288,85 @@ fn second_cluster_from_a_namespace_scoped_secret() {
     );
     assert!(get("configmap", &other_ns, "remote-cm").is_none());
 }
+
+/// Terminating a running operation (Argo CD: `status.operationState.phase: Terminating`) stops
+/// it: the running hook is deleted and the operation fails as terminated, without a retry.
+#[test]
+fn terminate_a_running_operation() {
+    if !enabled("terminate_a_running_operation") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-term"));
+    let dest = nss.create(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    repo.write(
+        "app/long.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: long\n  annotations:\n    argocd.argoproj.io/hook: Sync\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: main\n    image: docker.io/library/busybox:latest\n    imagePullPolicy: IfNotPresent\n    command: [\"sleep\", \"600\"]\n",
+    );
+    repo.commit("long hook");
+    apply(&application(
+        "term",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        false,
+    ));
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "term",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"operation":{"sync":{},"retry":{"limit":3},"initiatedBy":{"username":"e2e"}}}"#,
+        ],
+        None,
+    );
+    wait_for("the long hook to run", Duration::from_secs(90), || {
+        get("pod", &dest, "long")
+            .map(|_| ())
+            .ok_or("not yet".to_owned())
+    });
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "term",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"status":{"operationState":{"phase":"Terminating"}}}"#,
+        ],
+        None,
+    );
+    let st = wait_for("the terminated operation", Duration::from_secs(90), || {
+        let st = app_status(&control, "term");
+        (st["operationState"]["phase"] == "Failed")
+            .then_some(st.clone())
+            .ok_or(format!("{}", st["operationState"]["phase"]))
+    });
+    assert_eq!(
+        st["operationState"]["message"],
+        "Operation terminated",
+        "{}",
+        tail(&server.log(), 20)
+    );
+    wait_for("the hook deleted", Duration::from_secs(60), || {
+        get("pod", &dest, "long")
+            .is_none()
+            .then_some(())
+            .ok_or("still there".to_owned())
+    });
+    let app = get("applications.argoproj.io", &control, "term").expect("app");
+    assert!(
+        app.get("operation").is_none(),
+        "terminated operation left in place: {}",
+        app["operation"]
+    );
+}

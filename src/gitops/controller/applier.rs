@@ -83,6 +83,8 @@ struct Run {
     revisions: Vec<String>,
     sources: Vec<ApplicationSource>,
     multi: bool,
+    /// Terminated by the user: never retried.
+    terminated: bool,
 }
 
 impl Run {
@@ -157,7 +159,7 @@ pub(crate) async fn run_operation(
         // clears `.operation` in the same write, as Argo CD does), so only a running one, or a
         // failed attempt waiting for its retry, is continued.
         let phase = p.phase.as_deref().unwrap_or("");
-        if phase == "Running" {
+        if phase == "Running" || phase == "Terminating" {
             let retry_count = p.retry_count.unwrap_or(0);
             let started = p.started_at.clone().unwrap_or_else(now_string);
             match OperationState::from_status(p) {
@@ -221,6 +223,7 @@ pub(crate) async fn run_operation(
         revisions: revisions.clone().unwrap_or_default(),
         sources: sources.clone(),
         multi,
+        terminated: false,
     };
 
     let fail = |st: &mut OperationState, message: String| {
@@ -329,6 +332,15 @@ pub(crate) async fn run_operation(
         );
         return complete(inner, api, app, status, &run, &st).await;
     }
+    // `Terminating` (written by the API, as Argo CD's terminate does): running hooks are
+    // deleted and the operation fails, without a retry.
+    let terminating = prev.as_ref().and_then(|p| p.phase.as_deref()) == Some("Terminating");
+    if same && terminating {
+        let next = state::terminate(&plan, &st);
+        execute(live, &plan, &next.actions).await;
+        run.terminated = true;
+        return complete(inner, api, app, status, &run, &next.state).await;
+    }
     if fresh_start && !plan.dry_run {
         let rejected = dry_run(live, &plan).await;
         if !rejected.is_empty() {
@@ -397,7 +409,7 @@ async fn complete(
     }
     let mut clear = true;
     let mut after = Duration::ZERO;
-    if !succeeded {
+    if !succeeded && !run.terminated {
         let attempt = run.retry_count + 1;
         if let Some(delay) = status::retry_delay(
             run.op.get("retry"),
@@ -723,6 +735,7 @@ mod tests {
                 ..ApplicationSource::default()
             }],
             multi: false,
+            terminated: false,
         };
         let mut st = OperationState::new("op-1");
         st.message = "one or more tasks are running (phase Sync, wave 0)".into();

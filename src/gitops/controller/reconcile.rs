@@ -114,7 +114,22 @@ pub(crate) struct Edit {
 
 fn apply_edit(app: &mut Application, edit: &Edit) {
     if let Some(s) = &edit.status {
-        app.status = Some(s.clone());
+        // A termination requested meanwhile (phase `Terminating`, written by the API) is kept
+        // while cairn would only report progress: the next reconcile acts on it.
+        let terminating = app
+            .status
+            .as_ref()
+            .and_then(|st| st.operation_state.as_ref())
+            .filter(|o| o.phase.as_deref() == Some("Terminating"))
+            .cloned();
+        let mut s = s.clone();
+        if let (Some(t), Some(mine)) = (terminating, s.operation_state.as_mut())
+            && mine.phase.as_deref() == Some("Running")
+            && mine.operation == t.operation
+        {
+            mine.phase = Some("Terminating".into());
+        }
+        app.status = Some(s);
     }
     if let Some(op) = &edit.clear_operation
         && app.operation.as_ref() == Some(op)
