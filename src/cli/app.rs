@@ -206,7 +206,7 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
             if !sync_options.is_empty() {
                 body["syncOptions"] = json!(sync_options);
             }
-            client
+            let requested = client
                 .send(
                     Method::POST,
                     &format!("/api/v1/applications/{name}/sync"),
@@ -217,7 +217,7 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
                 println!("sync of {name} requested");
                 return Ok(());
             }
-            let app = wait(&client, &name, timeout).await?;
+            let app = wait(&client, &name, timeout, &requested).await?;
             finish(&app, output.unwrap_or_default())
         }
         AppCommand::History { name, output } => {
@@ -234,7 +234,7 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
             no_wait,
             timeout,
         } => {
-            client
+            let requested = client
                 .send(
                     Method::POST,
                     &format!("/api/v1/applications/{name}/rollback"),
@@ -245,7 +245,7 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
                 println!("rollback of {name} to {id} requested");
                 return Ok(());
             }
-            let app = wait(&client, &name, timeout).await?;
+            let app = wait(&client, &name, timeout, &requested).await?;
             finish(&app, OutputFormat::Table)
         }
         AppCommand::Delete {
@@ -388,22 +388,48 @@ pub fn progress_lines(app: &Value, seen: &mut BTreeMap<String, String>) -> Vec<S
     out
 }
 
-async fn wait(client: &Client, name: &str, timeout: u64) -> anyhow::Result<Value> {
+/// Whether the operation requested (the API's answer `requested`, which still shows the
+/// previous operation's state) has finished in `app` (pure): `.operation` consumed, a final
+/// phase, and that state is not the previous operation's (another start time, or a
+/// non-final phase was observed since the request).
+pub fn operation_done(app: &Value, requested: &Value, saw_running: bool) -> bool {
+    let phase = output::field(app, "/status/operationState/phase");
+    let started = output::field(app, "/status/operationState/startedAt");
+    let previous = output::field(requested, "/status/operationState/startedAt");
+    app.get("operation").is_none_or(Value::is_null)
+        && terminal(&phase)
+        && (started != previous || saw_running)
+}
+
+async fn wait(
+    client: &Client,
+    name: &str,
+    timeout: u64,
+    requested: &Value,
+) -> anyhow::Result<Value> {
     let start = Instant::now();
     let mut seen = BTreeMap::new();
     let mut last_phase = String::new();
+    let mut saw_running = false;
     loop {
         let app = client.get(&format!("/api/v1/applications/{name}")).await?;
-        for line in progress_lines(&app, &mut seen) {
-            println!("{line}");
-        }
         let phase = output::field(&app, "/status/operationState/phase");
-        if phase != last_phase && phase != "-" {
-            eprintln!("operation: {phase}");
-            last_phase = phase.clone();
+        saw_running |=
+            phase != "-" && !terminal(&phase) && app.get("operation").is_none_or(Value::is_null);
+        if saw_running
+            || output::field(&app, "/status/operationState/startedAt")
+                != output::field(requested, "/status/operationState/startedAt")
+        {
+            // Only this operation's results are progress (not the previous one's).
+            for line in progress_lines(&app, &mut seen) {
+                println!("{line}");
+            }
+            if phase != last_phase && phase != "-" {
+                eprintln!("operation: {phase}");
+                last_phase = phase.clone();
+            }
         }
-        // The operation is done when the controller consumed `.operation` and the state is final.
-        if app.get("operation").is_none_or(Value::is_null) && terminal(&phase) {
+        if operation_done(&app, requested, saw_running) {
             return Ok(app);
         }
         if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
@@ -660,6 +686,60 @@ mod tests {
             "{}",
             again[0]
         );
+    }
+
+    #[test]
+    fn the_previous_operations_state_is_not_taken_for_the_new_one() {
+        let state = |op: bool, phase: &str, started: &str| {
+            let mut v =
+                json!({"status": {"operationState": {"phase": phase, "startedAt": started}}});
+            if op {
+                v["operation"] = json!({"sync": {}});
+            }
+            v
+        };
+        let requested = state(true, "Succeeded", "t1");
+        let cases = [
+            (
+                state(true, "Succeeded", "t1"),
+                false,
+                false,
+                "not consumed yet",
+            ),
+            (
+                state(false, "Succeeded", "t1"),
+                false,
+                false,
+                "consumed, old state still shown",
+            ),
+            (state(false, "Running", "t2"), false, false, "running"),
+            (
+                state(false, "Succeeded", "t2"),
+                false,
+                true,
+                "finished, new start time",
+            ),
+            (
+                state(false, "Failed", "t1"),
+                true,
+                true,
+                "same second, but a run was seen",
+            ),
+        ];
+        for (app, saw_running, want, label) in cases {
+            assert_eq!(
+                operation_done(&app, &requested, saw_running),
+                want,
+                "{label}"
+            );
+        }
+        // A first operation: no previous state at all.
+        let fresh = json!({"operation": {"sync": {}}});
+        assert!(operation_done(
+            &state(false, "Succeeded", "t1"),
+            &fresh,
+            false
+        ));
     }
 
     #[test]
