@@ -1344,6 +1344,56 @@ fn lifecycle_hooks_fire_on_their_expression_and_are_waited_for() {
     assert!(sim.by_name("wf[0].a.hooks.never").is_none());
 }
 
+#[test]
+fn template_refs_are_stored_and_survive_template_deletion() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: call
+        templateRef:
+          name: workflow-template-inner-steps
+          template: inner-steps
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.lookup = templates_lookup();
+    sim.pass();
+    let stored = sim.status().stored_templates.expect("stored templates");
+    let keys: Vec<&String> = stored.as_object().expect("map").keys().collect();
+    assert!(
+        keys.iter()
+            .any(|k| *k == "namespaced/workflow-template-print-message/print-message"),
+        "{keys:?}"
+    );
+    sim.lookup = MapLookup::default();
+    sim.kubelet();
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    insta::assert_yaml_snapshot!("template_ref_tree", sim.tree());
+    let hello = sim
+        .by_name("wf[0].call[0].inner-hello1")
+        .expect("inner step");
+    assert_eq!(
+        hello.template_ref.and_then(|r| r.name),
+        Some("workflow-template-print-message".to_owned())
+    );
+    // Where each template was resolved: the templateRef'd WorkflowTemplate, or for a plain
+    // `template:` inside a referenced template, that template's WorkflowTemplate.
+    assert_eq!(
+        hello.extra.get("templateScope"),
+        Some(&json!("namespaced/workflow-template-print-message"))
+    );
+    let local = sim
+        .by_name("wf[0].call[1].inner-hello2b")
+        .expect("inner step");
+    assert_eq!(
+        local.extra.get("templateScope"),
+        Some(&json!("namespaced/workflow-template-inner-steps"))
+    );
+    let root = sim.by_name("wf").expect("root");
+    assert_eq!(root.extra.get("templateScope"), Some(&json!("local/wf")));
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

@@ -16,10 +16,11 @@ use crate::workflow::retry::{
     self, Attempt, AttemptPhase, DecideInput, RetryDecision, RetryStrategy, TransientMatcher,
 };
 use crate::workflow::types::{
-    Inputs, NodeStatus, Outputs, Parameter, Template, TemplateRef, TemplateType, WorkflowSpec,
-    WorkflowStatus,
+    ClusterWorkflowTemplate, Inputs, NodeStatus, Outputs, Parameter, Template, TemplateRef,
+    TemplateType, WorkflowSpec, WorkflowStatus, WorkflowTemplate,
 };
-use crate::workflow::validate::{self, ResolvedWorkflow, Source};
+use crate::workflow::validate::{self, ResolvedWorkflow, Source, TemplateLookup};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// `spec.shutdown` strategies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +166,17 @@ pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
         source.spec = stored;
         source.spec.workflow_template_ref = None;
     }
-    let resolved = match validate::resolve(&source, input.templates) {
+    // Referenced WorkflowTemplates as they were at start (Argo's storedTemplates) win over
+    // the live ones, so a running workflow is not changed, or broken, by an edit or deletion.
+    let stored = StoredLookup {
+        live: input.templates,
+        stored: if starting {
+            BTreeMap::new()
+        } else {
+            stored_templates(&status)
+        },
+    };
+    let resolved = match validate::resolve(&source, &stored) {
         Ok(r) => r,
         Err(e) => return fail_spec(status, input.now, vec![e.to_string()]),
     };
@@ -183,6 +194,18 @@ pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
         if wf.spec.workflow_template_ref.is_some() {
             status.stored_workflow_template_spec = serde_json::to_value(&resolved.spec).ok();
         }
+        if !resolved.referenced.is_empty() {
+            let mut map = serde_json::Map::new();
+            for (src, spec) in &resolved.referenced {
+                let scope = if src.cluster { "cluster" } else { "namespaced" };
+                for t in spec.templates.iter().flatten() {
+                    if let Ok(v) = serde_json::to_value(t) {
+                        map.insert(format!("{scope}/{}/{}", src.name, t.name), v);
+                    }
+                }
+            }
+            status.stored_templates = Some(Value::Object(map));
+        }
     }
 
     let mut ctx = Ctx::new(input, resolved, &status);
@@ -194,6 +217,79 @@ pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
         status,
         actions: ctx.actions,
         requeue_after,
+    }
+}
+
+/// `status.storedTemplates` (`namespaced/<wft>/<template>` or `cluster/<cwft>/<template>` →
+/// template) grouped back into specs per source.
+fn stored_templates(status: &WorkflowStatus) -> BTreeMap<Source, WorkflowSpec> {
+    let mut out: BTreeMap<Source, WorkflowSpec> = BTreeMap::new();
+    let Some(map) = status.stored_templates.as_ref().and_then(Value::as_object) else {
+        return out;
+    };
+    for (key, value) in map {
+        let mut parts = key.splitn(3, '/');
+        let (Some(scope), Some(name), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(t) = serde_json::from_value::<Template>(value.clone()) else {
+            continue;
+        };
+        let source = Source {
+            cluster: scope == "cluster",
+            name: name.to_owned(),
+        };
+        out.entry(source)
+            .or_default()
+            .templates
+            .get_or_insert_with(Vec::new)
+            .push(t);
+    }
+    out
+}
+
+/// A template lookup that answers from the stored templates first, then the live ones.
+struct StoredLookup<'a> {
+    live: &'a dyn TemplateLookup,
+    stored: BTreeMap<Source, WorkflowSpec>,
+}
+
+impl TemplateLookup for StoredLookup<'_> {
+    fn workflow_template(&self, namespace: &str, name: &str) -> Option<WorkflowTemplate> {
+        let key = Source {
+            cluster: false,
+            name: name.to_owned(),
+        };
+        match self.stored.get(&key) {
+            Some(spec) => Some(WorkflowTemplate {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    ..Default::default()
+                },
+                spec: spec.clone(),
+                ..Default::default()
+            }),
+            None => self.live.workflow_template(namespace, name),
+        }
+    }
+
+    fn cluster_workflow_template(&self, name: &str) -> Option<ClusterWorkflowTemplate> {
+        let key = Source {
+            cluster: true,
+            name: name.to_owned(),
+        };
+        match self.stored.get(&key) {
+            Some(spec) => Some(ClusterWorkflowTemplate {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    ..Default::default()
+                },
+                spec: spec.clone(),
+                ..Default::default()
+            }),
+            None => self.live.cluster_workflow_template(name),
+        }
     }
 }
 
