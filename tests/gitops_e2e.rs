@@ -1370,3 +1370,68 @@ fn terminate_a_running_operation() {
         app["operation"]
     );
 }
+
+/// `retry` of an operation: a failing sync is attempted again after its backoff, up to the
+/// limit, then fails for good with the retry count recorded.
+#[test]
+fn failed_sync_is_retried_up_to_its_limit() {
+    if !enabled("failed_sync_is_retried_up_to_its_limit") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-retry"));
+    let dest = nss.create(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    repo.write(
+        "app/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  type: NotAType\n  ports:\n  - port: 80\n",
+    );
+    repo.commit("rejected");
+    apply(&application(
+        "retry",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        false,
+    ));
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "retry",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"operation":{"sync":{},"retry":{"limit":2,"backoff":{"duration":"1s","factor":2}},"initiatedBy":{"username":"e2e"}}}"#,
+        ],
+        None,
+    );
+    let mut seen_retrying = false;
+    let st = wait_for("the final failure", Duration::from_secs(120), || {
+        let st = app_status(&control, "retry");
+        let m = st["operationState"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        seen_retrying |= m.starts_with("Retrying attempt #");
+        (st["operationState"]["phase"] == "Failed")
+            .then_some(st.clone())
+            .ok_or(m)
+    });
+    assert_eq!(
+        st["operationState"]["retryCount"],
+        2,
+        "{}\n{}",
+        st["operationState"],
+        tail(&server.log(), 20)
+    );
+    assert!(
+        st["operationState"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("NotAType")
+    );
+}
