@@ -264,8 +264,25 @@ async fn executor_pods_report_outputs_and_phases() {
         false,
     );
     deadline.active_deadline_seconds = Some(5);
+    // A service account without the executor's RBAC: the report is refused (403, not retried),
+    // the refusal is printed, and the command's exit code still decides the pod.
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "no-rbac"}})).expect("sa"),
+    )
+    .await
+    .expect("create service account");
+    let unreported = request(
+        ns,
+        &wf,
+        template(
+            json!({"name": "unreported", "serviceAccountName": "no-rbac",
+            "container": {"image": "busybox", "command": ["sh", "-c", "exit 5"]}}),
+        ),
+        false,
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for req in [&echo, &script, &failing, &bad_image, &deadline] {
+    for req in [&echo, &script, &failing, &bad_image, &deadline, &unreported] {
         let pod = build_pod(req, &settings).expect("build pod");
         let created = pods
             .create(&PostParams::default(), &pod)
@@ -360,6 +377,32 @@ async fn executor_pods_report_outputs_and_phases() {
         result.outputs.and_then(|o| o.exit_code).as_deref(),
         Some("143"),
         "sleep killed by the forwarded SIGTERM"
+    );
+
+    // 6. Reporting refused: exit code kept, refusal on stderr, no report (the controller's wait
+    //    for it is bounded on its side).
+    let (seen, result) =
+        wait_observed(&client, ns, &unreported, |o| o.phase == PodPhase::Failed).await;
+    assert_eq!(seen.message.as_deref(), Some("main: Error (exit code 5)"));
+    assert!(result.is_none());
+    assert!(!seen.outputs_reported);
+    let log = pods
+        .logs(
+            &unreported.pod_name,
+            &LogParams {
+                container: Some("main".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("logs");
+    assert!(
+        log.contains("writing WorkflowTaskResult") && log.contains("1 attempt(s)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Bearer") && !log.contains("eyJ"),
+        "no token in the output: {log}"
     );
 }
 
