@@ -465,3 +465,6 @@ async fn worker(shared: Arc<Shared>, n: usize) {
 pub(crate) fn to_std(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests;

@@ -91,7 +91,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The Workflow to decide from: the store's, unless it is still the version our last write
 /// replaced (the watch has not delivered the write yet), in which case the written object.
-fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> Option<Workflow> {
+pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> Option<Workflow> {
     let stored = shared
         .caches
         .workflows
@@ -117,7 +117,7 @@ fn forget(shared: &Shared, k: &str) {
     lock(&shared.failures).remove(k);
 }
 
-fn pods_of(shared: &Shared, namespace: &str, name: &str) -> Vec<Pod> {
+pub(super) fn pods_of(shared: &Shared, namespace: &str, name: &str) -> Vec<Pod> {
     shared
         .caches
         .pods
