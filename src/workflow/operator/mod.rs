@@ -39,6 +39,8 @@
 //! docs "Workflow Concepts", "Variables", "Retries", "Exit handlers", "Loops", "Conditionals",
 //! "Suspending", "Timeouts", "Parallelism", "Continue on fail"):
 //! - Start: phase `Running`, `startedAt`; validation failure → `Failed`, "invalid spec: ...".
+//!   A running workflow keeps what it started with: `storedWorkflowTemplateSpec` for a
+//!   `workflowTemplateRef`, `storedTemplates` for every `templateRef` (looked up first).
 //!   Globals: `workflow.name/namespace/uid/serviceAccountName/mainEntrypoint/
 //!   creationTimestamp/parameters/labels/annotations/outputs.parameters`; `workflow.status`
 //!   and `workflow.failures` (JSON list of failed nodes) once the main tree has ended.

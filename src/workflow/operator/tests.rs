@@ -470,6 +470,30 @@ fn conformance_exit_handler_sees_failed_status() {
         .expect("celebrate");
     assert_eq!(celebrate.phase.as_deref(), Some("Skipped"));
     assert_eq!(sim.status().message.as_deref(), Some("Error (exit code 1)"));
+    let email = sim
+        .pods
+        .values()
+        .find(|p| p.request.template.name == "send-email")
+        .expect("send-email pod");
+    let args = email
+        .request
+        .template
+        .container
+        .as_ref()
+        .and_then(|c| c.args.clone())
+        .expect("args");
+    assert!(
+        args[0].starts_with(&format!("echo send e-mail: {name} Failed ")),
+        "{}",
+        args[0]
+    );
+    assert!(
+        args[0].ends_with(&format!(
+            ". Failed steps [{{\"displayName\":\"{name}\",\"message\":\"Error (exit code 1)\",\"templateName\":\"intentional-fail\",\"phase\":\"Failed\",\"podName\":\"{name}\",\"finishedAt\":\"2026-01-01T00:00:01Z\"}}]"
+        )),
+        "{}",
+        args[0]
+    );
 }
 
 #[test]

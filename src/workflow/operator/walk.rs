@@ -553,7 +553,8 @@ impl<'a> Ctx<'a> {
                 "finishedAt": n.finished_at.clone().unwrap_or_default(),
             }));
         }
-        vars::go_json(&Value::Array(list))
+        // Argo marshals a struct: fields in declaration order, not sorted.
+        serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
     }
 
     /// Output parameters with a `globalName`, from every node, in finish order.
