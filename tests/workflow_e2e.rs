@@ -895,7 +895,7 @@ async fn cron_restart_neither_skips_nor_doubles() {
     }
     assert_eq!(
         children(&api, cron).await,
-        [first.clone()],
+        [first.as_str()],
         "a run while cairn was down?"
     );
     server.restart().await;
