@@ -1056,7 +1056,6 @@ fn keep_user_conditions(conditions: &mut Vec<ApplicationCondition>, status: &App
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gitops::types::ApplicationDestination;
 
     /// `.status` from a comparison: sync, health (worst resource, the app itself left out),
     /// resources with version, health, wave and requiresPruning, images.
