@@ -77,9 +77,13 @@ pub(super) async fn reconcile(
         requeue.push(decision.requeue_after.map(to_std));
     }
     mark_completed_pods(shared, &wf, &pods).await?;
-    requeue.push(collect_pods(shared, &wf, &pods, now).await?);
-    if is_completed(wf.status.as_ref().and_then(|s| s.phase.as_deref())) {
+    let completed = is_completed(wf.status.as_ref().and_then(|s| s.phase.as_deref()));
+    // Archive before collecting: the archive reads every pod's log while the pods exist.
+    if completed {
         archive(shared, k, &mut wf, &pods, now).await?;
+    }
+    requeue.push(collect_pods(shared, &wf, &pods, now).await?);
+    if completed {
         requeue.push(apply_ttl(shared, &wf, now).await?);
     }
     Ok(requeue.into_iter().flatten().min())
