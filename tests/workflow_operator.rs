@@ -1,4 +1,4 @@
-//! The operator against a real kubelet: conformance Workflows run unchanged, the operator's
+//! The operator against a real kubelet: 15 conformance Workflows run unchanged (and one retry), the operator's
 //! decisions applied by a minimal in-test loop (create/delete pods built by
 //! `workflow::pod::build_pod`, observations read back with `workflow::pod::observe` from the
 //! pods and the executor's WorkflowTaskResults). The loop is test scaffolding: it keeps the
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cairn::k8s;
 use cairn::workflow::node::Observations;
-use cairn::workflow::operator::{Action, OperateInput, operate};
+use cairn::workflow::operator::{Action, OperateInput, operate, resume};
 use cairn::workflow::pod::{PodSettings, build_pod, executor_rbac, observe};
 use cairn::workflow::types::{
     ClusterWorkflowTemplate, NodeStatus, Workflow, WorkflowTaskResult, WorkflowTemplate,
@@ -93,6 +93,22 @@ fn documents(yaml: &str) -> Vec<String> {
         .collect()
 }
 
+const RETRY: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: retry
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy:
+      limit: 2
+    container:
+      image: busybox
+      command: [sh, -c, "test {{retries}} -ge 1"]
+"#;
+
 /// One workflow being run.
 struct Run {
     file: &'static str,
@@ -162,7 +178,7 @@ async fn conformance_workflows_run_on_real_pods() {
     }
 
     // (file, the phase Argo ends it in)
-    let cases: [(&'static str, &[&str]); 14] = [
+    let cases: [(&'static str, &[&str]); 16] = [
         ("hello-world.yaml", &["Succeeded"]),
         ("steps.yaml", &["Succeeded"]),
         ("coinflip.yaml", &["Succeeded"]),
@@ -178,11 +194,19 @@ async fn conformance_workflows_run_on_real_pods() {
         ("conditionals.yaml", &["Succeeded"]),
         // activeDeadlineSeconds: 10 on a `sleep 1d`: the pod is stopped at its deadline.
         ("timeouts-step.yaml", &["Failed"]),
+        // A manual suspend (resumed below once it is reached), then a 20 s one.
+        ("suspend-template.yaml", &["Succeeded"]),
+        // Not a conformance file: a retry whose first attempt fails (`{{retries}}` is 0).
+        ("retry-deterministic", &["Succeeded"]),
     ];
     let workflows: Api<Workflow> = Api::namespaced(client.clone(), ns);
     let mut runs = Vec::new();
     for (i, (file, _)) in cases.iter().enumerate() {
-        let text = std::fs::read_to_string(format!("{CONFORMANCE}/{file}")).expect("manifest");
+        let text = if *file == "retry-deterministic" {
+            RETRY.to_owned()
+        } else {
+            std::fs::read_to_string(format!("{CONFORMANCE}/{file}")).expect("manifest")
+        };
         let mut wf: Workflow = serde_saphyr::from_str(&text).expect("Workflow");
         wf.metadata.generate_name = None;
         wf.metadata.name = Some(format!("op-{i}"));
@@ -232,6 +256,21 @@ async fn conformance_workflows_run_on_real_pods() {
                 Some("Succeeded" | "Failed" | "Error")
             );
             run.wf.status = Some(op.status);
+            // `argo resume` once the manual suspend is reached.
+            let waiting = run
+                .wf
+                .status
+                .as_ref()
+                .and_then(|s| s.nodes.as_ref())
+                .is_some_and(|n| {
+                    n.values().any(|n| {
+                        n.display_name.as_deref() == Some("approve")
+                            && n.phase.as_deref() == Some("Running")
+                    })
+                });
+            if waiting {
+                run.wf.status = Some(resume(&run.wf, None, jiff::Timestamp::now()));
+            }
             for action in op.actions {
                 match action {
                     Action::CreatePod(req) => {
@@ -300,6 +339,31 @@ async fn conformance_workflows_run_on_real_pods() {
             status.progress.unwrap_or_default()
         );
     }
+    // The retry's first attempt failed on its pod, the second succeeded.
+    let retry = runs.last().expect("retry run");
+    let nodes = retry
+        .wf
+        .status
+        .as_ref()
+        .and_then(|s| s.nodes.clone())
+        .unwrap_or_default();
+    let attempts: BTreeMap<String, String> = nodes
+        .values()
+        .filter(|n| n.node_type.as_deref() == Some("Pod"))
+        .map(|n| {
+            (
+                n.display_name.clone().unwrap_or_default(),
+                n.phase.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        BTreeMap::from([
+            ("op-15(0)".to_owned(), "Failed".to_owned()),
+            ("op-15(1)".to_owned(), "Succeeded".to_owned())
+        ])
+    );
     // Outputs crossed real pods: the consumer of output-parameter printed what the producer
     // wrote to its file.
     let run = &runs[3];
