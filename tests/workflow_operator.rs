@@ -1,5 +1,5 @@
-//! The operator against a real kubelet: 15 conformance Workflows run unchanged (and one retry), the operator's
-//! decisions applied by a minimal in-test loop (create/delete pods built by
+//! The operator against a real kubelet: 15 conformance Workflows run unchanged (and one
+//! retry), the operator's decisions applied by a minimal in-test loop (create/delete pods built by
 //! `workflow::pod::build_pod`, observations read back with `workflow::pod::observe` from the
 //! pods and the executor's WorkflowTaskResults). The loop is test scaffolding: it keeps the
 //! status in memory and does what the controller shell does with the operator's output, so the
