@@ -560,6 +560,39 @@ async fn conformance_workflows_run_to_success_and_are_archived() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    // `logs --follow` streams a running step and ends when the workflow completes.
+    let slow = create_json(
+        &ns,
+        &json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"generateName": "follow-"},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {
+                "image": "busybox", "command": ["sh", "-c", "echo one; sleep 4; echo two"]}}]}
+        }),
+    );
+    let (ok, out) = cli(&["wf", "logs", &slow, "-n", &ns, "--follow"], None);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [format!("{slow}: one"), format!("{slow}: two")],
+        "{out}\n{}",
+        server.log()
+    );
+    let done = wait_finished(&api, &slow, &server).await;
+    assert_eq!(
+        done.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded")
+    );
+    api.delete(&slow, &DeleteParams::default())
+        .await
+        .expect("delete the followed workflow");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.get_opt(&slow).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "workflow {slow} not deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     // The event stream: the first event of a named workflow is its current state.
     let resp = http
         .get(server.url(&format!("/api/v1/workflow-events/{ns}?name={diamond}")))
