@@ -363,6 +363,13 @@ fn conformance_hello_world_is_one_pod_named_after_the_workflow() {
     assert_eq!(root.id.as_deref(), Some(name.as_str()));
     assert_eq!(sim.created, vec![name.clone()]);
     assert_eq!(sim.status().progress.as_deref(), Some("1/1"));
+    assert_eq!(
+        sim.status().conditions,
+        Some(vec![
+            json!({"type": "PodRunning", "status": "False"}),
+            json!({"type": "Completed", "status": "True"})
+        ])
+    );
     assert!(sim.status().finished_at.is_some());
 }
 

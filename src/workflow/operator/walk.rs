@@ -516,6 +516,18 @@ impl<'a> Ctx<'a> {
             .filter(|n| fulfilled(n.phase.as_deref()))
             .count();
         status.progress = Some(format!("{finished}/{}", pods.len()));
+        // Argo's conditions: whether a pod runs now, and (once final) Completed.
+        let running = pods
+            .iter()
+            .any(|n| n.phase.as_deref() == Some(PHASE_RUNNING));
+        let mut conditions = vec![serde_json::json!({
+            "type": "PodRunning",
+            "status": if running { "True" } else { "False" },
+        })];
+        if done.is_some() {
+            conditions.push(serde_json::json!({"type": "Completed", "status": "True"}));
+        }
+        status.conditions = Some(conditions);
         let globals = self.global_outputs();
         if !globals.is_empty() {
             let outputs = status.outputs.get_or_insert_with(Outputs::default);
