@@ -229,6 +229,10 @@ fn tool_path() -> String {
 
 impl Server {
     fn start(control_ns: &str) -> Server {
+        Server::start_with_resync(control_ns, "2s")
+    }
+
+    fn start_with_resync(control_ns: &str, resync: &str) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -241,7 +245,7 @@ impl Server {
             &config,
             format!(
                 "[server]\nlisten = \"{addr}\"\n\n[gitops]\nnamespace = \"{control_ns}\"\n\
-                 poll_interval = \"2s\"\npoll_jitter = \"1s\"\nresync_interval = \"2s\"\nworkers = 4\n\
+                 poll_interval = \"2s\"\npoll_jitter = \"1s\"\nresync_interval = \"{resync}\"\nworkers = 4\n\
                  installation_id = \"{control_ns}\"\n"
             ),
         )
@@ -1433,5 +1437,56 @@ fn failed_sync_is_retried_up_to_its_limit() {
             .as_str()
             .unwrap_or("")
             .contains("NotAType")
+    );
+}
+
+/// Drift is seen through watches of the tracked kinds, not only at the next resync: with a
+/// resync interval of ten minutes, a kubectl edit is still reverted by self-heal.
+#[test]
+fn drift_is_seen_through_watches() {
+    if !enabled("drift_is_seen_through_watches") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-watch"));
+    let dest = nss.create(format!("{control}-dest"));
+    let server = Server::start_with_resync(&control, "600s");
+    let repo = Repo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  key: one\n",
+    );
+    repo.commit("one");
+    apply(&application(
+        "watch",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        true,
+    ));
+    wait_synced_healthy(&server, &control, "watch", Duration::from_secs(120));
+    kubectl(
+        &[
+            "patch",
+            "configmap",
+            "watched",
+            "-n",
+            &dest,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"key":"drifted"}}"#,
+        ],
+        None,
+    );
+    wait_for(
+        "self-heal through the watch",
+        Duration::from_secs(90),
+        || {
+            let v = get("configmap", &dest, "watched").ok_or("missing")?;
+            (v["data"]["key"] == "one")
+                .then_some(())
+                .ok_or(format!("{}", v["data"]))
+        },
     );
 }

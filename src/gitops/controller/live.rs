@@ -235,6 +235,14 @@ impl Live {
         Ok(self.cache.read().await.kinds.get(&k).map(|x| x.namespaced))
     }
 
+    /// The API resource of `(group, kind)` at its preferred version, if served.
+    pub async fn api_resource(&self, group: &str, kind: &str) -> Option<ApiResource> {
+        self.resource(group, kind, None, kind)
+            .await
+            .ok()
+            .map(|(ar, _)| ar)
+    }
+
     /// Every cluster-scoped `(group, kind)` the apiserver serves (for the planner).
     pub async fn cluster_scoped(&self) -> Result<BTreeSet<(String, String)>, LiveError> {
         self.refresh(false).await?;

@@ -237,6 +237,8 @@ pub(crate) struct Inner {
     fingerprints: Mutex<HashMap<AppRef, u64>>,
     /// Apps with a refresh requested through the handle: `true` for a hard refresh.
     pub(crate) refreshes: Mutex<HashMap<AppRef, bool>>,
+    /// Kinds of the home cluster watched for changes of tracked objects.
+    pub(crate) watched: Mutex<HashSet<(String, String)>>,
 }
 
 /// The running controller.
@@ -358,6 +360,7 @@ impl Controller {
                 sources: Mutex::new(BTreeMap::new()),
                 fingerprints: Mutex::new(HashMap::new()),
                 refreshes: Mutex::new(HashMap::new()),
+                watched: Mutex::new(HashSet::new()),
                 settings,
             }),
         }
@@ -458,6 +461,73 @@ async fn watch(inner: Arc<Inner>, namespace: String) {
     }
 }
 
+/// Coalescing delay of reconciles caused by changes of tracked objects.
+const LIVE_EVENT_DELAY: Duration = Duration::from_millis(500);
+
+/// The application a tracking id names: `<app>` in the control namespace, `<ns>_<app>`
+/// elsewhere (names cannot contain `_`).
+fn app_of_tracking_id(id: &str, control_namespace: &str) -> Option<AppRef> {
+    let owner = id.split(':').next().filter(|o| !o.is_empty())?;
+    Some(match owner.split_once('_') {
+        Some((ns, name)) => AppRef {
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+        },
+        None => AppRef {
+            namespace: control_namespace.to_owned(),
+            name: owner.to_owned(),
+        },
+    })
+}
+
+/// Watch `kinds` of the home cluster (once each): a change of an object tracked by an app
+/// re-queues that app, so drift is seen (and self-healed) at once rather than at the next
+/// resync, as Argo CD's cluster cache does.
+pub(crate) async fn watch_kinds(
+    inner: &Inner,
+    kinds: &std::collections::BTreeSet<(String, String)>,
+) {
+    for (group, kind) in kinds {
+        if !lock(&inner.watched).insert((group.clone(), kind.clone())) {
+            continue;
+        }
+        let Some(ar) = inner.live.api_resource(group, kind).await else {
+            lock(&inner.watched).remove(&(group.clone(), kind.clone()));
+            continue;
+        };
+        // Metadata only: the annotations are all a change needs to be routed.
+        let api: Api<kube::core::PartialObjectMeta<kube::api::DynamicObject>> =
+            Api::all_with(inner.live.client().clone(), &ar);
+        let queue = Arc::clone(&inner.queue);
+        let control = inner.settings.control_namespace.clone();
+        let installation = inner.live.installation().map(str::to_owned);
+        tokio::spawn(async move {
+            let stream = watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                let meta = match event {
+                    Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
+                    Ok(_) => continue,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        continue;
+                    }
+                };
+                let annotations = meta.metadata.annotations.as_ref();
+                let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+                if get(live::INSTALLATION_ID) != installation.as_deref() {
+                    continue;
+                }
+                if let Some(key) = get(crate::gitops::sync::TRACKING_ID)
+                    .and_then(|id| app_of_tracking_id(id, &control))
+                {
+                    queue.add_after(key, LIVE_EVENT_DELAY);
+                }
+            }
+        });
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -537,6 +607,21 @@ mod tests {
         let popped = tokio::time::timeout(Duration::from_secs(10), q.pop()).await;
         assert_eq!(popped.ok(), Some(key("a")));
         assert!(q.lock().timers.is_empty());
+    }
+
+    #[test]
+    fn tracking_ids_name_their_application() {
+        let a = app_of_tracking_id("web:apps/Deployment:prod/web", "argocd");
+        assert_eq!(a, Some(key("web")));
+        let b = app_of_tracking_id("team-a_web:/ConfigMap:prod/c", "argocd");
+        assert_eq!(
+            b,
+            Some(AppRef {
+                namespace: "team-a".into(),
+                name: "web".into()
+            })
+        );
+        assert_eq!(app_of_tracking_id(":x", "argocd"), None);
     }
 
     #[test]

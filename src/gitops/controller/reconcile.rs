@@ -898,6 +898,17 @@ pub(crate) async fn reconcile(
         },
         _ => None,
     };
+    if let (Some(c), Some(l)) = (&compared, &dest_live)
+        && Arc::ptr_eq(l, &inner.live)
+    {
+        let kinds: BTreeSet<(String, String)> = c
+            .cmp
+            .resources
+            .iter()
+            .map(|r| (r.key.group.clone(), r.key.kind.clone()))
+            .collect();
+        super::watch_kinds(inner, &kinds).await;
+    }
     match &compared {
         Some(c) => {
             comparison_status(&mut status, &app, key, c);
