@@ -653,7 +653,7 @@ impl Ctx<'_> {
         defs: &[Vec<WorkflowStep>],
         upto: usize,
     ) -> Scope {
-        let mut scope = local.clone();
+        let mut scope = self.with_global_outputs(local);
         for (g, group) in defs.iter().enumerate().take(upto) {
             let sg = format!("{name}[{g}]");
             let Some(sg_node) = self.node(&sg) else {
@@ -679,6 +679,19 @@ impl Ctx<'_> {
                         .collect();
                     vars::add_aggregate_scope(&mut scope, &prefix, &children);
                 }
+            }
+        }
+        scope
+    }
+
+    /// `local` with the global outputs produced so far (also those of this pass).
+    fn with_global_outputs(&self, local: &Scope) -> Scope {
+        let mut scope = local.clone();
+        for name in self.globals.names() {
+            if name.starts_with("workflow.outputs.")
+                && let Some(v) = self.globals.get(name)
+            {
+                scope.insert(name, v.clone());
             }
         }
         scope
@@ -1169,7 +1182,7 @@ impl Ctx<'_> {
     /// The scope of a DAG's tasks: the local scope plus `tasks.X.*` of every finished task
     /// (aggregated for loops).
     fn dag_scope(&self, local: &Scope, name: &str, tasks: &[DagTask]) -> Scope {
-        let mut scope = local.clone();
+        let mut scope = self.with_global_outputs(local);
         for task in tasks {
             let base = format!("{name}.{}", task.name);
             let Some(n) = self.node(&base) else { continue };

@@ -1425,6 +1425,60 @@ fn template_refs_are_stored_and_survive_template_deletion() {
     assert_eq!(root.extra.get("templateScope"), Some(&json!("local/wf")));
 }
 
+#[test]
+fn global_outputs_are_visible_to_later_steps_in_the_same_pass() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: make
+        template: make
+    - - name: use
+        template: use
+        arguments:
+          parameters: [{name: v, value: "{{workflow.outputs.parameters.shared}}"}]
+  - name: make
+    container: {image: busybox}
+    outputs:
+      parameters:
+      - name: p
+        globalName: shared
+        valueFrom: {path: /tmp/p}
+  - name: use
+    inputs:
+      parameters: [{name: v}]
+    container:
+      image: busybox
+      args: ["{{inputs.parameters.v}}"]
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.template.name == "make" {
+            Outcome {
+                params: vec![("p".into(), "from-make".into())],
+                ..ok()
+            }
+        } else {
+            ok()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(30);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let node = sim.by_name("wf[1].use").expect("use");
+    let req = &sim.pods[&node.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["from-make".to_owned()])
+    );
+    let outputs = sim
+        .status()
+        .outputs
+        .and_then(|o| o.parameters)
+        .expect("outputs");
+    assert_eq!(outputs[0].name, "shared");
+    assert_eq!(outputs[0].value, Some(json!("from-make")));
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

@@ -689,6 +689,26 @@ impl<'a> Ctx<'a> {
                 n.finished_at = Some(now);
             }
         }
+        if phase == PHASE_SUCCEEDED {
+            // Global outputs are visible at once to what starts later in this pass, as Argo's
+            // `addOutputsToGlobalScope`.
+            let globals: Vec<(String, String)> = self
+                .nodes
+                .get(id)
+                .and_then(|n| n.outputs.as_ref())
+                .and_then(|o| o.parameters.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    let g = p.global_name.clone().filter(|g| !g.is_empty())?;
+                    Some((g, vars::param_text(p)?))
+                })
+                .collect();
+            for (g, v) in globals {
+                self.globals
+                    .insert(format!("workflow.outputs.parameters.{g}"), v);
+            }
+        }
     }
 
     pub(super) fn add_child(&mut self, parent: &str, child: &str) {
