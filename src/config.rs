@@ -236,6 +236,10 @@ pub struct WorkflowConfig {
     /// Namespaces whose Workflows and CronWorkflows this server runs; empty (the default): all,
     /// as Argo's controller without `--namespaced`.
     pub namespaces: Vec<String>,
+    /// Argo's `instanceID`: when set, only Workflows/CronWorkflows labelled
+    /// `workflows.argoproj.io/controller-instanceid=<id>` are run here; when unset (the
+    /// default), only those without the label.
+    pub instance_id: Option<String>,
 }
 
 impl Default for WorkflowConfig {
@@ -246,6 +250,7 @@ impl Default for WorkflowConfig {
             archive_log_limit_bytes: crate::workflow::archive::DEFAULT_NODE_LOG_LIMIT,
             workers: 4,
             namespaces: Vec::new(),
+            instance_id: None,
         }
     }
 }

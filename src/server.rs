@@ -111,6 +111,7 @@ pub async fn run(
         tokio::spawn(crate::workflow::cron_controller::run(
             client,
             config.workflow.namespaces.clone(),
+            config.workflow.instance_id.clone(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

@@ -24,6 +24,16 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// The controller instance id of the test servers: their controllers run only the test's
+/// (labelled) objects, and other cairn servers sharing the lab leave those alone.
+const INSTANCE: &str = "cairn-h3-e2e";
+
+/// `obj` labelled for the test servers' controller instance.
+fn owned(mut obj: Value) -> Value {
+    obj["metadata"]["labels"]["workflows.argoproj.io/controller-instanceid"] = json!(INSTANCE);
+    obj
+}
+
 /// Bound of the wait for a conformance workflow to finish (image pulls included).
 const RUN_BOUND: Duration = Duration::from_secs(300);
 
@@ -135,7 +145,8 @@ impl Server {
             &config,
             format!(
                 "[server]\nlisten = \"{addr}\"\n\n[gitops]\nenabled = false\n\n\
-                 [workflow]\nnamespaces = [\"{namespace}\"]\nworkers = 4\n"
+                 [workflow]\nnamespaces = [\"{namespace}\"]\nworkers = 4\n\
+                 instance_id = \"{INSTANCE}\"\n"
             ),
         )
         .expect("write config");
@@ -224,19 +235,13 @@ impl Server {
     }
 }
 
-/// Creates the Workflows of a conformance file in `ns`; returns their names.
+/// Creates the Workflows of a conformance file in `ns` (unchanged but for the instance
+/// label); returns their names.
 fn create(ns: &str, file: &str) -> Vec<String> {
-    let out = kubectl(&[
-        "-n",
-        ns,
-        "create",
-        "-f",
-        conformance(file).to_str().expect("path"),
-        "-o",
-        "name",
-    ]);
-    out.lines()
-        .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())
+    cairn::cli::wf::read_documents(&conformance(file))
+        .expect("conformance file")
+        .into_iter()
+        .map(|doc| create_json(ns, &doc))
         .collect()
 }
 
@@ -524,6 +529,8 @@ async fn conformance_workflows_run_to_success_and_are_archived() {
             steps.to_str().expect("path"),
             "-n",
             &ns,
+            "--instanceid",
+            INSTANCE,
             "--wait",
         ],
         None,
@@ -642,7 +649,7 @@ fn rand_suffix() -> u32 {
 fn create_json(ns: &str, wf: &Value) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("wf.json");
-    std::fs::write(&file, wf.to_string()).expect("write");
+    std::fs::write(&file, owned(wf.clone()).to_string()).expect("write");
     let out = kubectl(&[
         "-n",
         ns,
@@ -861,7 +868,7 @@ async fn cron_restart_neither_skips_nor_doubles() {
     let file = dir.path().join("cron.json");
     std::fs::write(
         &file,
-        json!({
+        owned(json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow",
             "metadata": {"name": cron},
             "spec": {
@@ -872,7 +879,7 @@ async fn cron_restart_neither_skips_nor_doubles() {
                     {"name": "main", "container": {"image": "busybox", "command": ["true"]}}
                 ]}
             }
-        })
+        }))
         .to_string(),
     )
     .expect("write");

@@ -41,6 +41,10 @@ pub enum WfCommand {
         /// `metadata.generateName` of the new Workflow.
         #[arg(long)]
         generate_name: Option<String>,
+        /// Controller instance id: the Workflow is labelled for the controller run with this
+        /// `[workflow] instance_id` (Argo's `--instanceid`).
+        #[arg(long = "instanceid")]
+        instance_id: Option<String>,
         /// Wait until the workflow completes; fail unless it Succeeded.
         #[arg(long)]
         wait: bool,
@@ -434,6 +438,7 @@ pub async fn run(command: WfCommand) -> anyhow::Result<()> {
             namespace,
             parameters,
             generate_name,
+            instance_id,
             wait,
             watch,
             output,
@@ -445,12 +450,16 @@ pub async fn run(command: WfCommand) -> anyhow::Result<()> {
                 let (kind, name) = from.split_once('/').with_context(|| {
                     format!("--from {from:?}: expected KIND/NAME, e.g. workflowtemplate/train")
                 })?;
+                let labels = instance_id
+                    .as_ref()
+                    .map(|id| format!("{}={id}", crate::workflow::controller::LABEL_INSTANCE_ID));
                 let body = json!({
                     "resourceKind": kind,
                     "resourceName": name,
                     "submitOptions": {
                         "parameters": parameters,
                         "generateName": generate_name,
+                        "labels": labels,
                     },
                 });
                 created.push(
@@ -472,6 +481,15 @@ pub async fn run(command: WfCommand) -> anyhow::Result<()> {
                             format!("{}: a document is not a Workflow", file.display())
                         })?;
                         apply_submit_parameters(&mut wf, &params);
+                        if let Some(id) = &instance_id {
+                            wf.metadata
+                                .labels
+                                .get_or_insert_with(Default::default)
+                                .insert(
+                                    crate::workflow::controller::LABEL_INSTANCE_ID.to_owned(),
+                                    id.clone(),
+                                );
+                        }
                         if let Some(g) = &generate_name {
                             wf.metadata.generate_name = Some(g.clone());
                             wf.metadata.name = None;

@@ -20,7 +20,8 @@
 //! annotation, `workflowMetadata`'s labels and annotations, and an owner reference to the
 //! CronWorkflow; `Replace` terminates the active runs (`spec.shutdown: Terminate`) before the
 //! new one; the `workflows.argoproj.io/last-used-schedule` annotation detects an edited
-//! schedule, after which no missed time is run. Left out: `spec.when` (a CronWorkflow with a
+//! schedule, after which no missed time is run; children carry the CronWorkflow's
+//! `workflows.argoproj.io/controller-instanceid` label. Left out: `spec.when` (a CronWorkflow with a
 //! `when` expression runs nothing and says so in a condition, rather than running when it
 //! should not) and `stopStrategy`.
 
@@ -159,6 +160,10 @@ pub fn child_workflow(cw: &CronWorkflow, scheduled: Timestamp) -> Workflow {
         }
     }
     labels.insert(LABEL_CRON_WORKFLOW.to_owned(), cron_name.clone());
+    // The child belongs to the same controller instance as its CronWorkflow (Argo's rule).
+    if let Some(id) = cw.labels().get(super::controller::LABEL_INSTANCE_ID) {
+        labels.insert(super::controller::LABEL_INSTANCE_ID.to_owned(), id.clone());
+    }
     annotations.insert(ANNOTATION_SCHEDULED_TIME.to_owned(), scheduled.to_string());
     Workflow {
         metadata: ObjectMeta {
@@ -306,11 +311,15 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
 
 /// Runs the CronWorkflow controller until `shutdown` completes.
 /// `namespaces` limits it to those namespaces (empty: all).
+/// `instance_id` is Argo's controller instance id (see `controller::instance_selector`); the
+/// children carry it.
 pub async fn run(
     client: Client,
     namespaces: Vec<String>,
+    instance_id: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let selector = super::controller::instance_selector(instance_id.as_deref());
     let manages =
         Arc::new(move |ns: &str| namespaces.is_empty() || namespaces.iter().any(|n| n == ns));
     let queue = WorkQueue::new();
@@ -320,7 +329,7 @@ pub async fn run(
         cron_writer,
         watcher(
             Api::<CronWorkflow>::all(client.clone()),
-            watcher::Config::default(),
+            watcher::Config::default().labels(&selector),
         ),
     )
     .default_backoff();

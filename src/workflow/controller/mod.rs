@@ -26,6 +26,9 @@
 //!   `workflows.argoproj.io/workflow-archiving-status: Archived` label records that, so a
 //!   restart does not archive it twice. A pod collected by `OnPodCompletion`/`OnPodSuccess`
 //!   while the workflow still runs has its log archived first.
+//! - Scope: `[workflow] namespaces` limits the namespaces; Argo's instance id
+//!   (`workflows.argoproj.io/controller-instanceid`) splits Workflows between controllers
+//!   sharing a cluster ([`instance_selector`]).
 //! - A pod that cannot be built or is refused by the apiserver (admission, quota, invalid) is
 //!   reported to the operator as an Error observation with the server's message, so the node
 //!   fails and the workflow follows its retry/exit rules; transient errors back off and retry.
@@ -187,6 +190,21 @@ pub struct Settings {
     pub manage_executor_rbac: bool,
     /// Namespaces whose workflows this controller runs; empty: all (Argo's default).
     pub namespaces: Vec<String>,
+    /// Argo's controller instance id: with one, only Workflows labelled
+    /// `workflows.argoproj.io/controller-instanceid=<id>` are this controller's; without,
+    /// only Workflows without that label.
+    pub instance_id: Option<String>,
+}
+
+/// Label naming the controller instance that owns a Workflow or CronWorkflow (Argo's).
+pub const LABEL_INSTANCE_ID: &str = "workflows.argoproj.io/controller-instanceid";
+
+/// The label selector of the objects a controller with `instance_id` owns (Argo's rule).
+pub fn instance_selector(instance_id: Option<&str>) -> String {
+    match instance_id.filter(|i| !i.is_empty()) {
+        Some(id) => format!("{LABEL_INSTANCE_ID}={id}"),
+        None => format!("!{LABEL_INSTANCE_ID}"),
+    }
 }
 
 impl Settings {
@@ -207,6 +225,7 @@ impl Settings {
             },
             manage_executor_rbac: config.manage_executor_rbac,
             namespaces: config.namespaces.clone(),
+            instance_id: config.instance_id.clone(),
         }
     }
 }
@@ -270,7 +289,7 @@ pub async fn run(
     let scope = Arc::new(settings.clone());
     let (workflows, task) = watch::<Workflow>(
         Api::all(client.clone()),
-        watcher::Config::default(),
+        watcher::Config::default().labels(&instance_selector(settings.instance_id.as_deref())),
         queue.clone(),
         |wf| {
             Some(key(

@@ -51,6 +51,7 @@ fn fixture() -> Fixture {
             pods: PodSettings::default(),
             manage_executor_rbac: false,
             namespaces: vec![],
+            instance_id: None,
         },
         engine: Arc::new(Operator),
         written: Mutex::new(HashMap::new()),
@@ -144,4 +145,17 @@ fn settings_scope_namespaces() {
     assert!(!s.manages("ops"));
     assert!(s.manage_executor_rbac);
     assert_eq!(s.workers, 4);
+}
+
+#[test]
+fn instance_selector_follows_argo() {
+    assert_eq!(
+        instance_selector(Some("team-a")),
+        "workflows.argoproj.io/controller-instanceid=team-a"
+    );
+    assert_eq!(
+        instance_selector(None),
+        "!workflows.argoproj.io/controller-instanceid"
+    );
+    assert_eq!(instance_selector(Some("")), instance_selector(None));
 }

@@ -190,3 +190,28 @@ fn history_limits_delete_the_oldest_finished_runs() {
     assert_eq!(p.delete, ["a", "c"]);
     assert_eq!(p.status.phase.as_deref(), Some("Active"));
 }
+
+#[test]
+fn children_inherit_the_controller_instance() {
+    let mut cw = cron("* * * * *");
+    let child = child_workflow(&cw, ts("2026-01-01T00:00:00Z"));
+    assert!(
+        !child
+            .metadata
+            .labels
+            .unwrap()
+            .contains_key(crate::workflow::controller::LABEL_INSTANCE_ID)
+    );
+    cw.metadata.labels = Some(
+        [(
+            crate::workflow::controller::LABEL_INSTANCE_ID.to_owned(),
+            "team-a".to_owned(),
+        )]
+        .into(),
+    );
+    let child = child_workflow(&cw, ts("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        child.metadata.labels.unwrap()[crate::workflow::controller::LABEL_INSTANCE_ID],
+        "team-a"
+    );
+}
