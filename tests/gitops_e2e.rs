@@ -1290,6 +1290,32 @@ fn second_cluster_from_a_namespace_scoped_secret() {
         message.contains("not managed by cluster remote"),
         "{message}"
     );
+    // A sync requested anyway fails with the same reason instead of waiting forever.
+    kubectl(
+        &[
+            "patch",
+            "applications.argoproj.io",
+            "outside",
+            "-n",
+            &control,
+            "--type=merge",
+            "-p",
+            r#"{"operation":{"sync":{},"initiatedBy":{"username":"e2e"}}}"#,
+        ],
+        None,
+    );
+    let failed = wait_for("the refused operation", Duration::from_secs(60), || {
+        let st = app_status(&control, "outside");
+        (st["operationState"]["phase"] == "Failed")
+            .then(|| {
+                st["operationState"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .ok_or(format!("{}", st["operationState"]))
+    });
+    assert!(failed.contains("not managed by cluster remote"), "{failed}");
     assert!(get("configmap", &other_ns, "remote-cm").is_none());
 }
 

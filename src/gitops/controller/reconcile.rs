@@ -973,6 +973,32 @@ pub(crate) async fn reconcile(
         if let Some(d) = after {
             requeue = requeue.min(d);
         }
+    } else if let Some(op) = app.operation.clone() {
+        // The destination or the project refuses the app: the requested operation fails with
+        // the same words as the condition, as Argo CD fails it, instead of waiting forever.
+        let mut status = app.status.clone().unwrap_or_default();
+        let reasons: Vec<String> = status
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.condition_type.as_deref() == Some(reasons::INVALID_SPEC))
+            .filter_map(|c| c.message.clone())
+            .collect();
+        let now = now_string();
+        status.operation_state = Some(crate::gitops::types::OperationState {
+            operation: Some(op.clone()),
+            phase: Some("Failed".into()),
+            message: Some(reasons.join("; ")),
+            started_at: Some(now.clone()),
+            finished_at: Some(now),
+            ..Default::default()
+        });
+        let edit = Edit {
+            status: Some(status),
+            clear_operation: Some(op),
+            ..Edit::default()
+        };
+        save(&api, &mut app, &edit).await?;
     }
     Ok(Some(requeue))
 }
