@@ -46,6 +46,11 @@ async fn fixture_with(mutate: impl FnOnce(&mut Config)) -> Fixture {
     );
     mutate(&mut config);
     let store = Store::open(dir.path()).expect("store");
+    // The server always wires the workflow archive; so does this fixture.
+    let archive = cairn::workflow::archive::Archive::new(
+        store.clone(),
+        config.workflow.archive_log_limit_bytes,
+    );
     let auth = Arc::new(
         Auth::with_hasher(store, &config, Hasher::insecure_fast()).expect("auth from config"),
     );
@@ -76,7 +81,8 @@ async fn fixture_with(mutate: impl FnOnce(&mut Config)) -> Fixture {
         secure_cookies: false,
         public_url: None,
         metrics: None,
-    });
+    })
+    .with_workflows(cairn::api::WorkflowsState { archive });
     Fixture {
         app: api::router(state),
         admin_password,
