@@ -452,24 +452,36 @@ async fn dry_run(live: &Live, plan: &Plan) -> Vec<String> {
         .filter(|t| t.key.group.is_empty() && t.key.kind == "Namespace" && !t.live_exists)
         .map(|t| t.key.name.clone())
         .collect();
+    let candidates: Vec<&crate::gitops::sync::plan::Task> = plan
+        .tasks
+        .iter()
+        .filter(|task| {
+            matches!(
+                task.action,
+                Action::Create | Action::Apply | Action::RunHook
+            ) && !task.apply.skip_dry_run
+                && !task
+                    .key
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|ns| new_namespaces.contains(ns))
+        })
+        .collect();
     let mut rejected = Vec::new();
-    for task in &plan.tasks {
-        if !matches!(
-            task.action,
-            Action::Create | Action::Apply | Action::RunHook
-        ) || task.apply.skip_dry_run
-            || task
-                .key
-                .namespace
-                .as_ref()
-                .is_some_and(|ns| new_namespaces.contains(ns))
-        {
-            continue;
-        }
-        if let Err(e) = live.apply(&task.object, true, task.apply.validate).await {
-            rejected.push(e.to_string());
-        }
+    for chunk in candidates.chunks(CONCURRENCY) {
+        let answers = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|t| live.apply(&t.object, true, t.apply.validate)),
+        )
+        .await;
+        rejected.extend(
+            answers
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string())),
+        );
     }
+    rejected.sort();
     rejected
 }
 
@@ -486,59 +498,99 @@ fn kind_name(task_object: &Value) -> String {
     format!("{kind}/{name}")
 }
 
-/// Execute the step's actions, in order; outcomes for the next step.
+/// Requests in flight at once within one group of a wave (gitops-engine also runs the tasks of
+/// a wave concurrently); bounded so a large wave does not flood the apiserver.
+const CONCURRENCY: usize = 16;
+
+/// What an action does, to keep the order between groups: prunes, then hook deletions before
+/// creation, then applies, then hook deletions by policy.
+fn group_of(plan: &Plan, action: &StepAction) -> u8 {
+    match action {
+        StepAction::DeleteHook(_) => 3,
+        StepAction::Run(id) => match plan.task(id).map(|t| &t.action) {
+            Some(Action::Prune) => 0,
+            Some(Action::DeleteHookBeforeCreation) => 1,
+            _ => 2,
+        },
+    }
+}
+
+/// Execute the step's actions: consecutive actions of one group run concurrently (bounded),
+/// groups one after the other in the order given; outcomes for the next step.
 async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Observations {
     let mut obs = Observations::default();
-    for action in actions {
-        match action {
-            StepAction::Run(id) => {
-                let Some(task) = plan.task(id) else { continue };
-                let what = kind_name(&task.object);
-                let result = match &task.action {
-                    Action::Create | Action::Apply | Action::RunHook => live
-                        .apply(&task.object, false, task.apply.validate)
-                        .await
-                        .map(|_| format!("{what} serverside-applied")),
-                    Action::Replace => live
-                        .replace(&task.object)
-                        .await
-                        .map(|how| format!("{what} {how}")),
-                    Action::Prune => live
-                        .delete(&task.object, plan.propagation_policy)
-                        .await
-                        .map(|_| "pruned".to_owned()),
-                    Action::DeleteHookBeforeCreation => delete_and_wait(live, &task.object)
-                        .await
-                        .map(|()| format!("{what} deleted before creation")),
-                    Action::Skip(_) => continue,
-                };
-                if let Err(e) = &result {
-                    tracing::info!(task = %id, error = %e, "task failed");
+    let mut rest = actions;
+    while let Some(first) = rest.first() {
+        let group = group_of(plan, first);
+        let n = rest
+            .iter()
+            .take_while(|a| group_of(plan, a) == group)
+            .count();
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let mut results: Vec<(&StepAction, Option<Outcome>)> = Vec::new();
+        for chunk in batch.chunks(CONCURRENCY) {
+            let outcomes =
+                futures::future::join_all(chunk.iter().map(|a| execute_one(live, plan, a))).await;
+            results.extend(chunk.iter().zip(outcomes));
+        }
+        for (action, outcome) in results {
+            let Some(outcome) = outcome else { continue };
+            match action {
+                StepAction::Run(id) => {
+                    obs.outcomes.insert(id.clone(), outcome);
                 }
-                obs.outcomes.insert(
-                    id.clone(),
-                    match result {
-                        Ok(m) => Outcome::Ok(m),
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                );
-            }
-            StepAction::DeleteHook(id) => {
-                let Some(task) = plan.task(id) else { continue };
-                let result = live
-                    .delete(&task.object, PropagationPolicy::Background)
-                    .await;
-                obs.deleted.insert(
-                    id.clone(),
-                    match result {
-                        Ok(_) => Outcome::Ok(String::new()),
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                );
+                StepAction::DeleteHook(id) => {
+                    obs.deleted.insert(id.clone(), outcome);
+                }
             }
         }
     }
     obs
+}
+
+async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Outcome> {
+    match action {
+        StepAction::Run(id) => {
+            let task = plan.task(id)?;
+            let what = kind_name(&task.object);
+            let result = match &task.action {
+                Action::Create | Action::Apply | Action::RunHook => live
+                    .apply(&task.object, false, task.apply.validate)
+                    .await
+                    .map(|_| format!("{what} serverside-applied")),
+                Action::Replace => live
+                    .replace(&task.object)
+                    .await
+                    .map(|how| format!("{what} {how}")),
+                Action::Prune => live
+                    .delete(&task.object, plan.propagation_policy)
+                    .await
+                    .map(|_| "pruned".to_owned()),
+                Action::DeleteHookBeforeCreation => delete_and_wait(live, &task.object)
+                    .await
+                    .map(|()| format!("{what} deleted before creation")),
+                Action::Skip(_) => return None,
+            };
+            if let Err(e) = &result {
+                tracing::info!(task = %id, error = %e, "task failed");
+            }
+            Some(match result {
+                Ok(m) => Outcome::Ok(m),
+                Err(e) => Outcome::Failed(e.to_string()),
+            })
+        }
+        StepAction::DeleteHook(id) => {
+            let task = plan.task(id)?;
+            let result = live
+                .delete(&task.object, PropagationPolicy::Background)
+                .await;
+            Some(match result {
+                Ok(_) => Outcome::Ok(String::new()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            })
+        }
+    }
 }
 
 /// Delete a hook and wait (bounded) until it is gone, so its re-creation is a new object.
@@ -568,31 +620,39 @@ async fn observe(
     st: &OperationState,
     mut obs: Observations,
 ) -> Observations {
-    for task in &plan.tasks {
-        let running = st
-            .result(&task.id)
-            .is_some_and(|r| r.hook_phase == OperationPhase::Running);
-        let just_done = matches!(obs.outcomes.get(&task.id), Some(Outcome::Ok(_)));
-        if !running && !just_done {
-            continue;
-        }
-        let live = match live.get(&task.object).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(task = %task.id, error = %e, "observing failed");
-                continue;
+    let wanted: Vec<&crate::gitops::sync::plan::Task> = plan
+        .tasks
+        .iter()
+        .filter(|task| {
+            let running = st
+                .result(&task.id)
+                .is_some_and(|r| r.hook_phase == OperationPhase::Running);
+            let just_done = matches!(obs.outcomes.get(&task.id), Some(Outcome::Ok(_)));
+            // Without a health check an applied object counts as healthy (Argo CD): no read
+            // is needed, except to see a prune finish.
+            (running || just_done)
+                && !matches!(task.action, Action::DeleteHookBeforeCreation)
+                && (task.prune || health::has_health_check(&task.key.group, &task.key.kind))
+        })
+        .collect();
+    let mut seen: Vec<(&crate::gitops::sync::plan::Task, Option<Value>)> = Vec::new();
+    for chunk in wanted.chunks(CONCURRENCY) {
+        let found = futures::future::join_all(chunk.iter().map(|t| live.get(&t.object))).await;
+        for (task, result) in chunk.iter().zip(found) {
+            match result {
+                Ok(l) => seen.push((task, l)),
+                Err(e) => tracing::debug!(task = %task.id, error = %e, "observing failed"),
             }
-        };
+        }
+    }
+    for (task, found) in seen {
         if task.prune {
-            if live.is_some() {
+            if found.is_some() {
                 obs.terminating.insert(task.key.clone());
             }
             continue;
         }
-        if matches!(task.action, Action::DeleteHookBeforeCreation) {
-            continue;
-        }
-        match live {
+        match found {
             None => {
                 obs.health.insert(task.key.clone(), Health::Missing);
             }
