@@ -259,6 +259,11 @@ pub enum OperatorError {
         /// The value.
         value: String,
     },
+    /// Templates nested deeper than Argo's maximum (a template calling itself without end).
+    #[error(
+        "Maximum recursion depth exceeded. See https://argo-workflows.readthedocs.io/en/latest/scaling/#maximum-recursion-depth"
+    )]
+    MaxDepth,
     /// A template type cairn does not run yet.
     #[error("template '{template}': {kind} templates are not supported yet")]
     Unsupported {
@@ -294,6 +299,7 @@ impl OperatorError {
             OperatorError::Retry(_) => "retry",
             OperatorError::OutputParameter { .. } => "output_parameter",
             OperatorError::SuspendDuration { .. } => "suspend_duration",
+            OperatorError::MaxDepth => "max_depth",
             OperatorError::Unsupported { .. } => "unsupported",
             OperatorError::Structure { .. } => "structure",
         }

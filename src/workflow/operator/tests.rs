@@ -1479,6 +1479,41 @@ fn global_outputs_are_visible_to_later_steps_in_the_same_pass() {
     assert_eq!(outputs[0].value, Some(json!("from-make")));
 }
 
+#[test]
+fn endless_recursion_is_an_error_not_a_stack_overflow() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: again
+        template: main
+"#;
+    // A thread with a tokio worker's stack (2 MiB): 100 levels fit, growing on the heap.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut sim = Sim::new(yaml_wf(spec), all_ok());
+            sim.run(5);
+            let deepest = sim
+                .nodes()
+                .values()
+                .filter(|n| n.phase.as_deref() == Some("Error"))
+                .filter_map(|n| n.message.clone())
+                .collect::<Vec<_>>();
+            (sim.phase(), sim.nodes().len(), deepest)
+        })
+        .expect("spawn");
+    let (phase, nodes, errors) = handle.join().expect("no stack overflow");
+    // The error of the deepest node fails every step group above it.
+    assert_eq!(phase, "Failed");
+    assert!(nodes > 100, "{nodes}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("Maximum recursion depth exceeded"),
+        "{errors:?}"
+    );
+}
+
 // ---------------------------------------------------------------- invariants
 
 #[test]

@@ -111,7 +111,16 @@ pub(super) struct Ctx<'a> {
     deleted: BTreeSet<String>,
     /// Pods requested in this pass (a node refreshed twice in one pass asks once).
     requested: BTreeSet<String>,
+    /// Nesting of template invocations in this pass.
+    depth: usize,
 }
+
+/// Argo's default `maxStackDepth`: how deep template invocations may nest.
+const MAX_DEPTH: usize = 100;
+/// Below this much free stack, a nested invocation runs on a fresh stack segment...
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// ...of this size (several levels fit in one).
+const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
 pub(super) const PHASE_PENDING: &str = "Pending";
 pub(super) const PHASE_RUNNING: &str = "Running";
@@ -357,6 +366,7 @@ impl<'a> Ctx<'a> {
             transient: TransientMatcher::default(),
             deleted: BTreeSet::new(),
             requested: BTreeSet::new(),
+            depth: 0,
         }
     }
 
@@ -814,6 +824,32 @@ impl<'a> Ctx<'a> {
         if !exists && self.no_new_work(call.on_exit) {
             return None;
         }
+        if self.depth >= MAX_DEPTH {
+            // A template that calls itself without end (Argo's maxStackDepth): an Error node,
+            // never an exhausted stack.
+            let frame = Frame {
+                node_name: call.node_name.clone(),
+                display_name: call.display_name.clone(),
+                boundary_id: call.boundary_id.clone(),
+                src: call.scope_src.clone(),
+                template_name: call.template.clone().unwrap_or_default(),
+                template_ref: call.template_ref.clone(),
+                on_exit: call.on_exit,
+                inputs: Inputs::default(),
+            };
+            return Some(self.error_node(&frame, "Pod", &OperatorError::MaxDepth));
+        }
+        self.depth += 1;
+        // Each level of nesting costs tens of KiB of stack in debug builds; a reconcile runs on
+        // whatever thread the shell gives it (2 MiB for tokio workers), so the stack grows on
+        // the heap when little is left rather than overflowing.
+        let node =
+            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.execute_at_depth(call));
+        self.depth -= 1;
+        node
+    }
+
+    fn execute_at_depth(&mut self, call: &Call) -> Option<NodeStatus> {
         let mut frame = Frame {
             node_name: call.node_name.clone(),
             display_name: call.display_name.clone(),
