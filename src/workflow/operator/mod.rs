@@ -31,6 +31,10 @@
 //! - A node completes from its pod only once the executor's report is in
 //!   ([`crate::workflow::node::PodObservation::outputs_reported`]), so outputs are never read
 //!   half-written.
+//! - Bounded: template invocations nest at most 100 deep (Argo's `maxStackDepth`; deeper is
+//!   a node Error "Maximum recursion depth exceeded..."), and the stack grows on the heap
+//!   when short, so a self-calling template cannot overflow the caller's thread; re-planning
+//!   rounds per steps/DAG node are bounded by the template's size.
 //! - Never fails: an invalid workflow ends `Failed` with `invalid spec: <path>: <problem>`;
 //!   a problem found while running (an unresolvable argument, a bad `withParam`, an invalid
 //!   `when`) makes that node `Error` with a message naming the template and field.
