@@ -1516,3 +1516,68 @@ fn drift_is_seen_through_watches() {
         },
     );
 }
+
+/// A CRD and a custom resource of it in the same sync: the resource waits for its CRD
+/// (SkipDryRunOnMissingResource is implied for it), and both end Synced.
+#[test]
+fn crd_and_its_resource_in_one_sync() {
+    if !enabled("crd_and_its_resource_in_one_sync") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-crd"));
+    let dest = nss.create(format!("{control}-dest"));
+    let group = format!("{control}.e2e.cairn.dev");
+    struct Crd(String);
+    impl Drop for Crd {
+        fn drop(&mut self) {
+            let _ = Command::new("kubectl")
+                .args([
+                    "delete",
+                    "crd",
+                    &self.0,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
+                .output();
+        }
+    }
+    let _crd = Crd(format!("widgets.{group}"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    repo.write(
+        "app/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names:\n    plural: widgets\n    singular: widget\n    kind: Widget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    );
+    repo.write(
+        "app/widget.yaml",
+        &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n"),
+    );
+    repo.commit("crd and cr");
+    apply(&application(
+        "crd",
+        &control,
+        &repo.url(),
+        "app",
+        &dest,
+        true,
+    ));
+    wait_synced_healthy(&server, &control, "crd", Duration::from_secs(120));
+    let (ok, out, err) = kubectl_out(
+        &[
+            "get",
+            &format!("widgets.{group}"),
+            "w1",
+            "-n",
+            &dest,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let w: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(w["spec"]["size"], 3);
+}

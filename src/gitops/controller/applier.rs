@@ -37,6 +37,8 @@ use crate::gitops::types::{AppProject, Application, ApplicationSource, Applicati
 const MAX_STEPS: usize = 64;
 /// Bound on waiting for a hook deleted before its re-creation to disappear.
 const HOOK_DELETE_WAIT: Duration = Duration::from_secs(30);
+/// Bound on waiting for the CRD of a custom resource created in the same sync.
+const CRD_WAIT: Duration = Duration::from_secs(15);
 /// The finalizer that makes deleting an Application delete its resources.
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
@@ -506,12 +508,40 @@ const CONCURRENCY: usize = 16;
 /// creation, then applies, then hook deletions by policy.
 fn group_of(plan: &Plan, action: &StepAction) -> u8 {
     match action {
-        StepAction::DeleteHook(_) => 3,
-        StepAction::Run(id) => match plan.task(id).map(|t| &t.action) {
-            Some(Action::Prune) => 0,
-            Some(Action::DeleteHookBeforeCreation) => 1,
-            _ => 2,
+        StepAction::DeleteHook(_) => 4,
+        StepAction::Run(id) => match plan.task(id) {
+            Some(t) if t.action == Action::Prune => 0,
+            Some(t) if t.action == Action::DeleteHookBeforeCreation => 1,
+            // Namespaces and CRDs before what lives in them or is of their kind, even within
+            // one wave (the plan already orders them first).
+            Some(t)
+                if (t.key.group.is_empty() && t.key.kind == "Namespace")
+                    || (t.key.group == "apiextensions.k8s.io"
+                        && t.key.kind == "CustomResourceDefinition") =>
+            {
+                2
+            }
+            _ => 3,
         },
+    }
+}
+
+/// Apply, waiting (bounded) for a kind the apiserver does not serve yet: a CRD applied just
+/// before takes a moment to be established and discovered.
+async fn apply_when_served(
+    live: &Live,
+    task: &crate::gitops::sync::plan::Task,
+) -> Result<Value, super::live::LiveError> {
+    let deadline = tokio::time::Instant::now() + CRD_WAIT;
+    loop {
+        match live.apply(&task.object, false, task.apply.validate).await {
+            Err(super::live::LiveError::UnknownKind { .. })
+                if task.apply.skip_dry_run && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -555,8 +585,7 @@ async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Ou
             let task = plan.task(id)?;
             let what = kind_name(&task.object);
             let result = match &task.action {
-                Action::Create | Action::Apply | Action::RunHook => live
-                    .apply(&task.object, false, task.apply.validate)
+                Action::Create | Action::Apply | Action::RunHook => apply_when_served(live, task)
                     .await
                     .map(|_| format!("{what} serverside-applied")),
                 Action::Replace => live
