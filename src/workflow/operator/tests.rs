@@ -1533,6 +1533,38 @@ fn operate_is_deterministic() {
 }
 
 #[test]
+fn a_pass_reaches_a_fixpoint() {
+    // Applying a pass's status and running again with the same observations and time changes
+    // nothing: the shell writes status only when something happened.
+    for file in [
+        "dag-diamond.yaml",
+        "steps.yaml",
+        "exit-handlers.yaml",
+        "loops.yaml",
+    ] {
+        let mut sim = Sim::new(
+            conformance(file),
+            by_template(&[("intentional-fail", fail)]),
+        );
+        for _ in 0..12 {
+            sim.pass();
+            let again = operate(&OperateInput {
+                workflow: &sim.wf,
+                observations: &sim.observations,
+                templates: &sim.lookup,
+                now: sim.now,
+            });
+            assert_eq!(Some(&again.status), sim.wf.status.as_ref(), "{file}");
+            sim.kubelet();
+            sim.now = sim
+                .now
+                .checked_add(SignedDuration::from_secs(1))
+                .expect("t");
+        }
+    }
+}
+
+#[test]
 fn a_requested_pod_not_observed_is_requested_again_under_the_same_name() {
     let mut sim = Sim::new(conformance("hello-world.yaml"), all_ok());
     let first = sim.pass();
