@@ -5,8 +5,8 @@
 //! Invariant: those types round-trip every field of the objects they read, modelled or not, so
 //! cairn can write an object back without dropping a user's field.
 
-pub mod controller;
 pub mod cluster;
+pub mod controller;
 pub mod diff;
 pub mod health;
 pub mod project;
