@@ -17,6 +17,7 @@ pub mod expr;
 pub mod node;
 pub mod operator;
 pub mod pod;
+pub mod resource;
 pub mod retry;
 pub mod steps;
 pub mod types;
