@@ -469,20 +469,16 @@ async fn dry_run(live: &Live, plan: &Plan) -> Vec<String> {
                     .is_some_and(|ns| new_namespaces.contains(ns))
         })
         .collect();
-    let mut rejected = Vec::new();
-    for chunk in candidates.chunks(CONCURRENCY) {
-        let answers = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|t| live.apply(&t.object, true, t.apply.validate)),
-        )
+    use futures::StreamExt as _;
+    let dry_runs: Vec<_> = candidates
+        .iter()
+        .map(|t| live.apply(&t.object, true, t.apply.validate))
+        .collect();
+    let mut rejected: Vec<String> = futures::stream::iter(dry_runs)
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(|r| async move { r.err().map(|e| e.to_string()) })
+        .collect()
         .await;
-        rejected.extend(
-            answers
-                .into_iter()
-                .filter_map(|r| r.err().map(|e| e.to_string())),
-        );
-    }
     rejected.sort();
     rejected
 }
@@ -502,7 +498,7 @@ fn kind_name(task_object: &Value) -> String {
 
 /// Requests in flight at once within one group of a wave (gitops-engine also runs the tasks of
 /// a wave concurrently); bounded so a large wave does not flood the apiserver.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 32;
 
 /// What an action does, to keep the order between groups: prunes, then hook deletions before
 /// creation, then applies, then hook deletions by policy.
@@ -558,12 +554,16 @@ async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Observatio
             .count();
         let (batch, tail) = rest.split_at(n);
         rest = tail;
-        let mut results: Vec<(&StepAction, Option<Outcome>)> = Vec::new();
-        for chunk in batch.chunks(CONCURRENCY) {
-            let outcomes =
-                futures::future::join_all(chunk.iter().map(|a| execute_one(live, plan, a))).await;
-            results.extend(chunk.iter().zip(outcomes));
-        }
+        // A sliding window (not fixed chunks): one slow request does not hold back the rest.
+        use futures::StreamExt as _;
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|a| async move { (a, execute_one(live, plan, a).await) })
+            .collect();
+        let results: Vec<(&StepAction, Option<Outcome>)> = futures::stream::iter(runs)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         for (action, outcome) in results {
             let Some(outcome) = outcome else { continue };
             match action {
@@ -664,14 +664,20 @@ async fn observe(
                 && (task.prune || health::has_health_check(&task.key.group, &task.key.kind))
         })
         .collect();
+    use futures::StreamExt as _;
+    let gets: Vec<_> = wanted
+        .iter()
+        .map(|t| async move { (*t, live.get(&t.object).await) })
+        .collect();
+    let found: Vec<_> = futures::stream::iter(gets)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut seen: Vec<(&crate::gitops::sync::plan::Task, Option<Value>)> = Vec::new();
-    for chunk in wanted.chunks(CONCURRENCY) {
-        let found = futures::future::join_all(chunk.iter().map(|t| live.get(&t.object))).await;
-        for (task, result) in chunk.iter().zip(found) {
-            match result {
-                Ok(l) => seen.push((task, l)),
-                Err(e) => tracing::debug!(task = %task.id, error = %e, "observing failed"),
-            }
+    for (task, result) in found {
+        match result {
+            Ok(l) => seen.push((task, l)),
+            Err(e) => tracing::debug!(task = %task.id, error = %e, "observing failed"),
         }
     }
     for (task, found) in seen {

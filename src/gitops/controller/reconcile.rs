@@ -402,6 +402,9 @@ pub(crate) async fn render_target(
 }
 
 /// Render, default, list live, compare.
+/// Dry-run applies in flight at once while comparing (server-side diff).
+const DRY_RUN_CONCURRENCY: usize = 32;
+
 pub(crate) async fn compare(
     inner: &Inner,
     r: Request<'_>,
@@ -519,16 +522,25 @@ pub(crate) async fn compare(
         return Err(format!("spec.ignoreDifferences: {e}"));
     }
     let targets = if opts.mode == DiffMode::ServerSide {
-        let mut out = Vec::new();
-        for obj in &desired {
-            // Server-side diff compares with the server's answer to a dry-run apply; an object
-            // the server cannot dry-run (missing CRD, missing namespace) is compared as written.
-            match live.apply(obj, true, true).await {
-                Ok(v) if !v.is_null() => out.push(v),
-                _ => out.push(obj.clone()),
-            }
-        }
-        out
+        // Server-side diff compares with the server's answer to a dry-run apply; an object
+        // the server cannot dry-run (missing CRD, missing namespace) is compared as written.
+        // The dry runs are independent: issued concurrently (bounded), answers kept in order.
+        use futures::StreamExt as _;
+        // (Futures collected first: a stream of closures over borrows is not `Send` for every
+        // lifetime, which the spawned worker needs.)
+        let dry_runs: Vec<_> = desired
+            .iter()
+            .map(|obj| async move {
+                match live.apply(obj, true, true).await {
+                    Ok(v) if !v.is_null() => v,
+                    _ => obj.clone(),
+                }
+            })
+            .collect();
+        futures::stream::iter(dry_runs)
+            .buffered(DRY_RUN_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
     } else {
         opts.mode = DiffMode::ClientSide;
         desired.clone()
