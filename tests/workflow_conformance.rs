@@ -432,13 +432,19 @@ enum Expect {
     RetriedRandom,
 }
 
-/// One conformance case: the file, how it ends, whether it waits on a manual resume (the name
-/// of its suspend node), and extra node checks.
+/// One conformance case: the file, how it ends, and whether it waits on a manual resume (the
+/// name of its suspend node).
 struct Case {
     file: &'static str,
     expect: Expect,
     resume: Option<&'static str>,
 }
+
+/// Output parameters a person supplies to a suspend node before resuming it (what Argo's UI
+/// resume dialog or `argo node set --output-parameter` writes into the node's outputs):
+/// `(file, node, parameter, value)`. `intermediate-parameters` offers `NO` as the default.
+const SUPPLIED: &[(&str, &str, &str, &str)] =
+    &[("intermediate-parameters.yaml", "approval", "approve", "NO")];
 
 const CASES: &[Case] = &[
     case("arguments-parameters.yaml", Expect::Succeeded, None),
@@ -562,6 +568,8 @@ fn node_problems(file: &str, wf: &Workflow) -> Vec<String> {
         "intermediate-parameters.yaml" => {
             want("deploy-pre-prod", &["Succeeded"]);
             want("approval", &["Succeeded"]);
+            // approve = NO: `{{steps.approval.outputs.parameters.approve}} == YES` is false.
+            want("deploy-prod", &["Skipped"]);
         }
         "parallelism-limit.yaml" => {
             if pod_nodes(wf).len() != 10 {
@@ -609,6 +617,7 @@ async fn resume_when_suspended(
     api: &Api<Workflow>,
     session: &Session<'_>,
     ns: &str,
+    file: &str,
     name: &str,
     node: &str,
 ) -> Result<(), String> {
@@ -636,6 +645,12 @@ async fn resume_when_suspended(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    for (_, _, param, value) in SUPPLIED
+        .iter()
+        .filter(|(f, n, _, _)| *f == file && *n == node)
+    {
+        supply_output(api, name, node, param, value).await?;
+    }
     let (status, body) = session
         .send(
             reqwest::Method::PUT,
@@ -648,6 +663,37 @@ async fn resume_when_suspended(
     } else {
         Err(format!("resume {name}: {status}: {body}"))
     }
+}
+
+/// Writes `param = value` into the outputs of the suspend node displayed as `node` (cairn's API
+/// has no `set` action yet, so the test writes the node as `argo node set` does).
+async fn supply_output(
+    api: &Api<Workflow>,
+    name: &str,
+    node: &str,
+    param: &str,
+    value: &str,
+) -> Result<(), String> {
+    let wf = api
+        .get(name)
+        .await
+        .map_err(|e| format!("get {name}: {e}"))?;
+    let id = nodes(&wf)
+        .into_iter()
+        .find(|n| n.display_name.as_deref() == Some(node))
+        .and_then(|n| n.id)
+        .ok_or_else(|| format!("{name}: no node {node}"))?;
+    let patch = json!({"status": {"nodes": {id: {"outputs": {"parameters": [
+        {"name": param, "value": value}
+    ]}}}}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|e| format!("set {name} node {node} output {param}: {e}"))?;
+    Ok(())
 }
 
 /// Waits (bounded) without panicking; the case's row records a timeout.
@@ -682,7 +728,7 @@ async fn run_case(
     let name = create_file(ns, case.file).remove(0);
     let mut problems = Vec::new();
     if let Some(node) = case.resume
-        && let Err(e) = resume_when_suspended(api, session, ns, &name, node).await
+        && let Err(e) = resume_when_suspended(api, session, ns, case.file, &name, node).await
     {
         problems.push(e);
     }

@@ -633,14 +633,15 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
     })
 }
 
-/// Writes a script's source where the command expects it: readable by any user (the main
-/// container may run as another uid than whoever reads it), replaced atomically so a retried
-/// write never leaves a half-written script.
+/// Writes a script's source where the command expects it: readable and executable by any user
+/// (the main container may run as another uid than whoever reads it; Argo's `StageFiles` writes
+/// it 0755 because `command: [sh, -c]` runs the path itself, as in Argo's `scripts-bash`
+/// example), replaced atomically so a retried write never leaves a half-written script.
 fn write_script(path: &Path, source: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, source)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&tmp, path)
 }
 

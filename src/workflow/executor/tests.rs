@@ -518,7 +518,20 @@ async fn script_source_is_written_before_the_command_runs() {
         .expect("script")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(mode & 0o777, 0o755);
+}
+
+/// Argo's `scripts-bash` runs the script path itself (`sh -c /path`), so it must be executable.
+#[tokio::test]
+async fn script_run_by_path_through_sh_c_is_executable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("script");
+    let mut spec = ExecSpec::test(&["sh", "-c", path.to_str().expect("utf-8 path")]).with_script();
+    spec.script_source = Some("echo by-path\n".to_string());
+    spec.script_path = Some(path.clone());
+    let (result, log) = run_bounded(&spec).await;
+    assert_eq!(result.exit_code, 0, "{log}");
+    assert_eq!(result.result.as_deref(), Some("by-path"));
 }
 
 #[tokio::test]
