@@ -571,14 +571,11 @@ fn node_problems(file: &str, wf: &Workflow) -> Vec<String> {
             // approve = NO: `{{steps.approval.outputs.parameters.approve}} == YES` is false.
             want("deploy-prod", &["Skipped"]);
         }
-        "parallelism-limit.yaml" => {
-            if pod_nodes(wf).len() != 10 {
-                problems.push(format!("{} pod nodes, expected 10", pod_nodes(wf).len()));
-            }
-        }
-        "loops-maps.yaml" => {
-            if pod_nodes(wf).len() != 4 {
-                problems.push(format!("{} pod nodes, expected 4", pod_nodes(wf).len()));
+        "parallelism-limit.yaml" | "loops-maps.yaml" => {
+            let expected = if file == "loops-maps.yaml" { 4 } else { 10 };
+            let got = pod_nodes(wf).len();
+            if got != expected {
+                problems.push(format!("{got} pod nodes, expected {expected}"));
             }
         }
         _ => {}
