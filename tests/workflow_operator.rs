@@ -284,6 +284,8 @@ async fn conformance_workflows_run_on_real_pods() {
                     Action::DeletePod { pod_name, .. } => {
                         let _ = pods.delete(&pod_name, &DeleteParams::default()).await;
                     }
+                    // None of these workflows has a resource template.
+                    Action::Resource(req) => panic!("unexpected resource action: {req:?}"),
                 }
             }
             // Observe every pod node still in flight.

@@ -36,6 +36,7 @@
 pub mod decide;
 pub mod queue;
 mod reconcile;
+mod resource;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -53,6 +54,7 @@ use serde::de::DeserializeOwned;
 use crate::workflow::archive::Archive;
 use crate::workflow::node::{LABEL_WORKFLOW, Observations, PodObservation, PodRequest};
 use crate::workflow::pod::PodSettings;
+use crate::workflow::resource::{ResourceObservations, ResourceRequest};
 use crate::workflow::types::{
     ClusterWorkflowTemplate, Workflow, WorkflowStatus, WorkflowTaskResult, WorkflowTemplate,
 };
@@ -122,6 +124,8 @@ pub struct Decision {
 pub enum ShellAction {
     /// Build and create this pod.
     CreatePod(Box<PodRequest>),
+    /// Execute a resource template's action (or a poll `get`) and record what was seen.
+    Resource(Box<ResourceRequest>),
     /// Delete this pod (with its grace period).
     DeletePod {
         /// The pod.
@@ -138,6 +142,7 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         workflow: &Workflow,
         observations: &Observations,
+        resources: &ResourceObservations,
         templates: &dyn TemplateLookup,
         now: Timestamp,
     ) -> Decision;
@@ -152,16 +157,20 @@ impl Engine for Operator {
         &self,
         workflow: &Workflow,
         observations: &Observations,
+        resources: &ResourceObservations,
         templates: &dyn TemplateLookup,
         now: Timestamp,
     ) -> Decision {
         use crate::workflow::operator::{self, Action, OperateInput};
-        let op = operator::operate(&OperateInput {
-            workflow,
-            observations,
-            templates,
-            now,
-        });
+        let op = operator::operate_with_resources(
+            &OperateInput {
+                workflow,
+                observations,
+                templates,
+                now,
+            },
+            resources,
+        );
         Decision {
             status: op.status,
             actions: op
@@ -169,6 +178,7 @@ impl Engine for Operator {
                 .into_iter()
                 .map(|a| match a {
                     Action::CreatePod(req) => ShellAction::CreatePod(req),
+                    Action::Resource(req) => ShellAction::Resource(req),
                     Action::DeletePod { pod_name, node_id } => {
                         ShellAction::DeletePod { pod_name, node_id }
                     }
@@ -266,6 +276,9 @@ pub(crate) struct Shared {
     pub written: Mutex<HashMap<String, (String, Workflow)>>,
     /// key → node id → a creation failure to report to the operator.
     pub failures: Mutex<HashMap<String, BTreeMap<String, PodObservation>>>,
+    /// key → node id → the last outcome of a resource node's action (the operator decides
+    /// from it; a restart starts empty and the operator asks again, idempotently).
+    pub resources: Mutex<HashMap<String, ResourceObservations>>,
     /// (namespace, service account) whose executor RBAC exists.
     pub rbac_done: Mutex<HashSet<(String, String)>>,
 }
@@ -354,6 +367,7 @@ pub async fn run(
         engine,
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        resources: Mutex::new(HashMap::new()),
         rbac_done: Mutex::new(HashSet::new()),
     });
     let work = async {

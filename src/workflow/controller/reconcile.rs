@@ -51,13 +51,15 @@ pub(super) async fn reconcile(
                 .or_insert_with(|| obs.clone());
         }
     }
+    let resources = lock(&shared.resources).get(k).cloned().unwrap_or_default();
     let mut requeue: Vec<Option<Duration>> = vec![report_recheck.map(to_std)];
 
     let old_phase = wf.status.as_ref().and_then(|s| s.phase.clone());
     if !is_completed(old_phase.as_deref()) {
-        let decision: Decision = shared
-            .engine
-            .operate(&wf, &observations, &shared.caches, now);
+        let decision: Decision =
+            shared
+                .engine
+                .operate(&wf, &observations, &resources, &shared.caches, now);
         let mut labels = wf.metadata.labels.clone().unwrap_or_default();
         let labels_changed = decide::workflow_labels(&mut labels, decision.status.phase.as_deref());
         let status_changed = wf.status.as_ref() != Some(&decision.status);
@@ -80,6 +82,8 @@ pub(super) async fn reconcile(
     let completed = is_completed(wf.status.as_ref().and_then(|s| s.phase.as_deref()));
     // Archive before collecting: the archive reads every pod's log while the pods exist.
     if completed {
+        // A finished workflow is never operated again: its resource observations are done.
+        lock(&shared.resources).remove(k);
         archive(shared, k, &mut wf, &pods, now).await?;
     }
     requeue.push(collect_pods(shared, &wf, &pods, now).await?);
@@ -89,7 +93,7 @@ pub(super) async fn reconcile(
     Ok(requeue.into_iter().flatten().min())
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -119,6 +123,7 @@ pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> 
 fn forget(shared: &Shared, k: &str) {
     lock(&shared.written).remove(k);
     lock(&shared.failures).remove(k);
+    lock(&shared.resources).remove(k);
 }
 
 pub(super) fn pods_of(shared: &Shared, namespace: &str, name: &str) -> Vec<Pod> {
@@ -240,6 +245,9 @@ async fn execute(
                     ));
                 }
             }
+        }
+        ShellAction::Resource(req) => {
+            super::resource::execute(shared, k, req).await?;
         }
         ShellAction::DeletePod { pod_name, .. } => {
             delete_pod(&pods, &namespace, pod_name).await?;

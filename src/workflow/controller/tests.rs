@@ -56,6 +56,7 @@ fn fixture() -> Fixture {
         engine: Arc::new(Operator),
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        resources: Mutex::new(HashMap::new()),
         rbac_done: Mutex::new(HashSet::new()),
     };
     Fixture {

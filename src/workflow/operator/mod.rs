@@ -98,6 +98,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::workflow::expr::ExprError;
 use crate::workflow::node::{Observations, PodRequest};
+use crate::workflow::resource::{ResourceObservations, ResourceRequest};
 use crate::workflow::retry::RetryError;
 use crate::workflow::types::{NodeStatus, Template, Workflow, WorkflowSpec, WorkflowStatus};
 use crate::workflow::validate::TemplateLookup;
@@ -133,6 +134,10 @@ pub struct Operation {
 pub enum Action {
     /// Create this pod (an existing pod of that name is success).
     CreatePod(Box<PodRequest>),
+    /// Execute this resource action (create/apply/... or, while a node waits on its
+    /// conditions, a `get` of its object) and report the object as a
+    /// [`crate::workflow::resource::ResourceObservation`].
+    Resource(Box<ResourceRequest>),
     /// Delete this pod (stop, terminate, deadline, timeout); a missing pod is success.
     DeletePod {
         /// The pod.
@@ -276,6 +281,9 @@ pub enum OperatorError {
         /// `resource`, `http`...
         kind: &'static str,
     },
+    /// A resource template that cannot run (its `resource:` field or outputs).
+    #[error(transparent)]
+    Resource(crate::workflow::resource::ResourceError),
     /// A steps or DAG template that its planner rejects.
     #[error("template '{template}': {message}")]
     Structure {
@@ -305,6 +313,7 @@ impl OperatorError {
             OperatorError::SuspendDuration { .. } => "suspend_duration",
             OperatorError::MaxDepth => "max_depth",
             OperatorError::Unsupported { .. } => "unsupported",
+            OperatorError::Resource(e) => e.metric_label(),
             OperatorError::Structure { .. } => "structure",
         }
     }
@@ -312,7 +321,17 @@ impl OperatorError {
 
 /// One reconcile of a Workflow; see the module docs.
 pub fn operate(input: &OperateInput<'_>) -> Operation {
-    walk::operate(input)
+    walk::operate(input, &ResourceObservations::new())
+}
+
+/// [`operate`] with what the shell saw of the objects of resource templates (by node id):
+/// the controller's entry point. A resource node without an observation (first pass, or a
+/// restarted controller) asks for its action again, which the shell executes idempotently.
+pub fn operate_with_resources(
+    input: &OperateInput<'_>,
+    resources: &ResourceObservations,
+) -> Operation {
+    walk::operate(input, resources)
 }
 
 /// Argo's resume: every suspend node that is still Running (and matches

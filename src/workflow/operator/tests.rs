@@ -149,6 +149,10 @@ struct Sim {
     deleted: Vec<String>,
     script: Script,
     passes: usize,
+    /// What the shell saw of resource nodes (set by the tests).
+    resources: crate::workflow::resource::ResourceObservations,
+    /// Every resource action asked for, in order.
+    resource_requests: Vec<crate::workflow::resource::ResourceRequest>,
 }
 
 impl Sim {
@@ -163,16 +167,21 @@ impl Sim {
             deleted: Vec::new(),
             script,
             passes: 0,
+            resources: Default::default(),
+            resource_requests: Vec::new(),
         }
     }
 
     fn pass(&mut self) -> Operation {
-        let op = operate(&OperateInput {
-            workflow: &self.wf,
-            observations: &self.observations,
-            templates: &self.lookup,
-            now: self.now,
-        });
+        let op = operate_with_resources(
+            &OperateInput {
+                workflow: &self.wf,
+                observations: &self.observations,
+                templates: &self.lookup,
+                now: self.now,
+            },
+            &self.resources,
+        );
         self.passes += 1;
         // Status first, then actions (the shell's order).
         self.wf.status = Some(op.status.clone());
@@ -198,6 +207,7 @@ impl Sim {
                     self.pods.remove(node_id);
                     self.observations.remove(node_id);
                 }
+                Action::Resource(req) => self.resource_requests.push((**req).clone()),
             }
         }
         op
@@ -1679,18 +1689,211 @@ fn yaml_wf(spec: &str) -> Workflow {
     ))
 }
 
+const JOB_SPEC: &str = "  entrypoint: pi\n  templates:\n  - name: pi\n    resource:\n      action: create\n      setOwnerReference: true\n      successCondition: status.succeeded > 0\n      failureCondition: status.failed > 3\n      manifest: |\n        apiVersion: batch/v1\n        kind: Job\n        metadata:\n          name: pi-{{workflow.name}}\n        spec:\n          template:\n            spec:\n              restartPolicy: Never\n              containers: [{name: pi, image: perl}]\n";
+
+fn seen(
+    req: &crate::workflow::resource::ResourceRequest,
+    live: Option<serde_json::Value>,
+    error: Option<&str>,
+    at: Timestamp,
+) -> crate::workflow::resource::ResourceObservation {
+    crate::workflow::resource::ResourceObservation {
+        target: req.target.clone(),
+        live,
+        error: error.map(str::to_owned),
+        observed_at: at,
+    }
+}
+
 #[test]
-fn resource_templates_error_clearly() {
+fn resource_create_waits_on_its_conditions_and_polls_the_live_object() {
+    use crate::workflow::resource::ResourceAction;
+    let mut sim = Sim::new(yaml_wf(JOB_SPEC), all_ok());
+    sim.pass();
+    assert_eq!(sim.resource_requests.len(), 1);
+    let create = sim.resource_requests[0].clone();
+    assert_eq!(create.action, ResourceAction::Create);
+    assert_eq!(create.target.name, "pi-wf");
+    assert_eq!(create.target.namespace, "default");
+    assert_eq!(create.manifest["metadata"]["namespace"], "default");
+    assert!(create.set_owner_reference);
+    assert_eq!(sim.nodes()["wf"].phase.as_deref(), Some("Pending"));
+    assert_eq!(sim.nodes()["wf"].node_type.as_deref(), Some("Pod"));
+
+    // No observation (the action failed transiently, or cairn restarted): asked again, the
+    // same create (the shell takes an existing object as created).
+    sim.pass();
+    assert_eq!(sim.resource_requests.len(), 2);
+    assert_eq!(sim.resource_requests[1], create);
+
+    // Created, not finished: Running, no new action until the poll period has passed.
+    sim.resources.insert(
+        "wf".into(),
+        seen(
+            &create,
+            Some(json!({"status": {"active": 1}})),
+            None,
+            sim.now,
+        ),
+    );
+    let op = sim.pass();
+    assert_eq!(sim.nodes()["wf"].phase.as_deref(), Some("Running"));
+    assert_eq!(sim.resource_requests.len(), 2);
+    assert_eq!(op.requeue_after, Some(SignedDuration::from_secs(5)));
+
+    // Poll period over: a get of the object.
+    sim.now += SignedDuration::from_secs(5);
+    sim.pass();
+    assert_eq!(sim.resource_requests.len(), 3);
+    let poll = &sim.resource_requests[2];
+    assert_eq!(poll.action, ResourceAction::Get);
+    assert_eq!(poll.target, create.target);
+
+    sim.resources.insert(
+        "wf".into(),
+        seen(
+            &create,
+            Some(json!({"status": {"succeeded": 1}})),
+            None,
+            sim.now,
+        ),
+    );
+    sim.pass();
+    assert_eq!(sim.nodes()["wf"].phase.as_deref(), Some("Succeeded"));
+    assert_eq!(sim.phase(), "Succeeded");
+    assert!(sim.created.is_empty(), "no pod for a resource template");
+}
+
+#[test]
+fn resource_outcomes_set_the_node_phase_and_message() {
+    let cases: Vec<(serde_json::Value, Option<&str>, &str, Option<&str>)> = vec![
+        (
+            json!({"status": {"failed": 4}}),
+            None,
+            "Failed",
+            Some("failure condition 'status.failed>3' evaluated true"),
+        ),
+        (
+            json!({"status": {"failed": 4, "succeeded": 1}}),
+            None,
+            "Failed",
+            Some("failure condition 'status.failed>3' evaluated true"),
+        ),
+        (
+            json!(null),
+            Some("jobs.batch \"pi-wf\" is forbidden"),
+            "Failed",
+            Some("jobs.batch \"pi-wf\" is forbidden"),
+        ),
+        (json!({"status": {"succeeded": 2}}), None, "Succeeded", None),
+    ];
+    for (live, error, phase, message) in cases {
+        let mut sim = Sim::new(yaml_wf(JOB_SPEC), all_ok());
+        sim.pass();
+        let req = sim.resource_requests[0].clone();
+        let live = (!live.is_null()).then_some(live);
+        sim.resources
+            .insert("wf".into(), seen(&req, live, error, sim.now));
+        sim.run(3);
+        let node = &sim.nodes()["wf"];
+        assert_eq!(node.phase.as_deref(), Some(phase), "{error:?}");
+        assert_eq!(node.message.as_deref(), message);
+        assert_eq!(sim.phase(), phase);
+    }
+}
+
+#[test]
+fn resource_outputs_come_from_the_live_object() {
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: make\n        template: make\n    - - name: read\n        template: read\n    - - name: use\n        template: use\n        arguments:\n          parameters:\n          - {name: v, value: '{{steps.read.outputs.parameters.value}}'}\n  - name: make\n    resource:\n      action: create\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n        metadata: {name: cm}\n        data: {k: hello}\n  - name: read\n    resource:\n      action: get\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n        metadata: {name: cm, namespace: other}\n    outputs:\n      parameters:\n      - name: value\n        valueFrom: {jsonPath: '{.data.k}'}\n      - name: name\n        valueFrom: {jqFilter: '.metadata.name'}\n  - name: use\n    inputs:\n      parameters: [{name: v}]\n    container:\n      image: busybox\n      command: [echo, '{{inputs.parameters.v}}']\n";
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    let cm = json!({"metadata": {"name": "cm"}, "data": {"k": "hello"}});
+    for _ in 0..20 {
+        sim.pass();
+        for req in std::mem::take(&mut sim.resource_requests) {
+            sim.resources.insert(
+                req.node_id.clone(),
+                seen(&req, Some(cm.clone()), None, sim.now),
+            );
+        }
+        sim.kubelet();
+        if sim.phase() == "Succeeded" {
+            break;
+        }
+    }
+    assert_eq!(sim.phase(), "Succeeded");
+    let read = sim
+        .nodes()
+        .into_values()
+        .find(|n| n.display_name.as_deref() == Some("read"))
+        .expect("read node");
+    let params: Vec<(String, serde_json::Value)> = read
+        .outputs
+        .and_then(|o| o.parameters)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name, p.value.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        params,
+        vec![
+            ("value".into(), json!("hello")),
+            ("name".into(), json!("\"cm\"")),
+        ]
+    );
+    let echo = sim
+        .pods
+        .values()
+        .find(|p| p.request.template.name == "use")
+        .map(|p| p.request.template.container.clone());
+    assert!(
+        format!("{echo:?}").contains("hello"),
+        "the next step sees the output: {echo:?}"
+    );
+}
+
+#[test]
+fn resource_template_errors_name_the_field() {
+    for (resource, want) in [
+        (
+            "      action: create\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n",
+            "template 'main': resource.manifest: metadata.name is missing",
+        ),
+        (
+            "      action: frob\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n        metadata: {name: a}\n",
+            "template 'main': resource.action 'frob' is invalid (expected get, create, apply, delete, replace or patch)",
+        ),
+        (
+            "      action: create\n      manifestFrom:\n        artifact: {name: m}\n",
+            "template 'main': resource.manifestFrom is not supported yet",
+        ),
+    ] {
+        let wf = yaml_wf(&format!(
+            "  entrypoint: main\n  templates:\n  - name: main\n    resource:\n{resource}"
+        ));
+        let mut sim = Sim::new(wf, all_ok());
+        sim.run(5);
+        assert_eq!(sim.phase(), "Error", "{want}");
+        assert_eq!(sim.nodes()["wf"].message.as_deref(), Some(want));
+        assert!(sim.resource_requests.is_empty());
+    }
+}
+
+#[test]
+fn resource_delete_succeeds_without_waiting() {
     let wf = yaml_wf(
-        "  entrypoint: main\n  templates:\n  - name: main\n    resource:\n      action: create\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n",
+        "  entrypoint: main\n  templates:\n  - name: main\n    resource:\n      action: delete\n      successCondition: never\n      manifest: |\n        apiVersion: v1\n        kind: ConfigMap\n        metadata: {name: gone}\n",
     );
     let mut sim = Sim::new(wf, all_ok());
-    sim.run(5);
-    assert_eq!(sim.phase(), "Error");
+    sim.pass();
+    let req = sim.resource_requests[0].clone();
     assert_eq!(
-        sim.status().message.as_deref(),
-        Some("template 'main': resource templates are not supported yet")
+        req.action,
+        crate::workflow::resource::ResourceAction::Delete
     );
+    sim.resources
+        .insert("wf".into(), seen(&req, None, None, sim.now));
+    sim.run(3);
+    assert_eq!(sim.phase(), "Succeeded");
 }
 
 #[test]

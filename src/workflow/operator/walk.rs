@@ -12,6 +12,7 @@ use super::vars::{self, ts};
 use super::{Action, OperateInput, Operation, OperatorError, reasons};
 use crate::workflow::expr::{self, Scope};
 use crate::workflow::node::{Observations, PodPhase, PodRequest, node_id, pod_name};
+use crate::workflow::resource;
 use crate::workflow::retry::{
     self, Attempt, AttemptPhase, DecideInput, RetryDecision, RetryStrategy, TransientMatcher,
 };
@@ -96,6 +97,8 @@ pub(super) struct Ctx<'a> {
     pub resolved: ResolvedWorkflow,
     pub nodes: BTreeMap<String, NodeStatus>,
     obs: &'a Observations,
+    /// What the shell saw of resource nodes' objects, by node id.
+    resources: &'a crate::workflow::resource::ResourceObservations,
     pub now: Timestamp,
     pub globals: Scope,
     pub actions: Vec<Action>,
@@ -114,6 +117,9 @@ pub(super) struct Ctx<'a> {
     /// Nesting of template invocations in this pass.
     depth: usize,
 }
+
+/// No resource observations (the plain [`super::operate`] entry point).
+static EMPTY_RESOURCES: resource::ResourceObservations = std::collections::BTreeMap::new();
 
 /// Argo's default `maxStackDepth`: how deep template invocations may nest.
 const MAX_DEPTH: usize = 100;
@@ -143,7 +149,10 @@ fn failed_or_error(phase: Option<&str>) -> bool {
 }
 
 /// One reconcile: see the module docs of `operator`.
-pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
+pub(super) fn operate(
+    input: &OperateInput<'_>,
+    resources: &crate::workflow::resource::ResourceObservations,
+) -> Operation {
     let wf = input.workflow;
     let mut status = wf.status.clone().unwrap_or_default();
     let unchanged = |status: WorkflowStatus| Operation {
@@ -218,6 +227,7 @@ pub(super) fn operate(input: &OperateInput<'_>) -> Operation {
     }
 
     let mut ctx = Ctx::new(input, resolved, &status);
+    ctx.resources = resources;
     ctx.run(&mut status);
     let requeue_after = ctx
         .wake
@@ -353,6 +363,7 @@ impl<'a> Ctx<'a> {
             resolved,
             nodes,
             obs: input.observations,
+            resources: &EMPTY_RESOURCES,
             now: input.now,
             globals,
             actions: Vec::new(),
@@ -918,9 +929,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             Some(TemplateType::Suspend) => self.execute_suspend(frame, tmpl, local),
-            Some(TemplateType::Resource) => {
-                Some(self.error_node(frame, "Pod", &unsupported("resource")))
-            }
+            Some(TemplateType::Resource) => self.execute_resource(frame, tmpl, local, retries),
             Some(TemplateType::Http) => Some(self.error_node(frame, "Pod", &unsupported("http"))),
             Some(TemplateType::Plugin) => {
                 Some(self.error_node(frame, "Pod", &unsupported("plugin")))
@@ -1395,6 +1404,160 @@ impl<'a> Ctx<'a> {
             spec: self.pod_spec.clone(),
             active_deadline_seconds: limits.into_iter().min(),
         })
+    }
+
+    /// A resource template (Argo's `resource:`): the shell executes the action, then the node
+    /// waits on the live object until its success or failure condition holds, reading it
+    /// again every [`resource::POLL_SECONDS`]. A node without an observation (first pass, or
+    /// a restarted controller) asks for its action again: the shell's actions are idempotent.
+    fn execute_resource(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        local: &Scope,
+        retries: Option<usize>,
+    ) -> Option<NodeStatus> {
+        let id = self.id(&frame.node_name);
+        let mut scope = local.clone();
+        scope.insert(
+            "pod.name",
+            pod_name(&self.wf_name, &tmpl.name, &frame.node_name),
+        );
+        scope.insert("node.name", frame.node_name.clone());
+        if let Some(r) = retries {
+            scope.insert("retries", r.to_string());
+        }
+        let parsed = vars::render_template(tmpl, &scope).and_then(|rendered| {
+            let raw = rendered.resource.clone().unwrap_or(Value::Null);
+            let spec =
+                resource::ResourceSpec::parse(&tmpl.name, &raw).map_err(OperatorError::Resource)?;
+            Ok((rendered, spec))
+        });
+        let Some(node) = self.nodes.get(&id).cloned() else {
+            if self.no_new_work(frame.on_exit) {
+                return None;
+            }
+            let spec = match parsed {
+                Ok((_, spec)) => spec,
+                Err(e) => return Some(self.error_node(frame, "Pod", &e)),
+            };
+            self.init_node(frame, "Pod", PHASE_PENDING, None);
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.progress = Some("0/1".into());
+            }
+            self.request_resource(&id, &spec, None);
+            return self.nodes.get(&id).cloned();
+        };
+        if fulfilled(node.phase.as_deref()) {
+            return Some(node);
+        }
+        let (rendered, spec) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                self.complete_pod(&id, PHASE_ERROR, Some(e.to_string()), None, tmpl);
+                return self.nodes.get(&id).cloned();
+            }
+        };
+        if let Some(reason) = self.kill_reason(&node, tmpl, frame.on_exit) {
+            self.complete_pod(&id, PHASE_FAILED, Some(reason), None, tmpl);
+            return self.nodes.get(&id).cloned();
+        }
+        let Some(seen) = self.resources.get(&id) else {
+            self.request_resource(&id, &spec, None);
+            return self.nodes.get(&id).cloned();
+        };
+        if let Some(error) = &seen.error {
+            self.complete_pod(&id, PHASE_FAILED, Some(error.clone()), None, tmpl);
+            return self.nodes.get(&id).cloned();
+        }
+        let live = seen.live.clone().unwrap_or(Value::Null);
+        let verdict = if resource::waits(&spec) {
+            resource::verdict(&spec, &live)
+        } else {
+            resource::Verdict::Succeeded
+        };
+        match verdict {
+            resource::Verdict::Succeeded => {
+                let declared = rendered
+                    .outputs
+                    .as_ref()
+                    .and_then(|o| o.parameters.clone())
+                    .unwrap_or_default();
+                // A delete leaves nothing to read outputs from (Argo saves none either).
+                let params = if spec.action == resource::ResourceAction::Delete {
+                    Ok(Vec::new())
+                } else {
+                    resource::output_parameters(&tmpl.name, &declared, &live)
+                };
+                match params {
+                    Ok(params) => {
+                        let reported = Outputs {
+                            parameters: (!params.is_empty()).then_some(params),
+                            ..Default::default()
+                        };
+                        let outputs = vars::pod_outputs(tmpl, Some(&reported));
+                        self.complete_pod(&id, PHASE_SUCCEEDED, None, outputs, tmpl);
+                    }
+                    Err(e) => {
+                        self.complete_pod(&id, PHASE_FAILED, Some(e.to_string()), None, tmpl);
+                    }
+                }
+            }
+            resource::Verdict::Failed(message) => {
+                self.complete_pod(&id, PHASE_FAILED, Some(message), None, tmpl);
+            }
+            resource::Verdict::Waiting => {
+                if node.phase.as_deref() != Some(PHASE_RUNNING) {
+                    self.set_phase(&id, PHASE_RUNNING, None);
+                }
+                let next = seen
+                    .observed_at
+                    .checked_add(SignedDuration::from_secs(resource::POLL_SECONDS))
+                    .unwrap_or(self.now);
+                if next <= self.now {
+                    let target = seen.target.clone();
+                    self.request_resource(&id, &spec, Some(target));
+                } else {
+                    self.wake_at(next);
+                }
+                self.pod_wake(&node, tmpl);
+            }
+        }
+        self.nodes.get(&id).cloned()
+    }
+
+    /// Queues the action of a resource node (once per pass), or a `get` of `poll`.
+    fn request_resource(
+        &mut self,
+        id: &str,
+        spec: &resource::ResourceSpec,
+        poll: Option<resource::ResourceIdentity>,
+    ) {
+        if !self.requested.insert(format!("resource/{id}")) {
+            return;
+        }
+        let (action, target) = match poll {
+            Some(t) => (resource::ResourceAction::Get, t),
+            None => (
+                spec.action,
+                resource::identity_of(&spec.manifest, &self.namespace),
+            ),
+        };
+        let mut manifest = spec.manifest.clone();
+        if let Some(meta) = manifest.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("namespace".into(), Value::String(target.namespace.clone()));
+        }
+        self.actions
+            .push(Action::Resource(Box::new(resource::ResourceRequest {
+                workflow_name: self.wf_name.clone(),
+                workflow_uid: self.uid.clone(),
+                node_id: id.to_owned(),
+                action,
+                merge_strategy: spec.merge_strategy,
+                manifest,
+                target,
+                set_owner_reference: spec.set_owner_reference,
+            })));
     }
 
     /// A suspend template: Running until its duration has passed or it is resumed.
