@@ -79,7 +79,15 @@
 //!   when their `expression` holds (`<wf>.hooks.<name>`, `<node>.hooks.<name>`) and the
 //!   workflow, or the step's group, waits for them.
 //!
-//! Left out (each an explicit node Error, never a silent success): resource, http, plugin,
+//! - Resource templates ([`crate::workflow::resource`]; Argo docs "Kubernetes Resources",
+//!   executor `resource.go`): a node of type Pod whose action the shell executes
+//!   ([`Action::Resource`]); with a success/failure condition the node is Running and reads
+//!   its object again every `resource::POLL_SECONDS` until one holds (failure first, as
+//!   Argo); outputs `valueFrom.jsonPath`/`jqFilter` read the same live object; a refused
+//!   action or a met failure condition fails the node with the message. Restart-safe: a node
+//!   without an observation asks for its action again, which the shell replays idempotently.
+//!
+//! Left out (each an explicit node Error, never a silent success): http, plugin,
 //! data and containerSet templates ("... templates are not supported yet"). Not done yet:
 //! memoization, synchronization (runs without the lock), `podGC`/`ttlStrategy` (the shell's),
 //! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised), inline

@@ -1741,6 +1741,15 @@ fn resource_create_waits_on_its_conditions_and_polls_the_live_object() {
     assert_eq!(sim.resource_requests.len(), 2);
     assert_eq!(op.requeue_after, Some(SignedDuration::from_secs(5)));
 
+    // A restart (no observation in memory) while waiting: the recorded object is read
+    // again, the create is not replayed.
+    let mut restarted = Sim::new(sim.wf.clone(), all_ok());
+    restarted.now = sim.now;
+    restarted.pass();
+    assert_eq!(restarted.resource_requests.len(), 1);
+    assert_eq!(restarted.resource_requests[0].action, ResourceAction::Get);
+    assert_eq!(restarted.resource_requests[0].target, create.target);
+
     // Poll period over: a get of the object.
     sim.now += SignedDuration::from_secs(5);
     sim.pass();

@@ -118,6 +118,10 @@ pub(super) struct Ctx<'a> {
     depth: usize,
 }
 
+/// Node status key (cairn's, beside Argo's fields) recording the object a waiting resource
+/// node watches, so a restart polls that object instead of acting again.
+const RESOURCE_REF: &str = "cairnResource";
+
 /// No resource observations (the plain [`super::operate`] entry point).
 static EMPTY_RESOURCES: resource::ResourceObservations = std::collections::BTreeMap::new();
 
@@ -1463,7 +1467,13 @@ impl<'a> Ctx<'a> {
             return self.nodes.get(&id).cloned();
         }
         let Some(seen) = self.resources.get(&id) else {
-            self.request_resource(&id, &spec, None);
+            // A restarted controller: a node that already waits on its object reads it again
+            // rather than re-running the action (a `generateName` create would make another).
+            let known = node
+                .extra
+                .get(RESOURCE_REF)
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            self.request_resource(&id, &spec, known);
             return self.nodes.get(&id).cloned();
         };
         if let Some(error) = &seen.error {
@@ -1509,6 +1519,11 @@ impl<'a> Ctx<'a> {
             resource::Verdict::Waiting => {
                 if node.phase.as_deref() != Some(PHASE_RUNNING) {
                     self.set_phase(&id, PHASE_RUNNING, None);
+                }
+                if let (Ok(target), Some(n)) =
+                    (serde_json::to_value(&seen.target), self.nodes.get_mut(&id))
+                {
+                    n.extra.insert(RESOURCE_REF.into(), target);
                 }
                 let next = seen
                     .observed_at
