@@ -122,7 +122,9 @@ pub async fn run(
     let state = AppState::new(StateParts {
         auth,
         kube,
-        namespace: config.server.namespace.clone(),
+        // The Applications API (and the webhook) serve the namespace the GitOps controller
+        // watches: `[gitops] namespace`, defaulting to `[server] namespace`.
+        namespace: config.gitops.control_namespace(&config.server).to_owned(),
         secure_cookies,
         public_url: config.server.url.clone(),
         metrics: Some(crate::telemetry::metrics_handle()),
