@@ -19,7 +19,8 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
-/// The controller instance id of this test's server (other cairn servers leave its objects).
+/// The controller instance id of the test servers (other cairn servers leave their objects);
+/// each test adds its own suffix, so the two tests' servers never run each other's workflows.
 const INSTANCE: &str = "cairn-h7-resource";
 /// Bound of the wait for a workflow to finish (Job pod start included).
 const RUN_BOUND: Duration = Duration::from_secs(240);
@@ -61,6 +62,8 @@ impl Drop for TestNamespace {
 struct Server {
     child: Child,
     data: tempfile::TempDir,
+    addr: SocketAddr,
+    config: PathBuf,
 }
 
 impl Drop for Server {
@@ -71,7 +74,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(namespace: &str) -> Server {
+    async fn start(namespace: &str, instance: &str) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -85,37 +88,56 @@ impl Server {
             format!(
                 "[server]\nlisten = \"{addr}\"\n\n[gitops]\nenabled = false\n\n\
                  [workflow]\nnamespaces = [\"{namespace}\"]\nworkers = 2\n\
-                 instance_id = \"{INSTANCE}\"\n"
+                 instance_id = \"{instance}\"\n"
             ),
         )
         .expect("write config");
-        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
+        let mut server = Server {
+            child: Command::new("true").spawn().expect("placeholder"),
+            data,
+            addr,
+            config,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// kill -9 (if running), then start again on the same data directory.
+    async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("server.log"))
+            .expect("log");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        let bin = data.path().join("cairn");
-        std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        let child = Command::new(&bin)
+        let bin = self.data.path().join("cairn");
+        if !bin.exists() {
+            std::fs::copy(BIN, &bin).expect("copy the cairn binary");
+        }
+        self.child = Command::new(&bin)
             .args(["server", "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .arg("--data-dir")
-            .arg(data.path().join("data"))
+            .arg(self.data.path().join("data"))
             .env_remove("CAIRN_CONFIG")
-            .env("HOME", data.path())
+            .env("HOME", self.data.path())
             .env("RUST_LOG", "info,cairn::workflow=debug")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start cairn server");
-        let server = Server { child, data };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+        while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)).is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "cairn server did not listen within 60s:\n{}",
-                server.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        server
     }
 
     fn log(&self) -> String {
@@ -124,21 +146,26 @@ impl Server {
 }
 
 fn job_manifest(name: &str, exit: u8) -> String {
+    job_manifest_with(&format!("name: {name}"), &format!("exit {exit}"))
+}
+
+/// A Job manifest with `name_line` (`name: x` or `generateName: x-`) running `script`.
+fn job_manifest_with(name_line: &str, script: &str) -> String {
     format!(
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  backoffLimit: 0\n  \
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  {name_line}\nspec:\n  backoffLimit: 0\n  \
          template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        \
          image: busybox:latest\n        imagePullPolicy: IfNotPresent\n        \
-         command: [sh, -c, 'exit {exit}']\n"
+         command: [sh, -c, '{script}']\n"
     )
 }
 
-fn workflow(name: &str, spec: Value) -> Workflow {
+fn workflow(name: &str, instance: &str, spec: Value) -> Workflow {
     serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
         "metadata": {
             "name": name,
-            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
+            "labels": {"workflows.argoproj.io/controller-instanceid": instance},
         },
         "spec": spec,
     }))
@@ -189,12 +216,14 @@ async fn resource_templates_run_jobs_and_read_outputs_on_the_lab() {
     let ns = format!("cairn-h7-res-{suffix}");
     kubectl(&["create", "namespace", &ns]);
     let _guard = TestNamespace(ns.clone());
-    let server = Server::start(&ns).await;
+    let instance = format!("{INSTANCE}-jobs");
+    let server = Server::start(&ns, &instance).await;
     let api: Api<Workflow> = Api::namespaced(client.clone(), &ns);
 
     // Argo's k8s-jobs example, plus a ConfigMap create + get with a jsonPath output.
     let ok = workflow(
         "k8s-jobs",
+        &instance,
         json!({
             "entrypoint": "main",
             "templates": [
@@ -239,6 +268,7 @@ async fn resource_templates_run_jobs_and_read_outputs_on_the_lab() {
         .expect("create workflow");
     let fail = workflow(
         "k8s-jobs-fail",
+        &instance,
         json!({
             "entrypoint": "pi-tmpl",
             "templates": [{"name": "pi-tmpl", "resource": {
@@ -308,4 +338,73 @@ async fn resource_templates_run_jobs_and_read_outputs_on_the_lab() {
         root.message.as_deref(),
         Some("failure condition 'status.failed>0' evaluated true")
     );
+}
+
+/// kill -9 of cairn while a resource node waits on a `generateName` Job: the restarted
+/// controller reads the recorded Job again (the node keeps its object in `.status.nodes`) and
+/// completes the workflow without creating a second Job.
+#[tokio::test]
+async fn a_restart_while_a_job_runs_neither_recreates_nor_loses_it() {
+    if std::env::var_os("CAIRN_E2E").is_none() {
+        eprintln!(
+            "SKIP: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
+        );
+        return;
+    }
+    let client = cairn::k8s::client()
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
+    let ns = format!("cairn-h7-restart-{}", std::process::id());
+    kubectl(&["create", "namespace", &ns]);
+    let _guard = TestNamespace(ns.clone());
+    let instance = format!("{INSTANCE}-restart");
+    let mut server = Server::start(&ns, &instance).await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns);
+    let wf = workflow(
+        "k8s-jobs-restart",
+        &instance,
+        json!({
+            "entrypoint": "pi-tmpl",
+            "templates": [{"name": "pi-tmpl", "resource": {
+                "action": "create",
+                "successCondition": "status.succeeded > 0",
+                "failureCondition": "status.failed > 3",
+                "manifest": job_manifest_with("generateName: pi-job-", "sleep 8"),
+            }}],
+        }),
+    );
+    api.create(&PostParams::default(), &wf)
+        .await
+        .expect("create workflow");
+    // Wait (bounded) until the node records the Job it waits on.
+    let deadline = Instant::now() + RUN_BOUND;
+    loop {
+        let now = api.get("k8s-jobs-restart").await.expect("get workflow");
+        let recorded = now
+            .status
+            .as_ref()
+            .and_then(|s| s.nodes.as_ref())
+            .and_then(|n| n.get("k8s-jobs-restart"))
+            .is_some_and(|n| n.extra.contains_key("cairnResource"));
+        if recorded {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never recorded its Job:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.restart().await;
+    let done = wait_finished(&api, "k8s-jobs-restart", &server).await;
+    assert_eq!(
+        done.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded"),
+        "{}",
+        server.log()
+    );
+    let jobs = kubectl(&["-n", &ns, "get", "jobs", "-o", "name"]);
+    let jobs: Vec<&str> = jobs.lines().filter(|l| l.contains("pi-job-")).collect();
+    assert_eq!(jobs.len(), 1, "exactly one Job: {jobs:?}\n{}", server.log());
 }
