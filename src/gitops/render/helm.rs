@@ -7,7 +7,8 @@
 //! ones, so inline values beat files and parameters beat both. The argument list is pure
 //! ([`template_args`]); value-file resolution is pure over the set of existing files
 //! ([`resolve_value_files`]). `passCredentials` is ignored: charts are local (from the Git
-//! checkout); charts from Helm repositories (`chart:`) are not rendered here.
+//! checkout or pulled by `helm_repo`); a `chart:` reaching [`check_supported`] from a checkout
+//! render is refused (`super::render_chart` renders pulled charts).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -229,8 +230,8 @@ pub fn check_supported(helm: Option<&HelmSource>, chart: Option<&str>) -> Result
     if chart.is_some_and(|c| !c.is_empty()) {
         return Err(RenderError::InvalidOption {
             field: "source.chart".to_owned(),
-            expected: "a chart in the Git checkout (`path`); Helm repository charts are not \
-                       rendered by this renderer"
+            expected: "a chart in the Git checkout (`path`); a Helm repository chart is pulled \
+                       first and rendered with render_chart"
                 .to_owned(),
         });
     }

@@ -24,8 +24,11 @@
 //! name the file and document index, or carry the tool's bounded stderr, never the
 //! environment.
 //!
-//! Out of scope here: charts from Helm repositories (`source.chart`, refused with a clear
-//! error) and remote value files, `helm dependency build` (charts must vendor `charts/`),
+//! Charts from Helm repositories (`source.chart`) are pulled by [`helm_repo::pull_chart`] into
+//! a version cache and rendered by [`render_chart`]; [`render`] itself refuses `source.chart`
+//! (it renders checkouts only).
+//!
+//! Out of scope here: remote value files, `helm dependency build` (charts must vendor `charts/`),
 //! config management plugins, Jsonnet, multi-source merging (the controller renders each
 //! source and concatenates; `$ref` value files are supported through [`RenderRequest::refs`]).
 
@@ -35,6 +38,7 @@ pub mod env;
 pub mod exec;
 pub mod glob;
 pub mod helm;
+pub mod helm_repo;
 pub mod kustomize;
 pub mod manifest;
 
@@ -419,10 +423,15 @@ pub async fn render(
             blocking(move || directory::render_directory(&dir, options.as_ref())).await?
         }
         Tool::Kustomize => render_kustomize(req, settings, dir).await?,
-        Tool::Helm => render_helm(req, settings, dir).await?,
+        Tool::Helm => render_helm(req, settings, dir, false).await?,
         Tool::Plugin => return Err(RenderError::UnsupportedTool("Plugin".to_owned())),
     };
     Ok(Rendered { tool, objects })
+}
+
+/// The helm binary of `settings`: the configured one, else next to cairn, else on PATH.
+pub fn helm_binary(settings: &RenderSettings) -> Result<PathBuf, RenderError> {
+    binary(settings.helm_bin.as_ref(), "helm")
 }
 
 fn binary(configured: Option<&PathBuf>, name: &str) -> Result<PathBuf, RenderError> {
@@ -527,13 +536,44 @@ async fn apply_kustomize_edits(
     Ok(())
 }
 
+/// Renders a chart pulled from a Helm repository ([`helm_repo::pull_chart`]) exactly like a
+/// chart in a Git checkout: `chart_dir` stands for both the checkout and the source path, so
+/// `valueFiles` are files of the chart package (as in Argo CD) or `$ref/...` files.
+pub async fn render_chart(
+    req: &RenderRequest<'_>,
+    settings: &RenderSettings,
+    chart_dir: &Path,
+) -> Result<Rendered, RenderError> {
+    {
+        let root = chart_dir.to_path_buf();
+        blocking(move || directory::check_symlinks(&root)).await?;
+    }
+    let req = RenderRequest {
+        repo_root: chart_dir,
+        ..req.clone()
+    };
+    let objects = render_helm(&req, settings, chart_dir.to_path_buf(), true).await?;
+    Ok(Rendered {
+        tool: Tool::Helm,
+        objects,
+    })
+}
+
+/// `from_repository`: the chart was pulled from a Helm repository, so `source.chart` is
+/// expected rather than refused.
 async fn render_helm(
     req: &RenderRequest<'_>,
     settings: &RenderSettings,
     dir: PathBuf,
+    from_repository: bool,
 ) -> Result<Vec<Value>, RenderError> {
     let options = req.source.helm.as_ref();
-    helm::check_supported(options, req.source.chart.as_deref())?;
+    let chart = if from_repository {
+        None
+    } else {
+        req.source.chart.as_deref()
+    };
+    helm::check_supported(options, chart)?;
     let bin = binary(settings.helm_bin.as_ref(), "helm")?;
     let home = exec::TempDir::new("cairn-helm-home")?;
     let default_helm = crate::gitops::types::HelmSource::default();
