@@ -162,14 +162,22 @@ async fn api_lists_what_kubectl_created() {
     )
     .await
     .expect("set alice's password");
-    let app = api::router(AppState::new(StateParts {
-        auth,
-        kube: Some(client),
-        namespace: "argocd".into(),
-        secure_cookies: false,
-        public_url: None,
-        metrics: None,
-    }));
+    let app = api::router(
+        AppState::new(StateParts {
+            auth,
+            kube: Some(client),
+            namespace: "argocd".into(),
+            secure_cookies: false,
+            public_url: None,
+            metrics: None,
+        })
+        // The test namespace is enabled for Applications, as Argo CD's "applications in any
+        // namespace" requires (`[gitops] namespaces`).
+        .with_gitops(api::GitopsState {
+            namespaces: vec![ns.0.clone()],
+            ..Default::default()
+        }),
+    );
     let admin = login(&app, "admin", admin_pw.expose()).await;
     let alice = login(&app, "alice", "alice-password-123").await;
 
