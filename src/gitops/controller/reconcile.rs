@@ -297,11 +297,16 @@ pub(crate) async fn render_target(
         let Some(url) = source.repo_url.as_deref().filter(|u| !u.is_empty()) else {
             return Err(format!("{}.repoURL is required", field(i)));
         };
-        if source.chart.as_deref().is_some_and(|c| !c.is_empty()) {
-            return Err(format!(
-                "{}.chart: charts from Helm repositories are not supported by cairn; vendor the chart in Git and use path",
-                field(i)
-            ));
+        if is_chart(source) {
+            // A Helm repository is not Git: its "revision" is the chart version (Argo CD),
+            // an empty one meaning the latest.
+            let version = revisions
+                .and_then(|r| r.get(i).cloned())
+                .filter(|r| !r.is_empty())
+                .or_else(|| source.target_revision.clone())
+                .unwrap_or_default();
+            shas.push(version);
+            continue;
         }
         let wanted = revisions
             .and_then(|r| r.get(i).cloned())
@@ -318,7 +323,9 @@ pub(crate) async fn render_target(
     let mut ref_revisions = BTreeMap::new();
     let mut keep = Vec::new();
     for (i, source) in sources.iter().enumerate() {
-        if let Some(name) = source.reference.as_deref().filter(|r| !r.is_empty()) {
+        if let Some(name) = source.reference.as_deref().filter(|r| !r.is_empty())
+            && !is_chart(source)
+        {
             let url = source.repo_url.as_deref().unwrap_or("");
             let dir = render::exec::TempDir::new("cairn-ref").map_err(|e| e.to_string())?;
             inner
@@ -357,13 +364,26 @@ pub(crate) async fn render_target(
             source.path.as_deref().unwrap_or(""),
             &req.source_options(&inner.render, ref_revisions.clone()),
         );
-        let cached = if hard {
+        // A version range may resolve to a newer chart: only exact versions are cached.
+        let cacheable = !is_chart(source) || render::helm_repo::is_exact_version(&shas[i]);
+        let cached = if hard || !cacheable {
             None
         } else {
             lock(&inner.cache).get(&key)
         };
         let rendered: Arc<Rendered> = match cached {
             Some(r) => r,
+            None if is_chart(source) => {
+                let r = Arc::new(
+                    render_repo_chart(inner, &req, url, &shas[i])
+                        .await
+                        .map_err(|e| format!("{}: {e}", field(i)))?,
+                );
+                if cacheable {
+                    lock(&inner.cache).insert(key, Arc::clone(&r));
+                }
+                r
+            }
             None => {
                 let dir = render::exec::TempDir::new("cairn-src").map_err(|e| e.to_string())?;
                 inner
@@ -399,6 +419,45 @@ pub(crate) async fn render_target(
         },
         objects,
     ))
+}
+
+/// Whether a source is a chart of a Helm repository (`chart` set) rather than a Git path.
+fn is_chart(source: &ApplicationSource) -> bool {
+    source.chart.as_deref().is_some_and(|c| !c.is_empty())
+}
+
+/// Pulls (or finds cached) the chart of a Helm repository source and renders it. Credentials
+/// come from Argo CD repository Secrets of `type: helm` (or a matching `repo-creds`).
+async fn render_repo_chart(
+    inner: &Inner,
+    req: &RenderRequest<'_>,
+    url: &str,
+    version: &str,
+) -> Result<Rendered, render::RenderError> {
+    let api: Api<Secret> = Api::namespaced(
+        inner.live.client().clone(),
+        &inner.settings.control_namespace,
+    );
+    let lp = ListParams::default().labels(&format!("{SECRET_TYPE} in (repository,repo-creds)"));
+    let secrets = match api.list(&lp).await {
+        Ok(l) => l.items,
+        Err(err) => {
+            tracing::warn!(error = %err, "listing repository secrets failed; pulling anonymously");
+            Vec::new()
+        }
+    };
+    let creds = render::helm_repo::credentials_for(url, &secrets);
+    let chart = render::helm_repo::ChartRef {
+        repo_url: url,
+        chart: req.source.chart.as_deref().unwrap_or(""),
+        version,
+        creds: creds.as_ref(),
+    };
+    let bin = render::helm_binary(&inner.render)?;
+    let cache_root = inner.settings.data_dir.join("helm-charts");
+    let pulled =
+        render::helm_repo::pull_chart(&chart, &cache_root, &bin, inner.render.timeout).await?;
+    render::render_chart(req, &inner.render, &pulled.dir).await
 }
 
 /// Render, default, list live, compare.
