@@ -323,7 +323,6 @@ pub async fn pull_chart(
     }
     let home = exec::TempDir::new("cairn-helm-pull")?;
     let repo_config = home.path().join("repositories.yaml");
-    let repo_cache = home.path().join("repository-cache");
     let (mut cert, mut key) = (None, None);
     if let Some(c) = chart.creds {
         if let Some(pem) = c.tls_client_cert.as_deref() {
@@ -341,6 +340,59 @@ pub async fn pull_chart(
         &repo_config,
         &repositories_yaml(chart.repo_url, chart.creds, cert.as_deref(), key.as_deref()),
     )?;
+    // An exact version is pulled straight into a staging dir next to its cache entry (same
+    // filesystem, so the final rename is atomic even when the data dir is not on /tmp's).
+    let stage = if exact {
+        std::fs::create_dir_all(cache_root).map_err(io_err(cache_root))?;
+        let name = home
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Some(cache_root.join(format!(".stage-{}-{name}", std::process::id())))
+    } else {
+        None
+    };
+    let out = stage.clone().unwrap_or_else(|| home.path().join("out"));
+    let pulled = pull_into(chart, bin, timeout, &home, &out).await;
+    let Some(stage) = stage else {
+        return pulled.map(|dir| PulledChart {
+            dir,
+            _temp: Some(home),
+        });
+    };
+    if let Err(e) = pulled {
+        let _ = std::fs::remove_dir_all(&stage);
+        return Err(e);
+    }
+    let parent = cached.parent().unwrap_or(cache_root).to_path_buf();
+    if std::fs::rename(&stage, &parent).is_err() {
+        // Another pull won the race; its copy is the same version.
+        let _ = std::fs::remove_dir_all(&stage);
+    }
+    if cached.join("Chart.yaml").is_file() {
+        Ok(PulledChart {
+            dir: cached,
+            _temp: None,
+        })
+    } else {
+        Err(RenderError::Io {
+            path: cached.display().to_string(),
+            reason: "chart cache entry missing after pull".to_owned(),
+        })
+    }
+}
+
+/// `helm repo update` then `helm pull` into `out`; returns `out/<chart>`.
+async fn pull_into(
+    chart: &ChartRef<'_>,
+    bin: &Path,
+    timeout: Duration,
+    home: &exec::TempDir,
+    out: &Path,
+) -> Result<PathBuf, RenderError> {
+    let repo_config = home.path().join("repositories.yaml");
+    let repo_cache = home.path().join("repository-cache");
     let inv = |args: Vec<String>| exec::Invocation {
         tool: "helm".to_owned(),
         args,
@@ -355,13 +407,12 @@ pub async fn pull_chart(
     )
     .await
     .map_err(|e| classify_failure(e, chart.chart, chart.version))?;
-    let out = home.path().join("out");
     exec::run(
         bin,
         &inv(pull_args(
             chart.chart,
             chart.version,
-            &out,
+            out,
             &repo_config,
             &repo_cache,
         )),
@@ -371,44 +422,12 @@ pub async fn pull_chart(
     .await
     .map_err(|e| classify_failure(e, chart.chart, chart.version))?;
     let pulled = out.join(chart.chart);
-    if !pulled.join("Chart.yaml").is_file() {
-        return Err(RenderError::InvalidOption {
+    if pulled.join("Chart.yaml").is_file() {
+        Ok(pulled)
+    } else {
+        Err(RenderError::InvalidOption {
             field: format!("source.chart: {}", chart.chart),
             expected: "a chart archive whose top directory is the chart name".to_owned(),
-        });
-    }
-    if !exact {
-        return Ok(PulledChart {
-            dir: pulled,
-            _temp: Some(home),
-        });
-    }
-    let parent = cached.parent().unwrap_or(cache_root).to_path_buf();
-    std::fs::create_dir_all(cache_root).map_err(io_err(cache_root))?;
-    // Stage next to the final place (same filesystem), then rename the whole parent in.
-    let stage = cache_root.join(format!(
-        ".stage-{}-{}",
-        std::process::id(),
-        home.path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&stage).map_err(io_err(&stage))?;
-    std::fs::rename(&pulled, stage.join(chart.chart)).map_err(io_err(&stage))?;
-    if std::fs::rename(&stage, &parent).is_err() {
-        // Another pull won the race; its copy is the same version.
-        let _ = std::fs::remove_dir_all(&stage);
-    }
-    if cached.join("Chart.yaml").is_file() {
-        Ok(PulledChart {
-            dir: cached,
-            _temp: None,
-        })
-    } else {
-        Err(RenderError::Io {
-            path: cached.display().to_string(),
-            reason: "chart cache entry missing after pull".to_owned(),
         })
     }
 }
