@@ -85,6 +85,7 @@ pub(super) async fn reconcile(
         // A finished workflow is never operated again: its resource observations are done.
         lock(&shared.resources).remove(k);
         archive(shared, k, &mut wf, &pods, now).await?;
+        collect_claims(shared, &wf).await?;
     }
     requeue.push(collect_pods(shared, &wf, &pods, now).await?);
     if completed {
@@ -218,6 +219,7 @@ async fn execute(
                     .unwrap_or_else(|| "default".to_owned());
                 ensure_rbac(shared, &namespace, &sa).await?;
             }
+            ensure_claims(shared, wf, req).await?;
             let pod = match crate::workflow::pod::build_pod(req, &shared.settings.pods) {
                 Ok(pod) => pod,
                 Err(e) => {
@@ -251,6 +253,110 @@ async fn execute(
         }
         ShellAction::DeletePod { pod_name, .. } => {
             delete_pod(&pods, &namespace, pod_name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The claims of `spec.volumeClaimTemplates`, named `<workflow>-<template name>` as Argo names
+/// them, created before the first pod that mounts them (AlreadyExists is success, so a replay
+/// or a second pod is harmless), owned by the Workflow so deleting it removes them.
+async fn ensure_claims(
+    shared: &Shared,
+    wf: &Workflow,
+    req: &crate::workflow::node::PodRequest,
+) -> Result<(), ControllerError> {
+    let Some(templates) = req.spec.volume_claim_templates.as_ref() else {
+        return Ok(());
+    };
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(shared.client.clone(), &namespace);
+    for claim in claim_objects(wf, templates) {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), &claim).await {
+            Ok(_) => tracing::debug!(workflow = %req.workflow_name, claim = %name, "claim created"),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => {
+                return Err(ControllerError::kube(
+                    format!("create persistentvolumeclaim {namespace}/{name}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The PersistentVolumeClaims of a workflow's `volumeClaimTemplates` (pure).
+pub(super) fn claim_objects(
+    wf: &Workflow,
+    templates: &[serde_json::Value],
+) -> Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim> {
+    let wf_name = wf.metadata.name.clone().unwrap_or_default();
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Workflow".into(),
+        name: wf_name.clone(),
+        uid: wf.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    templates
+        .iter()
+        .filter_map(|t| {
+            let short = t.pointer("/metadata/name")?.as_str()?;
+            let mut claim: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+                serde_json::from_value(t.clone()).ok()?;
+            claim.status = None;
+            claim.metadata.name = Some(format!("{wf_name}-{short}"));
+            claim.metadata.namespace = wf.metadata.namespace.clone();
+            claim.metadata.resource_version = None;
+            claim.metadata.uid = None;
+            claim
+                .metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(LABEL_WORKFLOW.to_owned(), wf_name.clone());
+            claim.metadata.owner_references = Some(vec![owner.clone()]);
+            Some(claim)
+        })
+        .collect()
+}
+
+/// Deletes the workflow's claims once it completes, per `volumeClaimGC.strategy`:
+/// `OnWorkflowCompletion` (Argo's default) or `OnWorkflowSuccess` (kept for inspection when
+/// the workflow did not succeed). A claim still mounted is removed by Kubernetes once its pods
+/// are gone (pvc-protection).
+async fn collect_claims(shared: &Shared, wf: &Workflow) -> Result<(), ControllerError> {
+    let Some(templates) = wf.spec.volume_claim_templates.as_ref() else {
+        return Ok(());
+    };
+    let strategy = wf
+        .spec
+        .extra
+        .get("volumeClaimGC")
+        .and_then(|g| g.get("strategy"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("OnWorkflowCompletion");
+    let phase = wf.status.as_ref().and_then(|s| s.phase.as_deref());
+    if strategy == "OnWorkflowSuccess" && phase != Some("Succeeded") {
+        return Ok(());
+    }
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(shared.client.clone(), &namespace);
+    for claim in claim_objects(wf, templates) {
+        let name = claim.metadata.name.unwrap_or_default();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(ControllerError::kube(
+                    format!("delete persistentvolumeclaim {namespace}/{name}"),
+                    e,
+                ));
+            }
         }
     }
     Ok(())

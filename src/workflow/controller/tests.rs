@@ -160,3 +160,34 @@ fn instance_selector_follows_argo() {
     );
     assert_eq!(instance_selector(Some("")), instance_selector(None));
 }
+
+#[test]
+fn claims_are_named_after_the_workflow_and_owned_by_it() {
+    let mut wf = crate::workflow::types::Workflow::test("ns", "wf-1");
+    wf.metadata.uid = Some("uid-1".into());
+    let templates = vec![serde_json::json!({
+        "metadata": {"name": "workdir"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+        "status": {"phase": "Bound"}
+    })];
+    let claims = super::reconcile::claim_objects(&wf, &templates);
+    assert_eq!(claims.len(), 1);
+    let c = &claims[0];
+    assert_eq!(c.metadata.name.as_deref(), Some("wf-1-workdir"));
+    assert_eq!(c.metadata.namespace.as_deref(), Some("ns"));
+    assert!(c.status.is_none(), "status is the server's");
+    let owner = &c.metadata.owner_references.as_ref().expect("owned")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Workflow", "uid-1")
+    );
+    assert_eq!(
+        c.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::workflow::node::LABEL_WORKFLOW)),
+        Some(&"wf-1".to_string())
+    );
+    // A template without a name cannot be mounted by name: it is not created.
+    assert!(super::reconcile::claim_objects(&wf, &[serde_json::json!({"spec": {}})]).is_empty());
+}
