@@ -148,6 +148,24 @@ pub fn chart_cache_key(repo_url: &str, chart: &str, version: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Checks that `url` is an HTTP(S) Helm repository (OCI registries, `oci://` or a bare host as
+/// Argo CD's `enableOCI` takes them, are not pulled this way).
+pub fn check_repo_url(url: &str) -> Result<(), RenderError> {
+    let lower = url.trim().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if rest.is_some_and(|r| !r.is_empty()) {
+        Ok(())
+    } else {
+        Err(RenderError::InvalidOption {
+            field: format!("source.repoURL: {url}"),
+            expected: "an http:// or https:// Helm repository (OCI registries are not supported)"
+                .to_owned(),
+        })
+    }
+}
+
 /// Checks the chart name: one path segment, so `NAME/CHART` and the untar dir stay in place.
 pub fn check_chart_name(chart: &str) -> Result<(), RenderError> {
     let ok = !chart.is_empty()
@@ -310,6 +328,7 @@ pub async fn pull_chart(
     bin: &Path,
     timeout: Duration,
 ) -> Result<PulledChart, RenderError> {
+    check_repo_url(chart.repo_url)?;
     check_chart_name(chart.chart)?;
     let exact = is_exact_version(chart.version);
     let cached = cache_root
@@ -542,6 +561,29 @@ mod tests {
             chart_cache_key("https://r", "ab", "1.0.0"),
             chart_cache_key("https://r", "a", "b1.0.0")
         );
+    }
+
+    #[test]
+    fn repo_urls() {
+        for ok in [
+            "https://charts.example",
+            "http://127.0.0.1:8080/sub/",
+            "HTTPS://X",
+        ] {
+            assert!(check_repo_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "oci://ghcr.io/x",
+            "registry-1.docker.io/bitnamicharts",
+            "https://",
+            "",
+        ] {
+            let err = check_repo_url(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("source.repoURL") && err.contains("OCI"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
