@@ -300,11 +300,15 @@ pub(crate) async fn render_target(
         if is_chart(source) {
             // A Helm repository is not Git: its "revision" is the chart version (Argo CD),
             // an empty one meaning the latest.
-            let version = revisions
+            let wanted = revisions
                 .and_then(|r| r.get(i).cloned())
                 .filter(|r| !r.is_empty())
                 .or_else(|| source.target_revision.clone())
                 .unwrap_or_default();
+            let version =
+                resolve_chart_version(inner, source, url, &wanted, refresh != Refresh::None)
+                    .await
+                    .map_err(|e| format!("{}: {e}", field(i)))?;
             shas.push(version);
             continue;
         }
@@ -426,14 +430,51 @@ fn is_chart(source: &ApplicationSource) -> bool {
     source.chart.as_deref().is_some_and(|c| !c.is_empty())
 }
 
-/// Pulls (or finds cached) the chart of a Helm repository source and renders it. Credentials
-/// come from Argo CD repository Secrets of `type: helm` (or a matching `repo-creds`).
-async fn render_repo_chart(
+/// The exact chart version `wanted` (a version, a range, or empty for the latest) stands
+/// for, as Argo CD records it: a range is resolved by pulling the newest match, trusted for
+/// `poll_interval` unless `force`.
+async fn resolve_chart_version(
     inner: &Inner,
-    req: &RenderRequest<'_>,
+    source: &ApplicationSource,
     url: &str,
-    version: &str,
-) -> Result<Rendered, render::RenderError> {
+    wanted: &str,
+    force: bool,
+) -> Result<String, render::RenderError> {
+    if render::helm_repo::is_exact_version(wanted) {
+        return Ok(wanted.trim().to_owned());
+    }
+    let chart = source.chart.as_deref().unwrap_or("");
+    let cache_key = (
+        format!("helm:{}#{chart}", normalize_url(url)),
+        wanted.to_owned(),
+    );
+    if !force
+        && let Some((version, at)) = lock(&inner.revisions).get(&cache_key).cloned()
+        && at.elapsed() < inner.settings.poll_interval
+    {
+        return Ok(version);
+    }
+    let creds = helm_credentials(inner, url).await;
+    let chart_ref = render::helm_repo::ChartRef {
+        repo_url: url,
+        chart,
+        version: wanted,
+        creds: creds.as_ref(),
+    };
+    let bin = render::helm_binary(&inner.render)?;
+    let cache_root = inner.settings.data_dir.join("helm-charts");
+    let pulled =
+        render::helm_repo::pull_chart(&chart_ref, &cache_root, &bin, inner.render.timeout).await?;
+    let version = pulled.version()?;
+    lock(&inner.revisions).insert(cache_key, (version.clone(), Instant::now()));
+    Ok(version)
+}
+
+/// Credentials for Helm repository `url` from the repository Secrets of the control namespace.
+async fn helm_credentials(
+    inner: &Inner,
+    url: &str,
+) -> Option<render::helm_repo::HelmRepoCredentials> {
     let api: Api<Secret> = Api::namespaced(
         inner.live.client().clone(),
         &inner.settings.control_namespace,
@@ -446,7 +487,18 @@ async fn render_repo_chart(
             Vec::new()
         }
     };
-    let creds = render::helm_repo::credentials_for(url, &secrets);
+    render::helm_repo::credentials_for(url, &secrets)
+}
+
+/// Pulls (or finds cached) the chart of a Helm repository source and renders it. Credentials
+/// come from Argo CD repository Secrets of `type: helm` (or a matching `repo-creds`).
+async fn render_repo_chart(
+    inner: &Inner,
+    req: &RenderRequest<'_>,
+    url: &str,
+    version: &str,
+) -> Result<Rendered, render::RenderError> {
+    let creds = helm_credentials(inner, url).await;
     let chart = render::helm_repo::ChartRef {
         repo_url: url,
         chart: req.source.chart.as_deref().unwrap_or(""),

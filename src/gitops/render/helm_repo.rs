@@ -313,6 +313,29 @@ pub struct PulledChart {
     _temp: Option<exec::TempDir>,
 }
 
+impl PulledChart {
+    /// The chart's own `version` (from `Chart.yaml`): what a version range resolved to.
+    pub fn version(&self) -> Result<String, RenderError> {
+        let path = self.dir.join("Chart.yaml");
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        chart_yaml_version(&text).ok_or_else(|| RenderError::NotAnObject {
+            file: "Chart.yaml".to_owned(),
+            document: 0,
+            reason: "no `version`".to_owned(),
+        })
+    }
+}
+
+/// The `version` of a `Chart.yaml` text.
+pub fn chart_yaml_version(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    match &v["version"] {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> RenderError + '_ {
     move |e| RenderError::Io {
         path: path.display().to_string(),
@@ -561,6 +584,17 @@ mod tests {
             chart_cache_key("https://r", "ab", "1.0.0"),
             chart_cache_key("https://r", "a", "b1.0.0")
         );
+    }
+
+    #[test]
+    fn chart_yaml_versions() {
+        assert_eq!(
+            chart_yaml_version("apiVersion: v2\nname: a\nversion: 0.2.0\n").as_deref(),
+            Some("0.2.0")
+        );
+        assert_eq!(chart_yaml_version("name: a\n"), None);
+        assert_eq!(chart_yaml_version("version: ''\n"), None);
+        assert_eq!(chart_yaml_version(": : :"), None);
     }
 
     #[test]
