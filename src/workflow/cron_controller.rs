@@ -259,12 +259,20 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
         }
         d @ (CronDecision::Run { scheduled_time }
         | CronDecision::ReplaceThenRun { scheduled_time, .. }) => {
-            if matches!(d, CronDecision::ReplaceThenRun { .. }) {
-                out.terminate = active.iter().map(|c| c.name.clone()).collect();
-                active_refs.clear();
-            }
             let child = child_workflow(cw, scheduled_time);
             let child_name = child.metadata.name.clone().unwrap_or_default();
+            if matches!(d, CronDecision::ReplaceThenRun { .. }) {
+                // The run of this very time is never a victim: a decision replayed from a
+                // CronWorkflow the watch has not refreshed yet sees its own fresh child as
+                // active, and must not terminate it.
+                out.terminate = active
+                    .iter()
+                    .filter(|c| c.name != child_name)
+                    .map(|c| c.name.clone())
+                    .collect();
+                active_refs
+                    .retain(|r| r.get("name").and_then(Value::as_str) == Some(child_name.as_str()));
+            }
             if !active_refs
                 .iter()
                 .any(|r| r.get("name").and_then(Value::as_str) == Some(child_name.as_str()))

@@ -111,6 +111,23 @@ fn a_restart_within_the_deadline_runs_the_missed_time_once() {
 }
 
 #[test]
+fn a_replayed_replace_decision_never_terminates_its_own_run() {
+    // The store still holds the CronWorkflow from before our write (last decided 00:00), while
+    // the child of 00:05 already exists and runs: the same decision comes back.
+    let mut cw = decided(cron("*/5 * * * *"), "2026-01-01T00:00:00Z");
+    cw.spec.concurrency_policy = Some("Replace".into());
+    let kids = [
+        child("nightly-1", Some("Running"), None),
+        child("nightly-1767225900", Some("Running"), None),
+    ];
+    let p = plan(&cw, &kids, ts("2026-01-01T00:05:01Z"), &utc());
+    assert_eq!(p.terminate, ["nightly-1"]);
+    let active = p.status.active.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["name"], "nightly-1767225900");
+}
+
+#[test]
 fn concurrency_policies() {
     let running = [child("nightly-1", Some("Running"), None)];
     let now = ts("2026-01-01T00:05:01Z");
