@@ -48,6 +48,19 @@ pub const TERMINAL_WAITING_REASONS: &[&str] = &[
     "CreateContainerConfigError",
 ];
 
+/// Pull failures the kubelet resolves by itself on a later attempt (its own pull throttling, a
+/// registry asking to slow down, a network timeout): an `ImagePullBackOff` naming one of them
+/// stays Pending, as Argo leaves it, instead of failing the node. A burst of pods of one image
+/// meets the kubelet's `registryPullQPS` this way.
+pub const TRANSIENT_PULL_FAILURES: &[&str] = &[
+    "pull QPS exceeded",
+    "toomanyrequests",
+    "TooManyRequests",
+    "i/o timeout",
+    "connection reset by peer",
+    "TLS handshake timeout",
+];
+
 /// Observes a node's pod. Pure.
 pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation {
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
@@ -170,7 +183,11 @@ fn terminal_waiting<'a>(statuses: impl Iterator<Item = &'a ContainerStatus>) -> 
     statuses.into_iter().find_map(|c| {
         let w = c.state.as_ref()?.waiting.as_ref()?;
         let reason = w.reason.as_deref()?;
-        TERMINAL_WAITING_REASONS.contains(&reason).then(|| {
+        let transient = reason == "ImagePullBackOff"
+            && w.message
+                .as_deref()
+                .is_some_and(|m| TRANSIENT_PULL_FAILURES.iter().any(|t| m.contains(t)));
+        (TERMINAL_WAITING_REASONS.contains(&reason) && !transient).then(|| {
             format!(
                 "{}: {}",
                 c.name,
