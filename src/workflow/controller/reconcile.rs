@@ -84,8 +84,11 @@ pub(super) async fn reconcile(
     if completed {
         // A finished workflow is never operated again: its resource observations are done.
         lock(&shared.resources).remove(k);
-        archive(shared, k, &mut wf, &pods, now).await?;
-        collect_claims(shared, &wf).await?;
+        // Claims are collected once, on the pass that archives (an error retries both).
+        if !archived(shared, &wf) {
+            collect_claims(shared, &wf).await?;
+            archive(shared, k, &mut wf, &pods, now).await?;
+        }
     }
     requeue.push(collect_pods(shared, &wf, &pods, now).await?);
     if completed {
@@ -598,7 +601,8 @@ async fn read_log(api: &Api<Pod>, pod: &Pod) -> Option<LogInput> {
     }
 }
 
-/// Archives a finished workflow once, then labels it as archived.
+/// Archives a finished workflow with its pods' logs, then labels it as archived; the caller
+/// checks [`archived`] first.
 async fn archive(
     shared: &Shared,
     k: &str,
@@ -606,9 +610,6 @@ async fn archive(
     pods: &[Pod],
     now: Timestamp,
 ) -> Result<(), ControllerError> {
-    if archived(shared, wf) {
-        return Ok(());
-    }
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
     let name = wf.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
