@@ -30,18 +30,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::actions::is_completed;
 use super::controller::WorkQueue;
+use super::controller::scope::{self, Scoped};
 use super::cron::{
     CronDecision, CronSpec, RunPhase, RunSummary, child_workflow_name, due, history_to_delete,
     schedule_string,
@@ -328,67 +328,38 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let selector = super::controller::instance_selector(instance_id.as_deref());
-    let manages =
-        Arc::new(move |ns: &str| namespaces.is_empty() || namespaces.iter().any(|n| n == ns));
     let queue = WorkQueue::new();
-    let (crons, cron_writer) = reflector::store::<CronWorkflow>();
-    let (children, child_writer) = reflector::store::<Workflow>();
-    let cron_stream = reflector::reflector(
-        cron_writer,
-        watcher(
-            Api::<CronWorkflow>::all(client.clone()),
-            watcher::Config::default().labels(&selector),
-        ),
-    )
-    .default_backoff();
-    let child_stream = reflector::reflector(
-        child_writer,
-        watcher(
-            Api::<Workflow>::all(client.clone()),
-            watcher::Config::default().labels(LABEL_CRON_WORKFLOW),
-        ),
-    )
-    .default_backoff();
-    let q1 = queue.clone();
-    let m1 = manages.clone();
-    let t1 = tokio::spawn(async move {
-        let mut s = std::pin::pin!(cron_stream);
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => {
-                    let ns = c.namespace().unwrap_or_default();
-                    if m1(&ns) {
-                        q1.add(format!("{ns}/{}", c.name_any()));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cronworkflow watch failed; retrying"),
-            }
-        }
-    });
-    let q2 = queue.clone();
-    let m2 = manages.clone();
-    let t2 = tokio::spawn(async move {
-        let mut s = std::pin::pin!(child_stream);
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(
-                    watcher::Event::Apply(w)
-                    | watcher::Event::InitApply(w)
-                    | watcher::Event::Delete(w),
-                ) => {
-                    let ns = w.namespace().unwrap_or_default();
-                    if let Some(parent) = w.labels().get(LABEL_CRON_WORKFLOW)
-                        && m2(&ns)
-                    {
-                        q2.add(format!("{ns}/{parent}"));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cron children watch failed; retrying"),
-            }
-        }
-    });
+    let mut tasks = Vec::new();
+    // Only the configured namespaces are watched (all when none), see `controller::scope`.
+    let targets = scope::watch_targets(&namespaces);
+    let managed = Arc::new(namespaces);
+    let crons = {
+        let managed = managed.clone();
+        scope::watch_scoped::<CronWorkflow>(
+            &client,
+            &targets,
+            &watcher::Config::default().labels(&selector),
+            &queue,
+            move |c| {
+                let ns = c.namespace()?;
+                scope::manages(&managed, &ns).then(|| format!("{ns}/{}", c.name_any()))
+            },
+            &mut tasks,
+        )
+    };
+    // The children carry the parent's instance id label: another instance's runs are not ours.
+    let children = scope::watch_scoped::<Workflow>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(&format!("{LABEL_CRON_WORKFLOW},{selector}")),
+        &queue,
+        move |w| {
+            let ns = w.namespace()?;
+            let parent = w.labels().get(LABEL_CRON_WORKFLOW)?;
+            scope::manages(&managed, &ns).then(|| format!("{ns}/{parent}"))
+        },
+        &mut tasks,
+    );
     let shared = Arc::new((client, crons, children, queue.clone()));
     let work = async {
         if shared.1.wait_until_ready().await.is_err() || shared.2.wait_until_ready().await.is_err()
@@ -418,14 +389,15 @@ pub async fn run(
         () = shutdown => {}
     }
     queue.shutdown();
-    t1.abort();
-    t2.abort();
+    for task in tasks {
+        task.abort();
+    }
 }
 
 async fn reconcile(
     client: &Client,
-    crons: &Store<CronWorkflow>,
-    children: &Store<Workflow>,
+    crons: &Scoped<CronWorkflow>,
+    children: &Scoped<Workflow>,
     k: &str,
     tz: &TimeZone,
 ) -> Result<Option<Duration>, CronControllerError> {

@@ -2,7 +2,7 @@
 //! WorkflowTaskResults, runs the pure operator once per change, persists what it decided and
 //! executes its actions; archives finished workflows, applies `podGC` and `ttlStrategy`.
 //!
-//! Owns the I/O around `workflow::operator`: reflectors (Workflows in every namespace, pods
+//! Owns the I/O around `workflow::operator`: reflectors (Workflows in the managed namespaces, pods
 //! labelled `workflows.argoproj.io/workflow`, WorkflowTaskResults, WorkflowTemplates,
 //! ClusterWorkflowTemplates), the work queue ([`queue`]), the status writer, pod creation and
 //! deletion, executor RBAC, the archive hook, and the shell's pure decisions ([`decide`]).
@@ -26,7 +26,9 @@
 //!   `workflows.argoproj.io/workflow-archiving-status: Archived` label records that, so a
 //!   restart does not archive it twice. A pod collected by `OnPodCompletion`/`OnPodSuccess`
 //!   while the workflow still runs has its log archived first.
-//! - Scope: `[workflow] namespaces` limits the namespaces; Argo's instance id
+//! - Scope: `[workflow] namespaces` limits the namespaces: namespaced kinds are watched per
+//!   configured namespace ([`scope`]), so nothing outside them is cached, queued or written;
+//!   Argo's instance id
 //!   (`workflows.argoproj.io/controller-instanceid`) splits Workflows between controllers
 //!   sharing a cluster ([`instance_selector`]).
 //! - A pod that cannot be built or is refused by the apiserver (admission, quota, invalid) is
@@ -37,6 +39,7 @@ pub mod decide;
 pub mod queue;
 mod reconcile;
 mod resource;
+pub mod scope;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -61,6 +64,7 @@ use crate::workflow::types::{
 use crate::workflow::validate::TemplateLookup;
 
 pub use queue::WorkQueue;
+pub use scope::Scoped;
 
 /// Errors of one reconcile (logged, counted, and retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -220,7 +224,7 @@ pub fn instance_selector(instance_id: Option<&str>) -> String {
 impl Settings {
     /// Whether workflows of `namespace` are this controller's.
     pub fn manages(&self, namespace: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+        scope::manages(&self.namespaces, namespace)
     }
 }
 
@@ -243,10 +247,10 @@ impl Settings {
 /// The reflector caches the controller reads from.
 #[derive(Clone)]
 pub(crate) struct Caches {
-    pub workflows: Store<Workflow>,
-    pub pods: Store<Pod>,
-    pub results: Store<WorkflowTaskResult>,
-    pub templates: Store<WorkflowTemplate>,
+    pub workflows: Scoped<Workflow>,
+    pub pods: Scoped<Pod>,
+    pub results: Scoped<WorkflowTaskResult>,
+    pub templates: Scoped<WorkflowTemplate>,
     pub cluster_templates: Store<ClusterWorkflowTemplate>,
 }
 
@@ -299,51 +303,61 @@ pub async fn run(
 ) {
     let queue = WorkQueue::new();
     let mut watches = Vec::new();
-    let scope = Arc::new(settings.clone());
-    let (workflows, task) = watch::<Workflow>(
-        Api::all(client.clone()),
-        watcher::Config::default().labels(&instance_selector(settings.instance_id.as_deref())),
-        queue.clone(),
-        |wf| {
-            Some(key(
-                wf.meta().namespace.as_deref()?,
-                wf.meta().name.as_deref()?,
-            ))
-        },
-    );
-    watches.push(task);
+    // Only the configured namespaces are watched (all when none): another controller's
+    // namespaces never reach these caches or the queue (see `scope`).
+    let targets = scope::watch_targets(&settings.namespaces);
+    let managed = Arc::new(settings.namespaces.clone());
+    let workflows = {
+        let managed = managed.clone();
+        scope::watch_scoped::<Workflow>(
+            &client,
+            &targets,
+            &watcher::Config::default().labels(&instance_selector(settings.instance_id.as_deref())),
+            &queue,
+            move |wf| {
+                let ns = wf.meta().namespace.as_deref()?;
+                let name = wf.meta().name.as_deref()?;
+                scope::manages(&managed, ns).then(|| key(ns, name))
+            },
+            &mut watches,
+        )
+    };
     let by_label = {
-        let scope = scope.clone();
+        let managed = managed.clone();
         move |obj: &dyn ResourceMeta| -> Option<String> {
             let ns = obj.namespace()?;
             let wf = obj.label(LABEL_WORKFLOW)?;
-            scope.manages(ns).then(|| key(ns, wf))
+            scope::manages(&managed, ns).then(|| key(ns, wf))
         }
     };
-    let (pods, task) = watch::<Pod>(
-        Api::all(client.clone()),
-        watcher::Config::default().labels(LABEL_WORKFLOW),
-        queue.clone(),
+    let pods = scope::watch_scoped::<Pod>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(LABEL_WORKFLOW),
+        &queue,
         {
             let by_label = by_label.clone();
             move |p| by_label(p)
         },
+        &mut watches,
     );
-    watches.push(task);
-    let (results, task) = watch::<WorkflowTaskResult>(
-        Api::all(client.clone()),
-        watcher::Config::default().labels(LABEL_WORKFLOW),
-        queue.clone(),
+    let results = scope::watch_scoped::<WorkflowTaskResult>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(LABEL_WORKFLOW),
+        &queue,
         move |r| by_label(r),
+        &mut watches,
     );
-    watches.push(task);
-    let (templates, task) = watch::<WorkflowTemplate>(
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        queue.clone(),
+    let templates = scope::watch_scoped::<WorkflowTemplate>(
+        &client,
+        &targets,
+        &watcher::Config::default(),
+        &queue,
         |_| None,
+        &mut watches,
     );
-    watches.push(task);
+    // Cluster-scoped: one watch whatever the namespaces.
     let (cluster_templates, task) = watch::<ClusterWorkflowTemplate>(
         Api::all(client.clone()),
         watcher::Config::default(),

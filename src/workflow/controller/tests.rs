@@ -38,10 +38,10 @@ fn fixture() -> Fixture {
     let shared = Shared {
         client,
         caches: Caches {
-            workflows: workflows_r,
-            pods: pods_r,
-            results: results_r,
-            templates: templates_r,
+            workflows: Scoped::all(workflows_r),
+            pods: Scoped::all(pods_r),
+            results: Scoped::all(results_r),
+            templates: Scoped::all(templates_r),
             cluster_templates: cluster_r,
         },
         queue: WorkQueue::new(),
