@@ -71,7 +71,7 @@ dist: build
 
 ## executor: the static (musl) cairn binary and the executor image localhost/cairn/executor:<version>
 ## (FROM scratch, only /cairn), loaded into the lab when it runs; cheap when nothing changed
-executor:
+executor: deps
 	images/executor/build
 
 lab-up:
