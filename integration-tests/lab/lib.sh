@@ -20,6 +20,8 @@ KUSTOMIZE_BIN="$LAB_CACHE/bin/kustomize-$KUSTOMIZE_VERSION"
 COREDNS_BIN="$LAB_CACHE/bin/coredns-$COREDNS_VERSION"
 LPP_BIN="$LAB_CACHE/bin/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"
 REGISTRY_BIN="$LAB_CACHE/bin/registry-$REGISTRY_VERSION"
+# SeaweedFS `weed` (the S3 server of integration-tests/s3, built by `build seaweedfs`).
+SEAWEEDFS_BIN="$LAB_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION"
 LAB_IMAGE_CACHE="$LAB_CACHE/images"
 
 # Node networking: the node IP is a /32 on loopback (this kernel has no dummy
