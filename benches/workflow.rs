@@ -16,7 +16,15 @@
 //! - (c) cairn's RSS (`VmRSS` of `/proc/<pid>/status`, sampled every 250 ms) during (a).
 //!
 //! Times come from watches (`kube::runtime::watcher`) on pods and Workflows, started before the
-//! submission, so both sides are observed the same way. Numbers are reported, never asserted; a
+//! submission, so both sides are observed the same way. Where the time goes: per-pod lifetimes
+//! (created → Succeeded) of bare and workflow pods, pod Succeeded → workflow Succeeded, and
+//! cairn's own `cairn_workflow_*` metrics (apiserver calls by kind with their mean latency,
+//! operator time, queue wait) scraped from `/metrics` around each part.
+//!
+//! Flags (after `--`): `--output FILE`; `--only bare,workflows,dag` runs only those parts
+//! (`workflows` without `bare` has no ratio); `--workers N` sets `[workflow] workers` (default:
+//! cairn's default). `CAIRN_BENCH_BIN=/path/to/cairn` runs another cairn build (a before/after
+//! comparison in one session) instead of this one. Numbers are reported, never asserted; a
 //! measurement a controller bug prevents is recorded as `"blocked": "<error>"`. Without `--bench`
 //! (as `cargo test --all-targets` runs bench targets) it measures nothing. Every namespace it
 //! creates starts with `bx-w-` and is deleted at the end, however the run ends.
@@ -49,6 +57,39 @@ const WIDTH: usize = 10;
 /// Bound of every wait; a wait that runs out is reported.
 const BOUND: Duration = Duration::from_secs(1200);
 
+/// What to run and how (command-line flags after `--`).
+#[derive(Debug, Clone)]
+struct Options {
+    bare: bool,
+    workflows: bool,
+    dag: bool,
+    workers: Option<usize>,
+    bin: String,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Options {
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        let only = value("--only");
+        let part = |name: &str| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|p| p.trim() == name))
+        };
+        Options {
+            bare: part("bare"),
+            workflows: part("workflows"),
+            dag: part("dag"),
+            workers: value("--workers").and_then(|w| w.parse().ok()),
+            bin: std::env::var("CAIRN_BENCH_BIN").unwrap_or_else(|_| BIN.to_string()),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -63,7 +104,7 @@ fn main() {
         .unwrap_or_else(|| "bench-results/workflow.json".to_string());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let results = runtime.block_on(run());
+    let results = runtime.block_on(run(Options::parse(&args)));
     let text = serde_json::to_string_pretty(&results).expect("json");
     if let Some(dir) = std::path::Path::new(&output).parent() {
         std::fs::create_dir_all(dir).expect("create output dir");
@@ -73,7 +114,7 @@ fn main() {
     println!("written to {output}");
 }
 
-async fn run() -> Value {
+async fn run(opts: Options) -> Value {
     let started = Instant::now();
     let mut results = json!({"benchmark": "workflow", "machine": machine_facts()});
     let client = match cluster().await {
@@ -107,17 +148,23 @@ async fn run() -> Value {
         "command": ["true"], "executor_image": image,
         "submission": format!("{COUNT} objects created through the API, {IN_FLIGHT} calls in flight"),
         "batches": "none: completed pods do not count against the node's 110-pod limit",
-        "cairn_config": {"workflow.workers": 4, "workflow.namespaces": [&wf_ns, &dag_ns],
-                         "gitops.enabled": false},
+        "cairn_config": {"workflow.workers": opts.workers.map_or(json!("default"), |w| json!(w)),
+                         "workflow.namespaces": [&wf_ns, &dag_ns], "gitops.enabled": false},
+        "cairn_binary": &opts.bin,
+        "parts": {"bare": opts.bare, "workflows": opts.workflows, "dag": opts.dag},
     });
 
     // Baseline first, before cairn runs, so the bare pods compete with nothing of ours.
-    let bare = bare_pods(&client, &pods_ns).await;
+    let bare = if opts.bare {
+        bare_pods(&client, &pods_ns).await
+    } else {
+        json!({"skipped": "not in --only"})
+    };
     let _ = Command::new("kubectl")
         .args(["delete", "namespace", &pods_ns, "--wait=false"])
         .output();
 
-    let mut server = match Server::start(&[&wf_ns, &dag_ns]) {
+    let mut server = match Server::start(&opts, &[&wf_ns, &dag_ns]) {
         Ok(s) => s,
         Err(e) => {
             results["bare_pods"] = bare;
@@ -134,21 +181,30 @@ async fn run() -> Value {
         return results;
     }
     let rss_idle = rss_kib(server.pid());
-    let sampler = RssSampler::start(server.pid());
-    let mut throughput = workflows_throughput(&client, &wf_ns).await;
-    let samples = sampler.stop().await;
-    if let (Some(w), Some(p)) = (
-        throughput["workflows_per_min"].as_f64(),
-        bare["pods_per_min"].as_f64(),
-    ) {
-        throughput["ratio_vs_bare_pods"] = json!(w / p);
+    results["bare_pods"] = bare.clone();
+    if opts.workflows {
+        let before = server.metrics().await;
+        let sampler = RssSampler::start(server.pid());
+        let mut throughput = workflows_throughput(&client, &wf_ns).await;
+        let samples = sampler.stop().await;
+        if let (Some(w), Some(p)) = (
+            throughput["workflows_per_min"].as_f64(),
+            bare["pods_per_min"].as_f64(),
+        ) {
+            throughput["ratio_vs_bare_pods"] = json!(w / p);
+        }
+        throughput["target"] = json!("ratio >= 0.8");
+        throughput["cairn_metrics"] = metrics_delta(&before, &server.metrics().await);
+        results["workflows_300"] = with_log(throughput, &server);
+        results["rss_during_300"] = rss_summary(rss_idle, &samples);
     }
-    throughput["target"] = json!("ratio >= 0.8");
-    results["bare_pods"] = bare;
-    results["workflows_300"] = with_log(throughput, &server);
-    results["rss_during_300"] = rss_summary(rss_idle, &samples);
-    results["dag_100"] = with_log(dag(&client, &dag_ns).await, &server);
-    results["rss_after_dag_kib"] = json!(rss_kib(server.pid()));
+    if opts.dag {
+        let before = server.metrics().await;
+        let mut d = dag(&client, &dag_ns).await;
+        d["cairn_metrics"] = metrics_delta(&before, &server.metrics().await);
+        results["dag_100"] = with_log(d, &server);
+        results["rss_after_dag_kib"] = json!(rss_kib(server.pid()));
+    }
     server.stop();
     results["total_s"] = json!(started.elapsed().as_secs_f64());
     drop(guard);
@@ -200,6 +256,7 @@ async fn bare_pods(client: &Client, ns: &str) -> Value {
     let finished = seen.wait_done(expected, BOUND).await;
     let (done, failed, last) = finished;
     let makespan = last.map(|l| l.duration_since(t0).as_secs_f64());
+    let mut lifetimes = seen.lifetimes_ms();
     let mut v = json!({
         "pods": COUNT,
         "submit_all_s": submit_s,
@@ -207,6 +264,7 @@ async fn bare_pods(client: &Client, ns: &str) -> Value {
         "failed": failed,
         "first_create_to_last_succeeded_s": makespan,
         "pods_per_min": makespan.filter(|_| done == COUNT).map(|m| COUNT as f64 * 60.0 / m),
+        "pod_created_to_succeeded_ms": stats(&mut lifetimes),
     });
     if !errors.is_empty() {
         v["create_errors"] = json!(errors.iter().take(5).collect::<Vec<_>>());
@@ -279,6 +337,24 @@ async fn workflows_throughput(client: &Client, ns: &str) -> Value {
             .collect()
     };
     let failures = wf_seen.failures();
+    let mut lifetimes = pod_seen.lifetimes_ms();
+    // The controller's reaction to a finished pod: pod seen Succeeded → workflow seen finished.
+    let mut completion_ms: Vec<f64> = {
+        let pod_done = pod_seen.snapshot_done();
+        let wf_done = wf_seen.snapshot_done();
+        pod_done
+            .iter()
+            .filter_map(|(name, p)| {
+                let w = wf_done.get(name)?;
+                Some(w.saturating_duration_since(*p).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    let last_pod_created_s = pod_seen
+        .snapshot_first()
+        .values()
+        .max()
+        .map(|l| l.saturating_duration_since(t0).as_secs_f64());
     let mut v = json!({
         "workflows": COUNT,
         "submit_all_s": submit_s,
@@ -287,6 +363,9 @@ async fn workflows_throughput(client: &Client, ns: &str) -> Value {
         "first_submit_to_last_completed_s": makespan,
         "workflows_per_min": makespan.filter(|_| done == COUNT).map(|m| COUNT as f64 * 60.0 / m),
         "submit_to_first_pod_created_ms": stats(&mut latency_ms),
+        "first_submit_to_last_pod_created_s": last_pod_created_s,
+        "pod_created_to_succeeded_ms": stats(&mut lifetimes),
+        "pod_succeeded_to_workflow_completed_ms": stats(&mut completion_ms),
     });
     if !failures.is_empty() {
         v["failure_messages"] = json!(failures.into_iter().take(5).collect::<Vec<_>>());
@@ -548,6 +627,18 @@ impl PodWatch {
         self.state.lock().expect("watch state").done.clone()
     }
 
+    /// Per key: first seen (created) → finished, in ms.
+    fn lifetimes_ms(&self) -> Vec<f64> {
+        let st = self.state.lock().expect("watch state");
+        st.done
+            .iter()
+            .filter_map(|(k, done)| {
+                let first = st.first.get(k)?;
+                Some(done.saturating_duration_since(*first).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    }
+
     fn stop(self) {
         self.task.abort();
     }
@@ -624,6 +715,10 @@ impl WorkflowWatch {
         self.state.lock().expect("watch state").first.clone()
     }
 
+    fn snapshot_done(&self) -> HashMap<String, Instant> {
+        self.state.lock().expect("watch state").done.clone()
+    }
+
     fn failures(&self) -> Vec<String> {
         self.state
             .lock()
@@ -667,6 +762,39 @@ impl RssSampler {
         let _ = self.task.await;
         self.samples.lock().expect("samples").clone()
     }
+}
+
+/// What cairn's `cairn_workflow_*` metrics counted between two scrapes: every series' increase,
+/// and for each timed series (`_sum`/`_count` pairs) its count and mean in ms.
+fn metrics_delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> Value {
+    let delta =
+        |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    let mut counters = serde_json::Map::new();
+    let mut timed = serde_json::Map::new();
+    let mut keys: Vec<&String> = after.keys().collect();
+    keys.sort();
+    for k in keys {
+        let (name, labels) = match k.split_once('{') {
+            Some((n, l)) => (n, format!("{{{l}")),
+            None => (k.as_str(), String::new()),
+        };
+        if let Some(base) = name.strip_suffix("_sum") {
+            let count = delta(&format!("{base}_count{labels}"));
+            if count > 0.0 {
+                let total = delta(k);
+                timed.insert(
+                    format!("{base}{labels}"),
+                    json!({"count": count, "mean_ms": total * 1000.0 / count, "total_s": total}),
+                );
+            }
+        } else if !name.ends_with("_count") {
+            let d = delta(k);
+            if d != 0.0 {
+                counters.insert(k.clone(), json!(d));
+            }
+        }
+    }
+    json!({"counters": counters, "timed": timed})
 }
 
 fn rss_summary(idle: Value, samples: &[u64]) -> Value {
@@ -734,7 +862,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(namespaces: &[&str]) -> Result<Server, String> {
+    fn start(opts: &Options, namespaces: &[&str]) -> Result<Server, String> {
         let data = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -747,17 +875,21 @@ impl Server {
             .map(|n| format!("\"{n}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let workers = opts
+            .workers
+            .map(|w| format!("workers = {w}\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 "[server]\nlisten = \"{addr}\"\n\n[gitops]\nenabled = false\n\n\
-                 [workflow]\nnamespaces = [{list}]\nworkers = 4\n"
+                 [workflow]\nnamespaces = [{list}]\n{workers}"
             ),
         )
         .map_err(|e| e.to_string())?;
         let log =
             std::fs::File::create(data.path().join("server.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(BIN)
+        let child = Command::new(&opts.bin)
             .args(["server", "--config"])
             .arg(&config)
             .arg("--data-dir")
@@ -768,7 +900,7 @@ impl Server {
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("start {BIN}: {e}"))?;
+            .map_err(|e| format!("start {}: {e}", opts.bin))?;
         Ok(Server { child, data, addr })
     }
 
@@ -795,6 +927,21 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The `cairn_workflow_*` samples of `/metrics` (sums, counts, totals), by series.
+    async fn metrics(&self) -> HashMap<String, f64> {
+        let text = match reqwest::get(format!("http://{}/metrics", self.addr)).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|l| l.starts_with("cairn_workflow_") && !l.contains("quantile="))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect()
     }
 
     fn log_tail(&self) -> String {
@@ -930,18 +1077,22 @@ fn summary(r: &Value) -> String {
     let (p, w, d) = (&r["bare_pods"], &r["workflows_300"], &r["dag_100"]);
     format!(
         "workflow benchmark ({} cores, load {}):\n\
-         {COUNT} bare pods: {} pods/min{}\n\
-         {COUNT} one-pod workflows: {} workflows/min -> ratio {} (target >= 0.8); submit->first pod p50 {} ms, p99 {} ms{}\n\
+         {COUNT} bare pods: {} pods/min, pod created->Succeeded p50 {} ms{}\n\
+         {COUNT} one-pod workflows: {} workflows/min -> ratio {} (target >= 0.8); submit->first pod p50 {} ms, p99 {} ms; \
+         pod created->Succeeded p50 {} ms; pod Succeeded->workflow done p50 {} ms{}\n\
          100-node DAG: {} s, critical path {} s -> overhead {} ms/step (target < 50 ms); reaction p50 {} ms{}\n\
          cairn RSS during the {COUNT} workflows: max {} KiB",
         r["machine"]["cores"],
         r["machine"]["loadavg_at_start"].as_str().unwrap_or("?"),
         f(&p["pods_per_min"]),
+        f(&p["pod_created_to_succeeded_ms"]["p50"]),
         blocked(p),
         f(&w["workflows_per_min"]),
         f(&w["ratio_vs_bare_pods"]),
         f(&w["submit_to_first_pod_created_ms"]["p50"]),
         f(&w["submit_to_first_pod_created_ms"]["p99"]),
+        f(&w["pod_created_to_succeeded_ms"]["p50"]),
+        f(&w["pod_succeeded_to_workflow_completed_ms"]["p50"]),
         blocked(w),
         f(&d["workflow_submit_to_succeeded_s"]),
         f(&d["critical_path_of_pod_lifetimes_s"]),

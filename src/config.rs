@@ -231,7 +231,8 @@ pub struct WorkflowConfig {
     pub manage_executor_rbac: bool,
     /// Bytes of each step's log kept in the archive (the end of the log). Default 1 MiB.
     pub archive_log_limit_bytes: usize,
-    /// Workflows reconciled concurrently. Default `4`.
+    /// Workflows reconciled concurrently. Default `32` (Argo's `--workflow-workers`): a
+    /// reconcile mostly waits on the apiserver, so a burst of submissions needs many in flight.
     pub workers: usize,
     /// Namespaces whose Workflows and CronWorkflows this server runs; empty (the default): all,
     /// as Argo's controller without `--namespaced`.
@@ -248,7 +249,7 @@ impl Default for WorkflowConfig {
             executor_image: crate::workflow::pod::default_executor_image(),
             manage_executor_rbac: true,
             archive_log_limit_bytes: crate::workflow::archive::DEFAULT_NODE_LOG_LIMIT,
-            workers: 4,
+            workers: 32,
             namespaces: Vec::new(),
             instance_id: None,
         }

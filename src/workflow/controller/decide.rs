@@ -24,6 +24,15 @@
 //!   executor's report is still incomplete gets [`REPORT_GRACE`] to complete it, after which the
 //!   node is allowed to complete without outputs (Argo likewise marks task results complete
 //!   after a timeout), so a step killed before it could report never blocks its workflow.
+//! - Early success: a pod whose only container is `main` and whose executor reported
+//!   `Succeeded` with exit code 0 (report complete) is observed Succeeded even while the kubelet
+//!   still shows `main` running: the executor writes that report after the command exited and
+//!   its outputs were collected, as the wrapper's last act before exiting with that code, and
+//!   the kubelet notices the exit only at its next relist (up to about a second later; the
+//!   workflow benchmark counts that wait as controller overhead on every DAG level). The node's
+//!   `finishedAt` is the report's write time. Argo waits for the pod (its `wait` container
+//!   ends last); the outcome is the same. A pod with sidecars, a failed run or an incomplete
+//!   report still waits for the kubelet.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +41,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use crate::workflow::actions::{LABEL_PHASE, is_completed};
+use crate::workflow::executor::MAIN_CONTAINER;
 use crate::workflow::node::{
     ANNOTATION_NODE_ID, LABEL_COMPLETED, Observations, PodObservation, PodPhase,
 };
@@ -301,8 +311,11 @@ pub fn observations(
         else {
             continue;
         };
-        let mut obs: PodObservation =
-            crate::workflow::pod::observe(pod, by_name.get(node_id.as_str()).copied());
+        let result = by_name.get(node_id.as_str()).copied();
+        let mut obs: PodObservation = crate::workflow::pod::observe(pod, result);
+        if let Some(result) = result {
+            early_success(pod, result, &mut obs);
+        }
         let ended = matches!(obs.phase, PodPhase::Succeeded | PodPhase::Failed);
         if ended && !obs.outputs_reported {
             let since = obs.finished_at.unwrap_or(now);
@@ -317,6 +330,34 @@ pub fn observations(
         out.insert(node_id.clone(), obs);
     }
     (out, recheck)
+}
+
+/// Applies the early-success rule (module docs) to `obs`, the observation of `pod`.
+fn early_success(pod: &Pod, result: &WorkflowTaskResult, obs: &mut PodObservation) {
+    let running = matches!(obs.phase, PodPhase::Pending | PodPhase::Running);
+    let only_main = pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.containers.as_slice(), [c] if c.name == MAIN_CONTAINER));
+    let succeeded = result.phase.as_deref() == Some("Succeeded")
+        && result.outputs.as_ref().and_then(|o| o.exit_code.as_deref()) == Some("0");
+    if !(running && only_main && succeeded && obs.outputs_reported) {
+        return;
+    }
+    obs.phase = PodPhase::Succeeded;
+    obs.message = None;
+    obs.finished_at = report_time(result);
+}
+
+/// When the executor wrote its report: the latest `managedFields` time, else the creation time.
+fn report_time(result: &WorkflowTaskResult) -> Option<Timestamp> {
+    let meta = &result.metadata;
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.time.as_ref().map(|t| t.0))
+        .max()
+        .or_else(|| meta.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// An observation for a node whose pod could not be created or built: an Error carrying the

@@ -40,6 +40,7 @@ pub mod queue;
 mod reconcile;
 mod resource;
 pub mod scope;
+mod written;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -276,8 +277,8 @@ pub(crate) struct Shared {
     pub archive: Archive,
     pub settings: Settings,
     pub engine: Arc<dyn Engine>,
-    /// key → (resourceVersion we replaced, the object we wrote).
-    pub written: Mutex<HashMap<String, (String, Workflow)>>,
+    /// Our writes standing in for the store's stale copies ([`written`]).
+    pub written: Mutex<written::StandIns>,
     /// key → node id → a creation failure to report to the operator.
     pub failures: Mutex<HashMap<String, BTreeMap<String, PodObservation>>>,
     /// key → node id → the last outcome of a resource node's action (the operator decides
@@ -379,7 +380,7 @@ pub async fn run(
         archive,
         settings,
         engine,
-        written: Mutex::new(HashMap::new()),
+        written: Mutex::new(written::StandIns::default()),
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
         rbac_done: Mutex::new(HashSet::new()),
@@ -482,7 +483,8 @@ const MIN_REQUEUE: Duration = Duration::from_millis(100);
 async fn worker(shared: Arc<Shared>, n: usize) {
     let span = tracing::info_span!("workflow_worker", worker = n);
     let _ = span;
-    while let Some(k) = shared.queue.next().await {
+    while let Some((k, waited)) = shared.queue.next_timed().await {
+        metrics::histogram!("cairn_workflow_queue_wait_seconds").record(waited.as_secs_f64());
         let started = std::time::Instant::now();
         let outcome = reconcile::reconcile(&shared, &k).await;
         let elapsed = started.elapsed();

@@ -11,6 +11,8 @@
 //!   reconciles are idempotent).
 //! - After [`WorkQueue::shutdown`], `next` returns `None` once nothing is ready; nothing new is
 //!   accepted.
+//! - [`WorkQueue::next_timed`] also says how long the key waited ready (from the first `add`
+//!   that made it ready, or from its due time): the queueing delay the controller reports.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,7 +36,8 @@ pub struct WorkQueue {
 #[derive(Default)]
 struct State {
     ready: VecDeque<String>,
-    queued: HashSet<String>,
+    /// Keys in `ready`, with when each became ready.
+    queued: HashMap<String, Instant>,
     active: HashSet<String>,
     dirty: HashSet<String>,
     delayed: BTreeSet<(Instant, String)>,
@@ -44,13 +47,14 @@ struct State {
 }
 
 impl State {
-    fn push(&mut self, key: String) {
+    fn push(&mut self, key: String, now: Instant) {
         if self.closed {
             return;
         }
         if self.active.contains(&key) {
             self.dirty.insert(key);
-        } else if self.queued.insert(key.clone()) {
+        } else if !self.queued.contains_key(&key) {
+            self.queued.insert(key.clone(), now);
             self.ready.push_back(key);
         }
     }
@@ -60,11 +64,11 @@ impl State {
             if *at > now {
                 break;
             }
-            let Some((_, key)) = self.delayed.pop_first() else {
+            let Some((due, key)) = self.delayed.pop_first() else {
                 break;
             };
             self.due_at.remove(&key);
-            self.push(key);
+            self.push(key, due);
         }
     }
 }
@@ -83,7 +87,7 @@ impl WorkQueue {
 
     /// Queues `key` now.
     pub fn add(&self, key: impl Into<String>) {
-        self.lock().push(key.into());
+        self.lock().push(key.into(), Instant::now());
         self.notify.notify_one();
     }
 
@@ -131,13 +135,19 @@ impl WorkQueue {
 
     /// The next key to work on, waiting for one; `None` after shutdown.
     pub async fn next(&self) -> Option<String> {
+        self.next_timed().await.map(|(key, _)| key)
+    }
+
+    /// The next key to work on and how long it waited ready; `None` after shutdown.
+    pub async fn next_timed(&self) -> Option<(String, Duration)> {
         loop {
             let notified = self.notify.notified();
             let wake = {
                 let mut st = self.lock();
-                st.promote_due(Instant::now());
+                let now = Instant::now();
+                st.promote_due(now);
                 if let Some(key) = st.ready.pop_front() {
-                    st.queued.remove(&key);
+                    let since = st.queued.remove(&key).unwrap_or(now);
                     st.active.insert(key.clone());
                     let more = !st.ready.is_empty();
                     drop(st);
@@ -145,7 +155,7 @@ impl WorkQueue {
                         // Another worker may take the rest.
                         self.notify.notify_one();
                     }
-                    return Some(key);
+                    return Some((key, now.saturating_duration_since(since)));
                 }
                 if st.closed {
                     drop(st);
@@ -172,7 +182,7 @@ impl WorkQueue {
         let mut st = self.lock();
         st.active.remove(key);
         if st.dirty.remove(key) {
-            st.push(key.to_owned());
+            st.push(key.to_owned(), Instant::now());
             drop(st);
             self.notify.notify_one();
         }
@@ -261,6 +271,38 @@ mod tests {
         let t = Instant::now();
         assert_eq!(q.next().await.as_deref(), Some("x"));
         assert_eq!(t.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn next_timed_reports_the_wait_since_the_key_became_ready() {
+        let q = WorkQueue::new();
+        q.add("a");
+        q.add("b");
+        tokio::time::advance(Duration::from_millis(300)).await;
+        // A second add of a waiting key does not restart its clock.
+        q.add("a");
+        assert_eq!(
+            q.next_timed().await,
+            Some(("a".to_owned(), Duration::from_millis(300)))
+        );
+        // An add while "a" is worked on: its wait starts when `done` queues it again.
+        q.add("a");
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(
+            q.next_timed().await,
+            Some(("b".to_owned(), Duration::from_millis(350)))
+        );
+        q.done("a");
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert_eq!(
+            q.next_timed().await,
+            Some(("a".to_owned(), Duration::from_millis(20)))
+        );
+        q.done("a");
+        q.done("b");
+        // A delayed key waits from its due time, not from the `add_after`.
+        q.add_after("d", Duration::from_secs(5));
+        assert_eq!(q.next_timed().await, Some(("d".to_owned(), Duration::ZERO)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,8 +1,17 @@
 //! One reconcile of one Workflow: the I/O half of the controller (see the parent module for the
 //! invariants). Decisions come from the engine (the operator) and from `decide`.
+//!
+//! Latency: the status is written once, then the pods the operator asked for are created
+//! concurrently (a DAG level's ten pods in one round trip instead of ten); the `completed`
+//! labels and the archive's log reads are concurrent too. Every apiserver call is counted and
+//! timed (`cairn_workflow_api_calls_total`, `cairn_workflow_api_seconds`, by `call`), and so is
+//! the operator (`cairn_workflow_operate_seconds`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,7 +23,9 @@ use super::{ControllerError, Decision, Shared, ShellAction, key, to_std};
 use crate::workflow::actions::{LABEL_ARCHIVING_STATUS, is_completed};
 use crate::workflow::archive::LogInput;
 use crate::workflow::executor::MAIN_CONTAINER;
-use crate::workflow::node::{ANNOTATION_NODE_ID, LABEL_COMPLETED, LABEL_WORKFLOW, PodPhase};
+use crate::workflow::node::{
+    ANNOTATION_NODE_ID, LABEL_COMPLETED, LABEL_WORKFLOW, PodPhase, PodRequest,
+};
 use crate::workflow::types::{Workflow, WorkflowTaskResult};
 
 /// Largest log read from a pod for the archive (the archive keeps its end): bounds memory for a
@@ -23,6 +34,34 @@ const LOG_READ_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Field manager of the controller's writes.
 const MANAGER: &str = "cairn-workflow-controller";
+
+/// Apiserver calls of one reconcile in flight at once (pod creates of a DAG level, labels, log
+/// reads): enough for a wide level in one round trip, few enough not to flood the apiserver.
+const CONCURRENT_CALLS: usize = 16;
+
+/// When a refused status write (409) is looked at again if no watch event comes first: the
+/// newer object is on its way through the watch, which queues the key by itself.
+const CONFLICT_RECHECK: Duration = Duration::from_secs(1);
+
+/// Runs one apiserver call, counting and timing it under `call`.
+async fn timed<T>(
+    call: &'static str,
+    fut: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
+    let started = Instant::now();
+    let out = fut.await;
+    let result = match &out {
+        Ok(_) => "ok",
+        Err(kube::Error::Api(s)) if s.code == 409 => "conflict",
+        Err(kube::Error::Api(s)) if s.code == 404 => "not_found",
+        Err(_) => "error",
+    };
+    metrics::histogram!("cairn_workflow_api_seconds", "call" => call)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("cairn_workflow_api_calls_total", "call" => call, "result" => result)
+        .increment(1);
+    out
+}
 
 /// Reconciles `k` (`namespace/name`); returns when to look again.
 pub(super) async fn reconcile(
@@ -56,10 +95,13 @@ pub(super) async fn reconcile(
 
     let old_phase = wf.status.as_ref().and_then(|s| s.phase.clone());
     if !is_completed(old_phase.as_deref()) {
+        let started = Instant::now();
         let decision: Decision =
             shared
                 .engine
                 .operate(&wf, &observations, &resources, &shared.caches, now);
+        metrics::histogram!("cairn_workflow_operate_seconds")
+            .record(started.elapsed().as_secs_f64());
         let mut labels = wf.metadata.labels.clone().unwrap_or_default();
         let labels_changed = decide::workflow_labels(&mut labels, decision.status.phase.as_deref());
         let status_changed = wf.status.as_ref() != Some(&decision.status);
@@ -69,13 +111,12 @@ pub(super) async fn reconcile(
             next.metadata.labels = Some(labels);
             match write(shared, k, &wf, &next).await? {
                 Some(written) => wf = written,
-                // Conflict: the newer object is on its way through the watch.
-                None => return Ok(Some(Duration::ZERO)),
+                // Conflict: the newer object is on its way through the watch (which queues the
+                // key); deciding again before it arrives would only be refused again.
+                None => return Ok(Some(CONFLICT_RECHECK)),
             }
         }
-        for action in &decision.actions {
-            execute(shared, k, &wf, action).await?;
-        }
+        execute_all(shared, k, &wf, &decision.actions).await?;
         requeue.push(decision.requeue_after.map(to_std));
     }
     mark_completed_pods(shared, &wf, &pods).await?;
@@ -109,23 +150,11 @@ pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> 
         .workflows
         .get(&ObjectRef::new(name).within(namespace))
         .map(|w| (*w).clone());
-    let mut written = lock(&shared.written);
-    match (stored, written.get(k)) {
-        (None, _) => None,
-        (Some(s), Some((replaced, ours)))
-            if s.metadata.resource_version.as_ref() == Some(replaced) =>
-        {
-            Some(ours.clone())
-        }
-        (Some(s), _) => {
-            written.remove(k);
-            Some(s)
-        }
-    }
+    lock(&shared.written).resolve(k, stored)
 }
 
 fn forget(shared: &Shared, k: &str) {
-    lock(&shared.written).remove(k);
+    lock(&shared.written).forget(k);
     lock(&shared.failures).remove(k);
     lock(&shared.resources).remove(k);
 }
@@ -177,18 +206,25 @@ async fn write(
 ) -> Result<Option<Workflow>, ControllerError> {
     let namespace = old.metadata.namespace.clone().unwrap_or_default();
     let name = old.metadata.name.clone().unwrap_or_default();
-    let api: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
-    match api.replace(&name, &PostParams::default(), next).await {
+    let wfs: Api<Workflow> = api_for(shared, &namespace);
+    match timed(
+        "status_replace",
+        wfs.replace(&name, &PostParams::default(), next),
+    )
+    .await
+    {
         Ok(written) => {
-            if let Some(rv) = old.metadata.resource_version.clone() {
-                lock(&shared.written).insert(k.to_owned(), (rv, written.clone()));
-            }
+            lock(&shared.written).wrote(
+                k,
+                old.metadata.resource_version.as_deref(),
+                written.clone(),
+            );
             let phase = written.status.as_ref().and_then(|s| s.phase.clone());
             tracing::debug!(workflow = %k, phase = phase.as_deref().unwrap_or(""), "status written");
             Ok(Some(written))
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            lock(&shared.written).remove(k);
+            lock(&shared.written).forget(k);
             tracing::debug!(workflow = %k, "status write conflict; will decide again");
             Ok(None)
         }
@@ -197,65 +233,144 @@ async fn write(
     }
 }
 
-async fn execute(
+/// Executes a decision's actions in order; each run of consecutive pod creations goes out
+/// concurrently (distinct pods under deterministic names: their order does not matter).
+async fn execute_all(
     shared: &Shared,
     k: &str,
+    wf: &Workflow,
+    actions: &[ShellAction],
+) -> Result<(), ControllerError> {
+    let mut rest = actions;
+    while let Some(first) = rest.first() {
+        let creates: Vec<&PodRequest> = rest
+            .iter()
+            .map_while(|a| match a {
+                ShellAction::CreatePod(req) => Some(&**req),
+                _ => None,
+            })
+            .collect();
+        if creates.is_empty() {
+            execute(shared, wf, first).await?;
+            rest = &rest[1..];
+        } else {
+            rest = &rest[creates.len()..];
+            create_pods(shared, k, wf, &creates).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn execute(
+    shared: &Shared,
     wf: &Workflow,
     action: &ShellAction,
 ) -> Result<(), ControllerError> {
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
+    let k = key(&namespace, wf.metadata.name.as_deref().unwrap_or_default());
     match action {
-        ShellAction::CreatePod(req) => {
-            if shared.settings.manage_executor_rbac {
-                let sa = req
-                    .spec
-                    .service_account_name
-                    .clone()
-                    .or_else(|| {
-                        req.template
-                            .extra
-                            .get("serviceAccountName")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| "default".to_owned());
-                ensure_rbac(shared, &namespace, &sa).await?;
-            }
-            ensure_claims(shared, wf, req).await?;
-            let pod = match crate::workflow::pod::build_pod(req, &shared.settings.pods) {
-                Ok(pod) => pod,
-                Err(e) => {
-                    record_failure(shared, k, &req.node_id, &req.pod_name, e.to_string());
-                    shared.queue.add(k);
-                    return Ok(());
-                }
-            };
-            match pods.create(&PostParams::default(), &pod).await {
-                Ok(_) => {
-                    metrics::counter!("cairn_workflow_pods_created_total").increment(1);
-                    tracing::debug!(workflow = %k, pod = %req.pod_name, "pod created");
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
-                // The apiserver refused this pod (admission, quota, invalid spec, forbidden):
-                // the node fails with its message. Other errors are transient: retried.
-                Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
-                    record_failure(shared, k, &req.node_id, &req.pod_name, s.message.clone());
-                    shared.queue.add(k);
-                }
-                Err(e) => {
-                    return Err(ControllerError::kube(
-                        format!("create pod {namespace}/{}", req.pod_name),
-                        e,
-                    ));
-                }
-            }
-        }
+        ShellAction::CreatePod(req) => create_pods(shared, &k, wf, &[&**req]).await?,
         ShellAction::Resource(req) => {
-            super::resource::execute(shared, k, req).await?;
+            super::resource::execute(shared, &k, req).await?;
         }
         ShellAction::DeletePod { pod_name, .. } => {
+            let pods: Api<Pod> = api_for(shared, &namespace);
             delete_pod(&pods, &namespace, pod_name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A namespaced API of the controller's client.
+fn api_for<K>(shared: &Shared, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::namespaced(shared.client.clone(), namespace)
+}
+
+/// The service account a step's pod runs as.
+fn service_account(req: &PodRequest) -> String {
+    req.spec
+        .service_account_name
+        .clone()
+        .or_else(|| {
+            req.template
+                .extra
+                .get("serviceAccountName")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Creates the pods of `reqs` concurrently, after what they need (the executor's RBAC per
+/// service account, the workflow's claims). Every create is attempted; the first error is
+/// returned (the retry replays the others idempotently).
+async fn create_pods(
+    shared: &Shared,
+    k: &str,
+    wf: &Workflow,
+    reqs: &[&PodRequest],
+) -> Result<(), ControllerError> {
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    if shared.settings.manage_executor_rbac {
+        let accounts: std::collections::BTreeSet<String> =
+            reqs.iter().map(|r| service_account(r)).collect();
+        for sa in accounts {
+            ensure_rbac(shared, &namespace, &sa).await?;
+        }
+    }
+    // The claims are the workflow's, the same for every pod: once per reconcile.
+    if let Some(req) = reqs
+        .iter()
+        .find(|r| r.spec.volume_claim_templates.is_some())
+    {
+        ensure_claims(shared, wf, req).await?;
+    }
+    let pods: Api<Pod> = api_for(shared, &namespace);
+    // The futures are built first: a stream `map` over borrowed requests would make the
+    // worker's future fail the `Send` check of `tokio::spawn` (higher-ranked lifetimes).
+    let creates: Vec<_> = reqs
+        .iter()
+        .map(|req| create_pod(shared, k, &pods, &namespace, req))
+        .collect();
+    all_bounded(creates).await
+}
+
+async fn create_pod(
+    shared: &Shared,
+    k: &str,
+    pods: &Api<Pod>,
+    namespace: &str,
+    req: &PodRequest,
+) -> Result<(), ControllerError> {
+    let pod = match crate::workflow::pod::build_pod(req, &shared.settings.pods) {
+        Ok(pod) => pod,
+        Err(e) => {
+            record_failure(shared, k, &req.node_id, &req.pod_name, e.to_string());
+            shared.queue.add(k);
+            return Ok(());
+        }
+    };
+    match timed("pod_create", pods.create(&PostParams::default(), &pod)).await {
+        Ok(_) => {
+            metrics::counter!("cairn_workflow_pods_created_total").increment(1);
+            tracing::debug!(workflow = %k, pod = %req.pod_name, "pod created");
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        // The apiserver refused this pod (admission, quota, invalid spec, forbidden): the node
+        // fails with its message. Other errors are transient: retried.
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+            record_failure(shared, k, &req.node_id, &req.pod_name, s.message.clone());
+            shared.queue.add(k);
+        }
+        Err(e) => {
+            return Err(ControllerError::kube(
+                format!("create pod {namespace}/{}", req.pod_name),
+                e,
+            ));
         }
     }
     Ok(())
@@ -267,7 +382,7 @@ async fn execute(
 async fn ensure_claims(
     shared: &Shared,
     wf: &Workflow,
-    req: &crate::workflow::node::PodRequest,
+    req: &PodRequest,
 ) -> Result<(), ControllerError> {
     let Some(templates) = req.spec.volume_claim_templates.as_ref() else {
         return Ok(());
@@ -277,7 +392,7 @@ async fn ensure_claims(
         Api::namespaced(shared.client.clone(), &namespace);
     for claim in claim_objects(wf, templates) {
         let name = claim.metadata.name.clone().unwrap_or_default();
-        match api.create(&PostParams::default(), &claim).await {
+        match timed("claim_create", api.create(&PostParams::default(), &claim)).await {
             Ok(_) => tracing::debug!(workflow = %req.workflow_name, claim = %name, "claim created"),
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => {
@@ -351,7 +466,7 @@ async fn collect_claims(shared: &Shared, wf: &Workflow) -> Result<(), Controller
         Api::namespaced(shared.client.clone(), &namespace);
     for claim in claim_objects(wf, templates) {
         let name = claim.metadata.name.unwrap_or_default();
-        match api.delete(&name, &DeleteParams::default()).await {
+        match timed("claim_delete", api.delete(&name, &DeleteParams::default())).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
@@ -377,7 +492,7 @@ fn record_failure(shared: &Shared, k: &str, node_id: &str, pod_name: &str, messa
 }
 
 async fn delete_pod(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<(), ControllerError> {
-    match pods.delete(name, &DeleteParams::default()).await {
+    match timed("pod_delete", pods.delete(name, &DeleteParams::default())).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(ControllerError::kube(
@@ -399,19 +514,23 @@ async fn ensure_rbac(shared: &Shared, namespace: &str, sa: &str) -> Result<(), C
     let roles: Api<k8s_openapi::api::rbac::v1::Role> =
         Api::namespaced(shared.client.clone(), namespace);
     let role_name = role.metadata.name.clone().unwrap_or_default();
-    roles
-        .patch(&role_name, &params, &Patch::Apply(&role))
-        .await
-        .map_err(|e| ControllerError::kube(format!("apply role {namespace}/{role_name}"), e))?;
+    timed(
+        "rbac_apply",
+        roles.patch(&role_name, &params, &Patch::Apply(&role)),
+    )
+    .await
+    .map_err(|e| ControllerError::kube(format!("apply role {namespace}/{role_name}"), e))?;
     let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
         Api::namespaced(shared.client.clone(), namespace);
     let binding_name = binding.metadata.name.clone().unwrap_or_default();
-    bindings
-        .patch(&binding_name, &params, &Patch::Apply(&binding))
-        .await
-        .map_err(|e| {
-            ControllerError::kube(format!("apply rolebinding {namespace}/{binding_name}"), e)
-        })?;
+    timed(
+        "rbac_apply",
+        bindings.patch(&binding_name, &params, &Patch::Apply(&binding)),
+    )
+    .await
+    .map_err(|e| {
+        ControllerError::kube(format!("apply rolebinding {namespace}/{binding_name}"), e)
+    })?;
     lock(&shared.rbac_done).insert(id);
     Ok(())
 }
@@ -440,8 +559,8 @@ async fn mark_completed_pods(
     pods: &[Pod],
 ) -> Result<(), ControllerError> {
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
-    for pod in pods {
+    let api: Api<Pod> = api_for(shared, &namespace);
+    let unlabelled = pods.iter().filter(|pod| {
         let done = node_id_of(pod).is_some_and(|id| node_completed(wf, id));
         let labelled = pod
             .metadata
@@ -449,26 +568,43 @@ async fn mark_completed_pods(
             .as_ref()
             .and_then(|l| l.get(LABEL_COMPLETED))
             .is_some_and(|v| v == "true");
-        if !done || labelled {
-            continue;
-        }
+        done && !labelled
+    });
+    let label = |pod: &Pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let patch = serde_json::json!({"metadata": {"labels": {LABEL_COMPLETED: "true"}}});
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let api = &api;
+        let namespace = &namespace;
+        async move {
+            let patch = serde_json::json!({"metadata": {"labels": {LABEL_COMPLETED: "true"}}});
+            match timed(
+                "pod_completed_label",
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
             .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(ControllerError::kube(
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(ControllerError::kube(
                     format!("label pod {namespace}/{name}"),
                     e,
-                ));
+                )),
             }
         }
-    }
-    Ok(())
+    };
+    all_bounded(unlabelled.map(label).collect()).await
+}
+
+/// Runs `calls` with at most [`CONCURRENT_CALLS`] in flight, every one to its end; the first
+/// error, if any.
+async fn all_bounded<F>(calls: Vec<F>) -> Result<(), ControllerError>
+where
+    F: Future<Output = Result<(), ControllerError>>,
+{
+    let outcomes: Vec<Result<(), ControllerError>> = futures::stream::iter(calls)
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect()
+        .await;
+    outcomes.into_iter().collect()
 }
 
 fn gc_pod(pod: &Pod, now: Timestamp) -> GcPod {
@@ -535,12 +671,7 @@ async fn collect_pods(
     if !archived(shared, wf)
         && let Some(uid) = wf.metadata.uid.as_deref()
     {
-        let mut logs = Vec::new();
-        for pod in &doomed {
-            if let Some(log) = read_log(&api, pod).await {
-                logs.push(log);
-            }
-        }
+        let logs = read_logs(&api, doomed.iter().copied()).await;
         shared
             .archive
             .put_logs(uid, logs)
@@ -577,6 +708,19 @@ fn archived(shared: &Shared, wf: &Workflow) -> bool {
     }
 }
 
+/// Most pod logs read at once for the archive: each read holds up to [`LOG_READ_LIMIT`].
+const CONCURRENT_LOG_READS: usize = 4;
+
+/// The `main` logs of `pods` (those that have one), read a few at a time, in the pods' order.
+async fn read_logs<'a>(api: &Api<Pod>, pods: impl Iterator<Item = &'a Pod>) -> Vec<LogInput> {
+    let reads: Vec<_> = pods.map(|pod| read_log(api, pod)).collect();
+    let logs: Vec<Option<LogInput>> = futures::stream::iter(reads)
+        .buffered(CONCURRENT_LOG_READS)
+        .collect()
+        .await;
+    logs.into_iter().flatten().collect()
+}
+
 /// The `main` container's log of a pod, or None when there is none to read.
 async fn read_log(api: &Api<Pod>, pod: &Pod) -> Option<LogInput> {
     let name = pod.metadata.name.clone()?;
@@ -586,7 +730,7 @@ async fn read_log(api: &Api<Pod>, pod: &Pod) -> Option<LogInput> {
         limit_bytes: Some(LOG_READ_LIMIT),
         ..Default::default()
     };
-    match api.logs(&name, &params).await {
+    match timed("pod_logs", api.logs(&name, &params)).await {
         Ok(content) => Some(LogInput {
             node_id,
             pod_name: name,
@@ -613,12 +757,7 @@ async fn archive(
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
     let name = wf.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &namespace);
-    let mut logs = Vec::new();
-    for pod in pods {
-        if let Some(log) = read_log(&api, pod).await {
-            logs.push(log);
-        }
-    }
+    let logs = read_logs(&api, pods.iter()).await;
     let mut record = wf.clone();
     record
         .metadata
@@ -635,14 +774,18 @@ async fn archive(
         })?;
     let wfs: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
     let patch = serde_json::json!({"metadata": {"labels": {LABEL_ARCHIVING_STATUS: "Archived"}}});
-    match wfs
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
+    match timed(
+        "archived_label",
+        wfs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
     {
         Ok(patched) => {
-            if let Some(rv) = wf.metadata.resource_version.clone() {
-                lock(&shared.written).insert(k.to_owned(), (rv, patched.clone()));
-            }
+            lock(&shared.written).wrote(
+                k,
+                wf.metadata.resource_version.as_deref(),
+                patched.clone(),
+            );
             *wf = patched;
         }
         Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -675,7 +818,12 @@ async fn apply_ttl(
         TtlDecision::After(d) => Ok(Some(to_std(d))),
         TtlDecision::Delete => {
             let api: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
-            match api.delete(&name, &DeleteParams::background()).await {
+            match timed(
+                "workflow_delete",
+                api.delete(&name, &DeleteParams::background()),
+            )
+            .await
+            {
                 Ok(_) => {
                     tracing::info!(workflow = %k, "workflow deleted (ttlStrategy)");
                     Ok(None)

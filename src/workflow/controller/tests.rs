@@ -54,7 +54,7 @@ fn fixture() -> Fixture {
             instance_id: None,
         },
         engine: Arc::new(Operator),
-        written: Mutex::new(HashMap::new()),
+        written: Mutex::new(written::StandIns::default()),
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
         rbac_done: Mutex::new(HashSet::new()),
@@ -100,7 +100,7 @@ async fn our_write_stands_in_until_the_watch_delivers_it() {
         .written
         .lock()
         .unwrap()
-        .insert("ns/wf".into(), ("1".into(), ours.clone()));
+        .wrote("ns/wf", Some("1"), ours.clone());
     // The store still has version 1, which our write replaced: decide from ours.
     assert_eq!(
         reconcile::current(&f.shared, "ns/wf", "ns", "wf"),
@@ -145,7 +145,7 @@ fn settings_scope_namespaces() {
     assert!(s.manages("ml"));
     assert!(!s.manages("ops"));
     assert!(s.manage_executor_rbac);
-    assert_eq!(s.workers, 4);
+    assert_eq!(s.workers, 32);
 }
 
 #[test]

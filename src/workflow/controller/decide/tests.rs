@@ -267,3 +267,135 @@ fn failed_creation_is_a_complete_error() {
     assert!(obs.outputs_reported);
     assert_eq!(obs.message.as_deref(), Some("admission webhook denied"));
 }
+
+/// A pod with the given containers whose kubelet status says `phase` (main not terminated).
+fn live_pod(node: &str, phase: &str, containers: &[&str]) -> Pod {
+    let containers: Vec<_> = containers
+        .iter()
+        .map(|c| json!({"name": c, "image": "x"}))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("p-{node}"), "namespace": "ns",
+                     "annotations": { ANNOTATION_NODE_ID: node }},
+        "spec": {"containers": containers},
+        "status": {"phase": phase, "containerStatuses": [{
+            "name": "main", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": T0}}
+        }]}
+    }))
+    .unwrap()
+}
+
+/// The executor's report of `node`: `phase`, exit code, complete or not, written at `at`.
+fn report(
+    node: &str,
+    phase: &str,
+    exit: Option<&str>,
+    complete: bool,
+    at: Option<&str>,
+) -> WorkflowTaskResult {
+    let mut v = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskResult",
+        "metadata": {"name": node, "creationTimestamp": "2026-01-01T00:00:03Z",
+                     "labels": if complete {
+                         json!({ crate::workflow::node::LABEL_REPORT_OUTPUTS_COMPLETED: "true" })
+                     } else { json!({}) }},
+        "phase": phase,
+        "outputs": {"result": "hi"}
+    });
+    if let Some(code) = exit {
+        v["outputs"]["exitCode"] = json!(code);
+    }
+    if let Some(at) = at {
+        v["metadata"]["managedFields"] = json!([
+            {"manager": "cairn-executor", "operation": "Apply", "time": "2026-01-01T00:00:01Z"},
+            {"manager": "cairn-executor", "operation": "Apply", "time": at}
+        ]);
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn a_complete_succeeded_report_ends_a_single_container_pod_before_the_kubelet_does() {
+    let now = ts("2026-01-01T00:00:09Z");
+    // (case, pod, report) → expected phase and finishedAt.
+    let main = &["main"][..];
+    let cases: Vec<(&str, Pod, WorkflowTaskResult, PodPhase, Option<&str>)> = vec![
+        (
+            "running, report in",
+            live_pod("n", "Running", main),
+            report(
+                "n",
+                "Succeeded",
+                Some("0"),
+                true,
+                Some("2026-01-01T00:00:05Z"),
+            ),
+            PodPhase::Succeeded,
+            Some("2026-01-01T00:00:05Z"),
+        ),
+        (
+            "kubelet status still Pending",
+            live_pod("n", "Pending", main),
+            report("n", "Succeeded", Some("0"), true, None),
+            PodPhase::Succeeded,
+            Some("2026-01-01T00:00:03Z"),
+        ),
+        (
+            "a sidecar: the pod decides",
+            live_pod("n", "Running", &["main", "proxy"]),
+            report("n", "Succeeded", Some("0"), true, None),
+            PodPhase::Running,
+            None,
+        ),
+        (
+            "a failed run: the pod decides",
+            live_pod("n", "Running", main),
+            report("n", "Failed", Some("1"), true, None),
+            PodPhase::Running,
+            None,
+        ),
+        (
+            "report incomplete",
+            live_pod("n", "Running", main),
+            report("n", "Succeeded", Some("0"), false, None),
+            PodPhase::Running,
+            None,
+        ),
+        (
+            "no exit code",
+            live_pod("n", "Running", main),
+            report("n", "Succeeded", None, true, None),
+            PodPhase::Running,
+            None,
+        ),
+        (
+            "the kubelet says Failed: the pod wins",
+            live_pod("n", "Failed", main),
+            report("n", "Succeeded", Some("0"), true, None),
+            PodPhase::Failed,
+            None,
+        ),
+    ];
+    for (case, pod, result, phase, finished) in cases {
+        let (obs, _) = observations(std::slice::from_ref(&pod), &[result], now);
+        let o = &obs["n"];
+        assert_eq!(o.phase, phase, "{case}");
+        if phase == PodPhase::Succeeded {
+            assert!(o.outputs_reported, "{case}");
+            assert_eq!(o.message, None, "{case}");
+            assert_eq!(
+                o.outputs.as_ref().and_then(|x| x.result.as_deref()),
+                Some("hi"),
+                "{case}"
+            );
+            assert_eq!(o.finished_at, finished.map(ts), "{case}");
+        } else {
+            assert_eq!(
+                o.finished_at.map(|t| t.to_string()),
+                finished.map(str::to_owned),
+                "{case}"
+            );
+        }
+    }
+}
