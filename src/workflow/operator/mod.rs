@@ -89,7 +89,8 @@
 //!
 //! Left out (each an explicit node Error, never a silent success): http, plugin,
 //! data and containerSet templates ("... templates are not supported yet"). Not done yet:
-//! memoization, synchronization (runs without the lock), `podGC`/`ttlStrategy` (the shell's),
+//! memoization, synchronization (refused by validation: a run without its lock would be
+//! silently wrong), `podGC`/`ttlStrategy` (the shell's),
 //! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised), inline
 //! templates (rejected by validation before they reach the operator).
 

@@ -1669,6 +1669,25 @@ fn invalid_workflows_fail_with_the_field_path() {
 }
 
 #[test]
+fn synchronization_fails_at_start_instead_of_running_without_the_lock() {
+    // Created with kubectl (no API validation): the operator refuses it before any pod.
+    let wf = wf_from_yaml(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: locked\nspec:\n  entrypoint: main\n  synchronization:\n    mutexes: [{name: deploy}]\n  templates:\n  - name: main\n    container:\n      image: busybox\n",
+    );
+    let mut sim = Sim::new(wf, all_ok());
+    let op = sim.pass();
+    assert_eq!(op.status.phase.as_deref(), Some("Failed"));
+    let message = op.status.message.unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "invalid spec: spec.synchronization: synchronization is not supported by cairn yet"
+        ),
+        "{message}"
+    );
+    assert!(op.actions.is_empty(), "{:?}", op.actions);
+}
+
+#[test]
 fn missing_workflow_template_fails_at_start() {
     let mut sim = Sim::new(conformance("workflow-template-ref.yaml"), all_ok());
     let op = sim.pass();

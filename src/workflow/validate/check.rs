@@ -122,6 +122,7 @@ impl<'a> Validator<'a> {
         }
 
         self.check_exit_refs(None, None, spec.hooks.as_ref(), "spec");
+        self.check_unsupported(&spec.extra, "spec");
 
         // Names across the Workflow's own templates.
         let mut seen = BTreeSet::new();
@@ -429,6 +430,7 @@ impl<'a> Validator<'a> {
             });
         }
         self.check_type_fields(t, &path);
+        self.check_unsupported(&t.extra, &path);
         let mut seen = BTreeSet::new();
         for (k, p) in t
             .inputs
@@ -466,6 +468,18 @@ impl<'a> Validator<'a> {
             self.check_steps(key, t, &path, scope, &ctx);
         } else if t.dag.is_some() {
             self.check_dag(key, t, &path, scope, &ctx);
+        }
+    }
+
+    /// Fields whose Argo behaviour cairn lacks and cannot leave out without running wrongly.
+    fn check_unsupported(&mut self, extra: &serde_json::Map<String, Value>, path: &str) {
+        if extra.get("synchronization").is_some_and(|v| !v.is_null()) {
+            self.errors.push(ValidationError::Unsupported {
+                path: format!("{path}.synchronization"),
+                field: "synchronization",
+                consequence: "mutexes and semaphores are not implemented, and running without \
+                              the lock would let runs the lock is meant to serialize overlap",
+            });
         }
     }
 

@@ -52,6 +52,9 @@
 //!   `item`. `{{=...}}` expressions must parse and what they read is held to the same scope (a
 //!   map they read whole, such as `inputs.parameters`, is known when something under it is).
 //!   Tags Argo does not validate (a Helm template in a script) are left alone.
+//! - `synchronization` (mutexes and semaphores, workflow- or template-level) is refused with
+//!   [`ValidationError::Unsupported`]: cairn has no lock manager yet, and running without the
+//!   lock would break the mutual exclusion the manifest asks for.
 //! - `workflow.failures` is for exit handlers only: Argo adds it to the globals after it has
 //!   validated the entrypoint's tree, so a template reachable from the entrypoint through
 //!   steps/DAG calls may not use it; the `onExit` tree and templates reached only otherwise may.
@@ -350,6 +353,18 @@ pub enum ValidationError {
         /// What is wrong.
         problem: String,
     },
+    /// An Argo field cairn does not implement and that changes what a run does, so running
+    /// without it would be silently wrong (`synchronization`: the run would not wait for its
+    /// lock).
+    #[error("{path}: {field} is not supported by cairn yet: {consequence}; remove the field")]
+    Unsupported {
+        /// Path of the field.
+        path: String,
+        /// The field (`synchronization`).
+        field: &'static str,
+        /// What running without it would do wrong.
+        consequence: &'static str,
+    },
     /// A tag refers to a variable that does not exist in its scope.
     #[error(
         "{path}: template '{template}': failed to resolve {tag}{}",
@@ -433,7 +448,8 @@ impl ValidationError {
             | ValidationError::InvalidTimeout { path, .. }
             | ValidationError::TemplatesWithRef { path }
             | ValidationError::DuplicateParameter { path, .. }
-            | ValidationError::OutputParameter { path, .. } => path,
+            | ValidationError::OutputParameter { path, .. }
+            | ValidationError::Unsupported { path, .. } => path,
         }
     }
 
@@ -472,6 +488,7 @@ impl ValidationError {
             ValidationError::TemplatesWithRef { .. } => "templates_with_ref",
             ValidationError::DuplicateParameter { .. } => "duplicate_parameter",
             ValidationError::OutputParameter { .. } => "output_parameter",
+            ValidationError::Unsupported { .. } => "unsupported",
         }
     }
 }

@@ -422,6 +422,38 @@ type Expected = &'static [(&'static str, &'static str)];
 /// Cases that must fail: (name, spec YAML, expected errors).
 const REJECTED: &[(&str, &str, Expected)] = &[
     (
+        "workflow-level synchronization (would run without the lock)",
+        r#"
+entrypoint: main
+synchronization:
+  mutexes: [{name: deploy}]
+templates:
+- {name: main, container: {image: busybox}}
+"#,
+        &[(
+            "spec.synchronization",
+            "spec.synchronization: synchronization is not supported by cairn yet: mutexes and semaphores are not implemented, and running without the lock would let runs the lock is meant to serialize overlap; remove the field",
+        )],
+    ),
+    (
+        "template-level synchronization, legacy semaphore form",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: a, template: locked}
+- name: locked
+  synchronization:
+    semaphore: {configMapKeyRef: {name: my-config, key: template}}
+  container: {image: busybox}
+"#,
+        &[(
+            "spec.templates[1].synchronization",
+            "spec.templates[1].synchronization: synchronization is not supported by cairn yet: mutexes and semaphores are not implemented, and running without the lock would let runs the lock is meant to serialize overlap; remove the field",
+        )],
+    ),
+    (
         "missing entrypoint",
         r#"
 templates:
