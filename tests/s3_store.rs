@@ -4,7 +4,8 @@
 //! Proves what the workflow artifacts rely on: path-style requests over plain HTTP with static
 //! keys and a region; put/get/head/ranges/list/delete; a multipart upload; objects larger than
 //! SeaweedFS's 4 MiB chunk; a wrong secret refused. Runs when SeaweedFS is built or with
-//! `CAIRN_E2E=1` (which builds it); prints a SKIP line otherwise.
+//! `CAIRN_E2E=1` (which builds it); prints a SKIP line otherwise. With `CAIRN_E2E=1` and the lab
+//! up, a pod uploads to the server through a presigned URL (own namespace, deleted at the end).
 
 #[path = "common/s3.rs"]
 mod s3;
@@ -185,4 +186,122 @@ async fn multipart_upload_and_wrong_secret_on_seaweedfs() {
         store.head(&Path::from("nope")).await.is_err(),
         "the refused put stored an object"
     );
+}
+
+/// Runs kubectl (on PATH with the lab's env, as for the other lab tests); stdout, or the error.
+async fn kubectl(args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--request-timeout=60s")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Deletes the test's namespace however the test ends.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kubectl")
+            .args(["delete", "namespace", &self.0, "--wait=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// What a workflow pod's executor will do: a pod on the lab uploads to `endpoint` (the node IP)
+/// through a presigned URL, and the host reads the object back.
+#[tokio::test]
+async fn a_lab_pod_uploads_to_seaweedfs() {
+    use object_store::signer::{Method, Signer};
+
+    if std::env::var("CAIRN_E2E").map_or(true, |v| v != "1") {
+        eprintln!("SKIP a_lab_pod_uploads_to_seaweedfs: CAIRN_E2E is not set");
+        return;
+    }
+    let server = start("cairn-from-pod").await;
+    if server.endpoint == server.loopback_endpoint {
+        eprintln!(
+            "SKIP a_lab_pod_uploads_to_seaweedfs: the lab's node IP is not on lo (another cluster?)"
+        );
+        return;
+    }
+    let store = server.store().expect("S3 client");
+    let path = Path::from("from-pod/out.txt");
+    let url = store
+        .signed_url(Method::PUT, &path, std::time::Duration::from_secs(600))
+        .await
+        .expect("presigned PUT URL");
+
+    let ns = Namespace(format!("s3-pod-{}", std::process::id()));
+    kubectl(&["create", "namespace", &ns.0])
+        .await
+        .expect("namespace");
+    let code = "import sys, urllib.request\n\
+                r = urllib.request.Request(sys.argv[1], data=b'from a pod', method='PUT')\n\
+                print('status', urllib.request.urlopen(r, timeout=30).status)";
+    kubectl(&[
+        "-n",
+        &ns.0,
+        "run",
+        "upload",
+        "--image=python:alpine3.23",
+        "--image-pull-policy=IfNotPresent",
+        "--restart=Never",
+        "--command",
+        "--",
+        "python3",
+        "-c",
+        code,
+        url.as_str(),
+    ])
+    .await
+    .expect("pod");
+    let mut phase = String::new();
+    for _ in 0..180 {
+        phase = kubectl(&[
+            "-n",
+            &ns.0,
+            "get",
+            "pod",
+            "upload",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .await
+        .unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let logs = kubectl(&["-n", &ns.0, "logs", "upload"])
+        .await
+        .unwrap_or_else(|e| e);
+    assert_eq!(
+        phase,
+        "Succeeded",
+        "the upload pod: {logs}\n{}",
+        server.log_tail(20)
+    );
+    assert!(logs.contains("status 200"), "{logs}");
+    let got = store
+        .get(&path)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(&got[..], b"from a pod");
 }
