@@ -241,6 +241,16 @@ pub struct WorkflowConfig {
     /// `workflows.argoproj.io/controller-instanceid=<id>` are run here; when unset (the
     /// default), only those without the label.
     pub instance_id: Option<String>,
+    /// Base URL at which step pods reach cairn's executor routes (artifact upload/download of
+    /// the built-in store), e.g. `http://172.31.250.1:8081`. Unset (the default): artifacts in
+    /// the built-in store are refused with a message naming this setting.
+    pub executor_url: Option<String>,
+    /// An extra listener serving only the executor routes (plain HTTP), on an address pods can
+    /// reach (a node or bridge address), so `[server] listen` can stay on loopback. Default
+    /// none: the executor routes are served on `[server] listen` only.
+    pub executor_listen: Option<std::net::SocketAddr>,
+    /// Largest artifact the built-in store accepts, in bytes. Default 1 GiB.
+    pub artifact_max_bytes: u64,
 }
 
 impl Default for WorkflowConfig {
@@ -252,6 +262,9 @@ impl Default for WorkflowConfig {
             workers: 32,
             namespaces: Vec::new(),
             instance_id: None,
+            executor_url: None,
+            executor_listen: None,
+            artifact_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -586,6 +599,14 @@ impl Config {
         }
         if self.workflow.executor_image.trim().is_empty() {
             return Err(invalid("workflow.executor_image", "must not be empty"));
+        }
+        if let Some(url) = &self.workflow.executor_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "workflow.executor_url",
+                "expected an http:// or https:// URL that step pods can reach",
+            ));
         }
         for name in self.accounts.users.keys() {
             if name == "admin" {

@@ -206,13 +206,8 @@ fn main() -> ExitCode {
     let cli = match cli.command {
         Command::Exec { command } => return exec(command),
         Command::ExecInit { dest } => {
-            return match cairn::workflow::executor::command::exec_init(&dest) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    ExitCode::from(1)
-                }
-            };
+            let code = cairn::workflow::executor::command::exec_init_main(&dest);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
         command => Cli { command },
     };

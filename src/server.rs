@@ -47,6 +47,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The built-in artifact store could not be opened.
+    #[error("artifact store: {0}")]
+    Artifacts(String),
 }
 
 /// Runs the server until `shutdown` completes.
@@ -118,6 +121,41 @@ pub async fn run(
         ));
     }
 
+    // The executor's artifact routes (built-in store), authenticated by TokenReview.
+    let executor_routes = match &kube {
+        Some(client) => {
+            let store = crate::workflow::artifacts::store::BlobStore::open(&config.server.data_dir)
+                .map_err(|e| ServerError::Artifacts(e.to_string()))?;
+            Some(crate::workflow::artifacts::routes::router(
+                crate::workflow::artifacts::routes::ArtifactService {
+                    store: Arc::new(store),
+                    verifier: Arc::new(crate::workflow::artifacts::routes::TokenReviewVerifier {
+                        client: client.clone(),
+                    }),
+                    max_bytes: config.workflow.artifact_max_bytes,
+                },
+            ))
+        }
+        None => None,
+    };
+    if let (Some(routes), Some(addr)) = (&executor_routes, config.workflow.executor_listen) {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(%addr, "executor routes listening");
+        let routes = routes.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "executor listener stopped");
+            }
+        });
+    }
     let secure_cookies = config.server.use_secure_cookies();
     let state = AppState::new(StateParts {
         auth,
@@ -139,7 +177,10 @@ pub async fn run(
         ..Default::default()
     })
     .with_workflows(api::WorkflowsState { archive });
-    let app = api::router(state);
+    let app = match executor_routes {
+        Some(routes) => api::router(state).merge(routes),
+        None => api::router(state),
+    };
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await

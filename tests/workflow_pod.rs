@@ -103,6 +103,7 @@ fn request(ns: &str, wf: &Workflow, template: Template, capture: bool) -> PodReq
         spec: WorkflowSpec::default(),
         capture_result: capture,
         active_deadline_seconds: Some(600),
+        artifact_repository: None,
     }
 }
 

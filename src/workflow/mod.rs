@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod archive;
+pub mod artifacts;
 pub mod controller;
 pub mod cron;
 pub mod cron_controller;

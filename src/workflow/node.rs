@@ -109,6 +109,11 @@ pub struct PodRequest {
     /// Seconds the pod may run (`activeDeadlineSeconds` of the template, bounded by what is
     /// left of the workflow's deadline).
     pub active_deadline_seconds: Option<i64>,
+    /// Where output artifacts go when they name no location: the workflow's resolved
+    /// repository (`.status.artifactRepositoryRef`), filled by the controller shell; `None`
+    /// means cairn's built-in store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_repository: Option<super::artifacts::ArtifactRepository>,
 }
 
 /// Phase of a node's pod as the controller saw it.

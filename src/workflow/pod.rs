@@ -43,6 +43,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Map, Value, json};
 
+use super::artifacts::transfer::{ChannelSpec, staged_sub_path};
+use super::artifacts::{self, InputArtifact, KeyVars, Location};
 use super::executor::report;
 use super::executor::{
     DEFAULT_OUTPUT_LIMIT_BYTES, ExecSpec, MAIN_CONTAINER, OutputParameter, SPEC_ENV, ValueFrom,
@@ -75,6 +77,15 @@ pub const EXECUTOR_UID: i64 = 8737;
 /// error; refusing earlier names the template instead.
 pub const MAX_SPEC_ENV_BYTES: usize = 120 * 1024;
 
+/// Name of the projected service-account token volume (audience `cairn`) the executor
+/// presents to cairn's artifact routes.
+pub const TOKEN_VOLUME: &str = "cairn-token";
+/// Where [`TOKEN_VOLUME`] is mounted.
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/cairn-token";
+/// Lifetime asked for the projected token: the kubelet refreshes it at 80 %, so a long step
+/// still uploads with a valid one; one hour bounds what a leaked token is worth.
+pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
 /// The default executor image: the one `make executor` builds for this version of cairn.
 pub fn default_executor_image() -> String {
     format!("localhost/cairn/executor:{}", crate::VERSION)
@@ -94,6 +105,9 @@ pub struct PodSettings {
     pub mount_path: String,
     /// Size limit of each output (a parameter file, the result).
     pub output_limit_bytes: u64,
+    /// Base URL at which pods reach cairn's executor routes (`[workflow] executor_url`);
+    /// needed for artifacts in the built-in store.
+    pub executor_url: Option<String>,
 }
 
 impl Default for PodSettings {
@@ -104,6 +118,7 @@ impl Default for PodSettings {
             executor_resources: json!({"requests": {"cpu": "10m", "memory": "64Mi"}}),
             mount_path: DEFAULT_MOUNT_PATH.to_string(),
             output_limit_bytes: DEFAULT_OUTPUT_LIMIT_BYTES,
+            executor_url: None,
         }
     }
 }
@@ -197,6 +212,19 @@ pub enum PodError {
         /// [`MAX_SPEC_ENV_BYTES`].
         limit: usize,
     },
+    /// An input or output artifact cannot be set up.
+    #[error("{0}")]
+    Artifact(#[from] artifacts::ArtifactError),
+    /// Artifacts of the built-in store, but pods cannot reach cairn.
+    #[error(
+        "template {template:?}: {field} uses cairn's built-in artifact store, but [workflow] executor_url (the URL step pods reach cairn at) is not set; set it or configure an artifact repository"
+    )]
+    NoExecutorUrl {
+        /// Template name.
+        template: String,
+        /// The artifact concerned.
+        field: String,
+    },
     /// The assembled pod is not a valid core/v1 Pod (a user field of the wrong type).
     #[error("template {template:?}: the pod built from it is not a valid core/v1 Pod: {message}")]
     InvalidPod {
@@ -219,6 +247,8 @@ impl PodError {
             Self::InvalidPodSpecPatch { .. } => "invalid_pod_spec_patch",
             Self::SpecTooLarge { .. } => "spec_too_large",
             Self::InvalidPod { .. } => "invalid_pod",
+            Self::Artifact(_) => "artifact",
+            Self::NoExecutorUrl { .. } => "no_executor_url",
         }
     }
 }
@@ -272,11 +302,11 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
         });
     }
 
-    let main = main_container(req, kind, ctr, settings, argv, spec_json)?;
+    let main = main_container(req, kind, ctr, settings, argv, &spec, spec_json.clone())?;
     let template_extra = &tmpl.extra;
     let spec_extra = &req.spec.extra;
 
-    let mut init_containers = vec![init_container(settings)];
+    let mut init_containers = vec![init_container(req, settings, &spec, &spec_json)];
     let main_mounts = main.get("volumeMounts").cloned();
     for (i, c) in list(template_extra, "initContainers", name)?
         .into_iter()
@@ -479,6 +509,63 @@ fn exec_spec(
         ),
         Kind::Container => (None, None),
     };
+    let repository = req.artifact_repository.clone().unwrap_or_default();
+    let vars = KeyVars {
+        workflow_name: &req.workflow_name,
+        namespace: &req.namespace,
+        workflow_uid: &req.workflow_uid,
+        pod_name: &req.pod_name,
+    };
+    let mut input_artifacts = Vec::new();
+    for (i, art) in req
+        .template
+        .inputs
+        .as_ref()
+        .and_then(|x| x.artifacts.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        input_artifacts.push(artifacts::input_spec(name, i, art, &repository)?);
+    }
+    let mut output_artifacts = Vec::new();
+    for (i, art) in req
+        .template
+        .outputs
+        .as_ref()
+        .and_then(|x| x.artifacts.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        output_artifacts.push(artifacts::output_spec(name, i, art, &repository, &vars)?);
+    }
+    let builtin = |l: Option<&Location>| matches!(l, Some(Location::Builtin { .. }));
+    let needs_server = input_artifacts
+        .iter()
+        .find(|a| builtin(a.location.as_ref()))
+        .map(|a| format!("inputs.artifacts.{}", a.name))
+        .or_else(|| {
+            output_artifacts
+                .iter()
+                .find(|a| builtin(Some(&a.location)))
+                .map(|a| format!("outputs.artifacts.{}", a.name))
+        });
+    if let Some(field) = needs_server
+        && settings.executor_url.is_none()
+    {
+        return Err(PodError::NoExecutorUrl {
+            template: name.clone(),
+            field,
+        });
+    }
+    let artifact_channel =
+        (!input_artifacts.is_empty() || !output_artifacts.is_empty()).then(|| ChannelSpec {
+            server: settings.executor_url.clone(),
+            token_file: format!("{TOKEN_MOUNT_PATH}/token").into(),
+            namespace: req.namespace.clone(),
+            staging_dir: format!("{}/inputs", settings.mount_path.trim_end_matches('/')).into(),
+        });
     Ok(ExecSpec {
         command: Vec::new(),
         working_dir,
@@ -487,6 +574,9 @@ fn exec_spec(
         output_limit_bytes: settings.output_limit_bytes,
         script_source,
         script_path,
+        input_artifacts,
+        output_artifacts,
+        artifact_channel,
     })
 }
 
@@ -538,6 +628,7 @@ fn main_container(
     ctr: &Container,
     settings: &PodSettings,
     argv: Vec<String>,
+    spec: &ExecSpec,
     spec_json: String,
 ) -> Result<Value, PodError> {
     let template = &req.template.name;
@@ -571,10 +662,30 @@ fn main_container(
         env.retain(|e| e.get("name").and_then(Value::as_str) != Some(key));
         env.push(json!({"name": key, "value": value}));
     }
+    env.extend(credential_env(spec.output_artifacts.iter().map(|a| {
+        (
+            a.credentials.as_ref(),
+            match &a.location {
+                Location::S3(s3) => Some(s3),
+                _ => None,
+            },
+        )
+    })));
     main.insert("env".into(), Value::Array(env));
 
     let mut mounts = array_field(&main, "volumeMounts", template, kind)?;
     mounts.push(json!({"name": VOLUME_NAME, "mountPath": settings.mount_path}));
+    // Each input, staged by the init step on the shared volume, appears at its path.
+    for (i, input) in spec.input_artifacts.iter().enumerate() {
+        mounts.push(json!({
+            "name": VOLUME_NAME,
+            "mountPath": input.path.to_string_lossy(),
+            "subPath": staged_sub_path(i),
+        }));
+    }
+    if !spec.output_artifacts.is_empty() {
+        mounts.push(json!({"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT_PATH, "readOnly": true}));
+    }
     main.insert("volumeMounts".into(), Value::Array(mounts));
     Ok(Value::Object(main))
 }
@@ -596,8 +707,77 @@ fn array_field(
     }
 }
 
-/// The `init` container: copies the executor next to the user's command.
-fn init_container(settings: &PodSettings) -> Value {
+/// Environment entries taking S3 credentials from their Secrets (`valueFrom.secretKeyRef`),
+/// so no value is ever in the pod spec.
+fn credential_env<'a>(
+    items: impl Iterator<
+        Item = (
+            Option<&'a artifacts::s3::CredentialEnv>,
+            Option<&'a artifacts::S3Repository>,
+        ),
+    >,
+) -> Vec<Value> {
+    let mut env = Vec::new();
+    for (names, s3) in items {
+        let (Some(names), Some(s3)) = (names, s3) else {
+            continue;
+        };
+        for (var, sel) in [
+            (&names.access_key, &s3.access_key_secret),
+            (&names.secret_key, &s3.secret_key_secret),
+        ] {
+            if let Some(sel) = sel {
+                env.push(json!({
+                    "name": var,
+                    "valueFrom": {"secretKeyRef": {"name": sel.name, "key": sel.key}},
+                }));
+            }
+        }
+    }
+    env
+}
+
+/// The `init` container: copies the executor next to the user's command and, when the
+/// template has input artifacts, stages them on the shared volume.
+fn init_container(
+    req: &PodRequest,
+    settings: &PodSettings,
+    spec: &ExecSpec,
+    spec_json: &str,
+) -> Value {
+    let mut init = init_base(settings);
+    if spec.input_artifacts.is_empty() {
+        return init;
+    }
+    let mut env = vec![json!({"name": SPEC_ENV, "value": spec_json})];
+    for (key, value) in [
+        (report::ENV_NAMESPACE, req.namespace.as_str()),
+        (report::ENV_WORKFLOW_NAME, req.workflow_name.as_str()),
+        (report::ENV_WORKFLOW_UID, req.workflow_uid.as_str()),
+        (report::ENV_NODE_ID, req.node_id.as_str()),
+        (report::ENV_POD_NAME, req.pod_name.as_str()),
+    ] {
+        env.push(json!({"name": key, "value": value}));
+    }
+    env.extend(credential_env(spec.input_artifacts.iter().map(
+        |a: &InputArtifact| {
+            (
+                a.credentials.as_ref(),
+                match &a.location {
+                    Some(Location::S3(s3)) => Some(s3),
+                    _ => None,
+                },
+            )
+        },
+    )));
+    init["env"] = Value::Array(env);
+    if let Some(mounts) = init["volumeMounts"].as_array_mut() {
+        mounts.push(json!({"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT_PATH, "readOnly": true}));
+    }
+    init
+}
+
+fn init_base(settings: &PodSettings) -> Value {
     json!({
         "name": INIT_CONTAINER,
         "image": settings.executor_image,
@@ -657,6 +837,25 @@ fn volumes(
 ) -> Result<Vec<Value>, PodError> {
     let template = req.template.name.as_str();
     let mut out = vec![json!({"name": VOLUME_NAME, "emptyDir": {}})];
+    // The projected token, when cairn's containers present it for artifacts.
+    let token_mounted = init_containers.iter().chain(containers).any(|c| {
+        c.get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m.get("name").and_then(Value::as_str) == Some(TOKEN_VOLUME))
+            })
+    });
+    if token_mounted {
+        out.push(json!({
+            "name": TOKEN_VOLUME,
+            "projected": {"sources": [{"serviceAccountToken": {
+                "audience": artifacts::routes::AUDIENCE,
+                "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                "path": "token",
+            }}]},
+        }));
+    }
     let template_volumes = list(&req.template.extra, "volumes", template)?;
     out.extend(template_volumes.iter().cloned());
     let workflow_volumes = req.spec.volumes.clone().unwrap_or_default();

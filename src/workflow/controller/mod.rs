@@ -236,6 +236,7 @@ impl Settings {
             workers: config.workers,
             pods: PodSettings {
                 executor_image: config.executor_image.clone(),
+                executor_url: config.executor_url.clone(),
                 ..PodSettings::default()
             },
             manage_executor_rbac: config.manage_executor_rbac,

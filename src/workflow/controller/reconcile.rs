@@ -95,6 +95,12 @@ pub(super) async fn reconcile(
 
     let old_phase = wf.status.as_ref().and_then(|s| s.phase.clone());
     if !is_completed(old_phase.as_deref()) {
+        // Argo's `.status.artifactRepositoryRef`, resolved once; the operator keeps it.
+        crate::workflow::artifacts::cluster::record(&shared.client, &mut wf)
+            .await
+            .map_err(|e| {
+                ControllerError::kube(format!("read the artifact repository of {k}"), e)
+            })?;
         let started = Instant::now();
         let decision: Decision =
             shared
@@ -334,7 +340,7 @@ async fn create_pods(
     // worker's future fail the `Send` check of `tokio::spawn` (higher-ranked lifetimes).
     let creates: Vec<_> = reqs
         .iter()
-        .map(|req| create_pod(shared, k, &pods, &namespace, req))
+        .map(|req| create_pod(shared, k, wf, &pods, &namespace, req))
         .collect();
     all_bounded(creates).await
 }
@@ -342,14 +348,21 @@ async fn create_pods(
 async fn create_pod(
     shared: &Shared,
     k: &str,
+    wf: &Workflow,
     pods: &Api<Pod>,
     namespace: &str,
     req: &PodRequest,
 ) -> Result<(), ControllerError> {
-    let pod = match crate::workflow::pod::build_pod(req, &shared.settings.pods) {
+    // The workflow's artifact repository (or why it cannot be used) goes into the request.
+    let built = crate::workflow::artifacts::cluster::prepare(&shared.client, wf, req)
+        .await
+        .and_then(|req| {
+            crate::workflow::pod::build_pod(&req, &shared.settings.pods).map_err(|e| e.to_string())
+        });
+    let pod = match built {
         Ok(pod) => pod,
         Err(e) => {
-            record_failure(shared, k, &req.node_id, &req.pod_name, e.to_string());
+            record_failure(shared, k, &req.node_id, &req.pod_name, e);
             shared.queue.add(k);
             return Ok(());
         }

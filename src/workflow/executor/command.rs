@@ -46,6 +46,59 @@ pub fn exec_init(dest: &Path) -> Result<(), ExecutorError> {
     })
 }
 
+/// `cairn exec-init DEST` in a pod: installs the binary, then stages the input artifacts the
+/// spec in [`SPEC_ENV`] lists (if any). Returns the process exit code: 0, or 1 when the binary
+/// could not be installed or an input could not be staged (reported as the node's Error).
+pub fn exec_init_main(dest: &Path) -> i32 {
+    if let Err(e) = exec_init(dest) {
+        eprintln!("cairn exec-init: {e}");
+        return 1;
+    }
+    let Ok(text) = std::env::var(SPEC_ENV) else {
+        return 0;
+    };
+    let spec: ExecSpec = match serde_json::from_str(&text) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("cairn exec-init: {}", ExecutorError::InvalidSpec(e));
+            return 1;
+        }
+    };
+    let Some(channel) = spec.artifact_channel.clone() else {
+        return 0;
+    };
+    if spec.input_artifacts.is_empty() {
+        return 0;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairn exec-init: cannot start a runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let errors =
+            crate::workflow::artifacts::transfer::stage_inputs(&spec.input_artifacts, &channel)
+                .await;
+        if errors.is_empty() {
+            return 0;
+        }
+        let message = errors.join("; ");
+        eprintln!("cairn exec-init: {message}");
+        // The kubelet's termination message of the init container: the node's message names
+        // the artifact instead of a bare exit code.
+        let _ = std::fs::write("/dev/termination-log", &message);
+        if let Ok(Some(target)) = ReportTarget::from_env(|k| std::env::var(k).ok()) {
+            send(&report::error_result(&target, &format!("init: {message}"))).await;
+        }
+        1
+    })
+}
+
 /// Parses the spec from the environment's JSON (absent: defaults), the argv given on the
 /// command line taking the place of its `command`.
 pub fn spec_from(text: Option<&str>, argv: Vec<String>) -> Result<ExecSpec, ExecutorError> {
@@ -78,7 +131,7 @@ pub async fn exec_main(argv: Vec<String>) -> i32 {
             return EXIT_EXECUTOR_ERROR;
         }
     };
-    let result = match run(&spec, ExecIo::process()).await {
+    let mut result = match run(&spec, ExecIo::process()).await {
         Ok(result) => result,
         Err(e) => {
             eprintln!("cairn exec: {e}");
@@ -88,6 +141,21 @@ pub async fn exec_main(argv: Vec<String>) -> i32 {
             return EXIT_EXECUTOR_ERROR;
         }
     };
+    // Outputs are saved after a successful command only: a failed step's node fails with the
+    // command's message rather than with outputs it never produced.
+    if result.exit_code == 0
+        && result.errors.is_empty()
+        && let Some(channel) = &spec.artifact_channel
+    {
+        let (saved, errors) = crate::workflow::artifacts::transfer::save_outputs(
+            &spec.output_artifacts,
+            channel,
+            spec.working_dir.as_deref(),
+        )
+        .await;
+        result.artifacts = saved;
+        result.errors.extend(errors);
+    }
     for error in &result.errors {
         eprintln!("cairn exec: {error}");
     }

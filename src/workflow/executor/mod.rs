@@ -127,6 +127,15 @@ pub struct ExecSpec {
     /// Where the script source is written (under the shared `/var/run/cairn` volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_path: Option<PathBuf>,
+    /// Input artifacts, staged by `cairn exec-init` before the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_artifacts: Vec<crate::workflow::artifacts::InputArtifact>,
+    /// Output artifacts, saved by `cairn exec` after the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_artifacts: Vec<crate::workflow::artifacts::OutputArtifact>,
+    /// Where artifact traffic goes (set when there are artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_channel: Option<crate::workflow::artifacts::transfer::ChannelSpec>,
 }
 
 fn default_limit() -> u64 {
@@ -218,6 +227,9 @@ pub struct ExecResult {
     /// Everything that went wrong after validation, each naming the object concerned.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Output artifacts stored (Argo's artifact JSON with location, `digest`, `size`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<serde_json::Value>,
     /// When the command was started (or its start attempted).
     pub started_at: jiff::Timestamp,
     /// When the outputs had been collected.
@@ -546,6 +558,7 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
             result: None,
             parameters: BTreeMap::new(),
             errors,
+            artifacts: Vec::new(),
             started_at,
             finished_at: jiff::Timestamp::now(),
         });
@@ -560,6 +573,7 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
                 result: None,
                 parameters: BTreeMap::new(),
                 errors,
+                artifacts: Vec::new(),
                 started_at,
                 finished_at: jiff::Timestamp::now(),
             });
@@ -628,6 +642,7 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
         result,
         parameters,
         errors,
+        artifacts: Vec::new(),
         started_at,
         finished_at: jiff::Timestamp::now(),
     })

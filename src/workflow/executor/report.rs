@@ -116,6 +116,7 @@ pub fn task_result(target: &ReportTarget, result: &ExecResult) -> WorkflowTaskRe
         .collect();
     let outputs = Outputs {
         parameters: (!parameters.is_empty()).then_some(parameters),
+        artifacts: (!result.artifacts.is_empty()).then(|| result.artifacts.clone()),
         result: result.result.clone(),
         exit_code: Some(result.exit_code.to_string()),
         ..Default::default()
@@ -276,6 +277,7 @@ mod tests {
             result: Some("hello".into()),
             parameters: [("p".to_string(), "v".to_string())].into_iter().collect(),
             errors: errors.iter().map(|e| e.to_string()).collect(),
+            artifacts: Vec::new(),
             started_at: at,
             finished_at: at,
         }

@@ -45,6 +45,9 @@ impl ExecSpec {
             output_limit_bytes: DEFAULT_OUTPUT_LIMIT_BYTES,
             script_source: None,
             script_path: None,
+            input_artifacts: Vec::new(),
+            output_artifacts: Vec::new(),
+            artifact_channel: None,
         }
     }
     fn sh(script: &str) -> Self {
@@ -393,6 +396,7 @@ fn message_names_the_container() {
         result: None,
         parameters: BTreeMap::new(),
         errors: errors.iter().map(|e| e.to_string()).collect(),
+        artifacts: Vec::new(),
         started_at: at,
         finished_at: at,
     };

@@ -186,6 +186,8 @@ pub(super) fn process_inputs(
 
 /// Fields of an artifact that say where it is stored (Argo's artifact locations).
 const LOCATIONS: &[&str] = &[
+    // cairn's built-in store (`workflow::artifacts::BUILTIN_LOCATION`).
+    "cairn",
     "s3",
     "gcs",
     "git",

@@ -1407,6 +1407,7 @@ impl<'a> Ctx<'a> {
             template: rendered,
             spec: self.pod_spec.clone(),
             active_deadline_seconds: limits.into_iter().min(),
+            artifact_repository: None,
         })
     }
 

@@ -23,6 +23,7 @@ fn request(spec: WorkflowSpec, template: Template) -> PodRequest {
         spec,
         capture_result: false,
         active_deadline_seconds: None,
+        artifact_repository: None,
     }
 }
 

@@ -1,0 +1,459 @@
+//! Workflow artifacts on the lab (CAIRN_E2E=1): a real `cairn server` whose executor routes
+//! listen on the lab's node IP (which pods reach through the CNI bridge gateway) runs Argo-style
+//! artifact passing through cairn's built-in store — steps → steps and dag → dag, `archive:
+//! none` and the default tar — and the recorded digest is checked against the bytes in the
+//! store; a missing non-optional output fails its node; uploads without a valid token are
+//! refused (401, the real TokenReview); and the same passing through a real S3-compatible
+//! server (SeaweedFS, `integration-tests/s3/start`) when its binary is built.
+//!
+//! Needs the lab (`eval "$(integration-tests/lab/env)"`) with the executor image loaded
+//! (`make executor`). Own namespace per test (deleted at the end), own controller instance id.
+//! Every wait is bounded; nothing asserts on timing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn::k8s;
+use cairn::workflow::types::Workflow;
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+const INSTANCE: &str = "cairn-h1-artifacts";
+const RUN_BOUND: Duration = Duration::from_secs(300);
+
+fn e2e(test: &str) -> bool {
+    if std::env::var_os("CAIRN_E2E").is_none() {
+        eprintln!(
+            "SKIP {test}: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
+        );
+        return false;
+    }
+    true
+}
+
+async fn client() -> Client {
+    let client = k8s::client()
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
+    k8s::ping(&client, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("the lab is not reachable ({e}); start it"));
+    client
+}
+
+/// The node's InternalIP: the lab puts it on the host's loopback, and pods reach it.
+async fn node_ip(client: &Client) -> String {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    nodes
+        .items
+        .iter()
+        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .expect("a node InternalIP")
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .arg("--request-timeout=60s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct TestNamespace(String);
+
+impl TestNamespace {
+    fn create(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() % 100_000)
+            .unwrap_or(0);
+        let ns = format!("{prefix}-{}-{nanos}", std::process::id());
+        kubectl(&["create", "namespace", &ns], None);
+        TestNamespace(ns)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `cairn server` for one namespace: API on loopback, executor routes on the node IP.
+struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+    executor_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(namespace: &str, node_ip: &str) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .expect("addr");
+        let exec: SocketAddr = format!("{node_ip}:{}", free_port(node_ip))
+            .parse()
+            .expect("addr");
+        let executor_url = format!("http://{exec}");
+        let config = data.path().join("cairn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"{api}\"\n\n[gitops]\nenabled = false\n\n\
+                 [workflow]\nnamespaces = [\"{namespace}\"]\ninstance_id = \"{INSTANCE}\"\n\
+                 executor_url = \"{executor_url}\"\nexecutor_listen = \"{exec}\"\n"
+            ),
+        )
+        .expect("config");
+        let bin = data.path().join("cairn");
+        std::fs::copy(BIN, &bin).expect("copy the cairn binary");
+        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
+        let child = Command::new(&bin)
+            .args(["server", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data.path().join("data"))
+            .env_remove("CAIRN_CONFIG")
+            .env("HOME", data.path())
+            .env("RUST_LOG", "info,cairn::workflow=debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start cairn server");
+        let server = Server {
+            child,
+            data,
+            executor_url,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for addr in [api, exec] {
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "cairn did not listen on {addr}:\n{}",
+                    server.log()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn store(&self) -> PathBuf {
+        self.data.path().join("data").join("artifacts")
+    }
+
+    /// The bytes stored under `namespace/key` (through the ref file to the blob).
+    fn stored(&self, namespace: &str, key: &str) -> Vec<u8> {
+        let reference: Value = serde_json::from_slice(
+            &std::fs::read(
+                self.store()
+                    .join("refs")
+                    .join(namespace)
+                    .join(format!("{key}.ref")),
+            )
+            .unwrap_or_else(|e| panic!("ref of {key}: {e}")),
+        )
+        .expect("ref json");
+        let digest = reference["digest"].as_str().expect("digest").to_string();
+        std::fs::read(self.store().join("sha256").join(&digest[..2]).join(&digest)).expect("blob")
+    }
+}
+
+fn create(ns: &str, mut wf: Value) -> String {
+    wf["metadata"]["labels"]["workflows.argoproj.io/controller-instanceid"] = json!(INSTANCE);
+    let out = kubectl(
+        &["-n", ns, "create", "-f", "-", "-o", "name"],
+        Some(&wf.to_string()),
+    );
+    out.trim().rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+async fn wait_finished(api: &Api<Workflow>, name: &str, server: &Server) -> Workflow {
+    let deadline = Instant::now() + RUN_BOUND;
+    loop {
+        let wf = api.get(name).await.expect("get workflow");
+        let phase = wf.status.as_ref().and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed" | "Error")) {
+            return wf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflow {name} did not finish within {RUN_BOUND:?} (phase {phase:?}):\n{}\n{}",
+            serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn phase(wf: &Workflow) -> String {
+    wf.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// The output artifacts of the node whose display name is `display`.
+fn node_artifacts(wf: &Workflow, display: &str) -> Vec<Value> {
+    wf.status
+        .as_ref()
+        .and_then(|s| s.nodes.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| n)
+        .find(|n| n.display_name.as_deref() == Some(display))
+        .and_then(|n| n.outputs.as_ref())
+        .and_then(|o| o.artifacts.clone())
+        .unwrap_or_default()
+}
+
+fn node_message(wf: &Workflow, display: &str) -> String {
+    wf.status
+        .as_ref()
+        .and_then(|s| s.nodes.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(_, n)| n)
+        .find(|n| n.display_name.as_deref() == Some(display))
+        .and_then(|n| n.message.clone())
+        .unwrap_or_default()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The producer writes a file (stored as it is) and a directory (tar); the consumer checks
+/// both byte for byte, so a wrong artifact fails its pod.
+fn templates() -> Value {
+    json!([
+        {"name": "make",
+         "container": {"image": "busybox", "command": ["sh", "-c"],
+           "args": ["echo 'hello world' > /tmp/hello.txt && mkdir -p /tmp/tree/sub && echo leaf > /tmp/tree/sub/leaf"]},
+         "outputs": {"artifacts": [
+            {"name": "hello", "path": "/tmp/hello.txt", "archive": {"none": {}}},
+            {"name": "tree", "path": "/tmp/tree"}]}},
+        {"name": "use",
+         "inputs": {"artifacts": [
+            {"name": "hello", "path": "/in/hello.txt"},
+            {"name": "tree", "path": "/in/tree"}]},
+         "container": {"image": "busybox", "command": ["sh", "-c"],
+           "args": ["test \"$(cat /in/hello.txt)\" = 'hello world' && test \"$(cat /in/tree/sub/leaf)\" = leaf && echo verified"]},
+         "securityContext": {"runAsUser": 1000, "runAsNonRoot": true}}
+    ])
+}
+
+fn steps_workflow() -> Value {
+    let mut templates = templates().as_array().cloned().expect("templates");
+    templates.insert(
+        0,
+        json!({"name": "main", "steps": [
+            [{"name": "make", "template": "make"}],
+            [{"name": "use", "template": "use", "arguments": {"artifacts": [
+                {"name": "hello", "from": "{{steps.make.outputs.artifacts.hello}}"},
+                {"name": "tree", "from": "{{steps.make.outputs.artifacts.tree}}"}]}}]
+        ]}),
+    );
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+           "metadata": {"generateName": "artifact-passing-"},
+           "spec": {"entrypoint": "main", "templates": templates}})
+}
+
+fn dag_workflow() -> Value {
+    let mut templates = templates().as_array().cloned().expect("templates");
+    templates.insert(0, json!({"name": "main", "dag": {"tasks": [
+        {"name": "make", "template": "make"},
+        {"name": "use", "template": "use", "dependencies": ["make"], "arguments": {"artifacts": [
+            {"name": "hello", "from": "{{tasks.make.outputs.artifacts.hello}}"},
+            {"name": "tree", "from": "{{tasks.make.outputs.artifacts.tree}}"}]}}
+    ]}}));
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+           "metadata": {"generateName": "artifact-passing-dag-"},
+           "spec": {"entrypoint": "main", "templates": templates}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_pass_through_the_builtin_store() {
+    if !e2e("artifacts_pass_through_the_builtin_store") {
+        return;
+    }
+    let client = client().await;
+    let ip = node_ip(&client).await;
+    let ns = TestNamespace::create("cairn-h1-art");
+    let server = Server::start(&ns.0, &ip).await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns.0);
+
+    let steps = create(&ns.0, steps_workflow());
+    let dag = create(&ns.0, dag_workflow());
+    let missing = create(
+        &ns.0,
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+               "metadata": {"generateName": "artifact-missing-"},
+               "spec": {"entrypoint": "main", "templates": [
+                 {"name": "main", "container": {"image": "busybox", "command": ["true"]},
+                  "outputs": {"artifacts": [
+                    {"name": "gone", "path": "/tmp/never-written"},
+                    {"name": "maybe", "path": "/tmp/also-not", "optional": true}]}}]}}),
+    );
+
+    for (name, producer) in [(&steps, "make"), (&dag, "make")] {
+        let wf = wait_finished(&api, name, &server).await;
+        assert_eq!(
+            phase(&wf),
+            "Succeeded",
+            "{name}: {}\n{}",
+            serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
+            server.log()
+        );
+        // Argo's `.status.artifactRepositoryRef`: nothing configured → the built-in store.
+        let reference = wf
+            .status
+            .as_ref()
+            .and_then(|s| s.extra.get("artifactRepositoryRef"))
+            .cloned();
+        assert_eq!(
+            reference,
+            Some(json!({"default": true, "artifactRepository": {"cairn": {}}}))
+        );
+        let arts = node_artifacts(&wf, producer);
+        assert_eq!(arts.len(), 2, "{arts:?}");
+        for art in &arts {
+            let key = art["cairn"]["key"].as_str().expect("builtin key");
+            assert!(key.starts_with(&format!("{name}/")), "{key}");
+            let bytes = server.stored(&ns.0, key);
+            assert_eq!(
+                art["digest"],
+                json!(format!("sha256:{}", sha256_hex(&bytes))),
+                "{art}"
+            );
+            assert_eq!(art["size"], json!(bytes.len()), "{art}");
+            match art["name"].as_str() {
+                // archive: none → the file's bytes as they are, under its own file name.
+                Some("hello") => {
+                    assert_eq!(bytes, b"hello world\n");
+                    assert!(key.ends_with("/hello.txt"), "{key}");
+                    assert_eq!(art["archive"], json!({"none": {}}));
+                }
+                // default → gzip tar, `<name>.tgz`.
+                Some("tree") => {
+                    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
+                    assert!(key.ends_with("/tree.tgz"), "{key}");
+                }
+                other => panic!("unexpected artifact {other:?}"),
+            }
+        }
+        println!(
+            "{name}: artifacts {}",
+            serde_json::to_string(&arts).unwrap_or_default()
+        );
+    }
+
+    let wf = wait_finished(&api, &missing, &server).await;
+    assert_eq!(phase(&wf), "Failed", "{}", server.log());
+    let message = node_message(&wf, &missing);
+    assert!(
+        message.contains("outputs.artifacts.gone")
+            && message.contains("/tmp/never-written does not exist"),
+        "{message}"
+    );
+    assert!(!message.contains("maybe"), "{message}");
+
+    // Without a valid token the executor routes refuse uploads (the real TokenReview).
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/executor/v1/artifacts/{}/{steps}/forged/x",
+        server.executor_url, ns.0
+    );
+    for token in [
+        None,
+        Some("not-a-token"),
+        Some("eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl"),
+    ] {
+        let mut req = http.put(&url).body("forged bytes");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("send");
+        assert_eq!(resp.status().as_u16(), 401, "token {token:?}");
+    }
+    assert!(
+        !server
+            .store()
+            .join("refs")
+            .join(&ns.0)
+            .join(&steps)
+            .join("forged")
+            .exists()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("artifact request refused"),
+        "refusals are logged"
+    );
+    assert!(
+        !log.contains("not-a-token"),
+        "a token never appears in the log"
+    );
+}
