@@ -10,6 +10,9 @@
 //! (`make executor`). Own namespace per test (deleted at the end), own controller instance id.
 //! Every wait is bounded; nothing asserts on timing.
 
+#[path = "common/s3.rs"]
+mod s3;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -455,5 +458,107 @@ async fn artifacts_pass_through_the_builtin_store() {
     assert!(
         !log.contains("not-a-token"),
         "a token never appears in the log"
+    );
+}
+
+/// The same passing through a real S3-compatible server (SeaweedFS on the node IP): the
+/// repository comes from the namespace's `artifact-repositories` ConfigMap (default key by
+/// annotation), the credentials from a Secret through `secretKeyRef`; the digest recorded for
+/// each output is the sha256 of the object in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_pass_through_s3() {
+    if !e2e("artifacts_pass_through_s3") {
+        return;
+    }
+    let client = client().await;
+    let ip = node_ip(&client).await;
+    let s3 = tokio::task::spawn_blocking(|| s3::S3Server::start("cairn-h1-artifacts"))
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("starting SeaweedFS: {e}"));
+    assert!(
+        s3.endpoint.contains(&ip),
+        "S3 must listen on the node IP: {}",
+        s3.endpoint
+    );
+    let ns = TestNamespace::create("cairn-h1-s3");
+    // Through stdin: the keys never appear in a command line.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "my-s3-credentials"},
+        "stringData": {"accessKey": s3.access_key, "secretKey": s3.secret_key}});
+    kubectl(
+        &["-n", &ns.0, "apply", "-f", "-"],
+        Some(&secret.to_string()),
+    );
+    let endpoint = s3.endpoint.trim_start_matches("http://").to_string();
+    let repository = format!(
+        "s3:\n  endpoint: {endpoint}\n  bucket: {}\n  region: {}\n  insecure: true\n  \
+         accessKeySecret: {{name: my-s3-credentials, key: accessKey}}\n  \
+         secretKeySecret: {{name: my-s3-credentials, key: secretKey}}\n",
+        s3.bucket, s3.region
+    );
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "artifact-repositories",
+                     "annotations": {"workflows.argoproj.io/default-artifact-repository": "my-s3"}},
+        "data": {"my-s3": repository}});
+    kubectl(&["-n", &ns.0, "apply", "-f", "-"], Some(&cm.to_string()));
+    let server = Server::start(&ns.0, &ip).await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns.0);
+    let name = create(&ns.0, steps_workflow());
+    let wf = wait_finished(&api, &name, &server).await;
+    assert_eq!(
+        phase(&wf),
+        "Succeeded",
+        "{}\n{}\n{}",
+        serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
+        server.log(),
+        s3.log_tail(30)
+    );
+    let reference = wf
+        .status
+        .as_ref()
+        .and_then(|s| s.extra.get("artifactRepositoryRef"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(reference["configMap"], "artifact-repositories");
+    assert_eq!(reference["key"], "my-s3");
+    let store = s3.store_at(&s3.loopback_endpoint).expect("S3 client");
+    let arts = node_artifacts(&wf, "make");
+    assert_eq!(arts.len(), 2, "{arts:?}");
+    for art in &arts {
+        let key = art["s3"]["key"].as_str().expect("s3 key");
+        assert!(key.starts_with(&format!("{name}/")), "{key}");
+        let text = art.to_string();
+        assert!(
+            !text.contains(&s3.secret_key) && !text.contains(&s3.access_key),
+            "{text}"
+        );
+        use object_store::ObjectStoreExt;
+        let bytes = store
+            .get(&object_store::path::Path::from(key))
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"))
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(
+            art["digest"],
+            json!(format!("sha256:{}", sha256_hex(&bytes))),
+            "{art}"
+        );
+        if art["name"] == "hello" {
+            assert_eq!(&bytes[..], b"hello world\n");
+        }
+    }
+    // The credentials never reach the pod spec or cairn's log.
+    let pods = kubectl(&["-n", &ns.0, "get", "pods", "-o", "json"], None);
+    assert!(!pods.contains(&s3.secret_key), "secret value in a pod spec");
+    assert!(
+        !server.log().contains(&s3.secret_key),
+        "secret value in the log"
+    );
+    println!(
+        "s3: artifacts {}",
+        serde_json::to_string(&arts).unwrap_or_default()
     );
 }
