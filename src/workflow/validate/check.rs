@@ -663,9 +663,19 @@ impl<'a> Validator<'a> {
         key: &Key,
         template: Option<&str>,
         template_ref: Option<&TemplateRef>,
+        inline: Option<&Value>,
         args: Option<&Arguments>,
         path: &str,
     ) -> Option<Callee<'a>> {
+        if inline.is_some() {
+            self.errors.push(ValidationError::Unsupported {
+                path: format!("{path}.inline"),
+                field: "inline",
+                consequence: "inline templates in steps and DAG tasks are not implemented (move \
+                              the template into spec.templates and call it by name)",
+            });
+            return None;
+        }
         match (template, template_ref) {
             (Some(_), Some(_)) | (None, None) => {
                 self.errors.push(ValidationError::TemplateChoice {
@@ -742,6 +752,7 @@ impl<'a> Validator<'a> {
                     key,
                     step.template.as_deref(),
                     step.template_ref.as_ref(),
+                    step.extra.get("inline"),
                     step.arguments.as_ref(),
                     &spath,
                 );
@@ -751,7 +762,11 @@ impl<'a> Validator<'a> {
                     step.with_param.is_some(),
                     step.with_sequence.is_some(),
                 );
-                let doc = serde_json::to_value(step).unwrap_or(Value::Null);
+                let mut doc = serde_json::to_value(step).unwrap_or(Value::Null);
+                // An inline body is refused above; its tags are not the step's.
+                if let Value::Object(m) = &mut doc {
+                    m.remove("inline");
+                }
                 self.check_vars(&doc, &spath, &local, ctx);
                 let aggregate = step.with_items.as_ref().is_some_and(|i| !i.is_empty())
                     || step.with_param.is_some();
@@ -877,6 +892,7 @@ impl<'a> Validator<'a> {
                 key,
                 task.template.as_deref(),
                 task.template_ref.as_ref(),
+                task.extra.get("inline"),
                 task.arguments.as_ref(),
                 &tpath,
             ));
@@ -912,7 +928,11 @@ impl<'a> Validator<'a> {
                 task.with_param.is_some(),
                 task.with_sequence.is_some(),
             );
-            let doc = serde_json::to_value(task).unwrap_or(Value::Null);
+            let mut doc = serde_json::to_value(task).unwrap_or(Value::Null);
+            // An inline body is refused above; its tags are not the task's.
+            if let Value::Object(m) = &mut doc {
+                m.remove("inline");
+            }
             self.check_vars(&doc, &tpath, &local, ctx);
             self.check_argument_ancestry(task.arguments.as_ref(), &ancestry, &tpath);
         }

@@ -55,6 +55,8 @@
 //! - `synchronization` (mutexes and semaphores, workflow- or template-level) is refused with
 //!   [`ValidationError::Unsupported`]: cairn has no lock manager yet, and running without the
 //!   lock would break the mutual exclusion the manifest asks for.
+//! - `inline` templates in steps and DAG tasks are refused the same way, at the `inline` field
+//!   (rather than as a step without `template`): the operator cannot run them yet.
 //! - `workflow.failures` is for exit handlers only: Argo adds it to the globals after it has
 //!   validated the entrypoint's tree, so a template reachable from the entrypoint through
 //!   steps/DAG calls may not use it; the `onExit` tree and templates reached only otherwise may.

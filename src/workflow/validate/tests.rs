@@ -422,6 +422,40 @@ type Expected = &'static [(&'static str, &'static str)];
 /// Cases that must fail: (name, spec YAML, expected errors).
 const REJECTED: &[(&str, &str, Expected)] = &[
     (
+        "inline template in a step (refused by name, not as a missing template)",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - name: a
+      inline:
+        inputs: {parameters: [{name: x}]}
+        container: {image: busybox, args: ["{{inputs.parameters.x}}"]}
+      arguments: {parameters: [{name: x, value: "1"}]}
+"#,
+        &[(
+            "spec.templates[0].steps[0][0].inline",
+            "spec.templates[0].steps[0][0].inline: inline is not supported by cairn yet: inline templates in steps and DAG tasks are not implemented (move the template into spec.templates and call it by name); remove the field",
+        )],
+    ),
+    (
+        "inline template in a DAG task",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  dag:
+    tasks:
+    - name: a
+      inline: {container: {image: busybox}}
+"#,
+        &[(
+            "spec.templates[0].dag.tasks[0].inline",
+            "spec.templates[0].dag.tasks[0].inline: inline is not supported by cairn yet: inline templates in steps and DAG tasks are not implemented (move the template into spec.templates and call it by name); remove the field",
+        )],
+    ),
+    (
         "workflow-level synchronization (would run without the lock)",
         r#"
 entrypoint: main
