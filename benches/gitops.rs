@@ -139,21 +139,26 @@ async fn run() -> Value {
     // (a) + (b)
     let kubectl_cold = kubectl_apply(&repo.path.join("big"), &kubectl_ns);
     let apps = Api::<DynamicObject>::namespaced_with(client.clone(), &control, &app_resource());
-    let cold = cold_sync(&apps, &repo, &cairn_ns, &kubectl_cold).await;
+    let calls = api_counts();
+    let mut cold = cold_sync(&apps, &repo, &cairn_ns, &kubectl_cold).await;
+    cold["api_requests"] = api_delta(&calls, &api_counts());
     results["cold_sync"] = with_log(cold.clone(), &server);
     let kubectl_noop = kubectl_apply(&repo.path.join("big"), &kubectl_ns);
     results["noop_resync"] = if cold.get("blocked").is_some() {
         json!({"blocked": "the cold sync did not complete"})
     } else {
-        with_log(noop_resync(&apps, &revision, &kubectl_noop).await, &server)
+        let calls = api_counts();
+        let mut noop = noop_resync(&apps, &revision, &kubectl_noop).await;
+        noop["api_requests"] = api_delta(&calls, &api_counts());
+        with_log(noop, &server)
     };
     let rss_after_big = rss(server.pid());
 
     // (c)
-    results["webhook_push_to_applied"] = with_log(
-        webhook_latency(&client, &apps, &repo, &hook_ns, server.addr).await,
-        &server,
-    );
+    let calls = api_counts();
+    let mut hook = webhook_latency(&client, &apps, &repo, &hook_ns, &server).await;
+    hook["api_requests"] = api_delta(&calls, &api_counts());
+    results["webhook_push_to_applied"] = with_log(hook, &server);
     results["rss_first_process"] = json!({
         "after_start_kib": rss_idle, "after_500_object_app_and_webhook_kib": rss(server.pid()),
         "after_500_object_app_kib": rss_after_big,
@@ -258,8 +263,11 @@ async fn webhook_latency(
     apps: &Api<DynamicObject>,
     repo: &Repo,
     dest: &str,
-    addr: SocketAddr,
+    server: &Server,
 ) -> Value {
+    let addr = server.addr;
+    // cairn's RSS every 10 pushes: a growth with the number of pushes is a leak.
+    let mut rss_by_push = vec![json!({"push": 0, "rss": rss(server.pid())})];
     let app = application("bench-hook", &repo.url(), "small", dest);
     if let Err(e) = apps.create(&PostParams::default(), &app).await {
         return json!({"blocked": format!("create Application bench-hook: {e}")});
@@ -329,6 +337,9 @@ async fn webhook_latency(
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if i % 10 == 0 {
+            rss_by_push.push(json!({"push": i, "rss": rss(server.pid())}));
+        }
         if seen {
             latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
             misses = 0;
@@ -354,6 +365,7 @@ async fn webhook_latency(
         "webhook_response_ms": stats(&mut post_ms),
         "app": "10 ConfigMaps, automated sync (prune), one ConfigMap changed per push",
         "target": "p50 < 1000 ms",
+        "rss_by_push": rss_by_push,
     });
     if !failures.is_empty() {
         v["failures"] = json!(failures);
@@ -839,6 +851,76 @@ fn rss(pid: u32) -> Value {
             .and_then(|v| v.parse::<u64>().ok())
     };
     json!({"vm_rss_kib": field("VmRSS:"), "vm_hwm_kib": field("VmHWM:")})
+}
+
+/// The apiserver's request counters (`apiserver_request_total`) of the kinds the benchmark
+/// touches, summed by verb, resource, subresource and dry run; `None` when unreadable.
+fn api_counts() -> Option<std::collections::BTreeMap<String, f64>> {
+    const KINDS: &[&str] = &[
+        "configmaps",
+        "services",
+        "deployments",
+        "applications",
+        "appprojects",
+        "namespaces",
+        "secrets",
+    ];
+    let out = Command::new("kubectl")
+        .args(["get", "--raw", "/metrics"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let mut label = std::collections::BTreeMap::new();
+        for pair in labels.split("\",") {
+            if let Some((k, v)) = pair.split_once("=\"") {
+                label.insert(k, v.trim_end_matches('"'));
+            }
+        }
+        let get = |k: &str| label.get(k).copied().unwrap_or("");
+        if !KINDS.contains(&get("resource")) {
+            continue;
+        }
+        let mut key = format!("{} {}", get("verb"), get("resource"));
+        if !get("subresource").is_empty() {
+            key.push('/');
+            key.push_str(get("subresource"));
+        }
+        if !get("dry_run").is_empty() {
+            key.push_str(" (dry run)");
+        }
+        *counts.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    Some(counts)
+}
+
+/// Requests made between two [`api_counts`] snapshots (every client: cairn, and the
+/// benchmark's own polling of the Application every 50 ms and of a ConfigMap every 20 ms).
+fn api_delta(
+    before: &Option<std::collections::BTreeMap<String, f64>>,
+    after: &Option<std::collections::BTreeMap<String, f64>>,
+) -> Value {
+    let (Some(before), Some(after)) = (before, after) else {
+        return json!("apiserver metrics not readable");
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in after {
+        let d = v - before.get(k).copied().unwrap_or(0.0);
+        if d > 0.0 {
+            out.insert(k.clone(), json!(d));
+        }
+    }
+    Value::Object(out)
 }
 
 /// p50/p90/p99/min/max/mean of samples (nearest rank).

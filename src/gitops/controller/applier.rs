@@ -13,7 +13,7 @@
 //! conflicts forced), also without `ServerSideApply=true`; a hook deleted before creation is
 //! awaited (bounded) in the worker, since the state machine records the deletion as done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::api::Api;
@@ -27,11 +27,12 @@ use super::{ControllerError, Inner, OPERATION_POLL};
 use crate::gitops::health::{self, HealthStatusCode};
 use crate::gitops::source::CredentialStore;
 use crate::gitops::sync::options::{OperationOptions, PropagationPolicy};
-use crate::gitops::sync::plan::{Action, Plan, PlanInput};
+use crate::gitops::sync::plan::{Action, Plan, PlanInput, TaskId};
 use crate::gitops::sync::state::{
     self, Health, Observations, OperationPhase, OperationState, Outcome, StepAction,
 };
 use crate::gitops::types::{AppProject, Application, ApplicationSource, ApplicationStatus};
+use crate::k8s::ResourceKey;
 
 /// Steps taken in one reconcile before yielding the worker (a long plan continues next time).
 const MAX_STEPS: usize = 64;
@@ -87,6 +88,8 @@ struct Run {
     multi: bool,
     /// Terminated by the user: never retried.
     terminated: bool,
+    /// The comparison in the status was made after the sync: no refresh is needed.
+    refreshed: bool,
 }
 
 impl Run {
@@ -226,6 +229,7 @@ pub(crate) async fn run_operation(
         sources: sources.clone(),
         multi,
         terminated: false,
+        refreshed: false,
     };
 
     let fail = |st: &mut OperationState, message: String| {
@@ -343,8 +347,13 @@ pub(crate) async fn run_operation(
         run.terminated = true;
         return complete(inner, api, app, status, &run, &next.state).await;
     }
+    let live_by_key: BTreeMap<ResourceKey, &Value> = c
+        .live
+        .iter()
+        .filter_map(|o| Some((super::live::key_of(o)?, o)))
+        .collect();
     if fresh_start && !plan.dry_run {
-        let rejected = dry_run(live, &plan).await;
+        let rejected = dry_run(live, &plan, &live_by_key).await;
         if !rejected.is_empty() {
             fail(
                 &mut st,
@@ -357,30 +366,125 @@ pub(crate) async fn run_operation(
         }
     }
 
-    let mut obs = observe(live, &plan, &st, Observations::default()).await;
+    // The server's answers to this run's writes: health is read from them instead of from
+    // the cluster, and at the end they give the comparison after the sync without listing.
+    let mut answers = Answers::default();
+    let mut obs = observe(live, &plan, &st, Observations::default(), &answers).await;
     for _ in 0..MAX_STEPS {
         let next = state::step(&plan, &st, &obs);
         st = next.state;
         if st.phase.is_completed() {
+            if st.phase == OperationPhase::Succeeded
+                && reuse.is_some()
+                && let Some(refreshed) = answers.comparison(c, app, app_name, live).await
+            {
+                // The sync status written with the result is already the one after the sync.
+                let key = super::AppRef {
+                    namespace: app.metadata.namespace.clone().unwrap_or_default(),
+                    name: app.metadata.name.clone().unwrap_or_default(),
+                };
+                reconcile::comparison_status(status, app, &key, &refreshed);
+                run.refreshed = true;
+            }
             return complete(inner, api, app, status, &run, &st).await;
         }
         run.write(status, &st, false);
-        save(
-            api,
-            app,
-            &Edit {
-                status: Some(status.clone()),
-                ..Edit::default()
-            },
-        )
-        .await?;
+        let edit = Edit {
+            status: Some(status.clone()),
+            ..Edit::default()
+        };
         if next.actions.is_empty() {
+            save(api, app, &edit).await?;
             return Ok(Some(OPERATION_POLL));
         }
-        let done = execute(live, &plan, &next.actions).await;
-        obs = observe(live, &plan, &st, done).await;
+        let done = if next.actions.iter().any(|a| touches_hook(&plan, a)) {
+            // A hook is persisted before it is created: a restart must find this operation's
+            // state and resume its hooks, never start them again under a new operation.
+            save(api, app, &edit).await?;
+            execute(live, &plan, &next.actions).await
+        } else {
+            // Applies and prunes are idempotent and the state records only what was observed:
+            // if cairn stops before this write lands, the operation re-emits the same actions.
+            // So the progress is written while they run instead of before.
+            let (saved, done) =
+                tokio::join!(save(api, app, &edit), execute(live, &plan, &next.actions));
+            saved?;
+            done
+        };
+        answers.absorb(&plan, &done);
+        obs = observe(live, &plan, &st, done.obs, &answers).await;
     }
     Ok(Some(Duration::ZERO))
+}
+
+/// What the server answered to the writes of one run of an operation.
+#[derive(Default)]
+struct Answers {
+    /// The stored object of each task applied (or replaced, or created).
+    by_task: BTreeMap<TaskId, Value>,
+    /// The same for ordinary resources (not hooks), by identity.
+    stored: BTreeMap<ResourceKey, Value>,
+    /// Ordinary resources pruned.
+    pruned: BTreeSet<ResourceKey>,
+    /// An ordinary resource was written without a readable answer: the comparison after the
+    /// sync needs a listing.
+    incomplete: bool,
+}
+
+impl Answers {
+    fn absorb(&mut self, plan: &Plan, done: &Executed) {
+        for (id, outcome) in &done.obs.outcomes {
+            let Some(task) = plan.task(id) else { continue };
+            if !matches!(outcome, Outcome::Ok(_)) {
+                continue;
+            }
+            match (&task.action, done.stored.get(id)) {
+                (Action::Prune, _) => {
+                    self.pruned.insert(task.key.clone());
+                }
+                (Action::Create | Action::Apply | Action::Replace | Action::RunHook, Some(v))
+                    if !v.is_null() =>
+                {
+                    self.by_task.insert(id.clone(), v.clone());
+                    if !task.is_hook() {
+                        self.stored.insert(task.key.clone(), v.clone());
+                    }
+                }
+                (Action::Create | Action::Apply | Action::Replace, _) if !task.is_hook() => {
+                    self.incomplete = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The comparison after the sync (see [`reconcile::recompare`]); `None` when an answer is
+    /// missing or the comparison fails (the next reconcile then lists and compares).
+    async fn comparison(
+        &self,
+        before: &Compared,
+        app: &Application,
+        app_name: &str,
+        live: &Live,
+    ) -> Option<Compared> {
+        if self.incomplete {
+            return None;
+        }
+        reconcile::recompare(before, app, app_name, live, &self.stored, &self.pruned)
+            .await
+            .map_err(|e| tracing::debug!(error = %e, "comparison after the sync failed"))
+            .ok()
+    }
+}
+
+/// Whether an action creates, deletes or waits on a hook.
+fn touches_hook(plan: &Plan, action: &StepAction) -> bool {
+    match action {
+        StepAction::DeleteHook(_) => true,
+        StepAction::Run(id) => plan.task(id).is_none_or(|t| {
+            t.is_hook() || matches!(t.action, Action::RunHook | Action::DeleteHookBeforeCreation)
+        }),
+    }
 }
 
 /// Record the end of an attempt: history and cleared operation on success, a retry or the
@@ -441,20 +545,28 @@ async fn complete(
         message = %st.message,
         "operation finished"
     );
+    if succeeded && run.refreshed {
+        // Changes of the tracked objects from now on re-queue the app through their watches.
+        return Ok(None);
+    }
     Ok(Some(after))
 }
 
 /// Server-side dry run of every apply of the plan; the rejected ones, with the server's words.
 /// Objects that skip the dry run (`SkipDryRunOnMissingResource`, CRs of CRDs in this sync) and
 /// objects in a namespace this sync creates are not dry-run (the server cannot know them yet).
-async fn dry_run(live: &Live, plan: &Plan) -> Vec<String> {
+async fn dry_run(
+    live: &Live,
+    plan: &Plan,
+    live_by_key: &BTreeMap<ResourceKey, &Value>,
+) -> Vec<String> {
     let new_namespaces: BTreeSet<String> = plan
         .tasks
         .iter()
         .filter(|t| t.key.group.is_empty() && t.key.kind == "Namespace" && !t.live_exists)
         .map(|t| t.key.name.clone())
         .collect();
-    let candidates: Vec<&crate::gitops::sync::plan::Task> = plan
+    let candidates: Vec<(&crate::gitops::sync::plan::Task, Option<&Value>)> = plan
         .tasks
         .iter()
         .filter(|task| {
@@ -468,11 +580,14 @@ async fn dry_run(live: &Live, plan: &Plan) -> Vec<String> {
                     .as_ref()
                     .is_some_and(|ns| new_namespaces.contains(ns))
         })
+        .map(|task| (task, live_by_key.get(&task.key).copied()))
+        // An unchanged object the server accepted against the same spec: no dry run.
+        .filter(|(task, current)| !live.known_accepted(&task.object, *current, task.apply.validate))
         .collect();
     use futures::StreamExt as _;
     let dry_runs: Vec<_> = candidates
         .iter()
-        .map(|t| live.apply(&t.object, true, t.apply.validate))
+        .map(|(t, current)| live.dry_run(&t.object, *current, t.apply.validate))
         .collect();
     let mut rejected: Vec<String> = futures::stream::iter(dry_runs)
         .buffer_unordered(CONCURRENCY)
@@ -541,10 +656,17 @@ async fn apply_when_served(
     }
 }
 
+/// What executing a step gave: the outcomes, and the objects the server stored.
+#[derive(Default)]
+struct Executed {
+    obs: Observations,
+    stored: BTreeMap<TaskId, Value>,
+}
+
 /// Execute the step's actions: consecutive actions of one group run concurrently (bounded),
 /// groups one after the other in the order given; outcomes for the next step.
-async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Observations {
-    let mut obs = Observations::default();
+async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Executed {
+    let mut done = Executed::default();
     let mut rest = actions;
     while let Some(first) = rest.first() {
         let group = group_of(plan, first);
@@ -560,26 +682,35 @@ async fn execute(live: &Live, plan: &Plan, actions: &[StepAction]) -> Observatio
             .iter()
             .map(|a| async move { (a, execute_one(live, plan, a).await) })
             .collect();
-        let results: Vec<(&StepAction, Option<Outcome>)> = futures::stream::iter(runs)
+        let results: Vec<(&StepAction, Option<Done>)> = futures::stream::iter(runs)
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        for (action, outcome) in results {
-            let Some(outcome) = outcome else { continue };
+        for (action, result) in results {
+            let Some((outcome, stored)) = result else {
+                continue;
+            };
             match action {
                 StepAction::Run(id) => {
-                    obs.outcomes.insert(id.clone(), outcome);
+                    if let Some(v) = stored {
+                        done.stored.insert(id.clone(), v);
+                    }
+                    done.obs.outcomes.insert(id.clone(), outcome);
                 }
                 StepAction::DeleteHook(id) => {
-                    obs.deleted.insert(id.clone(), outcome);
+                    done.obs.deleted.insert(id.clone(), outcome);
                 }
             }
         }
     }
-    obs
+    done
 }
 
-async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Outcome> {
+/// An action's outcome, and the object the server stored when it wrote one.
+type Done = (Outcome, Option<Value>);
+
+/// One action: its outcome, and the object the server stored when it wrote one.
+async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Done> {
     match action {
         StepAction::Run(id) => {
             let task = plan.task(id)?;
@@ -587,26 +718,26 @@ async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Ou
             let result = match &task.action {
                 Action::Create | Action::Apply | Action::RunHook => apply_when_served(live, task)
                     .await
-                    .map(|_| format!("{what} serverside-applied")),
+                    .map(|v| (format!("{what} serverside-applied"), Some(v))),
                 Action::Replace => live
                     .replace(&task.object)
                     .await
-                    .map(|how| format!("{what} {how}")),
+                    .map(|(how, v)| (format!("{what} {how}"), Some(v))),
                 Action::Prune => live
                     .delete(&task.object, plan.propagation_policy)
                     .await
-                    .map(|_| "pruned".to_owned()),
+                    .map(|_| ("pruned".to_owned(), None)),
                 Action::DeleteHookBeforeCreation => delete_and_wait(live, &task.object)
                     .await
-                    .map(|()| format!("{what} deleted before creation")),
+                    .map(|()| (format!("{what} deleted before creation"), None)),
                 Action::Skip(_) => return None,
             };
             if let Err(e) = &result {
                 tracing::info!(task = %id, error = %e, "task failed");
             }
             Some(match result {
-                Ok(m) => Outcome::Ok(m),
-                Err(e) => Outcome::Failed(e.to_string()),
+                Ok((m, stored)) => (Outcome::Ok(m), stored),
+                Err(e) => (Outcome::Failed(e.to_string()), None),
             })
         }
         StepAction::DeleteHook(id) => {
@@ -615,8 +746,8 @@ async fn execute_one(live: &Live, plan: &Plan, action: &StepAction) -> Option<Ou
                 .delete(&task.object, PropagationPolicy::Background)
                 .await;
             Some(match result {
-                Ok(_) => Outcome::Ok(String::new()),
-                Err(e) => Outcome::Failed(e.to_string()),
+                Ok(_) => (Outcome::Ok(String::new()), None),
+                Err(e) => (Outcome::Failed(e.to_string()), None),
             })
         }
     }
@@ -643,11 +774,14 @@ async fn delete_and_wait(live: &Live, obj: &Value) -> Result<(), super::live::Li
 }
 
 /// Health of the running tasks (and of those just executed), and prunes still terminating.
+/// A task just written is assessed on the object the server answered (what a read right after
+/// would give); earlier ones, and prunes, are read.
 async fn observe(
     live: &Live,
     plan: &Plan,
     st: &OperationState,
     mut obs: Observations,
+    answers: &Answers,
 ) -> Observations {
     let wanted: Vec<&crate::gitops::sync::plan::Task> = plan
         .tasks
@@ -664,8 +798,13 @@ async fn observe(
                 && (task.prune || health::has_health_check(&task.key.group, &task.key.kind))
         })
         .collect();
+    let (answered, to_read): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|task| {
+        !task.prune
+            && matches!(obs.outcomes.get(&task.id), Some(Outcome::Ok(_)))
+            && answers.by_task.contains_key(&task.id)
+    });
     use futures::StreamExt as _;
-    let gets: Vec<_> = wanted
+    let gets: Vec<_> = to_read
         .iter()
         .map(|t| async move { (*t, live.get(&t.object).await) })
         .collect();
@@ -673,7 +812,10 @@ async fn observe(
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    let mut seen: Vec<(&crate::gitops::sync::plan::Task, Option<Value>)> = Vec::new();
+    let mut seen: Vec<(&crate::gitops::sync::plan::Task, Option<Value>)> = answered
+        .into_iter()
+        .map(|t| (t, answers.by_task.get(&t.id).cloned()))
+        .collect();
     for (task, result) in found {
         match result {
             Ok(l) => seen.push((task, l)),
@@ -831,6 +973,7 @@ mod tests {
             }],
             multi: false,
             terminated: false,
+            refreshed: false,
         };
         let mut st = OperationState::new("op-1");
         st.message = "one or more tasks are running (phase Sync, wave 0)".into();

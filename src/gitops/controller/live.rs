@@ -25,6 +25,8 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use super::apply_cache::{ApplyCache, LiveState, digest};
+use super::track_index::{Fetch, KindIndex, ObjRef, fetch_plan};
 use crate::gitops::cluster::Cluster;
 use crate::gitops::sync::TRACKING_ID;
 use crate::gitops::sync::options::PropagationPolicy;
@@ -109,12 +111,22 @@ struct Cache {
     refreshed: Option<Instant>,
 }
 
+/// Estimated bytes of the apply cache of one cluster: a 500-object app's answers take a few
+/// MiB; older entries (objects of other revisions, pruned objects) are evicted first.
+const APPLY_CACHE_BYTES: usize = 16 << 20;
+/// Reads by name in flight at once while listing an app's objects.
+const READ_CONCURRENCY: usize = 16;
+
 /// The cluster client with a discovery cache; cheap to share behind an `Arc`.
 pub struct Live {
     client: Client,
     cache: RwLock<Cache>,
     installation: Option<String>,
     cluster: Cluster,
+    /// The server's answers to applies ([`super::apply_cache`]).
+    answers: std::sync::Mutex<ApplyCache>,
+    /// What the metadata watches know of each watched kind (home cluster only).
+    index: std::sync::Mutex<HashMap<(String, String), KindIndex>>,
 }
 
 /// `(group, version)` of an apiVersion string.
@@ -171,7 +183,90 @@ impl Live {
             cache: RwLock::new(Cache::default()),
             installation: installation.filter(|i| !i.is_empty()),
             cluster,
+            answers: std::sync::Mutex::new(ApplyCache::new(APPLY_CACHE_BYTES)),
+            index: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Feeds the index of `(group, kind)` (the metadata watch of that kind calls this).
+    pub fn with_index<T>(&self, group: &str, kind: &str, f: impl FnOnce(&mut KindIndex) -> T) -> T {
+        let mut index = self
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(index
+            .entry((group.to_owned(), kind.to_owned()))
+            .or_default())
+    }
+
+    /// The requests that find the objects of `(group, kind)` concerning `app`.
+    fn fetch_plan(
+        &self,
+        group: &str,
+        kind: &str,
+        app: &str,
+        wanted: &BTreeSet<ResourceKey>,
+        namespaced: bool,
+    ) -> Vec<Fetch> {
+        // A namespace-scoped cluster is listed namespace by namespace below; no index there.
+        if !self.cluster.namespaces.is_empty() {
+            return vec![Fetch::All];
+        }
+        let refs: BTreeSet<ObjRef> = wanted
+            .iter()
+            .filter(|k| k.group == group && k.kind == kind)
+            .map(|k| (k.namespace.clone(), k.name.clone()))
+            .collect();
+        let index = self
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        fetch_plan(
+            index.get(&(group.to_owned(), kind.to_owned())),
+            app,
+            &refs,
+            namespaced,
+        )
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, ApplyCache> {
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A server-side dry run of `obj` against `live` (the object it would change, when it
+    /// exists), answered from the apply cache when this exact live state was answered before;
+    /// a fresh answer is recorded.
+    pub async fn dry_run(
+        &self,
+        obj: &Value,
+        live: Option<&Value>,
+        validate: bool,
+    ) -> Result<Value, LiveError> {
+        let state = live.and_then(LiveState::of);
+        let d = digest(obj);
+        if let Some(state) = &state
+            && let Some(answer) = self.answers().answer(&d, state)
+        {
+            return Ok((*answer).clone());
+        }
+        let answer = self.apply(obj, true, validate).await?;
+        if let Some(state) = state
+            && !answer.is_null()
+        {
+            self.answers().record(d, state, validate, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// Whether the apply cache says the server accepts `obj` against `live` (see
+    /// [`ApplyCache::accepted`]): the pre-sync dry run of it may be skipped.
+    pub fn known_accepted(&self, obj: &Value, live: Option<&Value>, validate: bool) -> bool {
+        let Some(state) = live.and_then(LiveState::of) else {
+            return false;
+        };
+        self.answers().accepted(&digest(obj), &state, validate)
     }
 
     /// The destination cluster.
@@ -321,6 +416,41 @@ impl Live {
         Ok((self.api_for(&ar, namespaced, ns), name.to_owned(), label))
     }
 
+    /// Every object of a kind in the cluster (a namespace-scoped cluster: in its namespaces,
+    /// cluster-scoped kinds only when it manages cluster resources).
+    async fn list_all(
+        &self,
+        ar: &ApiResource,
+        namespaced: bool,
+    ) -> Result<Vec<DynamicObject>, LiveError> {
+        let apis: Vec<Api<DynamicObject>> = if self.cluster.namespaces.is_empty() {
+            vec![Api::all_with(self.client.clone(), ar)]
+        } else if namespaced {
+            self.cluster
+                .namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(self.client.clone(), ns, ar))
+                .collect()
+        } else if self.cluster.cluster_resources {
+            vec![Api::all_with(self.client.clone(), ar)]
+        } else {
+            Vec::new()
+        };
+        let mut items = Vec::new();
+        for api in apis {
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| LiveError::Api {
+                    action: "list",
+                    object: format!("{}/{}", ar.group, ar.kind),
+                    message: api_message(&e),
+                })?;
+            items.extend(list.items);
+        }
+        Ok(items)
+    }
+
     /// Objects of `kinds` tracked to `app`, plus those whose identity is in `wanted`. A kind that
     /// is not served is reported in the second list (`group/kind`) and skipped.
     pub async fn list_for_app(
@@ -345,32 +475,38 @@ impl Live {
                 Err(e) => return Err(e),
             };
             let (ar, namespaced) = (ar, self.scope(group, kind).await?.unwrap_or(true));
-            // A namespace-scoped cluster is listed namespace by namespace; its cluster-scoped
-            // kinds only when it manages cluster resources.
-            let apis: Vec<Api<DynamicObject>> = if self.cluster.namespaces.is_empty() {
-                vec![Api::all_with(self.client.clone(), &ar)]
-            } else if namespaced {
-                self.cluster
-                    .namespaces
-                    .iter()
-                    .map(|ns| Api::namespaced_with(self.client.clone(), ns, &ar))
-                    .collect()
-            } else if self.cluster.cluster_resources {
-                vec![Api::all_with(self.client.clone(), &ar)]
-            } else {
-                Vec::new()
+            let list_err = |e: kube::Error| LiveError::Api {
+                action: "list",
+                object: format!("{group}/{kind}"),
+                message: api_message(&e),
             };
             let mut items = Vec::new();
-            for api in apis {
-                let list = api
-                    .list(&Default::default())
-                    .await
-                    .map_err(|e| LiveError::Api {
-                        action: "list",
-                        object: format!("{group}/{kind}"),
-                        message: api_message(&e),
-                    })?;
-                items.extend(list.items);
+            let mut reads = Vec::new();
+            for fetch in self.fetch_plan(group, kind, app, wanted, namespaced) {
+                match fetch {
+                    Fetch::All => items.extend(self.list_all(&ar, namespaced).await?),
+                    Fetch::Namespace(ns) => {
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(self.client.clone(), &ns, &ar);
+                        items.extend(api.list(&Default::default()).await.map_err(list_err)?.items);
+                    }
+                    Fetch::Get((ns, name)) => {
+                        reads.push((self.api_for(&ar, namespaced, ns.as_deref()), name))
+                    }
+                }
+            }
+            use futures::StreamExt as _;
+            let gets: Vec<_> = reads.iter().map(|(api, name)| api.get_opt(name)).collect();
+            let found: Vec<_> = futures::stream::iter(gets)
+                .buffer_unordered(READ_CONCURRENCY)
+                .collect()
+                .await;
+            for f in found {
+                items.extend(f.map_err(|e| LiveError::Api {
+                    action: "get",
+                    object: format!("{group}/{kind}"),
+                    message: api_message(&e),
+                })?);
             }
             for item in items {
                 let Ok(mut v) = serde_json::to_value(&item) else {
@@ -428,11 +564,19 @@ impl Live {
                 object: label,
                 message: api_message(&e),
             })?;
-        Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
+        let answer = serde_json::to_value(applied).unwrap_or(Value::Null);
+        // The stored object is what applying `obj` to it again would give: a later sync of
+        // the unchanged object needs no dry run.
+        if !dry_run && let Some(state) = LiveState::of(&answer) {
+            self.answers()
+                .record(digest(obj), state, validate, answer.clone());
+        }
+        Ok(answer)
     }
 
     /// `Replace=true`: replace the live object (keeping its resourceVersion) or create it.
-    pub async fn replace(&self, obj: &Value) -> Result<&'static str, LiveError> {
+    /// Returns what was done and the object the server stored.
+    pub async fn replace(&self, obj: &Value) -> Result<(&'static str, Value), LiveError> {
         let (api, name, label) = self.api_of(obj).await?;
         let err = |action: &'static str, e: kube::Error| LiveError::Api {
             action,
@@ -448,19 +592,21 @@ impl Live {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
-        match api.get_opt(&name).await.map_err(|e| err("get", e))? {
+        let (how, stored) = match api.get_opt(&name).await.map_err(|e| err("get", e))? {
             Some(live) => {
                 data.metadata.resource_version = live.resource_version();
-                api.replace(&name, &pp, &data)
+                let stored = api
+                    .replace(&name, &pp, &data)
                     .await
                     .map_err(|e| err("replace", e))?;
-                Ok("replaced")
+                ("replaced", stored)
             }
             None => {
-                api.create(&pp, &data).await.map_err(|e| err("create", e))?;
-                Ok("created")
+                let stored = api.create(&pp, &data).await.map_err(|e| err("create", e))?;
+                ("created", stored)
             }
-        }
+        };
+        Ok((how, serde_json::to_value(stored).unwrap_or(Value::Null)))
     }
 
     /// Delete `obj` (NotFound is success). Returns whether it was still present.

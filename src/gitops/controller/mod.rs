@@ -30,9 +30,11 @@
 //!   condition until the cluster registry lands.
 
 pub mod applier;
+pub mod apply_cache;
 pub mod live;
 pub mod reconcile;
 pub mod status;
+pub mod track_index;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -53,6 +55,10 @@ use crate::gitops::types::Application;
 pub const OPERATION_POLL: Duration = Duration::from_secs(2);
 /// Entries of the rendered-manifest cache.
 const RENDER_CACHE_ENTRIES: usize = 256;
+/// Estimated bytes of the rendered-manifest cache: the current revision of every app of a small
+/// team fits many times over, while old revisions (one per push) are evicted instead of
+/// growing the process.
+const RENDER_CACHE_BYTES: usize = 32 << 20;
 
 /// Errors of one reconciliation (bad user input is a condition, not one of these).
 #[derive(Debug, thiserror::Error)]
@@ -354,7 +360,7 @@ impl Controller {
                 lives: Mutex::new(HashMap::new()),
                 git,
                 render,
-                cache: Mutex::new(RenderCache::new(RENDER_CACHE_ENTRIES)),
+                cache: Mutex::new(RenderCache::new(RENDER_CACHE_ENTRIES, RENDER_CACHE_BYTES)),
                 queue: Arc::new(Queue::default()),
                 revisions: Mutex::new(HashMap::new()),
                 sources: Mutex::new(BTreeMap::new()),
@@ -500,27 +506,59 @@ pub(crate) async fn watch_kinds(
             Api::all_with(inner.live.client().clone(), &ar);
         let queue = Arc::clone(&inner.queue);
         let control = inner.settings.control_namespace.clone();
-        let installation = inner.live.installation().map(str::to_owned);
+        let live = Arc::clone(&inner.live);
+        let (group, kind) = (group.clone(), kind.clone());
         tokio::spawn(async move {
+            let installation = live.installation().map(str::to_owned);
+            // The app a change concerns: the owner in its tracking id, for this installation.
+            let owner = |m: &kube::core::PartialObjectMeta<kube::api::DynamicObject>| {
+                let annotations = m.metadata.annotations.as_ref();
+                let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+                if get(live::INSTALLATION_ID) != installation.as_deref() {
+                    return None;
+                }
+                get(crate::gitops::sync::TRACKING_ID)
+                    .and_then(|id| id.split(':').next())
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+            };
+            let obj_ref = |m: &kube::core::PartialObjectMeta<kube::api::DynamicObject>| {
+                (
+                    m.metadata.namespace.clone(),
+                    m.metadata.name.clone().unwrap_or_default(),
+                )
+            };
             let stream = watcher(api, watcher::Config::default());
             futures::pin_mut!(stream);
             while let Some(event) = stream.next().await {
-                let meta = match event {
-                    Ok(watcher::Event::Apply(m) | watcher::Event::Delete(m)) => m,
-                    Ok(_) => continue,
+                let (meta, deleted) = match event {
+                    Ok(watcher::Event::Init) => {
+                        live.with_index(&group, &kind, |i| i.init());
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(m)) => {
+                        let (r, o) = (obj_ref(&m), owner(&m));
+                        live.with_index(&group, &kind, |i| i.init_apply(r, o));
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        live.with_index(&group, &kind, |i| i.init_done());
+                        continue;
+                    }
+                    Ok(watcher::Event::Apply(m)) => (m, false),
+                    Ok(watcher::Event::Delete(m)) => (m, true),
                     Err(_) => {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         continue;
                     }
                 };
-                let annotations = meta.metadata.annotations.as_ref();
-                let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
-                if get(live::INSTALLATION_ID) != installation.as_deref() {
-                    continue;
+                let (r, o) = (obj_ref(&meta), owner(&meta));
+                if deleted {
+                    live.with_index(&group, &kind, |i| i.delete(&r));
+                } else {
+                    live.with_index(&group, &kind, |i| i.apply(r, o.clone()));
                 }
-                if let Some(key) = get(crate::gitops::sync::TRACKING_ID)
-                    .and_then(|id| app_of_tracking_id(id, &control))
-                {
+                if let Some(key) = o.and_then(|o| app_of_tracking_id(&o, &control)) {
                     queue.add_after(key, LIVE_EVENT_DELAY);
                 }
             }

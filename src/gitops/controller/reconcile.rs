@@ -368,6 +368,13 @@ pub(crate) async fn render_target(
             source.path.as_deref().unwrap_or(""),
             &req.source_options(&inner.render, ref_revisions.clone()),
         );
+        // The same source of the same app at any revision: a new render replaces the old one.
+        let lineage = cache_key(
+            url,
+            "",
+            source.path.as_deref().unwrap_or(""),
+            &req.source_options(&inner.render, BTreeMap::new()),
+        );
         // A version range may resolve to a newer chart: only exact versions are cached.
         let cacheable = !is_chart(source) || render::helm_repo::is_exact_version(&shas[i]);
         let cached = if hard || !cacheable {
@@ -384,7 +391,7 @@ pub(crate) async fn render_target(
                         .map_err(|e| format!("{}: {e}", field(i)))?,
                 );
                 if cacheable {
-                    lock(&inner.cache).insert(key, Arc::clone(&r));
+                    lock(&inner.cache).insert(key, Some(lineage), Arc::clone(&r));
                 }
                 r
             }
@@ -406,7 +413,7 @@ pub(crate) async fn render_target(
                         source.path.as_deref().unwrap_or(".")
                     )
                 })?);
-                lock(&inner.cache).insert(key, Arc::clone(&r));
+                lock(&inner.cache).insert(key, Some(lineage), Arc::clone(&r));
                 r
             }
         };
@@ -628,6 +635,31 @@ pub(crate) async fn compare(
         .list_for_app(app_name, &kinds, &wanted)
         .await
         .map_err(|e| e.to_string())?;
+    let (cmp, judged) = judge(app, app_name, live, &desired, &live_objs).await?;
+    conditions.extend(judged);
+    Ok(Compared {
+        target,
+        desired,
+        live: live_objs,
+        cmp,
+        conditions,
+        violations,
+    })
+}
+
+/// Compares `desired` with `live_objs` as the app asks (server-side mode: against the
+/// server's dry-run answers, from the apply cache when the live state was answered before):
+/// the comparison, and the conditions it raises (repeated resources, comparison errors,
+/// objects tracked by another application).
+pub(crate) async fn judge(
+    app: &Application,
+    app_name: &str,
+    live: &Live,
+    desired: &[Value],
+    live_objs: &[Value],
+) -> Result<(AppComparison, Vec<ApplicationCondition>), String> {
+    let now = now_string();
+    let mut conditions = Vec::new();
     let mut opts = DiffOptions::for_app(app, &[]);
     if let Err(e) = opts.validate() {
         return Err(format!("spec.ignoreDifferences: {e}"));
@@ -637,14 +669,21 @@ pub(crate) async fn compare(
         // the server cannot dry-run (missing CRD, missing namespace) is compared as written.
         // The dry runs are independent: issued concurrently (bounded), answers kept in order.
         use futures::StreamExt as _;
+        let by_key: BTreeMap<ResourceKey, &Value> = live_objs
+            .iter()
+            .filter_map(|o| Some((key_of(o)?, o)))
+            .collect();
         // (Futures collected first: a stream of closures over borrows is not `Send` for every
         // lifetime, which the spawned worker needs.)
         let dry_runs: Vec<_> = desired
             .iter()
-            .map(|obj| async move {
-                match live.apply(obj, true, true).await {
-                    Ok(v) if !v.is_null() => v,
-                    _ => obj.clone(),
+            .map(|obj| {
+                let current = key_of(obj).and_then(|k| by_key.get(&k).copied());
+                async move {
+                    match live.dry_run(obj, current, true).await {
+                        Ok(v) if !v.is_null() => v,
+                        _ => obj.clone(),
+                    }
                 }
             })
             .collect();
@@ -654,9 +693,9 @@ pub(crate) async fn compare(
             .await
     } else {
         opts.mode = DiffMode::ClientSide;
-        desired.clone()
+        desired.to_vec()
     };
-    let cmp = diff::compare_app(&targets, &live_objs, &opts);
+    let cmp = diff::compare_app(&targets, live_objs, &opts);
     for w in &cmp.warnings {
         conditions.push(status::condition(
             reasons::REPEATED_RESOURCE,
@@ -672,7 +711,7 @@ pub(crate) async fn compare(
         ));
     }
     // Objects tracked by another application: reported, never silently taken over.
-    for obj in &live_objs {
+    for obj in live_objs {
         if let Some(id) = obj
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(crate::gitops::sync::TRACKING_ID))
@@ -688,13 +727,53 @@ pub(crate) async fn compare(
             ));
         }
     }
+    Ok((cmp, conditions))
+}
+
+/// The comparison after an operation, from the one made before it: the objects the operation
+/// stored (the server's answers to its applies, by identity) replace their listed versions and
+/// the objects it pruned are gone, which is what listing again would find, without listing.
+pub(crate) async fn recompare(
+    before: &Compared,
+    app: &Application,
+    app_name: &str,
+    live: &Live,
+    stored: &BTreeMap<ResourceKey, Value>,
+    pruned: &BTreeSet<ResourceKey>,
+) -> Result<Compared, String> {
+    let mut seen = BTreeSet::new();
+    let mut live_objs: Vec<Value> = Vec::with_capacity(before.live.len() + stored.len());
+    for obj in &before.live {
+        let Some(k) = key_of(obj) else {
+            live_objs.push(obj.clone());
+            continue;
+        };
+        if pruned.contains(&k) {
+            continue;
+        }
+        match stored.get(&k) {
+            Some(new) => {
+                seen.insert(k);
+                live_objs.push(new.clone());
+            }
+            None => live_objs.push(obj.clone()),
+        }
+    }
+    for (k, obj) in stored {
+        if !seen.contains(k) {
+            live_objs.push(obj.clone());
+        }
+    }
+    // The conditions stay those of the comparison before: the operation changed no input of
+    // the rendering or the project checks, and the status write that follows keeps them.
+    let (cmp, _) = judge(app, app_name, live, &before.desired, &live_objs).await?;
     Ok(Compared {
-        target,
-        desired,
+        target: before.target.clone(),
+        desired: before.desired.clone(),
         live: live_objs,
         cmp,
-        conditions,
-        violations,
+        conditions: before.conditions.clone(),
+        violations: before.violations.clone(),
     })
 }
 
@@ -784,7 +863,7 @@ fn to_status_health(h: &health::HealthStatus) -> HealthStatus {
 }
 
 /// `.status` fields from a comparison (sync, health, resources, summary, sourceType).
-fn comparison_status(
+pub(crate) fn comparison_status(
     status: &mut ApplicationStatus,
     app: &Application,
     key: &AppRef,
@@ -981,9 +1060,10 @@ pub(crate) async fn reconcile(
     let now = now_string();
     let mut status = app.status.clone().unwrap_or_default();
     let mut conditions: Vec<ApplicationCondition> = Vec::new();
-    let creds = credentials(inner).await;
+    // Independent reads: the repository credentials and the destination cluster.
+    let (creds, destination) = tokio::join!(credentials(inner), live_for(inner, &app));
 
-    let (project, dest_live) = match live_for(inner, &app).await {
+    let (project, dest_live) = match destination {
         Err(message) => {
             conditions.push(status::condition(reasons::INVALID_SPEC, message, &now));
             (None, None)
