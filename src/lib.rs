@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod gitops;
+pub mod gjson;
 pub mod k8s;
 pub mod server;
 pub mod store;

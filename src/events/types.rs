@@ -168,7 +168,7 @@ pub struct EventDependency {
     pub event_name: Option<String>,
     /// Filters (data, exprs, context, time, script).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filters: Option<Value>,
+    pub filters: Option<EventDependencyFilter>,
     /// "and" (default) or "or" across filter kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters_logical_operator: Option<String>,
@@ -187,9 +187,9 @@ pub struct Trigger {
     /// What the trigger does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TriggerTemplate>,
-    /// Parameters copied from events into the trigger resource.
+    /// Parameters copied from events into the trigger template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<Vec<Value>>,
+    pub parameters: Option<Vec<TriggerParameter>>,
     /// Retries of a failed trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<Value>,
@@ -214,6 +214,9 @@ pub struct TriggerTemplate {
     /// Dependency expression ("dep-a && dep-b").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<String>,
+    /// When the dependencies collected for `conditions` are forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions_reset: Option<Vec<ConditionsResetCriteria>>,
     /// Create/update/patch/delete a Kubernetes resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s: Option<Value>,
@@ -227,6 +230,195 @@ pub struct TriggerTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Value>,
     /// Fields cairn does not model (other action types).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The filters of a dependency (Argo's `EventDependencyFilter`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDependencyFilter {
+    /// Event time window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeFilter>,
+    /// Expected CloudEvents context attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextFilter>,
+    /// Filters on data paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<DataFilter>>,
+    /// govaluate expressions over data paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exprs: Option<Vec<ExprFilter>>,
+    /// "and" (default) or "or" across `data` filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_logical_operator: Option<String>,
+    /// "and" (default) or "or" across `exprs` filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr_logical_operator: Option<String>,
+    /// A Lua script (not supported by cairn: a dependency using it never matches, with a reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A daily time window `[start, stop)` (`HH:MM:SS`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeFilter {
+    /// Start of the window, inclusive.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start: String,
+    /// End of the window, exclusive (before `start`: the next day).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop: String,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Expected context attributes; empty ones are not checked (id, specversion and time, which
+/// Argo ignores too, stay in `extra`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContextFilter {
+    /// Event type.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Event subject (the event name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Event source (the EventSource name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Data content type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacontenttype: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A filter on one data path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataFilter {
+    /// gjson path into the event data.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// "string", "number" or "bool".
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub type_: String,
+    /// Accepted values (any one matches); regexes for strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Vec<String>>,
+    /// ">=", ">", "=", "!=", "<", "<=" ("=" when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparator: Option<String>,
+    /// A Go template applied to the value (as `.Input`) before comparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A govaluate expression over named data paths.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExprFilter {
+    /// The expression.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expr: String,
+    /// The variables of the expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<PayloadField>>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A named gjson path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PayloadField {
+    /// gjson path into the event data.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Variable name in the expression.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One `conditionsReset` entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionsResetCriteria {
+    /// Reset on a cron schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_time: Option<ConditionsResetByTime>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A cron schedule (and IANA zone, UTC by default) at which collected dependencies reset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionsResetByTime {
+    /// Five-field cron expression.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cron: String,
+    /// IANA time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A trigger parameter: a value taken from an event and written into the trigger.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TriggerParameter {
+    /// Where the value comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<TriggerParameterSource>,
+    /// Dotted path (sjson syntax) of the field to set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dest: String,
+    /// "overwrite" (default), "append" or "prepend".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The source of a parameter value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerParameterSource {
+    /// The dependency whose event is read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dependency_name: String,
+    /// gjson path into the event context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_key: Option<String>,
+    /// Go template over the context (`.Input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_template: Option<String>,
+    /// gjson path into the event data (wins over the context ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<String>,
+    /// Go template over the data (`.Input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_template: Option<String>,
+    /// Default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Insert numbers, booleans, objects and lists as JSON rather than as their text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_raw_data: Option<bool>,
+    /// Fields cairn does not model.
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -549,43 +549,10 @@ impl Conditions {
     }
 }
 
-/// A gjson path lookup: `a.b.0.c`, `\.` escapes a dot, `#` is an array's length.
-pub fn gjson_get(object: &Value, path: &str) -> Option<Value> {
-    let mut segments = Vec::new();
-    let mut cur = String::new();
-    let mut chars = path.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            '.' => segments.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    segments.push(cur);
-    let mut node = object.clone();
-    for seg in segments {
-        node = match &node {
-            Value::Object(m) => m.get(&seg)?.clone(),
-            Value::Array(a) if seg == "#" => Value::from(a.len()),
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?.clone(),
-            _ => return None,
-        };
-    }
-    Some(node)
-}
-
-/// gjson's `String()` of a value: strings raw, `null` empty, others their JSON.
-fn gjson_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
+/// A gjson path lookup (see [`crate::gjson`]): `a.b.0.c`, `\.` escapes a dot, `#` is an
+/// array's length.
+pub use crate::gjson::get as gjson_get;
+use crate::gjson::string as gjson_string;
 
 impl Requirement {
     /// Whether the live object satisfies this requirement (labels.Requirement.Matches).

@@ -64,6 +64,10 @@ pub use template::{
 pub use value::Value;
 pub use when::{Condition, eval_condition, eval_when};
 
+// For sensors (`events::gotemplate`, `events::filter`): sprig functions and RE2 regexes.
+pub(crate) use funcs::{call_sprig, is_sprig};
+pub(crate) use regex::Regex;
+
 /// Errors of the template and expression engine. Each names the tag, expression or condition
 /// as the user wrote it; the caller adds the template and field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
