@@ -12,4 +12,5 @@ pub mod conditions;
 pub mod event;
 pub mod filter;
 pub mod gotemplate;
+pub mod params;
 pub mod types;
