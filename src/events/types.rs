@@ -549,6 +549,34 @@ mod tests {
         });
         assert_eq!(roundtrip::<Sensor>(&sensor), sensor);
 
+        // Every modelled filter, reset and parameter field, each with an unknown sibling.
+        let full = json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
+            "metadata": {"name": "full"},
+            "spec": {
+                "dependencies": [{"name": "d", "eventSourceName": "w", "eventName": "e",
+                    "filtersLogicalOperator": "or",
+                    "filters": {
+                        "time": {"start": "02:30:00", "stop": "04:30:00", "tf": 1},
+                        "context": {"type": "webhook", "source": "w", "id": "x", "cf": 1},
+                        "data": [{"path": "body.n", "type": "number", "comparator": ">", "value": ["1"], "template": "{{ .Input }}", "df": 1},
+                                 {"path": "body.m"}],
+                        "exprs": [{"expr": "a == 1", "fields": [{"name": "a", "path": "a", "pf": 1}], "ef": 1}],
+                        "dataLogicalOperator": "or", "exprLogicalOperator": "and", "script": "return true",
+                        "filterFuture": true
+                    }}],
+                "triggers": [{
+                    "template": {"name": "t", "conditions": "d",
+                                 "conditionsReset": [{"byTime": {"cron": "59 23 * * *", "timezone": "UTC", "bf": 1}, "rf": 1}],
+                                 "log": {}},
+                    "parameters": [{"src": {"dependencyName": "d", "contextKey": "id", "contextTemplate": "t", "dataKey": "k",
+                                            "dataTemplate": "t", "value": "v", "useRawData": true, "sf": 1},
+                                    "dest": "x", "operation": "append", "pf": 1}]
+                }]
+            }
+        });
+        assert_eq!(roundtrip::<Sensor>(&full), full);
+
         let source = json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource",
             "metadata": {"name": "mixed"},
