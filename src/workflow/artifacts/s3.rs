@@ -28,6 +28,30 @@ pub struct CredentialEnv {
     pub secret_key: String,
 }
 
+/// object_store's HTTP client, with the executor's fallback when the step image has no CA
+/// certificates: object_store's own reqwest build reads the platform roots and fails in scratch
+/// or busybox images (lab run: "Generic HTTP client error: builder error"); then the client of
+/// [`super::transfer::http_client`] is used (plain HTTP works, HTTPS is refused for want of roots).
+#[derive(Debug)]
+struct Connector;
+
+impl object_store::client::HttpConnector for Connector {
+    fn connect(
+        &self,
+        options: &object_store::ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
+        match object_store::client::ReqwestConnector::default().connect(options) {
+            Ok(client) => Ok(client),
+            Err(first) => super::transfer::http_client()
+                .map(object_store::client::HttpClient::new)
+                .map_err(|e| object_store::Error::Generic {
+                    store: "S3",
+                    source: format!("{first}; {e}").into(),
+                }),
+        }
+    }
+}
+
 /// The variables of input (`"IN"`) or output (`"OUT"`) artifact `index`.
 pub fn credential_env(direction: &str, index: usize) -> CredentialEnv {
     CredentialEnv {
@@ -47,7 +71,8 @@ fn store(
         .with_bucket_name(&s3.bucket)
         .with_region(s3.region.as_deref().unwrap_or("us-east-1"))
         .with_virtual_hosted_style_request(false)
-        .with_allow_http(url.starts_with("http://"));
+        .with_allow_http(url.starts_with("http://"))
+        .with_http_connector(Connector);
     match credentials {
         Some(env) => {
             let get = |name: &str| {
