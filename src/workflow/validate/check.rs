@@ -762,11 +762,7 @@ impl<'a> Validator<'a> {
                     step.with_param.is_some(),
                     step.with_sequence.is_some(),
                 );
-                let mut doc = serde_json::to_value(step).unwrap_or(Value::Null);
-                // An inline body is refused above; its tags are not the step's.
-                if let Value::Object(m) = &mut doc {
-                    m.remove("inline");
-                }
+                let doc = call_doc(step);
                 self.check_vars(&doc, &spath, &local, ctx);
                 let aggregate = step.with_items.as_ref().is_some_and(|i| !i.is_empty())
                     || step.with_param.is_some();
@@ -928,11 +924,7 @@ impl<'a> Validator<'a> {
                 task.with_param.is_some(),
                 task.with_sequence.is_some(),
             );
-            let mut doc = serde_json::to_value(task).unwrap_or(Value::Null);
-            // An inline body is refused above; its tags are not the task's.
-            if let Value::Object(m) = &mut doc {
-                m.remove("inline");
-            }
+            let doc = call_doc(task);
             self.check_vars(&doc, &tpath, &local, ctx);
             self.check_argument_ancestry(task.arguments.as_ref(), &ancestry, &tpath);
         }
@@ -1273,4 +1265,14 @@ impl Known {
             .next()
             .is_some_and(|n| n.starts_with(&dotted))
     }
+}
+
+/// A step or DAG task as the document whose tags `check_vars` reads. An `inline` body is
+/// refused by `check_call`; its tags are not the caller's, so it is left out.
+fn call_doc(call: &impl serde::Serialize) -> Value {
+    let mut doc = serde_json::to_value(call).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut doc {
+        m.remove("inline");
+    }
+    doc
 }
