@@ -285,8 +285,10 @@ pub(crate) struct Shared {
     /// key → node id → the last outcome of a resource node's action (the operator decides
     /// from it; a restart starts empty and the operator asks again, idempotently).
     pub resources: Mutex<HashMap<String, ResourceObservations>>,
-    /// (namespace, service account) whose executor RBAC exists.
-    pub rbac_done: Mutex<HashSet<(String, String)>>,
+    /// (namespace, service account) whose executor RBAC exists. An async lock held across the
+    /// first apply: workers meeting the same account at start-up wait for it instead of each
+    /// applying the Role and RoleBinding again.
+    pub rbac_done: tokio::sync::Mutex<HashSet<(String, String)>>,
 }
 
 /// `namespace/name`.
@@ -384,7 +386,7 @@ pub async fn run(
         written: Mutex::new(written::StandIns::default()),
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
-        rbac_done: Mutex::new(HashSet::new()),
+        rbac_done: tokio::sync::Mutex::new(HashSet::new()),
     });
     let work = async {
         // Deciding before every cache is filled could, say, recreate a pod the pod cache has not

@@ -95,7 +95,8 @@ pub(super) async fn reconcile(
 
     let old_phase = wf.status.as_ref().and_then(|s| s.phase.clone());
     if !is_completed(old_phase.as_deref()) {
-        // Argo's `.status.artifactRepositoryRef`, resolved once; the operator keeps it.
+        // Argo's `.status.artifactRepositoryRef`, resolved before the first operation; the
+        // operator keeps it.
         crate::workflow::artifacts::cluster::record(&shared.client, &mut wf)
             .await
             .map_err(|e| {
@@ -516,10 +517,11 @@ async fn delete_pod(pods: &Api<Pod>, namespace: &str, name: &str) -> Result<(), 
 }
 
 /// Creates (server-side apply) the executor's Role and RoleBinding once per namespace and
-/// service account for the life of the process.
+/// service account for the life of the process (concurrent workers wait for the first apply).
 async fn ensure_rbac(shared: &Shared, namespace: &str, sa: &str) -> Result<(), ControllerError> {
     let id = (namespace.to_owned(), sa.to_owned());
-    if lock(&shared.rbac_done).contains(&id) {
+    let mut done = shared.rbac_done.lock().await;
+    if done.contains(&id) {
         return Ok(());
     }
     let (role, binding) = crate::workflow::pod::executor_rbac(namespace, sa);
@@ -544,7 +546,7 @@ async fn ensure_rbac(shared: &Shared, namespace: &str, sa: &str) -> Result<(), C
     .map_err(|e| {
         ControllerError::kube(format!("apply rolebinding {namespace}/{binding_name}"), e)
     })?;
-    lock(&shared.rbac_done).insert(id);
+    done.insert(id);
     Ok(())
 }
 

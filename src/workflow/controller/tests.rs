@@ -57,7 +57,7 @@ fn fixture() -> Fixture {
         written: Mutex::new(written::StandIns::default()),
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
-        rbac_done: Mutex::new(HashSet::new()),
+        rbac_done: tokio::sync::Mutex::new(HashSet::new()),
     };
     Fixture {
         shared,
