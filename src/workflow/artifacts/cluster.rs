@@ -30,13 +30,15 @@ async fn resolve_live(
     Ok(repository::resolve(&namespace, spec_ref, cm.as_ref()).map_err(|e| e.to_string()))
 }
 
-/// Records the workflow's repository in its (in-memory) status when not yet recorded and it
-/// resolves; a configuration error is left for the pods that need a repository to report.
+/// Records the workflow's repository in its (in-memory) status when it has not started yet
+/// (no phase: Argo resolves it once, at the start) and it resolves; a configuration error is
+/// left for the pods that need a repository to report (`prepare` resolves live for them).
+/// Only the first reconcile reads the ConfigMap, so a running workflow's reconciles do not.
 pub async fn record(client: &kube::Client, wf: &mut Workflow) -> Result<(), kube::Error> {
     if wf
         .status
         .as_ref()
-        .is_some_and(|s| s.extra.contains_key(STATUS_FIELD))
+        .is_some_and(|s| s.phase.is_some() || s.extra.contains_key(STATUS_FIELD))
     {
         return Ok(());
     }
