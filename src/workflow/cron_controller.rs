@@ -330,33 +330,27 @@ pub async fn run(
     let selector = super::controller::instance_selector(instance_id.as_deref());
     let queue = WorkQueue::new();
     let mut tasks = Vec::new();
-    // Only the configured namespaces are watched (all when none), see `controller::scope`.
+    // Only the configured namespaces are watched (all when none), see `controller::scope`:
+    // the keys below need no second namespace filter.
     let targets = scope::watch_targets(&namespaces);
-    let managed = Arc::new(namespaces);
-    let crons = {
-        let managed = managed.clone();
-        scope::watch_scoped::<CronWorkflow>(
-            &client,
-            &targets,
-            &watcher::Config::default().labels(&selector),
-            &queue,
-            move |c| {
-                let ns = c.namespace()?;
-                scope::manages(&managed, &ns).then(|| format!("{ns}/{}", c.name_any()))
-            },
-            &mut tasks,
-        )
-    };
+    let crons = scope::watch_scoped::<CronWorkflow>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(&selector),
+        &queue,
+        |c| Some(format!("{}/{}", c.namespace()?, c.name_any())),
+        &mut tasks,
+    );
     // The children carry the parent's instance id label: another instance's runs are not ours.
     let children = scope::watch_scoped::<Workflow>(
         &client,
         &targets,
         &watcher::Config::default().labels(&format!("{LABEL_CRON_WORKFLOW},{selector}")),
         &queue,
-        move |w| {
+        |w| {
             let ns = w.namespace()?;
             let parent = w.labels().get(LABEL_CRON_WORKFLOW)?;
-            scope::manages(&managed, &ns).then(|| format!("{ns}/{parent}"))
+            Some(format!("{ns}/{parent}"))
         },
         &mut tasks,
     );

@@ -308,41 +308,31 @@ pub async fn run(
     let queue = WorkQueue::new();
     let mut watches = Vec::new();
     // Only the configured namespaces are watched (all when none): another controller's
-    // namespaces never reach these caches or the queue (see `scope`).
+    // namespaces never reach these caches or the queue (see `scope`), so the keys below need
+    // no second namespace filter.
     let targets = scope::watch_targets(&settings.namespaces);
-    let managed = Arc::new(settings.namespaces.clone());
-    let workflows = {
-        let managed = managed.clone();
-        scope::watch_scoped::<Workflow>(
-            &client,
-            &targets,
-            &watcher::Config::default().labels(&instance_selector(settings.instance_id.as_deref())),
-            &queue,
-            move |wf| {
-                let ns = wf.meta().namespace.as_deref()?;
-                let name = wf.meta().name.as_deref()?;
-                scope::manages(&managed, ns).then(|| key(ns, name))
-            },
-            &mut watches,
-        )
-    };
-    let by_label = {
-        let managed = managed.clone();
-        move |obj: &dyn ResourceMeta| -> Option<String> {
-            let ns = obj.namespace()?;
-            let wf = obj.label(LABEL_WORKFLOW)?;
-            scope::manages(&managed, ns).then(|| key(ns, wf))
-        }
+    let workflows = scope::watch_scoped::<Workflow>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(&instance_selector(settings.instance_id.as_deref())),
+        &queue,
+        |wf| {
+            Some(key(
+                wf.meta().namespace.as_deref()?,
+                wf.meta().name.as_deref()?,
+            ))
+        },
+        &mut watches,
+    );
+    let by_label = |obj: &dyn ResourceMeta| -> Option<String> {
+        Some(key(obj.namespace()?, obj.label(LABEL_WORKFLOW)?))
     };
     let pods = scope::watch_scoped::<Pod>(
         &client,
         &targets,
         &watcher::Config::default().labels(LABEL_WORKFLOW),
         &queue,
-        {
-            let by_label = by_label.clone();
-            move |p| by_label(p)
-        },
+        move |p| by_label(p),
         &mut watches,
     );
     let results = scope::watch_scoped::<WorkflowTaskResult>(
