@@ -239,12 +239,6 @@ pub fn router(service: ArtifactService) -> Router {
         .with_state(service)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then_some(token)
-}
-
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(serde_json::json!({"message": message}))).into_response()
 }
@@ -256,7 +250,7 @@ async fn identify(
     namespace: &str,
     key: &str,
 ) -> Result<PodIdentity, Response> {
-    let outcome = match bearer(headers) {
+    let outcome = match crate::api::bearer(headers) {
         None => Err(AuthFailure::Missing),
         Some(token) => service.verifier.verify(token).await,
     };
