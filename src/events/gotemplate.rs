@@ -529,14 +529,8 @@ fn cmp_args(name: &str, a: &[Value]) -> Result<std::cmp::Ordering, String> {
             a.len()
         ));
     };
-    let ord = match (x, y) {
-        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
-        _ => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => None,
-        },
-    };
-    ord.ok_or_else(|| format!("{name}: incompatible types for comparison"))
+    // The expression engine's ordering: strings with strings, numbers with numbers.
+    expr::compare(x, y).ok_or_else(|| format!("{name}: incompatible types for comparison"))
 }
 
 fn call(name: &str, a: Vec<Value>) -> Result<Value, String> {

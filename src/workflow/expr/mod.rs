@@ -64,8 +64,10 @@ pub use template::{
 pub use value::Value;
 pub use when::{Condition, eval_condition, eval_when};
 
-// For sensors (`events::gotemplate`, `events::filter`): sprig functions and RE2 regexes.
+// For sensors (`events::gotemplate`, `events::filter`): sprig functions, value ordering and
+// RE2 regexes.
 pub(crate) use funcs::{call_sprig, is_sprig};
+pub(crate) use lang::compare;
 pub(crate) use regex::Regex;
 
 /// Errors of the template and expression engine. Each names the tag, expression or condition
