@@ -18,6 +18,18 @@ fn verdict(filters: Value, op: Option<&str>, body: Value) -> Verdict {
     filter_event(&dep(filters, op), &event(body))
 }
 
+/// A table case's verdict: a match when `want` is `None`, else a non-match whose reason
+/// contains `want`.
+fn expect(case: &str, got: Verdict, want: Option<&str>) {
+    match want {
+        None => assert_eq!(got, Verdict::Match, "{case}"),
+        Some(reason) => match got {
+            Verdict::NoMatch(r) => assert!(r.contains(reason), "{case}: {r}"),
+            Verdict::Match => panic!("{case}: matched"),
+        },
+    }
+}
+
 fn body() -> Value {
     json!({
         "name": "hello there", "value": 51.5, "count": 3, "flag": true, "sflag": "true",
@@ -203,13 +215,7 @@ fn data_filters_follow_argo() {
     ];
     for (case, filters, want) in cases {
         let got = verdict(filters, None, body());
-        match want {
-            None => assert_eq!(got, Verdict::Match, "{case}"),
-            Some(reason) => match got {
-                Verdict::NoMatch(r) => assert!(r.contains(reason), "{case}: {r}"),
-                Verdict::Match => panic!("{case}: matched"),
-            },
-        }
+        expect(case, got, want);
     }
 }
 
@@ -280,13 +286,7 @@ fn expr_filters_use_govaluate_over_paths() {
         let mut e = event(json!(null));
         e.data = body();
         let got = filter_event(&dep(filters, None), &e);
-        match want {
-            None => assert_eq!(got, Verdict::Match, "{case}"),
-            Some(reason) => match got {
-                Verdict::NoMatch(r) => assert!(r.contains(reason), "{case}: {r}"),
-                Verdict::Match => panic!("{case}: matched"),
-            },
-        }
+        expect(case, got, want);
     }
 }
 
@@ -376,13 +376,7 @@ fn context_and_time_filters() {
         let mut e = event(body());
         e.context.time = format!("2026-03-04T{at}Z").parse().expect("time");
         let got = filter_event(&dep(filters, None), &e);
-        match want {
-            None => assert_eq!(got, Verdict::Match, "{case}"),
-            Some(reason) => match got {
-                Verdict::NoMatch(r) => assert!(r.contains(reason), "{case}: {r}"),
-                Verdict::Match => panic!("{case}: matched"),
-            },
-        }
+        expect(case, got, want);
     }
 }
 
