@@ -10,45 +10,25 @@
 //! (`make executor`). Own namespace per test (deleted at the end), own controller instance id.
 //! Every wait is bounded; nothing asserts on timing.
 
+#[path = "common/lab.rs"]
+mod lab;
 #[path = "common/s3.rs"]
 mod s3;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cairn::k8s;
 use cairn::workflow::types::Workflow;
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, ListParams};
+use lab::{TestNamespace, client, e2e, free_port, kubectl};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const INSTANCE: &str = "cairn-h1-artifacts";
 const RUN_BOUND: Duration = Duration::from_secs(300);
-
-fn e2e(test: &str) -> bool {
-    if std::env::var_os("CAIRN_E2E").is_none() {
-        eprintln!(
-            "SKIP {test}: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
-        );
-        return false;
-    }
-    true
-}
-
-async fn client() -> Client {
-    let client = k8s::client()
-        .await
-        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
-    k8s::ping(&client, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("the lab is not reachable ({e}); start it"));
-    client
-}
 
 /// The node's InternalIP: the lab puts it on the host's loopback, and pods reach it.
 async fn node_ip(client: &Client) -> String {
@@ -65,146 +45,38 @@ async fn node_ip(client: &Client) -> String {
         .expect("a node InternalIP")
 }
 
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .arg("--request-timeout=60s")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct TestNamespace(String);
-
-impl TestNamespace {
-    fn create(prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() % 100_000)
-            .unwrap_or(0);
-        let ns = format!("{prefix}-{}-{nanos}", std::process::id());
-        kubectl(&["create", "namespace", &ns], None);
-        TestNamespace(ns)
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let _ = Command::new("kubectl")
-            .args([
-                "delete",
-                "namespace",
-                &self.0,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A `cairn server` for one namespace: API on loopback, executor routes on the node IP.
 struct Server {
-    child: Child,
-    data: tempfile::TempDir,
+    server: lab::Server,
     executor_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     async fn start(namespace: &str, node_ip: &str) -> Server {
-        let data = tempfile::tempdir().expect("tempdir");
-        let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
-            .parse()
-            .expect("addr");
         let exec: SocketAddr = format!("{node_ip}:{}", free_port(node_ip))
             .parse()
             .expect("addr");
         let executor_url = format!("http://{exec}");
-        let config = data.path().join("cairn.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"{api}\"\n\n[gitops]\nenabled = false\n\n\
-                 [workflow]\nnamespaces = [\"{namespace}\"]\ninstance_id = \"{INSTANCE}\"\n\
+        let server = lab::Server::start(
+            &format!(
+                "namespaces = [\"{namespace}\"]\ninstance_id = \"{INSTANCE}\"\n\
                  executor_url = \"{executor_url}\"\nexecutor_listen = \"{exec}\"\n"
             ),
+            &[exec],
         )
-        .expect("config");
-        let bin = data.path().join("cairn");
-        std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
-        let child = Command::new(&bin)
-            .args(["server", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data.path().join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", data.path())
-            .env("RUST_LOG", "info,cairn::workflow=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server");
-        let server = Server {
-            child,
-            data,
+        .await;
+        Server {
+            server,
             executor_url,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for addr in [api, exec] {
-            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "cairn did not listen on {addr}:\n{}",
-                    server.log()
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
         }
-        server
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+        self.server.log()
     }
 
     fn store(&self) -> PathBuf {
-        self.data.path().join("data").join("artifacts")
+        self.server.data_dir().join("artifacts")
     }
 
     /// The bytes stored under `namespace/key` (through the ref file to the blob).
@@ -234,21 +106,7 @@ fn create(ns: &str, mut wf: Value) -> String {
 }
 
 async fn wait_finished(api: &Api<Workflow>, name: &str, server: &Server) -> Workflow {
-    let deadline = Instant::now() + RUN_BOUND;
-    loop {
-        let wf = api.get(name).await.expect("get workflow");
-        let phase = wf.status.as_ref().and_then(|s| s.phase.clone());
-        if matches!(phase.as_deref(), Some("Succeeded" | "Failed" | "Error")) {
-            return wf;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "workflow {name} did not finish within {RUN_BOUND:?} (phase {phase:?}):\n{}\n{}",
-            serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    lab::wait_finished(api, name, RUN_BOUND, &server.server).await
 }
 
 fn phase(wf: &Workflow) -> String {

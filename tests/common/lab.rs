@@ -1,0 +1,217 @@
+//! The lab harness shared by the lab test binaries: the CAIRN_E2E gate, the cluster client,
+//! `kubectl`, a test namespace deleted when dropped, and a real `cairn server` (killed when
+//! dropped) with its log.
+//!
+//! Include it with `#[path = "common/lab.rs"] mod lab;`. Every wait is bounded.
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn::k8s;
+use cairn::workflow::types::Workflow;
+use kube::Client;
+use kube::api::Api;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Whether the lab tests run: prints a SKIP line for `test` when CAIRN_E2E is not set.
+pub fn e2e(test: &str) -> bool {
+    if std::env::var_os("CAIRN_E2E").is_none() {
+        eprintln!(
+            "SKIP {test}: CAIRN_E2E is not set (set CAIRN_E2E=1 with KUBECONFIG pointing at the lab)"
+        );
+        return false;
+    }
+    true
+}
+
+/// The lab's client; panics when CAIRN_E2E is set but the lab is not reachable.
+pub async fn client() -> Client {
+    let client = k8s::client()
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_E2E is set but no cluster is configured: {e}"));
+    k8s::ping(&client, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("the lab is not reachable ({e}); start it"));
+    client
+}
+
+/// Runs `kubectl` (feeding `stdin` when given), asserts it succeeded and returns its stdout.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .arg("--request-timeout=60s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A suffix that keeps this run's namespaces apart from other runs'.
+pub fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 100_000)
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// A namespace created for one test and deleted (without waiting) when dropped.
+pub struct TestNamespace(pub String);
+
+impl TestNamespace {
+    /// `{prefix}-{unique_suffix()}`.
+    pub fn create(prefix: &str) -> Self {
+        Self::named(&format!("{prefix}-{}", unique_suffix()))
+    }
+
+    pub fn named(name: &str) -> Self {
+        kubectl(&["create", "namespace", name], None);
+        TestNamespace(name.to_owned())
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A free TCP port on `ip`.
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `cairn server` (API on loopback, GitOps off), killed when dropped.
+pub struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts a server whose `[workflow]` section is `workflow` (TOML lines) and waits until it
+    /// listens on its API address and on each of `also_listens`.
+    pub async fn start(workflow: &str, also_listens: &[SocketAddr]) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .expect("addr");
+        let config = data.path().join("cairn.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"{api}\"\n\n[gitops]\nenabled = false\n\n\
+                 [workflow]\n{workflow}"
+            ),
+        )
+        .expect("write config");
+        // A private copy: the shared target directory may be rebuilt while the test runs.
+        let bin = data.path().join("cairn");
+        std::fs::copy(BIN, &bin).expect("copy the cairn binary");
+        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
+        let child = Command::new(&bin)
+            .args(["server", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data.path().join("data"))
+            .env_remove("CAIRN_CONFIG")
+            .env("HOME", data.path())
+            .env("RUST_LOG", "info,cairn::workflow=debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start cairn server");
+        let server = Server { child, data };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for addr in std::iter::once(&api).chain(also_listens) {
+            while std::net::TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "cairn did not listen on {addr} within 60s:\n{}",
+                    server.log()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        server
+    }
+
+    /// The server's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Polls `name` until it is Succeeded, Failed or Error; fails (with its status and the
+/// server's log) after `bound`.
+pub async fn wait_finished(
+    api: &Api<Workflow>,
+    name: &str,
+    bound: Duration,
+    server: &Server,
+) -> Workflow {
+    let deadline = Instant::now() + bound;
+    loop {
+        let wf = api.get(name).await.expect("get workflow");
+        let phase = wf.status.as_ref().and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed" | "Error")) {
+            return wf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflow {name} did not finish within {bound:?} (phase {phase:?}):\n{}\n{}",
+            serde_json::to_string_pretty(&wf.status).unwrap_or_default(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
