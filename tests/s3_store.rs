@@ -22,6 +22,18 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// The whole object at `path` (panics naming it when the get or its body fails).
+async fn read<S: ObjectStoreExt>(store: &S, path: &Path) -> Vec<u8> {
+    store
+        .get(path)
+        .await
+        .unwrap_or_else(|e| panic!("get {path}: {e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("body of {path}: {e}"))
+        .to_vec()
+}
+
 async fn start(bucket: &str) -> S3Server {
     let bucket = bucket.to_owned();
     tokio::task::spawn_blocking(move || S3Server::start(&bucket))
@@ -55,21 +67,9 @@ async fn put_get_list_delete_on_seaweedfs() {
         .await
         .expect("put other");
 
-    let got = store
-        .get(&small)
-        .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("body");
+    let got = read(&*store, &small).await;
     assert_eq!(&got[..], b"hello artifacts\n");
-    let got = store
-        .get(&big)
-        .await
-        .expect("get big")
-        .bytes()
-        .await
-        .expect("body");
+    let got = read(&*store, &big).await;
     assert_eq!(got.len(), big_bytes.len());
     assert!(
         got[..] == big_bytes[..],
@@ -116,13 +116,7 @@ async fn put_get_list_delete_on_seaweedfs() {
     let lo = server
         .store_at(&server.loopback_endpoint)
         .expect("loopback client");
-    let got = lo
-        .get(&other)
-        .await
-        .expect("get on loopback")
-        .bytes()
-        .await
-        .expect("body");
+    let got = read(&lo, &other).await;
     assert_eq!(&got[..], b"x");
 }
 
@@ -149,13 +143,7 @@ async fn multipart_upload_and_wrong_secret_on_seaweedfs() {
         .finish()
         .await
         .unwrap_or_else(|e| panic!("complete multipart upload: {e}\n{}", server.log_tail(20)));
-    let got = store
-        .get(&path)
-        .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("body");
+    let got = read(&*store, &path).await;
     assert_eq!(got.len(), data.len());
     assert!(
         got[..] == data[..],
@@ -296,12 +284,6 @@ async fn a_lab_pod_uploads_to_seaweedfs() {
         server.log_tail(20)
     );
     assert!(logs.contains("status 200"), "{logs}");
-    let got = store
-        .get(&path)
-        .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("body");
+    let got = read(&*store, &path).await;
     assert_eq!(&got[..], b"from a pod");
 }
