@@ -105,6 +105,8 @@ pub struct Config {
     pub workflow: WorkflowConfig,
     /// The GitOps controller (`[gitops]`).
     pub gitops: GitopsConfig,
+    /// Event sources, the bus and sensors (`[events]`).
+    pub events: EventsConfig,
 }
 
 /// `[server]` section.
@@ -314,6 +316,60 @@ impl Default for GitopsConfig {
             render_timeout: Duration::from_secs(90),
             workers: 4,
             installation_id: String::new(),
+        }
+    }
+}
+
+/// Which event bus backend carries events from sources to sensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    /// The append-only log in cairn's redb (default).
+    #[default]
+    Embedded,
+    /// NATS JetStream at `events.nats_url`.
+    Nats,
+}
+
+/// `[events]` section: event sources, the bus and sensors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Whether EventSources and Sensors run (when a cluster is configured). Default `true`.
+    pub enabled: bool,
+    /// Namespaces whose EventSources and Sensors this server runs; empty (the default): all.
+    pub namespaces: Vec<String>,
+    /// The bus backend: `embedded` (default) or `nats`.
+    pub bus: BusBackend,
+    /// NATS server URL for `bus = "nats"`, e.g. `nats://127.0.0.1:4222`. An `EventBus` object
+    /// with `jetstreamExotic.url` selects NATS too and takes precedence.
+    pub nats_url: Option<String>,
+    /// JetStream stream holding the events. Default `cairn-events`.
+    pub nats_stream: String,
+    /// Events older than this are dropped from the bus. Default `72h` (Argo's JetStream maxAge).
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_max_age: Duration,
+    /// The bus keeps at most this many bytes of events, dropping the oldest. Default 1 GiB.
+    pub retention_max_bytes: u64,
+    /// A delivery a sensor has not acknowledged within this is delivered again. Default `30s`.
+    #[serde(deserialize_with = "de_duration")]
+    pub ack_wait: Duration,
+    /// Largest webhook request body accepted, in bytes. Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespaces: Vec::new(),
+            bus: BusBackend::Embedded,
+            nats_url: None,
+            nats_stream: "cairn-events".to_owned(),
+            retention_max_age: Duration::from_secs(72 * 3600),
+            retention_max_bytes: 1024 * 1024 * 1024,
+            ack_wait: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -537,6 +593,26 @@ impl Config {
             return Err(invalid(
                 "gitops",
                 "workers, render_timeout and resync_interval must be greater than zero",
+            ));
+        }
+        for ns in &self.events.namespaces {
+            if !is_dns_label(ns) {
+                return Err(invalid(
+                    "events.namespaces",
+                    &format!("{ns:?} is not a Kubernetes namespace name"),
+                ));
+            }
+        }
+        if self.events.bus == BusBackend::Nats && self.events.nats_url.is_none() {
+            return Err(invalid(
+                "events.nats_url",
+                "must be set when events.bus is \"nats\" (e.g. nats://127.0.0.1:4222)",
+            ));
+        }
+        if self.events.ack_wait.is_zero() || self.events.max_body_bytes == 0 {
+            return Err(invalid(
+                "events",
+                "ack_wait and max_body_bytes must be greater than zero",
             ));
         }
         match (&s.tls_cert_file, &s.tls_key_file) {

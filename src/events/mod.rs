@@ -8,6 +8,7 @@
 //! Invariant: those types round-trip every field of the objects they read, modelled or not; the
 //! pure modules take time and events as inputs and do no I/O.
 
+pub mod bus;
 pub mod conditions;
 pub mod event;
 pub mod filter;

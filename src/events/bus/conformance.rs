@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the backend-independent test suite (being written by a helper this session).
