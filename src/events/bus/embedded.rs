@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Bus, BusError, BusStats, ConsumerConfig, Delivery, Topic};
+use super::{Bus, BusError, BusStats, ConsumerConfig, Delivery, EventQuery, StoredEvent, Topic};
 use crate::events::event::Event;
 
 /// Placeholder.
@@ -38,6 +38,9 @@ impl Bus for EmbeddedBus {
         Err(todo_err())
     }
     async fn stats(&self) -> Result<BusStats, BusError> {
+        Err(todo_err())
+    }
+    async fn recent(&self, _q: &EventQuery) -> Result<Vec<StoredEvent>, BusError> {
         Err(todo_err())
     }
 }

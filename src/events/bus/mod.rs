@@ -91,6 +91,30 @@ pub struct Delivery {
     pub event: Event,
 }
 
+/// Which stored events [`Bus::recent`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events of EventSources in this namespace.
+    pub namespace: Option<String>,
+    /// Only events of this EventSource (name, within `namespace` when that is set).
+    pub event_source: Option<String>,
+    /// Only events published at or after this time.
+    pub since: Option<jiff::Timestamp>,
+    /// At most this many (the newest ones).
+    pub limit: usize,
+}
+
+/// A stored event as [`Bus::recent`] lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Its sequence number on the bus.
+    pub seq: u64,
+    /// The topic it was published on.
+    pub topic: Topic,
+    /// The event.
+    pub event: Event,
+}
+
 /// What a bus holds, for metrics and `cairn events list`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct BusStats {
@@ -192,6 +216,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// What the bus holds.
     fn stats(&self) -> impl Future<Output = Result<BusStats, BusError>> + Send;
+
+    /// Stored events matching `query`, newest first (what `cairn events list` shows). Reads
+    /// only; no consumer's position changes.
+    fn recent(
+        &self,
+        query: &EventQuery,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, BusError>> + Send;
 }
 
 /// The configured backend.
@@ -249,6 +280,12 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.stats().await,
             AnyBus::Nats(b) => b.stats().await,
+        }
+    }
+    async fn recent(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.recent(query).await,
+            AnyBus::Nats(b) => b.recent(query).await,
         }
     }
 }
