@@ -14,4 +14,5 @@ pub mod event;
 pub mod filter;
 pub mod gotemplate;
 pub mod params;
+pub mod sources;
 pub mod types;
