@@ -22,6 +22,8 @@ LPP_BIN="$LAB_CACHE/bin/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION"
 REGISTRY_BIN="$LAB_CACHE/bin/registry-$REGISTRY_VERSION"
 # SeaweedFS `weed` (the S3 server of integration-tests/s3, built by `build seaweedfs`).
 SEAWEEDFS_BIN="$LAB_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION"
+# nats-server (the NATS JetStream bus of the tests, built by `build nats-server`).
+NATS_SERVER_BIN="$LAB_CACHE/bin/nats-server-$NATS_SERVER_VERSION"
 LAB_IMAGE_CACHE="$LAB_CACHE/images"
 
 # Node networking: the node IP is a /32 on loopback (this kernel has no dummy
