@@ -38,7 +38,7 @@ mod upgrade;
 pub use tables::JsonTable;
 
 /// The schema version this binary reads and writes.
-pub const CURRENT_SCHEMA: u32 = 2;
+pub const CURRENT_SCHEMA: u32 = 3;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "cairn.redb";

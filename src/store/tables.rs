@@ -6,7 +6,9 @@
 //! - [`META`] is frozen forever (`&str -> &str`): every cairn version, old or new, must be able
 //!   to read the schema version out of any cairn database in order to refuse it cleanly.
 //! - Values of the other tables are JSON documents (`&[u8]`), so records can gain optional fields
-//!   without a schema change; the record types live with the code that owns them.
+//!   without a schema change; the record types live with the code that owns them. The event
+//!   bus's tables are the exception where it needs ordered numeric keys or fixed-width values on
+//!   its hot path (sequence numbers, deadlines, counters); their layout is documented per table.
 
 use std::marker::PhantomData;
 
@@ -52,6 +54,28 @@ pub const ARCHIVED_WORKFLOW_INDEX: TableDefinition<&str, &[u8]> =
 /// Schema 2.
 pub const ARCHIVED_WORKFLOW_LOGS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("archived_workflow_logs");
+
+/// The embedded event bus's log (`events::bus::embedded`): sequence number -> (publish time in
+/// Unix ms, JSON `{topic, event}`). The time sits outside the JSON so retention reads it without
+/// decoding events. Schema 3.
+pub const EVENT_LOG: TableDefinition<u64, (u64, &[u8])> = TableDefinition::new("event_log");
+
+/// The event log by topic: (topic key, sequence number) -> (), so a consumer scans only its
+/// topic. Schema 3.
+pub const EVENT_TOPIC_INDEX: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("event_topic_index");
+
+/// Durable bus consumers: name -> JSON `events::bus::embedded::ConsumerRecord` (topic, ack wait,
+/// cursor). Schema 3.
+pub const EVENT_CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("event_consumers");
+
+/// Deliveries not yet acknowledged: (consumer, sequence number) -> (redelivery deadline in Unix
+/// ms, attempt). Schema 3.
+pub const EVENT_INFLIGHT: TableDefinition<(&str, u64), (u64, u32)> =
+    TableDefinition::new("event_inflight");
+
+/// The event log's counters: `next_seq`, `events`, `bytes` -> value. Schema 3.
+pub const EVENT_BUS_STATE: TableDefinition<&str, u64> = TableDefinition::new("event_bus_state");
 
 /// A typed view of a `&str -> JSON` table.
 pub struct JsonTable<V> {

@@ -487,11 +487,42 @@ async fn schema_1_upgrades_to_2_keeping_data() {
     let store = Store::open(tmp.path()).expect("upgrade");
     assert_eq!(
         meta(&store, tables::META_SCHEMA_VERSION),
-        Some("2".to_owned())
+        Some(CURRENT_SCHEMA.to_string())
     );
     let txn = store.inner.db.begin_read().expect("read");
     txn.open_table(tables::ARCHIVED_WORKFLOWS)
         .expect("archive table exists");
     drop(txn);
     assert_eq!(get(&store, "k007").map(|i| i.n), Some(7));
+}
+
+#[tokio::test]
+async fn schema_2_upgrades_to_3_keeping_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    store.write(put(9)).await.expect("write");
+    drop(store);
+    // Turn the file back into a schema-2 database: no event bus tables, version 2.
+    {
+        let db = Database::open(tmp.path().join(DB_FILE)).expect("open raw");
+        let txn = db.begin_write().expect("begin");
+        assert!(txn.delete_table(tables::EVENT_LOG).expect("delete"));
+        assert!(txn.delete_table(tables::EVENT_TOPIC_INDEX).expect("delete"));
+        assert!(txn.delete_table(tables::EVENT_CONSUMERS).expect("delete"));
+        assert!(txn.delete_table(tables::EVENT_INFLIGHT).expect("delete"));
+        assert!(txn.delete_table(tables::EVENT_BUS_STATE).expect("delete"));
+        txn.commit().expect("commit");
+    }
+    set_meta(tmp.path(), tables::META_SCHEMA_VERSION, "2");
+    let store = Store::open(tmp.path()).expect("upgrade");
+    assert_eq!(
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some("3".to_owned())
+    );
+    let txn = store.inner.db.begin_read().expect("read");
+    txn.open_table(tables::EVENT_LOG).expect("event log exists");
+    txn.open_table(tables::EVENT_INFLIGHT)
+        .expect("in-flight table exists");
+    drop(txn);
+    assert_eq!(get(&store, "k009").map(|i| i.n), Some(9));
 }
