@@ -56,9 +56,9 @@ pub const ARCHIVED_WORKFLOW_LOGS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("archived_workflow_logs");
 
 /// The embedded event bus's log (`events::bus::embedded`): sequence number -> (publish time in
-/// Unix ms, JSON `{topic, event}`). The time sits outside the JSON so retention reads it without
-/// decoding events. Schema 3.
-pub const EVENT_LOG: TableDefinition<u64, (u64, &[u8])> = TableDefinition::new("event_log");
+/// Unix ms, topic key, JSON `{topic, event}`). Time and topic key sit outside the JSON so
+/// retention and listing filters read them without decoding events. Schema 3.
+pub const EVENT_LOG: TableDefinition<u64, (u64, &str, &[u8])> = TableDefinition::new("event_log");
 
 /// The event log by topic: (topic key, sequence number) -> (), so a consumer scans only its
 /// topic. Schema 3.

@@ -8,7 +8,8 @@
 //!
 //! [`AnyBus`] picks one at start (`[events] bus` in `cairn.toml`), so callers are not generic.
 //!
-//! Semantics both backends keep (and that `conformance` checks on each):
+//! Semantics both backends keep (and that the conformance suite in `tests/common/bus.rs` checks
+//! on each):
 //! - [`Bus::publish`] returns only once the event is durable: a webhook answers 2xx after it.
 //! - Events of one topic are delivered to a consumer in publish order; a consumer sees only
 //!   events of its topic published after it was first created, and resumes where it stopped
@@ -27,8 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use super::event::Event;
 
-#[cfg(test)]
-pub mod conformance;
 pub mod embedded;
 pub mod nats;
 

@@ -1,1 +1,0 @@
-//! PLACEHOLDER: the backend-independent test suite (being written by a helper this session).
