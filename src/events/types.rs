@@ -109,6 +109,75 @@ pub struct CalendarEventSource {
     pub extra: Extra,
 }
 
+/// A resource source: events from watching Kubernetes objects of one group/version/resource.
+/// Read from an entry of `spec.resource` (which [`EventSourceSpec`] keeps in `extra`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceEventSource {
+    /// Namespace to watch (all namespaces when absent or empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// API group ("" for the core group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// API version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Resource (plural name, e.g. "configmaps").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Event types to emit: ADD, UPDATE, DELETE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    /// Which objects count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<ResourceFilter>,
+    /// Fields cairn does not model (metadata, cluster).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The filter of a resource source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceFilter {
+    /// Object names must start with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Label requirements (a server-side label selector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<Selector>>,
+    /// Requirements on object fields (gjson path, regex value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<Selector>>,
+    /// Only objects created at or before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Only changes that happened after the source started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_start: Option<bool>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One requirement of a resource filter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selector {
+    /// Label key, or gjson path for field requirements.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// Operator ("=" when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Value (comma-separated for in/notin; a regex for field requirements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Fields cairn does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// A Sensor: event dependencies and the triggers they fire.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sensor {
@@ -588,6 +657,15 @@ mod tests {
             }
         });
         assert_eq!(roundtrip::<EventSource>(&source), source);
+
+        let resource = json!({
+            "namespace": "ev", "group": "", "version": "v1", "resource": "configmaps",
+            "eventTypes": ["ADD", "UPDATE"], "metadata": {"k": "v"}, "resFuture": 1,
+            "filter": {"prefix": "cm-", "afterStart": true, "createdBy": "2026-01-01T00:00:00Z",
+                       "labels": [{"key": "app", "operation": "==", "value": "x", "selFuture": 1}],
+                       "fields": [{"key": "metadata.name", "value": "a.*"}], "filterFuture": 2}
+        });
+        assert_eq!(roundtrip::<ResourceEventSource>(&resource), resource);
 
         let bus = json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus",
