@@ -1,0 +1,188 @@
+//! A real NATS server with JetStream for tests: nats-server (pinned in
+//! `integration-tests/lab/versions.env`), started through `integration-tests/nats/start` on
+//! loopback with its own port and store directory, and stopped (the directory removed) when
+//! the [`NatsServer`] is dropped.
+//!
+//! Include it with `#[path = "common/nats.rs"] mod nats;`. The server fsyncs every message
+//! before its PubAck (`sync_interval: always`), as cairn's bus promises. [`NatsServer::restart`]
+//! and [`NatsServer::crash_restart`] stop it (SIGTERM, or SIGKILL) and start it again on the same
+//! port and store, for tests of a bus that outlives its server.
+//!
+//! The start script builds nats-server when it is missing (about 2 minutes here), so
+//! [`NatsServer::wanted`] runs the tests when the binary is built or `CAIRN_E2E=1`, and prints
+//! a SKIP line otherwise. A killed test binary leaves nothing running: the script's watcher
+//! stops the server when this process exits.
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One running nats-server.
+#[derive(Debug)]
+pub struct NatsServer {
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    pub port: u16,
+    /// The state directory (JetStream store, `nats.log`); removed on drop.
+    pub dir: PathBuf,
+    pub pid: u32,
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("integration-tests/nats").join(name)
+}
+
+/// The directory `integration-tests/lab/build nats-server` builds into.
+fn bin_dir() -> Option<PathBuf> {
+    let versions =
+        std::fs::read_to_string(repo_root().join("integration-tests/lab/versions.env")).ok()?;
+    let version = versions
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("NATS_SERVER_VERSION="))?
+        .trim();
+    let cache = match std::env::var("CAIRN_LAB_CACHE") {
+        Ok(c) if !c.is_empty() => PathBuf::from(c),
+        _ => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/cairn-lab"),
+    };
+    Some(cache.join(format!("bin/nats-server-{version}")))
+}
+
+/// The pinned nats-server is built (the `.done` marker is written last).
+pub fn nats_built() -> bool {
+    bin_dir().is_some_and(|d| d.join(".done").is_file() && d.join("nats-server").is_file())
+}
+
+impl NatsServer {
+    /// Whether `test` should start a server: the binary is built, or `CAIRN_E2E=1` (which
+    /// accepts building it). Prints a SKIP line when not.
+    pub fn wanted(test: &str) -> bool {
+        if nats_built() || std::env::var("CAIRN_E2E").is_ok_and(|v| v == "1") {
+            return true;
+        }
+        eprintln!(
+            "SKIP {test}: nats-server is not built (integration-tests/lab/build nats-server) and CAIRN_E2E is not set"
+        );
+        false
+    }
+
+    /// Starts a server with JetStream on a free loopback port, ready for clients. Blocking:
+    /// call it outside async code or in `spawn_blocking`.
+    pub fn start() -> Result<Self, String> {
+        Self::run_start(&[])
+    }
+
+    fn run_start(extra: &[&str]) -> Result<Self, String> {
+        let owner = std::process::id().to_string();
+        let out = Command::new(script("start"))
+            .args(["--owner", &owner])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {}: {e}", script("start").display()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!(
+                "integration-tests/nats/start failed ({}):\n{stderr}",
+                out.status
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        Self::parse(&stdout)
+            .map_err(|e| format!("integration-tests/nats/start printed {e}\nstderr:\n{stderr}"))
+    }
+
+    /// Reads the `KEY=value` lines `start` prints.
+    fn parse(stdout: &str) -> Result<Self, String> {
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_owned)
+                .ok_or_else(|| format!("no {key} line"))
+        };
+        Ok(NatsServer {
+            url: get("NATS_URL")?,
+            port: get("NATS_PORT")?
+                .parse()
+                .map_err(|e| format!("a bad NATS_PORT line: {e}"))?,
+            dir: PathBuf::from(get("NATS_DIR")?),
+            pid: get("NATS_PID")?
+                .parse()
+                .map_err(|e| format!("a bad NATS_PID line: {e}"))?,
+        })
+    }
+
+    /// Stops the server (keeping its store and port): SIGTERM (a clean shutdown) or, with
+    /// `kill`, SIGKILL (a crash). Blocking.
+    pub fn stop_keep(&self, kill: bool) -> Result<(), String> {
+        let mut cmd = Command::new(script("stop"));
+        cmd.arg("--keep");
+        if kill {
+            cmd.arg("--kill");
+        }
+        let status = cmd
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("running integration-tests/nats/stop: {e}"))?;
+        if !status.success() {
+            return Err(format!("integration-tests/nats/stop failed: {status}"));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same port and store after [`NatsServer::stop_keep`].
+    /// Blocking.
+    pub fn start_again(&mut self) -> Result<(), String> {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let port = self.port.to_string();
+        let again = Self::run_start(&["--dir", &dir, "--port", &port])?;
+        self.pid = again.pid;
+        // `again` names the same directory: dropping it would stop the server just started.
+        std::mem::forget(again);
+        Ok(())
+    }
+
+    /// SIGTERM, then the same server again on its store. Blocking.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop_keep(false)?;
+        self.start_again()
+    }
+
+    /// SIGKILL, then the same server again on its store. Blocking.
+    pub fn crash_restart(&mut self) -> Result<(), String> {
+        self.stop_keep(true)?;
+        self.start_again()
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let status = Command::new(script("stop"))
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        if !status.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!(
+                "integration-tests/nats/stop {} failed: {status:?}",
+                self.dir.display()
+            );
+        }
+    }
+}
