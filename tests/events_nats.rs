@@ -2,7 +2,8 @@
 //! `tests/common/nats.rs` (own port and store on loopback, `sync_interval: always`, stopped on
 //! drop).
 //!
-//! NATS-specific behaviour: the bus outlives a nats-server restart (clean and SIGKILL) with no
+//! The backend-independent conformance suite (`tests/common/bus.rs`) runs on one stream, then
+//! its reopen check on a second `NatsBus` over the same server. NATS-specific behaviour: the bus outlives a nats-server restart (clean and SIGKILL) with no
 //! event lost and consumers resuming where they were; a second `NatsBus` (a cairn restart)
 //! resumes a durable consumer and acks its redeliveries; a changed topic starts at the end of
 //! the new topic; `recent` walks back past many events of other topics; an oversized event is
@@ -10,6 +11,8 @@
 //! credentials. Runs when nats-server is built or with `CAIRN_E2E=1` (which builds it); prints
 //! a SKIP line otherwise.
 
+#[path = "common/bus.rs"]
+mod bus;
 #[path = "common/nats.rs"]
 mod nats;
 
@@ -95,6 +98,18 @@ async fn publish_retrying(bus: &NatsBus, topic: &Topic, event: &Event) -> u64 {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("publish after restart kept failing: {last:?}");
+}
+
+#[tokio::test]
+async fn conformance_suite_on_jetstream() {
+    if !NatsServer::wanted("conformance_suite_on_jetstream") {
+        return;
+    }
+    let server = start_server().await;
+    let nats_bus = connect(&server, "conformance").await;
+    let suite = bus::Suite::new("nats");
+    bus::run_all(&nats_bus, &suite).await;
+    bus::survives_reopen(&suite, || connect(&server, "conformance")).await;
 }
 
 #[tokio::test]
