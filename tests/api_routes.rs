@@ -172,10 +172,13 @@ async fn every_route_requires_authentication_and_permission() {
         let path = concrete(spec.path);
         let label = format!("{} {}", spec.method, spec.path);
         if spec.access == Access::Public {
-            // The Git webhook is authenticated by the provider's signature (tests/app_api.rs).
+            // The Git webhook is authenticated by the provider's signature (tests/app_api.rs),
+            // event source endpoints by the EventSource's secret (tests/events_webhook.rs).
             assert!(
-                spec.path == "/api/v1/session" || spec.path == "/api/webhook",
-                "only login and the webhook may be public: {label}"
+                spec.path == "/api/v1/session"
+                    || spec.path == "/api/webhook"
+                    || spec.path == api::EVENTS_WEBHOOK_PATH,
+                "only login and the webhooks may be public: {label}"
             );
             public += 1;
             continue;

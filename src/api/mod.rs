@@ -6,7 +6,8 @@
 //!   built from that table and the gate reads the rule of the matched route. A route cannot be
 //!   mounted without an access rule, and the route-table test walks the same table, so routes
 //!   added later are covered automatically.
-//! - Only [`Access::Public`] routes (the login itself) skip authentication; every other `/api`
+//! - Only [`Access::Public`] routes (the login itself, the Git webhook and event source
+//!   endpoints, which authenticate by the sender's secret) skip authentication; every other `/api`
 //!   route authenticates (session cookie or bearer token) and then passes an RBAC check before its
 //!   handler runs. Handlers that know the exact object (an Application's project, say) check it
 //!   again with that object.
@@ -41,6 +42,9 @@ pub use workflows::WorkflowsState;
 /// to a cross-site request without a CORS pre-flight, which cairn never grants).
 pub const CSRF_HEADER: &str = "x-cairn-csrf";
 
+/// Where event source endpoints are served (`webhook`, `github`, `gitlab` sources).
+pub const EVENTS_WEBHOOK_PATH: &str = "/api/events/{namespace}/{eventsource}/{*endpoint}";
+
 /// Name of the session cookie without TLS; with TLS the `__Host-` prefix is added.
 pub const SESSION_COOKIE: &str = "cairn_session";
 
@@ -62,6 +66,8 @@ struct Inner {
     /// Webhook secrets and the GitOps controller's refresh handle (set once at start-up).
     gitops: std::sync::OnceLock<GitopsState>,
     workflows: std::sync::OnceLock<WorkflowsState>,
+    /// The event sources' endpoint table and bus (set once at start-up).
+    events: std::sync::OnceLock<crate::events::sources::webhook::EventsState>,
 }
 
 /// What [`AppState::new`] needs.
@@ -95,6 +101,7 @@ impl AppState {
                 started: Instant::now(),
                 gitops: std::sync::OnceLock::new(),
                 workflows: std::sync::OnceLock::new(),
+                events: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -148,6 +155,17 @@ impl AppState {
     /// The workflow wiring, when set.
     pub fn workflows(&self) -> Option<&WorkflowsState> {
         self.inner.workflows.get()
+    }
+
+    /// Adds the event sources' wiring (endpoint table, bus); the first call wins.
+    pub fn with_events(self, events: crate::events::sources::webhook::EventsState) -> Self {
+        let _ = self.inner.events.set(events);
+        self
+    }
+
+    /// The event sources' wiring, when set.
+    pub fn events(&self) -> Option<&crate::events::sources::webhook::EventsState> {
+        self.inner.events.get()
     }
 
     /// Whether cookies are marked `Secure`.
@@ -310,6 +328,20 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::POST, applications::WEBHOOK_PATH, Public),
             post(applications::receive_webhook),
+        ),
+        // Event source endpoints: the methods a source may name (the endpoint's own is checked
+        // there; `route_layer` needs method routes, not `any`). The EventSource's secret
+        // authenticates (public, like the Git webhook).
+        (
+            spec(Method::POST, EVENTS_WEBHOOK_PATH, Public),
+            axum::routing::on(
+                axum::routing::MethodFilter::GET
+                    .or(axum::routing::MethodFilter::POST)
+                    .or(axum::routing::MethodFilter::PUT)
+                    .or(axum::routing::MethodFilter::PATCH)
+                    .or(axum::routing::MethodFilter::DELETE),
+                crate::events::sources::webhook::api_route,
+            ),
         ),
         (
             spec(Method::GET, "/api/v1/workflows", WF_GET),
@@ -626,7 +658,8 @@ async fn check(
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The Git webhook carries no cookie, so CSRF cannot apply; its handler authenticates the
     // provider's signature instead.
-    if unsafe_method && spec.path != applications::WEBHOOK_PATH {
+    if unsafe_method && spec.path != applications::WEBHOOK_PATH && spec.path != EVENTS_WEBHOOK_PATH
+    {
         check_csrf(state, req.headers())?;
     }
     if spec.access == Access::Public {

@@ -1,0 +1,605 @@
+//! The EventSource controller: runs what every EventSource asks for and reports it on the object.
+//!
+//! Owns the I/O around [`super::plan`]: watches EventSources (cluster-wide, or per namespace of
+//! `[events] namespaces`), and on every change (debounced) and every `resync`:
+//! 1. plans the EventSources seen;
+//! 2. resolves the Secrets the endpoints reference (cached for `secret_ttl`; values never
+//!    logged), and swaps the endpoint table the HTTP handlers read;
+//! 3. starts listeners for dedicated ports that appeared and stops those no longer used (bind
+//!    address `bind_ip`: cairn's own listen address by default, so loopback unless exposed);
+//! 4. starts the per-event tasks of calendar and resource sources
+//!    (`calendar::run` / `resource::run`), restarting one whose settings changed and stopping
+//!    those removed (a task that ended with an error is reported, and restarted only when its
+//!    settings change);
+//! 5. writes `.status.conditions` (`SourcesProvided`, `Deployed`) of each EventSource whose
+//!    conditions changed, and only then.
+//!
+//! Invariants: one reconcile at a time (a single loop owns listeners and tasks); every API call
+//! is bounded by a timeout; a failure in one EventSource (a port in use, a missing Secret, a bad
+//! spec) is reported on that object and never stops the others.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use super::webhook::{EventsState, LiveEndpoint, SecretState, SecretValue, Table};
+use super::{Plan, Problem, SecretRef, SourceContext, TaskKind, TaskSpec};
+use crate::events::bus::AnyBus;
+use crate::events::types::EventSource;
+use crate::store::Store;
+use crate::workflow::controller::scope::{Scoped, manages, watch_targets};
+
+/// Every Kubernetes call of the controller is bounded by this.
+const API_TIMEOUT: Duration = Duration::from_secs(15);
+/// Changes arriving within this are reconciled together.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespaces whose EventSources run; empty: all.
+    pub namespaces: Vec<String>,
+    /// Address dedicated ports bind on.
+    pub bind_ip: IpAddr,
+    /// Full reconcile at least this often (Secret rotation, listeners to retry).
+    pub resync: Duration,
+    /// A resolved Secret is read again after this.
+    pub secret_ttl: Duration,
+}
+
+impl Settings {
+    /// Defaults around the given namespaces and bind address: resync 30 s, Secret TTL 30 s.
+    pub fn new(namespaces: Vec<String>, bind_ip: IpAddr) -> Self {
+        Self {
+            namespaces,
+            bind_ip,
+            resync: Duration::from_secs(30),
+            secret_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors of the controller's I/O, each reported on the EventSource concerned or logged.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// A Secret could not be read.
+    #[error("cannot read Secret {namespace}/{name}: {detail}")]
+    Secret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Why (the API's message or a timeout).
+        detail: String,
+    },
+    /// A dedicated port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The status of an EventSource could not be written.
+    #[error("cannot write the status of EventSource {namespace}/{name}: {detail}")]
+    Status {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl ControllerError {
+    /// Short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ControllerError::Secret { .. } => "secret",
+            ControllerError::Listen { .. } => "listen",
+            ControllerError::Status { .. } => "status",
+        }
+    }
+}
+
+/// Runs the controller until `stop` completes; then stops listeners and tasks.
+pub async fn run(
+    client: kube::Client,
+    bus: AnyBus,
+    store: Store,
+    state: EventsState,
+    settings: Settings,
+    stop: impl Future<Output = ()> + Send,
+) {
+    let changed = Arc::new(Notify::new());
+    let mut watches = Vec::new();
+    let mut stores = Vec::new();
+    for target in watch_targets(&settings.namespaces) {
+        let (reader, writer) = reflector::store::<EventSource>();
+        let api: Api<EventSource> = target.api(client.clone());
+        let notify = changed.clone();
+        let label = format!("{target:?}");
+        watches.push(tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(writer)
+                .boxed();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(_) => notify.notify_one(),
+                    Err(error) => {
+                        tracing::warn!(target = %label, %error, "EventSource watch failed; retrying")
+                    }
+                }
+            }
+        }));
+        stores.push((target, reader));
+    }
+    let cache = Scoped::new(stores);
+    let mut ctl = Controller {
+        client,
+        bus,
+        store,
+        state,
+        settings,
+        secrets: HashMap::new(),
+        listeners: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+    };
+    tracing::info!(namespaces = ?ctl.settings.namespaces, "event source controller starting");
+    tokio::pin!(stop);
+    let ready = tokio::select! {
+        r = cache.wait_until_ready() => r.is_ok(),
+        () = &mut stop => false,
+    };
+    if ready {
+        loop {
+            let objects: Vec<EventSource> = cache
+                .state()
+                .iter()
+                .filter(|es| {
+                    manages(
+                        &ctl.settings.namespaces,
+                        es.metadata.namespace.as_deref().unwrap_or_default(),
+                    )
+                })
+                .map(|es| (**es).clone())
+                .collect();
+            ctl.reconcile(&objects).await;
+            tokio::select! {
+                () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+                () = tokio::time::sleep(ctl.settings.resync) => {}
+                () = &mut stop => break,
+            }
+        }
+    }
+    for w in watches {
+        w.abort();
+    }
+    ctl.shutdown();
+    tracing::info!("event source controller stopped");
+}
+
+/// A dedicated-port server; sending `true` on (or dropping) `stop` ends it gracefully.
+struct Listener {
+    stop: watch::Sender<bool>,
+}
+
+struct RunningTask {
+    spec: Value,
+    handle: tokio::task::JoinHandle<()>,
+    /// Set when the task ended with an error (what the status reports).
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+struct Controller {
+    client: kube::Client,
+    bus: AnyBus,
+    store: Store,
+    state: EventsState,
+    settings: Settings,
+    /// (namespace, name) → when read, and its data (or why it is unreadable).
+    secrets: HashMap<Key, (Instant, SecretData)>,
+    listeners: BTreeMap<u16, Listener>,
+    tasks: BTreeMap<(String, String, String, TaskKind), RunningTask>,
+}
+
+/// An EventSource, or a Secret: (namespace, name).
+type Key = (String, String);
+/// A Secret's data, or why it could not be read.
+type SecretData = Result<BTreeMap<String, Vec<u8>>, String>;
+
+impl Controller {
+    async fn reconcile(&mut self, objects: &[EventSource]) {
+        let start = Instant::now();
+        let plan = super::plan(objects);
+        let mut problems: BTreeMap<Key, Vec<Problem>> = BTreeMap::new();
+        let table = self.resolve(&plan, &mut problems).await;
+        let ports = table.ports();
+        let endpoints = table.len();
+        self.state.set_table(table);
+        self.listen(&plan, &ports, &mut problems).await;
+        self.run_tasks(&plan, &mut problems).await;
+        self.write_status(objects, &plan, &problems).await;
+        metrics::gauge!("cairn_events_endpoints").set(endpoints as f64);
+        metrics::gauge!("cairn_events_source_tasks").set(self.tasks.len() as f64);
+        metrics::gauge!("cairn_events_listeners").set(self.listeners.len() as f64);
+        metrics::histogram!("cairn_events_source_reconcile_seconds")
+            .record(start.elapsed().as_secs_f64());
+    }
+
+    /// The table with every endpoint's Secret resolved; unreadable ones are problems.
+    async fn resolve(&mut self, plan: &Plan, problems: &mut BTreeMap<Key, Vec<Problem>>) -> Table {
+        let mut live = Vec::with_capacity(plan.endpoints.len());
+        for ep in &plan.endpoints {
+            let secret = match &ep.secret {
+                None => SecretState::NotConfigured,
+                Some(r) => match self.secret(&ep.namespace, r).await {
+                    Ok(v) => SecretState::Ready(v),
+                    Err(message) => {
+                        let field = match ep.kind {
+                            super::EndpointKind::Webhook => "authSecret",
+                            super::EndpointKind::Github => "webhookSecret",
+                            super::EndpointKind::Gitlab => "secretToken",
+                        };
+                        problems
+                            .entry((ep.namespace.clone(), ep.event_source.clone()))
+                            .or_default()
+                            .push(Problem {
+                                reason: "SecretUnavailable",
+                                message: format!(
+                                    "spec.{}.{}.{field}: {message}; requests are refused until it is readable",
+                                    ep.kind.as_str(),
+                                    ep.event_name
+                                ),
+                            });
+                        SecretState::Unavailable
+                    }
+                },
+            };
+            live.push(LiveEndpoint {
+                endpoint: ep.clone(),
+                secret,
+            });
+        }
+        // Forget Secrets no endpoint references any more.
+        let used: BTreeSet<Key> = plan
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                e.secret
+                    .as_ref()
+                    .map(|r| (e.namespace.clone(), r.name.clone()))
+            })
+            .collect();
+        self.secrets.retain(|k, _| used.contains(k));
+        Table::new(live)
+    }
+
+    /// The value of `r` in `namespace`, from the cache when fresh.
+    async fn secret(&mut self, namespace: &str, r: &SecretRef) -> Result<SecretValue, String> {
+        let key = (namespace.to_owned(), r.name.clone());
+        let fresh = self
+            .secrets
+            .get(&key)
+            .is_some_and(|(at, _)| at.elapsed() < self.settings.secret_ttl);
+        if !fresh {
+            let data = read_secret(&self.client, namespace, &r.name)
+                .await
+                .map_err(|e| {
+                    metrics::counter!("cairn_events_source_errors_total", "reason" => e.metric_label())
+                        .increment(1);
+                    e.to_string()
+                });
+            self.secrets.insert(key.clone(), (Instant::now(), data));
+        }
+        match self.secrets.get(&key).map(|(_, d)| d) {
+            Some(Ok(data)) => match data.get(&r.key) {
+                Some(v) if !v.is_empty() => Ok(SecretValue::new(v.clone())),
+                Some(_) => Err(format!(
+                    "key {:?} of Secret {namespace}/{} is empty",
+                    r.key, r.name
+                )),
+                None => Err(format!(
+                    "Secret {namespace}/{} has no key {:?}",
+                    r.name, r.key
+                )),
+            },
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("Secret {namespace}/{} was not read", r.name)),
+        }
+    }
+
+    /// Starts listeners for `ports` not yet served, stops the others.
+    async fn listen(
+        &mut self,
+        plan: &Plan,
+        ports: &BTreeSet<u16>,
+        problems: &mut BTreeMap<Key, Vec<Problem>>,
+    ) {
+        let gone: Vec<u16> = self
+            .listeners
+            .keys()
+            .filter(|p| !ports.contains(p))
+            .copied()
+            .collect();
+        for port in gone {
+            if let Some(l) = self.listeners.remove(&port) {
+                let _ = l.stop.send(true);
+                tracing::info!(port, "event source listener stopped");
+            }
+        }
+        for &port in ports {
+            if self.listeners.contains_key(&port) {
+                continue;
+            }
+            let addr = SocketAddr::new(self.settings.bind_ip, port);
+            match start_listener(self.state.clone(), addr).await {
+                Ok(l) => {
+                    tracing::info!(%addr, "event source listener started");
+                    self.listeners.insert(port, l);
+                }
+                Err(e) => {
+                    metrics::counter!("cairn_events_source_errors_total", "reason" => e.metric_label())
+                        .increment(1);
+                    tracing::warn!(error = %e, "event source listener not started; retried at the next resync");
+                    for ep in plan.endpoints.iter().filter(|e| e.port == Some(port)) {
+                        problems
+                            .entry((ep.namespace.clone(), ep.event_source.clone()))
+                            .or_default()
+                            .push(Problem {
+                                reason: "ListenFailed",
+                                message: format!(
+                                    "spec.{}.{}.port: {e}; the event is served only under /api/events/{}/{}/{}",
+                                    ep.kind.as_str(),
+                                    ep.event_name,
+                                    ep.namespace,
+                                    ep.event_source,
+                                    ep.path
+                                ),
+                            });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts, restarts and stops calendar and resource tasks to match the plan.
+    async fn run_tasks(&mut self, plan: &Plan, problems: &mut BTreeMap<Key, Vec<Problem>>) {
+        let wanted: BTreeMap<_, &TaskSpec> = plan
+            .tasks
+            .iter()
+            .map(|t| {
+                (
+                    (
+                        t.namespace.clone(),
+                        t.event_source.clone(),
+                        t.event_name.clone(),
+                        t.kind,
+                    ),
+                    t,
+                )
+            })
+            .collect();
+        let stale: Vec<_> = self
+            .tasks
+            .iter()
+            .filter(|(k, t)| wanted.get(*k).is_none_or(|w| w.spec != t.spec))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut forget: BTreeSet<Key> = BTreeSet::new();
+        for key in stale {
+            if let Some(t) = self.tasks.remove(&key) {
+                t.handle.abort();
+                if key.3 == TaskKind::Calendar && !wanted.contains_key(&key) {
+                    forget.insert((key.0.clone(), key.1.clone()));
+                }
+            }
+        }
+        for (ns, es) in forget {
+            let keep: Vec<String> = plan
+                .tasks
+                .iter()
+                .filter(|t| {
+                    t.kind == TaskKind::Calendar && t.namespace == ns && t.event_source == es
+                })
+                .map(|t| t.event_name.clone())
+                .collect();
+            if let Err(error) = super::calendar::forget(&self.store, &ns, &es, &keep).await {
+                tracing::warn!(namespace = %ns, event_source = %es, %error, "calendar records not dropped");
+            }
+        }
+        for (key, spec) in wanted {
+            if !self.tasks.contains_key(&key) {
+                let task = self.start_task(spec);
+                self.tasks.insert(key.clone(), task);
+            }
+            let failure = self
+                .tasks
+                .get(&key)
+                .and_then(|t| t.failure.lock().ok().and_then(|f| f.clone()));
+            if let Some(message) = failure {
+                problems
+                    .entry((key.0.clone(), key.1.clone()))
+                    .or_default()
+                    .push(Problem {
+                        reason: "SourceFailed",
+                        message,
+                    });
+            }
+        }
+    }
+
+    fn start_task(&self, t: &TaskSpec) -> RunningTask {
+        let ctx = SourceContext {
+            namespace: t.namespace.clone(),
+            event_source: t.event_source.clone(),
+            bus: self.bus.clone(),
+            store: self.store.clone(),
+            client: self.client.clone(),
+        };
+        let failure = Arc::new(Mutex::new(None));
+        let report = failure.clone();
+        let (kind, event, spec) = (t.kind, t.event_name.clone(), t.spec.clone());
+        let field = match kind {
+            TaskKind::Calendar => format!("spec.calendar.{event}"),
+            TaskKind::Resource => format!("spec.resource.{event}"),
+        };
+        let handle = tokio::spawn(async move {
+            let result: Result<(), String> = match kind {
+                TaskKind::Calendar => match serde_json::from_value(spec) {
+                    Ok(spec) => super::calendar::run(ctx, event, spec)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("{field}: {e}")),
+                },
+                TaskKind::Resource => match serde_json::from_value(spec) {
+                    Ok(spec) => super::resource::run(ctx, event, spec)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("{field}: {e}")),
+                },
+            };
+            if let Err(message) = result {
+                tracing::warn!(source = %field, error = %message, "event source task ended");
+                if let Ok(mut f) = report.lock() {
+                    *f = Some(message);
+                }
+            }
+        });
+        RunningTask {
+            spec: t.spec.clone(),
+            handle,
+            failure,
+        }
+    }
+
+    /// Writes the conditions of every EventSource whose conditions changed.
+    async fn write_status(
+        &self,
+        objects: &[EventSource],
+        plan: &Plan,
+        problems: &BTreeMap<Key, Vec<Problem>>,
+    ) {
+        let now = jiff::Timestamp::now();
+        for es in objects {
+            let key = (
+                es.metadata.namespace.clone().unwrap_or_default(),
+                es.metadata.name.clone().unwrap_or_default(),
+            );
+            let mut verdict = plan.verdicts.get(&key).cloned().unwrap_or_default();
+            verdict
+                .problems
+                .extend(problems.get(&key).into_iter().flatten().cloned());
+            let wanted = super::conditions(&verdict);
+            let current = es
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            let Some(conditions) = super::merge_conditions(&current, &wanted, now) else {
+                continue;
+            };
+            if let Err(e) = patch_status(&self.client, &key.0, &key.1, conditions).await {
+                metrics::counter!("cairn_events_source_errors_total", "reason" => e.metric_label())
+                    .increment(1);
+                tracing::warn!(error = %e, "EventSource status not written; retried at the next reconcile");
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for (_, l) in std::mem::take(&mut self.listeners) {
+            let _ = l.stop.send(true);
+        }
+        for (_, t) in std::mem::take(&mut self.tasks) {
+            t.handle.abort();
+        }
+    }
+}
+
+async fn read_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, ControllerError> {
+    let err = |detail: String| ControllerError::Secret {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        detail,
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let got = tokio::time::timeout(API_TIMEOUT, api.get_opt(name))
+        .await
+        .map_err(|_| err(format!("no answer within {}s", API_TIMEOUT.as_secs())))?
+        .map_err(|e| err(e.to_string()))?;
+    let secret = got.ok_or_else(|| err("not found".into()))?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
+}
+
+async fn patch_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    conditions: Vec<Value>,
+) -> Result<(), ControllerError> {
+    let err = |detail: String| ControllerError::Status {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        detail,
+    };
+    let api: Api<EventSource> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({"status": {"conditions": conditions}});
+    tokio::time::timeout(
+        API_TIMEOUT,
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
+    .map_err(|_| err(format!("no answer within {}s", API_TIMEOUT.as_secs())))?
+    .map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// Binds `addr` and serves the endpoints of its port (from `state`'s table) until the returned
+/// sender sends `true` or is dropped. What the controller does per dedicated port.
+pub async fn serve_port(
+    state: EventsState,
+    addr: SocketAddr,
+) -> Result<watch::Sender<bool>, ControllerError> {
+    start_listener(state, addr).await.map(|l| l.stop)
+}
+
+async fn start_listener(state: EventsState, addr: SocketAddr) -> Result<Listener, ControllerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControllerError::Listen { addr, source })?;
+    let (tx, mut rx) = watch::channel(false);
+    let router = super::webhook::port_router(state, addr.port());
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%addr, %error, "event source listener failed");
+        }
+    });
+    Ok(Listener { stop: tx })
+}
