@@ -181,4 +181,48 @@ async fn configmap_changes_become_events() {
     // The stored log holds the same three events for `cairn events list`.
     let stats = bus.stats().await.expect("stats");
     assert_eq!(stats.events, 3, "{stats:?}");
+
+    // Without afterStart, a source's first list adds what exists; a restarted source adds it
+    // again as the same event (same id), so a sensor triggers once.
+    let mut ids = Vec::new();
+    for _run in 0..2 {
+        let spec: ResourceEventSource = serde_json::from_value(json!({
+            "namespace": ns, "version": "v1", "resource": "configmaps", "eventTypes": ["ADD"],
+            "filter": {"labels": [{"key": "app", "value": "h5"}]}
+        }))
+        .expect("spec");
+        let ctx = SourceContext {
+            namespace: ns.clone(),
+            event_source: "k8s".to_owned(),
+            bus: AnyBus::Embedded(bus.clone()),
+            store: store.clone(),
+            client: client.clone(),
+        };
+        let task = tokio::spawn(resource::run(ctx, "cm".to_owned(), spec));
+        let deadline = Instant::now() + BOUND;
+        let mut batch = Vec::new();
+        while batch.is_empty() && Instant::now() < deadline {
+            batch = bus
+                .fetch("h5-test", 10, Duration::from_secs(5))
+                .await
+                .expect("fetch");
+        }
+        task.abort();
+        let seqs: Vec<u64> = batch.iter().map(|d| d.seq).collect();
+        bus.ack("h5-test", &seqs).await.expect("ack");
+        let names: Vec<&str> = batch
+            .iter()
+            .map(|d| {
+                d.event.data["body"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(names, vec!["cm-before"]);
+        ids.push(batch[0].event.context.id.clone());
+    }
+    assert_eq!(
+        ids[0], ids[1],
+        "a restart re-adds an unchanged object as the same event"
+    );
 }

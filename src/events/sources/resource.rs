@@ -601,56 +601,67 @@ fn object_json(obj: &DynamicObject, ar: &ApiResource) -> Option<Value> {
     Some(v)
 }
 
-/// Finds the resource's kind and scope; retries transient failures with back-off, fails when
-/// the API server answers that it does not serve it.
+/// How long discovery keeps asking for a group/version/resource the API server does not serve
+/// (a CRD applied together with the EventSource may not be established yet) before the source
+/// fails with [`ResourceError::NotServed`].
+pub const NOT_SERVED_GRACE: Duration = Duration::from_secs(120);
+
+/// Finds the resource's kind and scope; retries transient failures with back-off, and fails when
+/// the API server still does not serve it after [`NOT_SERVED_GRACE`].
 async fn discover(
     client: &kube::Client,
     spec: &ResourceSpec,
     object: &str,
     event: &str,
 ) -> Result<(ApiResource, bool), ResourceError> {
-    let not_served = |detail: String| ResourceError::NotServed {
-        object: object.to_owned(),
-        event: event.to_owned(),
-        gvr: spec.gvr(),
-        detail,
-    };
     let gv = GroupVersion::gv(&spec.group, &spec.version);
+    let began = tokio::time::Instant::now();
     let mut backoff = RETRY_MIN;
     loop {
-        match discovery::pinned_group(client, &gv).await {
+        let problem = match discovery::pinned_group(client, &gv).await {
             Ok(group) => {
-                return group
+                let found = group
                     .versioned_resources(&spec.version)
                     .into_iter()
-                    .find(|(ar, _)| ar.plural == spec.resource)
-                    .map(|(ar, caps)| (ar, caps.scope == Scope::Namespaced))
-                    .ok_or_else(|| {
-                        not_served(format!(
-                            "the API server serves no resource {:?} in {}",
-                            spec.resource,
-                            gv.api_version()
-                        ))
-                    });
+                    .find(|(ar, _)| ar.plural == spec.resource);
+                match found {
+                    Some((ar, caps)) => return Ok((ar, caps.scope == Scope::Namespaced)),
+                    None => Some(format!(
+                        "the API server serves no resource {:?} in {}",
+                        spec.resource,
+                        gv.api_version()
+                    )),
+                }
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Err(not_served(format!(
-                    "the API server does not serve {}",
-                    gv.api_version()
-                )));
-            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Some(format!(
+                "the API server does not serve {}",
+                gv.api_version()
+            )),
             Err(error) => {
                 tracing::warn!(object, event, gvr = %spec.gvr(), error = %error, retry_in_ms = backoff.as_millis() as u64, "resource discovery failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_MAX);
+                None
             }
+        };
+        if let Some(detail) = problem {
+            if began.elapsed() >= NOT_SERVED_GRACE {
+                return Err(ResourceError::NotServed {
+                    object: object.to_owned(),
+                    event: event.to_owned(),
+                    gvr: spec.gvr(),
+                    detail,
+                });
+            }
+            tracing::info!(object, event, gvr = %spec.gvr(), detail = %detail, "resource not served (yet); asking again");
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(RETRY_MAX);
     }
 }
 
 /// Runs resource `event_name` of the context's EventSource: watches the objects and emits the
-/// changes that pass the filter. Returns `Err` for an invalid spec or a resource the API server
-/// does not serve (before anything is emitted); otherwise runs until the task is dropped.
+/// changes that pass the filter. Returns `Err` for an invalid spec, or for a resource the API
+/// server still does not serve after [`NOT_SERVED_GRACE`] (before anything is emitted);
+/// otherwise runs until the task is dropped.
 pub async fn run(
     ctx: SourceContext,
     event_name: String,
