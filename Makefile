@@ -53,6 +53,7 @@ fmt:
 bench:
 	mkdir -p bench-results
 	$(CARGO) bench --locked --bench foundation -- --output bench-results/foundation.json
+	$(CARGO) bench --locked --bench events -- --output bench-results/events.json
 	if $(LAB)/up; then \
 	  eval "$$($(LAB)/env)"; \
 	  $(MAKE) --no-print-directory executor || echo "bench: make executor failed; the workflow benchmark uses the executor image already loaded, if any"; \

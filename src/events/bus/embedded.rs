@@ -759,7 +759,11 @@ impl Bus for EmbeddedBus {
         wait: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
         let max = max.min(MAX_ACK_PENDING);
-        let until = tokio::time::Instant::now() + wait;
+        let started = tokio::time::Instant::now();
+        // A `wait` too large to add to the clock means "as long as it takes" (a year, bounded).
+        let until = started
+            .checked_add(wait)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
         let mut key = self.probe(consumer, now_ms())?.key;
         // Each round ends in a delivery, an error, the end of `wait`, or a wake-up (a publish to
         // the topic or an in-flight deadline), so the loop is bounded by `wait`.
