@@ -47,6 +47,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The event bus could not be opened or reached.
+    #[error(transparent)]
+    Events(#[from] crate::events::runtime::RuntimeError),
     /// The built-in artifact store could not be opened.
     #[error("artifact store: {0}")]
     Artifacts(String),
@@ -64,6 +67,7 @@ pub async fn run(
         store.clone(),
         config.workflow.archive_log_limit_bytes,
     );
+    let events_store = store.clone();
     let auth = Arc::new(Auth::new(store, &config)?);
     if let Some(password) = auth.ensure_admin().await? {
         // Printed once, at first start, as Argo CD users expect to find it; afterwards
@@ -121,6 +125,10 @@ pub async fn run(
         ));
     }
 
+    // The event bus, the EventSource controller and (H4) the sensor controller.
+    let events =
+        crate::events::runtime::start(&config, events_store, kube.clone(), stop_rx.clone()).await?;
+
     // The executor's artifact routes (built-in store), authenticated by TokenReview.
     let executor_routes = match &kube {
         Some(client) => {
@@ -177,6 +185,10 @@ pub async fn run(
         ..Default::default()
     })
     .with_workflows(api::WorkflowsState { archive });
+    let state = match events {
+        Some(events) => state.with_events(events.state),
+        None => state,
+    };
     let app = match executor_routes {
         Some(routes) => api::router(state).merge(routes),
         None => api::router(state),
