@@ -96,8 +96,10 @@ pub async fn start(
                 let _ = stop_es.wait_for(|s| *s).await;
             },
         ));
-        // H4: the sensor controller starts here, on the same bus, client and store:
-        // `crate::events::sensor::run(client, bus.clone(), store, ..., stop)` once it lands.
+        // H4 — CALL SITE of the sensor controller, on the same client, bus and store, once
+        // `events::sensor::controller` is committed:
+        // `tokio::spawn(crate::events::sensor::controller::run(client, bus.clone(), store,
+        //     events.clone(), async move { let _ = stop_sensors.wait_for(|s| *s).await; }))`.
     }
     Ok(Some(Running { state, bus }))
 }
