@@ -43,7 +43,10 @@ use super::trigger::retry::Backoff;
 use super::trigger::{self, Kind};
 use super::types::{EventDependency, Sensor, Trigger};
 
+pub mod controller;
 pub mod runner;
+
+pub use controller::run;
 
 /// Event ids remembered per dependency to recognise redeliveries.
 pub const SEEN_PER_DEPENDENCY: usize = 4096;
