@@ -136,8 +136,37 @@ async fn bench_embedded() -> Value {
 // integration-tests/nats/start), connect a `NatsBus`, and return `bench_bus(&bus, "nats").await`;
 // when nats-server is not available return `{"skipped": "<why>"}`.
 // ---------------------------------------------------------------------------------------------
+#[path = "../tests/common/nats.rs"]
+mod nats;
+
+/// The same load on `NatsBus` against a private nats-server (loopback, JetStream file store,
+/// `sync_interval: always`, so a PubAck means fsynced as on the embedded bus).
 async fn bench_nats() -> Value {
-    json!({"skipped": "NATS JetStream half not written yet"})
+    use cairn::events::bus::nats::{NatsBus, NatsRetention};
+    if !nats::NatsServer::wanted("events bench, NATS JetStream half") {
+        return json!({"skipped": "nats-server is not built (integration-tests/lab/build nats-server) and CAIRN_E2E is not set"});
+    }
+    let server = match tokio::task::spawn_blocking(nats::NatsServer::start).await {
+        Ok(Ok(server)) => server,
+        Ok(Err(e)) => return json!({"skipped": format!("nats-server did not start: {e}")}),
+        Err(e) => return json!({"skipped": format!("starting nats-server panicked: {e}")}),
+    };
+    let retention = NatsRetention {
+        max_age: Duration::from_secs(3600),
+        max_bytes: 1024 * 1024 * 1024,
+    };
+    let bus = match NatsBus::connect(&server.url, "cairn-bench", retention).await {
+        Ok(bus) => bus,
+        Err(e) => return json!({"skipped": format!("connecting to nats-server: {e}")}),
+    };
+    let mut result = bench_bus(&bus, "nats").await;
+    result["server"] = json!(
+        "nats-server (integration-tests/lab/versions.env NATS_SERVER_VERSION), one node on loopback, file store, sync_interval always"
+    );
+    result["stats_after"] =
+        serde_json::to_value(bus.stats().await.expect("stats")).unwrap_or(Value::Null);
+    drop(server);
+    result
 }
 
 fn main() {
