@@ -159,6 +159,7 @@ pub async fn run(
         executor,
         config,
         running: BTreeMap::new(),
+        pruned: None,
     };
     tracing::info!(namespaces = ?ctl.config.namespaces, "sensor controller starting");
     tokio::pin!(stop);
@@ -191,8 +192,7 @@ pub async fn run(
         w.abort();
     }
     for (_, r) in std::mem::take(&mut ctl.running) {
-        r.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), r.handle).await;
+        stop_runner(r).await;
     }
     tracing::info!("sensor controller stopped");
 }
@@ -204,6 +204,23 @@ struct Controller {
     executor: Executor,
     config: EventsConfig,
     running: BTreeMap<String, Running>,
+    /// When the history was last pruned (at most once per [`RESYNC`]).
+    pruned: Option<tokio::time::Instant>,
+}
+
+/// Stops a runner: cancels it, waits up to 5 s for it to end between batches, then aborts it
+/// (a firing cut short is replayed from the persisted outbox by the next runner), so two
+/// runners of one Sensor never overlap.
+async fn stop_runner(r: Running) {
+    r.stop.cancel();
+    let mut handle = r.handle;
+    if tokio::time::timeout(Duration::from_secs(5), &mut handle)
+        .await
+        .is_err()
+    {
+        handle.abort();
+        let _ = handle.await;
+    }
 }
 
 impl Controller {
@@ -225,8 +242,7 @@ impl Controller {
                 .is_some_and(|r| r.fingerprint == fingerprint && !r.handle.is_finished());
             if !same {
                 if let Some(old) = self.running.remove(&key) {
-                    old.stop.cancel();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), old.handle).await;
+                    stop_runner(old).await;
                     tracing::info!(sensor = %key, "sensor spec changed; restarting");
                 }
                 self.running
@@ -246,8 +262,7 @@ impl Controller {
             .collect();
         for key in gone {
             if let Some(r) = self.running.remove(&key) {
-                r.stop.cancel();
-                let _ = tokio::time::timeout(Duration::from_secs(5), r.handle).await;
+                stop_runner(r).await;
             }
             if let Err(error) = runner::delete_state(self.history.store(), &key).await {
                 tracing::warn!(sensor = %key, %error, "state of a deleted sensor not removed");
@@ -278,12 +293,15 @@ impl Controller {
                 }
             }
         }
-        if let Err(error) = self
-            .history
-            .prune(Retention::default(), jiff::Timestamp::now())
-            .await
-        {
-            tracing::warn!(%error, "sensor history not pruned");
+        if self.pruned.is_none_or(|t| t.elapsed() >= RESYNC) {
+            self.pruned = Some(tokio::time::Instant::now());
+            if let Err(error) = self
+                .history
+                .prune(Retention::default(), jiff::Timestamp::now())
+                .await
+            {
+                tracing::warn!(%error, "sensor history not pruned");
+            }
         }
     }
 
