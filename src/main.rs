@@ -63,6 +63,22 @@ enum Command {
         #[command(subcommand)]
         command: cli::wf::CronCommand,
     },
+    /// Argo Events EventSources.
+    #[command(name = "eventsource")]
+    EventSource {
+        #[command(subcommand)]
+        command: cli::events::EventSourceCommand,
+    },
+    /// Argo Events Sensors and their trigger history.
+    Sensor {
+        #[command(subcommand)]
+        command: cli::events::SensorCommand,
+    },
+    /// Events on the bus; send a test event.
+    Events {
+        #[command(subcommand)]
+        command: cli::events::EventsCommand,
+    },
     /// Executor (inside a step pod): run COMMAND, then report its outputs to the controller.
     #[command(hide = true)]
     Exec {
@@ -276,6 +292,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::App { command } => runtime.block_on(cli::app::run(command)),
         Command::Wf { command } => runtime.block_on(cli::wf::run(command)),
         Command::Cron { command } => runtime.block_on(cli::wf::run_cron(command)),
+        Command::EventSource { command } => runtime.block_on(cli::events::run_eventsource(command)),
+        Command::Sensor { command } => runtime.block_on(cli::events::run_sensor(command)),
+        Command::Events { command } => runtime.block_on(cli::events::run_events(command)),
         // Dispatched by `main` before `run`, which cannot return their exit code.
         Command::Exec { .. } | Command::ExecInit { .. } => {
             anyhow::bail!("executor subcommands are dispatched by main")

@@ -17,6 +17,7 @@
 mod accounts;
 pub mod applications;
 mod error;
+mod events;
 mod session;
 mod workflows;
 
@@ -234,6 +235,14 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     }
     const WF_GET: Access = Rbac {
         resource: "workflows",
+        action: "get",
+    };
+    const ES_GET: Access = Rbac {
+        resource: "eventsources",
+        action: "get",
+    };
+    const SENSOR_GET: Access = Rbac {
+        resource: "sensors",
         action: "get",
     };
     vec![
@@ -497,6 +506,60 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
                 },
             ),
             put(workflows::cron_action),
+        ),
+        (
+            spec(Method::GET, "/api/v1/events/eventsources", ES_GET),
+            get(events::list_eventsources),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/events/eventsources/{namespace}/{name}",
+                ES_GET,
+            ),
+            get(events::get_eventsource),
+        ),
+        (
+            spec(Method::GET, "/api/v1/events/sensors", SENSOR_GET),
+            get(events::list_sensors),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/events/sensors/{namespace}/{name}",
+                SENSOR_GET,
+            ),
+            get(events::get_sensor),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/events/sensors/{namespace}/{name}/history",
+                SENSOR_GET,
+            ),
+            get(events::sensor_history),
+        ),
+        (
+            spec(
+                Method::GET,
+                "/api/v1/events/log",
+                Rbac {
+                    resource: "events",
+                    action: "get",
+                },
+            ),
+            get(events::list_events),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/events/send/{namespace}/{eventsource}/{*endpoint}",
+                Rbac {
+                    resource: "events",
+                    action: "create",
+                },
+            ),
+            post(events::send_event),
         ),
         (
             spec(

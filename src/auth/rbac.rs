@@ -64,13 +64,15 @@ pub mod resources {
     pub const EVENTSOURCES: &str = "eventsources";
     /// cairn: Argo Events `Sensor`s (object `<namespace>/<name>`).
     pub const SENSORS: &str = "sensors";
+    /// cairn: events on the bus, read and sent (object `<namespace>/<eventsource>`).
+    pub const EVENTS: &str = "events";
     /// cairn: the model registry (object `<model>`).
     pub const MODELS: &str = "models";
     /// cairn: the lineage graph (object `*`).
     pub const LINEAGE: &str = "lineage";
 
     /// Every resource a policy line may name (besides glob patterns).
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         APPLICATIONS,
         APPLICATIONSETS,
         CLUSTERS,
@@ -89,18 +91,20 @@ pub mod resources {
         CRONWORKFLOWS,
         EVENTSOURCES,
         SENSORS,
+        EVENTS,
         MODELS,
         LINEAGE,
     ];
 
     /// cairn's own resources (not in Argo CD).
-    pub const CAIRN: [&str; 8] = [
+    pub const CAIRN: [&str; 9] = [
         WORKFLOWS,
         WORKFLOWTEMPLATES,
         CLUSTERWORKFLOWTEMPLATES,
         CRONWORKFLOWS,
         EVENTSOURCES,
         SENSORS,
+        EVENTS,
         MODELS,
         LINEAGE,
     ];

@@ -5,6 +5,7 @@
 //! `~/.config/cairn/config.toml`), written with mode 0600.
 
 pub mod app;
+pub mod events;
 mod output;
 pub mod wf;
 

@@ -155,8 +155,7 @@ pub struct SensorRecord {
     pub namespace: String,
     /// Sensor name.
     pub sensor: String,
-    /// The record.
-    #[serde(flatten)]
+    /// The record (nested, not flattened: an object outcome has a `namespace` of its own).
     pub entry: HistoryEntry,
 }
 

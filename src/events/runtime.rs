@@ -22,6 +22,7 @@ use crate::config::{BusBackend, Config, EventsConfig};
 use crate::events::bus::embedded::{EmbeddedBus, Retention};
 use crate::events::bus::nats::NatsBus;
 use crate::events::bus::{AnyBus, BusError};
+use crate::events::history::History;
 use crate::events::sources::controller::{self, Settings};
 use crate::events::sources::webhook::EventsState;
 use crate::events::types::EventBus;
@@ -36,6 +37,9 @@ pub enum RuntimeError {
     /// The bus could not be opened or reached.
     #[error("events: {0}")]
     Bus(#[from] BusError),
+    /// The sensor history's tables could not be created.
+    #[error("events: sensor history: {0}")]
+    History(#[from] crate::events::history::HistoryError),
 }
 
 impl RuntimeError {
@@ -43,6 +47,7 @@ impl RuntimeError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             RuntimeError::Bus(e) => e.metric_label(),
+            RuntimeError::History(e) => e.metric_label(),
         }
     }
 }
@@ -82,7 +87,8 @@ pub async fn start(
             retention.abort();
         });
     }
-    let state = EventsState::new(bus.clone(), events.max_body_bytes);
+    let history = History::open(store.clone()).await?;
+    let state = EventsState::new(bus.clone(), events.max_body_bytes).with_history(history);
     if let Some(client) = client {
         let settings = Settings::new(events.namespaces.clone(), config.server.listen.ip());
         let mut stop_es = stop.clone();
@@ -96,10 +102,16 @@ pub async fn start(
                 let _ = stop_es.wait_for(|s| *s).await;
             },
         ));
-        // H4 — CALL SITE of the sensor controller, on the same client, bus and store, once
-        // `events::sensor::controller` is committed:
-        // `tokio::spawn(crate::events::sensor::controller::run(client, bus.clone(), store,
-        //     events.clone(), async move { let _ = stop_sensors.wait_for(|s| *s).await; }))`.
+        let mut stop_sensors = stop.clone();
+        tokio::spawn(crate::events::sensor::controller::run(
+            client,
+            bus.clone(),
+            store,
+            events.clone(),
+            async move {
+                let _ = stop_sensors.wait_for(|s| *s).await;
+            },
+        ));
     }
     Ok(Some(Running { state, bus }))
 }

@@ -1,4 +1,5 @@
-//! Thin typed reads of Applications (in the control namespace) and Workflows (per namespace).
+//! Thin typed reads of Applications (in the control namespace), Workflows (per namespace) and
+//! other namespaced Argo kinds ([`list_kind`], [`get_kind`]).
 //!
 //! Lists are returned sorted by namespace then name, so API and CLI output is stable. A 404 on a
 //! list means the kind is not served: it is reported as [`K8sError::CrdMissing`], which tells the
@@ -59,6 +60,45 @@ pub async fn get_workflow(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Workflow>, K8sError> {
+    get(
+        client,
+        Api::namespaced(client.clone(), namespace),
+        namespace,
+        name,
+    )
+    .await
+}
+
+/// Namespaced Argo objects of kind `K` (EventSources, Sensors...) in `namespace`, or in every
+/// namespace when None; sorted by namespace then name.
+pub async fn list_kind<K>(client: &Client, namespace: Option<&str>) -> Result<Vec<K>, K8sError>
+where
+    K: ArgoKind
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    list(client, api, namespace).await
+}
+
+/// One namespaced Argo object of kind `K`, or None when it does not exist.
+pub async fn get_kind<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, K8sError>
+where
+    K: ArgoKind
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
     get(
         client,
         Api::namespaced(client.clone(), namespace),

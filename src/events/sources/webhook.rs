@@ -156,6 +156,7 @@ pub struct EventsState {
     table: Arc<RwLock<Arc<Table>>>,
     bus: AnyBus,
     max_body_bytes: usize,
+    history: Option<crate::events::history::History>,
 }
 
 impl EventsState {
@@ -165,7 +166,24 @@ impl EventsState {
             table: Arc::new(RwLock::new(Arc::new(Table::default()))),
             bus,
             max_body_bytes,
+            history: None,
         }
+    }
+
+    /// The same state with the sensor history the events API reads.
+    pub fn with_history(mut self, history: crate::events::history::History) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// The sensor history, when the runtime opened one.
+    pub fn history(&self) -> Option<&crate::events::history::History> {
+        self.history.as_ref()
+    }
+
+    /// The server-wide body limit (`[events] max_body_bytes`).
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     /// Replaces the table (the controller, after each reconcile).
