@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use cairn::workflow::types::Workflow;
 use kube::api::{Api, ListParams};
-use lab::{Server, TestNamespace, client, e2e, free_port, kubectl, wait_finished};
+use lab::{Server, TestNamespace, client, e2e, free_port, install_crds, kubectl, wait_finished};
 
 const BOUND: Duration = Duration::from_secs(120);
 
@@ -46,6 +46,8 @@ async fn webhook_to_workflow_from_the_recommender_template() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ns = TestNamespace::create("cairn-events-e2e");
     let port = free_port("127.0.0.1");
+    // A fresh cluster has no Argo CRDs until a cairn server starts; the fixtures come first.
+    install_crds();
     for f in ["workflowtemplate.yaml", "eventsource.yaml", "sensor.yaml"] {
         kubectl(
             &["apply", "-n", &ns.0, "-f", "-"],

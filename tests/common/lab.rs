@@ -71,6 +71,32 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Installs (or updates) cairn's CRDs (`cairn crds`) and waits until the API server serves
+/// them, for tests that apply Argo objects before a cairn server has started.
+pub fn install_crds() {
+    let out = Command::new(BIN)
+        .arg("crds")
+        .output()
+        .expect("run cairn crds");
+    assert!(out.status.success(), "cairn crds failed");
+    let yaml = String::from_utf8(out.stdout).expect("utf-8 CRDs");
+    kubectl(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&yaml),
+    );
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=cairn",
+        ],
+        None,
+    );
+}
+
 /// A suffix that keeps this run's namespaces apart from other runs'.
 pub fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
