@@ -51,6 +51,23 @@ async fn fixture_with(mutate: impl FnOnce(&mut Config)) -> Fixture {
         store.clone(),
         config.workflow.archive_log_limit_bytes,
     );
+    // And the events runtime's HTTP side: the embedded bus and the sensor history.
+    let events = {
+        use cairn::events::bus::{AnyBus, embedded};
+        let bus = embedded::EmbeddedBus::open(
+            store.clone(),
+            embedded::Retention::from_config(&config.events),
+        )
+        .expect("embedded bus");
+        let history = cairn::events::history::History::open(store.clone())
+            .await
+            .expect("sensor history");
+        cairn::events::sources::webhook::EventsState::new(
+            AnyBus::Embedded(bus),
+            config.events.max_body_bytes,
+        )
+        .with_history(history)
+    };
     let auth = Arc::new(
         Auth::with_hasher(store, &config, Hasher::insecure_fast()).expect("auth from config"),
     );
@@ -82,7 +99,8 @@ async fn fixture_with(mutate: impl FnOnce(&mut Config)) -> Fixture {
         public_url: None,
         metrics: None,
     })
-    .with_workflows(cairn::api::WorkflowsState { archive });
+    .with_workflows(cairn::api::WorkflowsState { archive })
+    .with_events(events);
     Fixture {
         app: api::router(state),
         admin_password,
