@@ -22,6 +22,7 @@ use kube::ResourceExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::workflows::authorize;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::events::bus::{Bus, EventQuery, Topic};
@@ -68,24 +69,6 @@ fn allowed(state: &AppState, principal: &Principal, resource: &str, object: &str
     state.auth().authorize(principal, resource, "get", object)
 }
 
-fn authorize(
-    state: &AppState,
-    principal: &Principal,
-    resource: &'static str,
-    action: &'static str,
-    object: String,
-) -> Result<(), ApiError> {
-    if state.auth().authorize(principal, resource, action, &object) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden {
-            resource,
-            action,
-            object,
-        })
-    }
-}
-
 fn parse_since(since: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     since
         .map(|s| {
@@ -106,18 +89,36 @@ fn object_name<K: kube::Resource>(o: &K) -> String {
     format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// Objects of kind `K` the caller may `get` under `resource` (one namespace with `?namespace=`).
+async fn list_visible<K>(
+    state: &AppState,
+    principal: &Principal,
+    resource: &str,
+    namespace: Option<&str>,
+) -> Result<Json<Value>, ApiError>
+where
+    K: crate::k8s::ArgoKind
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let items: Vec<K> = objects::list_kind(&state.kube()?, namespace)
+        .await?
+        .into_iter()
+        .filter(|o| allowed(state, principal, resource, &object_name(o)))
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
 /// EventSources the caller may see (one namespace with `?namespace=`).
 pub async fn list_eventsources(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let items: Vec<EventSource> = objects::list_kind(&state.kube()?, q.namespace.as_deref())
-        .await?
-        .into_iter()
-        .filter(|o| allowed(&state, &principal, "eventsources", &object_name(o)))
-        .collect();
-    Ok(Json(json!({ "items": items })))
+    list_visible::<EventSource>(&state, &principal, "eventsources", q.namespace.as_deref()).await
 }
 
 /// One EventSource.
@@ -145,12 +146,7 @@ pub async fn list_sensors(
     Extension(principal): Extension<Principal>,
     Query(q): Query<NamespaceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let items: Vec<Sensor> = objects::list_kind(&state.kube()?, q.namespace.as_deref())
-        .await?
-        .into_iter()
-        .filter(|o| allowed(&state, &principal, "sensors", &object_name(o)))
-        .collect();
-    Ok(Json(json!({ "items": items })))
+    list_visible::<Sensor>(&state, &principal, "sensors", q.namespace.as_deref()).await
 }
 
 /// One Sensor.

@@ -64,7 +64,7 @@ pub const LABEL_CRON_WORKFLOW: &str = "workflows.argoproj.io/cron-workflow";
 /// Attempts of a read-modify-write before giving up on conflicts.
 const CONFLICT_ATTEMPTS: usize = 5;
 
-fn authorize(
+pub(super) fn authorize(
     state: &AppState,
     principal: &Principal,
     resource: &'static str,
