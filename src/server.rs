@@ -100,6 +100,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
+        sd_notify("STOPPING=1");
         let _ = stop_tx.send(true);
     };
     if let Some(client) = kube.clone() {
@@ -209,6 +210,8 @@ pub async fn run(
         version = crate::VERSION,
         "listening"
     );
+    // Readiness for a `Type=notify` systemd unit: the store is open and the listener bound.
+    sd_notify(&format!("READY=1\nSTATUS=listening on {local}"));
     match tls {
         Some(tls) => {
             let listener = TlsListener::new(listener, tls).map_err(ServerError::Serve)?;
@@ -278,6 +281,38 @@ async fn purge_sessions(auth: Arc<Auth>) {
     }
 }
 
+/// Tells systemd about a state change (sd_notify(3), e.g. `READY=1`) when it started this process
+/// as a `Type=notify` unit, i.e. when `$NOTIFY_SOCKET` is set; nothing otherwise. A failure is
+/// logged, never fatal: systemd then reports the unit as failing to start, which names the cause.
+fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(error) = send_notify(&socket, state) {
+        tracing::warn!(%error, socket = ?socket, "cannot notify systemd");
+    }
+}
+
+/// Sends one sd_notify datagram to `socket`: a file system path, or an abstract socket name
+/// written with a leading `@` (as systemd sets it).
+fn send_notify(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let addr = match socket.as_bytes().strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(socket)?,
+    };
+    let sent = UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+    if sent != state.len() {
+        return Err(std::io::Error::other(format!(
+            "sent {sent} of {} bytes",
+            state.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -296,4 +331,43 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::send_notify;
+    use std::os::unix::net::UnixDatagram;
+
+    fn received(socket: &UnixDatagram) -> String {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn notify_reaches_a_path_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path).expect("bind");
+        send_notify(path.as_os_str(), "READY=1").expect("send");
+        assert_eq!(received(&socket), "READY=1");
+    }
+
+    #[test]
+    fn notify_reaches_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("cairn-test-notify-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .expect("abstract name");
+        let socket = UnixDatagram::bind_addr(&addr).expect("bind");
+        send_notify(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").expect("send");
+        assert_eq!(received(&socket), "STOPPING=1");
+    }
+
+    #[test]
+    fn notify_to_a_missing_socket_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("absent");
+        assert!(send_notify(missing.as_os_str(), "READY=1").is_err());
+    }
 }
