@@ -24,6 +24,8 @@ REGISTRY_BIN="$LAB_CACHE/bin/registry-$REGISTRY_VERSION"
 SEAWEEDFS_BIN="$LAB_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION"
 # nats-server (the NATS JetStream bus of the tests, built by `build nats-server`).
 NATS_SERVER_BIN="$LAB_CACHE/bin/nats-server-$NATS_SERVER_VERSION"
+# Dex (the OpenID provider of the SSO tests, built by `build dex`).
+DEX_BIN="$LAB_CACHE/bin/dex-$DEX_VERSION"
 LAB_IMAGE_CACHE="$LAB_CACHE/images"
 
 # Node networking: the node IP is a /32 on loopback (this kernel has no dummy
