@@ -7,10 +7,14 @@
 //!    logged), and swaps the endpoint table the HTTP handlers read;
 //! 3. starts listeners for dedicated ports that appeared and stops those no longer used (bind
 //!    address `bind_ip`: cairn's own listen address by default, so loopback unless exposed);
-//! 4. starts the per-event tasks of calendar and resource sources
-//!    (`calendar::run` / `resource::run`), restarting one whose settings changed and stopping
-//!    those removed (a task that ended with an error is reported, and restarted only when its
-//!    settings change);
+//! 4. starts the per-event tasks of calendar, resource and nats sources
+//!    (`calendar::run` / `resource::run` / `nats::run`), restarting one whose settings changed
+//!    and stopping those removed (a task that ended with an error is reported, and restarted
+//!    only when its settings change). A nats task gets the Secrets of its `auth` and `tls`
+//!    resolved here (and is restarted when their values change; while they cannot be read, a
+//!    running task keeps its old values and a new one is not started); it is stopped by a
+//!    signal, so the message in hand reaches the bus, and aborted if it has not ended within
+//!    [`TASK_STOP_GRACE`]; its connection problems are reported on the object;
 //! 5. writes `.status.conditions` (`SourcesProvided`, `Deployed`) of each EventSource whose
 //!    conditions changed, and only then.
 //!
@@ -31,9 +35,11 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
+use super::nats::{ConnState, Credentials, NatsSource, NatsSpec};
 use super::webhook::{EventsState, LiveEndpoint, SecretState, SecretValue, Table};
 use super::{Plan, Problem, SecretRef, SourceContext, TaskKind, TaskSpec};
 use crate::events::bus::AnyBus;
+use crate::events::bus::Topic;
 use crate::events::types::EventSource;
 use crate::store::Store;
 use crate::workflow::controller::scope::{Scoped, manages, watch_targets};
@@ -42,6 +48,8 @@ use crate::workflow::controller::scope::{Scoped, manages, watch_targets};
 const API_TIMEOUT: Duration = Duration::from_secs(15);
 /// Changes arriving within this are reconciled together.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A task stopped by a signal (nats) is aborted when it has not ended after this.
+pub const TASK_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -201,6 +209,35 @@ struct RunningTask {
     handle: tokio::task::JoinHandle<()>,
     /// Set when the task ended with an error (what the status reports).
     failure: Arc<Mutex<Option<String>>>,
+    /// nats: the fingerprint of the credentials it runs with.
+    fingerprint: Option<String>,
+    /// nats: ends the task gracefully.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// nats: its connection state.
+    conn: Option<watch::Receiver<ConnState>>,
+}
+
+impl RunningTask {
+    /// Stops the task: by its signal when it has one (aborted after [`TASK_STOP_GRACE`]),
+    /// else at once.
+    fn stop(self) {
+        let mut handle = self.handle;
+        match self.stop {
+            Some(stop) => {
+                let _ = stop.send(());
+                tokio::spawn(async move {
+                    if tokio::time::timeout(TASK_STOP_GRACE, &mut handle)
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!("event source task did not stop in time; aborted");
+                        handle.abort();
+                    }
+                });
+            }
+            None => handle.abort(),
+        }
+    }
 }
 
 struct Controller {
@@ -212,7 +249,7 @@ struct Controller {
     /// (namespace, name) → when read, and its data (or why it is unreadable).
     secrets: HashMap<Key, (Instant, SecretData)>,
     listeners: BTreeMap<u16, Listener>,
-    tasks: BTreeMap<(String, String, String, TaskKind), RunningTask>,
+    tasks: BTreeMap<TaskKey, RunningTask>,
 }
 
 /// An EventSource, or a Secret: (namespace, name).
@@ -273,8 +310,8 @@ impl Controller {
                 secret,
             });
         }
-        // Forget Secrets no endpoint references any more.
-        let used: BTreeSet<Key> = plan
+        // Forget Secrets no endpoint or nats task references any more.
+        let mut used: BTreeSet<Key> = plan
             .endpoints
             .iter()
             .filter_map(|e| {
@@ -283,12 +320,24 @@ impl Controller {
                     .map(|r| (e.namespace.clone(), r.name.clone()))
             })
             .collect();
+        for (t, spec) in nats_specs(plan) {
+            used.extend(
+                spec.secret_refs()
+                    .into_iter()
+                    .map(|(_, r)| (t.namespace.clone(), r.name)),
+            );
+        }
         self.secrets.retain(|k, _| used.contains(k));
         Table::new(live)
     }
 
     /// The value of `r` in `namespace`, from the cache when fresh.
     async fn secret(&mut self, namespace: &str, r: &SecretRef) -> Result<SecretValue, String> {
+        self.secret_bytes(namespace, r).await.map(SecretValue::new)
+    }
+
+    /// [`Controller::secret`] as bytes.
+    async fn secret_bytes(&mut self, namespace: &str, r: &SecretRef) -> Result<Vec<u8>, String> {
         let key = (namespace.to_owned(), r.name.clone());
         let fresh = self
             .secrets
@@ -306,7 +355,7 @@ impl Controller {
         }
         match self.secrets.get(&key).map(|(_, d)| d) {
             Some(Ok(data)) => match data.get(&r.key) {
-                Some(v) if !v.is_empty() => Ok(SecretValue::new(v.clone())),
+                Some(v) if !v.is_empty() => Ok(v.clone()),
                 Some(_) => Err(format!(
                     "key {:?} of Secret {namespace}/{} is empty",
                     r.key, r.name
@@ -375,8 +424,44 @@ impl Controller {
         }
     }
 
-    /// Starts, restarts and stops calendar and resource tasks to match the plan.
+    /// The credentials of every nats task whose Secrets are readable; problems for the others.
+    async fn nats_credentials(
+        &mut self,
+        plan: &Plan,
+        problems: &mut BTreeMap<Key, Vec<Problem>>,
+    ) -> BTreeMap<TaskKey, (NatsSpec, Credentials)> {
+        let mut out = BTreeMap::new();
+        for (t, spec) in nats_specs(plan) {
+            let mut creds = Credentials::new();
+            let mut ok = true;
+            for (field, r) in spec.secret_refs() {
+                match self.secret_bytes(&t.namespace, &r).await {
+                    Ok(v) => creds.insert(field, v),
+                    Err(message) => {
+                        ok = false;
+                        problems
+                            .entry((t.namespace.clone(), t.event_source.clone()))
+                            .or_default()
+                            .push(Problem {
+                                reason: "SecretUnavailable",
+                                message: format!(
+                                    "spec.nats.{}.{field}: {message}; the event is not (re)started until it is readable",
+                                    t.event_name
+                                ),
+                            });
+                    }
+                }
+            }
+            if ok {
+                out.insert(task_key(t), (spec, creds));
+            }
+        }
+        out
+    }
+
+    /// Starts, restarts and stops calendar, resource and nats tasks to match the plan.
     async fn run_tasks(&mut self, plan: &Plan, problems: &mut BTreeMap<Key, Vec<Problem>>) {
+        let mut nats = self.nats_credentials(plan, problems).await;
         let wanted: BTreeMap<_, &TaskSpec> = plan
             .tasks
             .iter()
@@ -395,13 +480,18 @@ impl Controller {
         let stale: Vec<_> = self
             .tasks
             .iter()
-            .filter(|(k, t)| wanted.get(*k).is_none_or(|w| w.spec != t.spec))
+            .filter(|(k, t)| {
+                wanted.get(*k).is_none_or(|w| w.spec != t.spec)
+                    || nats
+                        .get(*k)
+                        .is_some_and(|(_, c)| t.fingerprint.as_ref() != Some(&c.fingerprint()))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         let mut forget: BTreeSet<Key> = BTreeSet::new();
         for key in stale {
             if let Some(t) = self.tasks.remove(&key) {
-                t.handle.abort();
+                t.stop();
                 if key.3 == TaskKind::Calendar && !wanted.contains_key(&key) {
                     forget.insert((key.0.clone(), key.1.clone()));
                 }
@@ -422,8 +512,30 @@ impl Controller {
         }
         for (key, spec) in wanted {
             if !self.tasks.contains_key(&key) {
-                let task = self.start_task(spec);
+                let task = if key.3 == TaskKind::Nats {
+                    // Not started while its Secrets cannot be read (reported above).
+                    let Some((nats_spec, creds)) = nats.remove(&key) else {
+                        continue;
+                    };
+                    self.start_nats(spec, nats_spec, creds)
+                } else {
+                    self.start_task(spec)
+                };
                 self.tasks.insert(key.clone(), task);
+            }
+            let connection = self
+                .tasks
+                .get(&key)
+                .and_then(|t| t.conn.as_ref())
+                .and_then(|c| c.borrow().problem());
+            if let Some(message) = connection {
+                problems
+                    .entry((key.0.clone(), key.1.clone()))
+                    .or_default()
+                    .push(Problem {
+                        reason: "ConnectionFailed",
+                        message: format!("spec.nats.{}: {message}", key.2),
+                    });
             }
             let failure = self
                 .tasks
@@ -455,6 +567,7 @@ impl Controller {
         let field = match kind {
             TaskKind::Calendar => format!("spec.calendar.{event}"),
             TaskKind::Resource => format!("spec.resource.{event}"),
+            TaskKind::Nats => format!("spec.nats.{event}"),
         };
         let handle = tokio::spawn(async move {
             let result: Result<(), String> = match kind {
@@ -470,6 +583,8 @@ impl Controller {
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("{field}: {e}")),
                 },
+                // Started by `start_nats` (it needs its Secrets); never planned here.
+                TaskKind::Nats => Err(format!("{field}: started without its credentials")),
             };
             if let Err(message) = result {
                 tracing::warn!(source = %field, error = %message, "event source task ended");
@@ -482,6 +597,47 @@ impl Controller {
             spec: t.spec.clone(),
             handle,
             failure,
+            fingerprint: None,
+            stop: None,
+            conn: None,
+        }
+    }
+
+    /// Starts a nats task with its resolved credentials.
+    fn start_nats(&self, t: &TaskSpec, spec: NatsSpec, credentials: Credentials) -> RunningTask {
+        let failure = Arc::new(Mutex::new(None));
+        let report = failure.clone();
+        let fingerprint = credentials.fingerprint();
+        let source = NatsSource {
+            topic: Topic::new(&t.namespace, &t.event_source, &t.event_name),
+            spec,
+            credentials,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (state_tx, state_rx) = watch::channel(ConnState::Connecting {
+            attempts: 0,
+            error: None,
+        });
+        let bus = self.bus.clone();
+        let handle = tokio::spawn(async move {
+            let stop = async move {
+                // A dropped sender (the controller gone) stops the task too.
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = super::nats::run(bus, source, state_tx, stop).await {
+                tracing::warn!(error = %e, "event source task ended");
+                if let Ok(mut f) = report.lock() {
+                    *f = Some(e.field_message());
+                }
+            }
+        });
+        RunningTask {
+            spec: t.spec.clone(),
+            handle,
+            failure,
+            fingerprint: Some(fingerprint),
+            stop: Some(stop_tx),
+            conn: Some(state_rx),
         }
     }
 
@@ -524,9 +680,34 @@ impl Controller {
             let _ = l.stop.send(true);
         }
         for (_, t) in std::mem::take(&mut self.tasks) {
-            t.handle.abort();
+            t.stop();
         }
     }
+}
+
+/// A task's key: (namespace, event source, event name, kind).
+type TaskKey = (String, String, String, TaskKind);
+
+fn task_key(t: &TaskSpec) -> TaskKey {
+    (
+        t.namespace.clone(),
+        t.event_source.clone(),
+        t.event_name.clone(),
+        t.kind,
+    )
+}
+
+/// The nats tasks of `plan` with their checked specs (the plan only lists valid ones).
+fn nats_specs(plan: &Plan) -> impl Iterator<Item = (&TaskSpec, NatsSpec)> {
+    plan.tasks
+        .iter()
+        .filter(|t| t.kind == TaskKind::Nats)
+        .filter_map(|t| {
+            let object = format!("{}/{}", t.namespace, t.event_source);
+            NatsSpec::parse(&object, &t.event_name, &t.spec)
+                .ok()
+                .map(|s| (t, s))
+        })
 }
 
 async fn read_secret(

@@ -2,8 +2,9 @@
 //! puts an event on the bus.
 //!
 //! Owns:
-//! - [`SourceContext`] and [`emit`]: every source (webhook, github, gitlab, calendar, resource)
-//!   publishes through [`emit`], which puts the event on its [`Topic`] durably and counts it;
+//! - [`SourceContext`] and [`emit`]: every source (webhook, github, gitlab, calendar, resource,
+//!   nats) publishes through [`emit`] (or [`publish`], its form without a context), which puts
+//!   the event on its [`Topic`] durably and counts it;
 //! - the pure plan of the EventSources seen (see `plan` below): the endpoint table the HTTP
 //!   handlers read, and per-EventSource status conditions (`SourcesProvided`, `Deployed`, as
 //!   Argo Events names them).
@@ -26,6 +27,7 @@
 pub mod calendar;
 pub mod controller;
 pub mod git;
+pub mod nats;
 pub mod resource;
 pub mod webhook;
 
@@ -43,7 +45,9 @@ use crate::store::Store;
 
 /// Source types cairn runs. Any other key of an EventSource's spec is a type it accepts and
 /// reports as not run (`Deployed=False`).
-pub const SUPPORTED_TYPES: &[&str] = &["webhook", "github", "gitlab", "calendar", "resource"];
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "webhook", "github", "gitlab", "calendar", "resource", "nats",
+];
 
 /// Spec fields of an EventSource that are not source types.
 const NON_SOURCE_FIELDS: &[&str] = &["eventBusName", "replicas", "template", "service"];
@@ -207,7 +211,7 @@ pub struct Endpoint {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// A calendar or resource source: a task the controller runs per event.
+/// A calendar, resource or nats source: a task the controller runs per event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskSpec {
     /// Namespace of the EventSource.
@@ -216,7 +220,7 @@ pub struct TaskSpec {
     pub event_source: String,
     /// The event's name.
     pub event_name: String,
-    /// `calendar` or `resource`.
+    /// `calendar`, `resource` or `nats`.
     pub kind: TaskKind,
     /// The event's settings as written (the task parses them).
     pub spec: Value,
@@ -229,13 +233,15 @@ pub enum TaskKind {
     Calendar,
     /// `spec.resource`.
     Resource,
+    /// `spec.nats`.
+    Nats,
 }
 
 /// A problem that keeps (part of) an EventSource from running, for its `Deployed` condition.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
-    /// Condition reason (`UnsupportedType`, `EndpointConflict`, `ListenFailed`,
-    /// `SecretUnavailable`).
+    /// Condition reason (`UnsupportedType`, `UnsupportedField`, `EndpointConflict`,
+    /// `ListenFailed`, `SecretUnavailable`, `SourceFailed`).
     pub reason: &'static str,
     /// What is wrong, naming the field or object.
     pub message: String,
@@ -257,7 +263,7 @@ pub struct SourceVerdict {
 pub struct Plan {
     /// Every HTTP endpoint, ordered by (namespace, event source, event name).
     pub endpoints: Vec<Endpoint>,
-    /// Calendar and resource sources.
+    /// Calendar, resource and nats sources.
     pub tasks: Vec<TaskSpec>,
     /// Per EventSource `(namespace, name)`.
     pub verdicts: BTreeMap<(String, String), SourceVerdict>,
@@ -397,6 +403,28 @@ fn read_source(
                         kind: TaskKind::Resource,
                         spec: settings.clone(),
                     });
+                }
+                continue;
+            }
+            "nats" => {
+                let object = format!("{ns}/{name}");
+                for (event, settings) in entries {
+                    match nats::NatsSpec::parse(&object, event, settings) {
+                        Ok(_) => tasks.push(TaskSpec {
+                            namespace: ns.to_owned(),
+                            event_source: name.to_owned(),
+                            event_name: event.clone(),
+                            kind: TaskKind::Nats,
+                            spec: settings.clone(),
+                        }),
+                        Err(e @ nats::NatsError::Unsupported { .. }) => {
+                            verdict.problems.push(Problem {
+                                reason: "UnsupportedField",
+                                message: e.field_message(),
+                            });
+                        }
+                        Err(e) => verdict.invalid.push(e.field_message()),
+                    }
                 }
                 continue;
             }
