@@ -107,6 +107,9 @@ pub struct Config {
     pub gitops: GitopsConfig,
     /// Event sources, the bus and sensors (`[events]`).
     pub events: EventsConfig,
+    /// OpenID Connect single sign-on (`[oidc]`, Argo CD's `oidc.config` keys); none: local
+    /// accounts only.
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// `[server]` section.
@@ -575,6 +578,10 @@ impl Config {
     /// Checks cross-field rules and value ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
+        if let Some(oidc) = &self.oidc {
+            oidc.validate(s.url.as_deref())
+                .map_err(|e| invalid(e.field, &e.message))?;
+        }
         for ns in std::iter::once(&self.gitops.namespace)
             .filter(|n| !n.is_empty())
             .chain(&self.gitops.namespaces)

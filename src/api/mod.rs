@@ -11,6 +11,9 @@
 //!   route authenticates (session cookie or bearer token) and then passes an RBAC check before its
 //!   handler runs. Handlers that know the exact object (an Application's project, say) check it
 //!   again with that object.
+//! - `/auth/login`, `/auth/callback` and `/auth/info` (SSO's browser redirects, [`sso`]) are
+//!   mounted beside `/healthz`, outside the table: they take no credential; `/auth/logout` is a
+//!   table route like any other.
 //! - State-changing requests must carry [`CSRF_HEADER`] and, when the browser sends one, an
 //!   `Origin` equal to the server's own; a cross-site form or script cannot set either.
 
@@ -19,6 +22,7 @@ pub mod applications;
 mod error;
 mod events;
 mod session;
+pub mod sso;
 mod workflows;
 
 use std::sync::Arc;
@@ -91,6 +95,14 @@ impl AppState {
     /// Builds the shared state.
     pub fn new(parts: StateParts) -> Self {
         let public_origin = parts.public_url.as_deref().map(origin_of);
+        // Discover the SSO provider in the background: a misconfigured one is logged at start-up
+        // (once) and never delays it.
+        if let (Some(sso), Ok(rt)) = (
+            parts.auth.sso().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            rt.spawn(async move { sso.status().await });
+        }
         Self {
             inner: Arc::new(Inner {
                 auth: parts.auth,
@@ -257,6 +269,10 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(Method::GET, "/api/v1/session/userinfo", Session),
             get(session::userinfo),
+        ),
+        (
+            spec(Method::POST, "/auth/logout", Session),
+            post(sso::logout),
         ),
         (
             spec(Method::GET, "/api/v1/applications", APPS_GET),
@@ -634,6 +650,10 @@ pub fn router(state: AppState) -> Router {
         "/api/{*rest}",
         axum::routing::any(|| async { ApiError::NotFound("no such API route".into()) }),
     )
+    // SSO's browser redirects (outside /api and the table: they take no credential).
+    .route("/auth/login", get(sso::login))
+    .route(crate::auth::oidc::CALLBACK_PATH, get(sso::callback))
+    .route("/auth/info", get(sso::info))
     .route("/healthz", get(|| async { "ok" }))
     .route("/readyz", get(readyz))
     .route("/metrics", get(metrics))

@@ -80,7 +80,7 @@ fn userinfo_body(principal: &Principal) -> serde_json::Value {
     })
 }
 
-fn set_cookie(
+pub(super) fn set_cookie(
     response: &mut Response,
     state: &AppState,
     value: &str,

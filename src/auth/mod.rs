@@ -22,6 +22,7 @@ use crate::config::{Capability, Config};
 use crate::store::{Store, StoreError};
 
 pub mod accounts;
+pub mod oidc;
 pub mod password;
 pub mod rbac;
 pub mod session;
@@ -255,6 +256,8 @@ pub struct Auth {
     sessions: Sessions,
     policy: Policy,
     scopes: Vec<String>,
+    /// The OIDC relying party, when `[oidc]` is configured.
+    sso: Option<std::sync::Arc<oidc::Sso>>,
 }
 
 impl Auth {
@@ -278,6 +281,10 @@ impl Auth {
             store,
             policy,
             scopes: config.rbac.scopes.clone(),
+            sso: config.oidc.as_ref().map(|oidc| {
+                let url = config.server.url.as_deref().unwrap_or_default();
+                std::sync::Arc::new(oidc::Sso::new(oidc, url, &config.rbac.scopes))
+            }),
         })
     }
 
@@ -325,6 +332,28 @@ impl Auth {
         let now = Timestamp::now();
         let principal = self.accounts.verify_login(username, password, now).await?;
         let id = self.sessions.create(&principal, now).await?;
+        let principal = Principal {
+            session_id: Some(id.clone()),
+            ..principal
+        };
+        Ok((principal, id))
+    }
+
+    /// The OIDC relying party, when SSO is configured.
+    pub fn sso(&self) -> Option<&std::sync::Arc<oidc::Sso>> {
+        self.sso.as_ref()
+    }
+
+    /// Starts a server-side session for a principal that logged in through SSO, exactly as a
+    /// password login does (a fresh id, the same timeouts).
+    pub async fn login_sso(
+        &self,
+        principal: Principal,
+    ) -> Result<(Principal, SessionId), AuthError> {
+        if !matches!(principal.kind, PrincipalKind::Sso { .. }) {
+            return Err(AuthError::Unauthenticated);
+        }
+        let id = self.sessions.create(&principal, Timestamp::now()).await?;
         let principal = Principal {
             session_id: Some(id.clone()),
             ..principal
