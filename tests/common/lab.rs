@@ -150,6 +150,8 @@ pub fn free_port(ip: &str) -> u16 {
 pub struct Server {
     child: Child,
     data: tempfile::TempDir,
+    api: SocketAddr,
+    also_listens: Vec<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -167,9 +169,8 @@ impl Server {
         let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
             .parse()
             .expect("addr");
-        let config = data.path().join("cairn.toml");
         std::fs::write(
-            &config,
+            data.path().join("cairn.toml"),
             format!(
                 "[server]\nlisten = \"{api}\"\n\n[gitops]\nenabled = false\n\n\
                  [workflow]\n{workflow}"
@@ -177,34 +178,75 @@ impl Server {
         )
         .expect("write config");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        let bin = data.path().join("cairn");
-        std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        let log = std::fs::File::create(data.path().join("server.log")).expect("log");
-        let child = Command::new(&bin)
+        std::fs::copy(BIN, data.path().join("cairn")).expect("copy the cairn binary");
+        let child = Self::spawn(data.path());
+        let server = Server {
+            child,
+            data,
+            api,
+            also_listens: also_listens.to_vec(),
+        };
+        server.wait_listening().await;
+        server
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log");
+        Command::new(dir.join("cairn"))
             .args(["server", "--config"])
-            .arg(&config)
+            .arg(dir.join("cairn.toml"))
             .arg("--data-dir")
-            .arg(data.path().join("data"))
+            .arg(dir.join("data"))
             .env_remove("CAIRN_CONFIG")
-            .env("HOME", data.path())
+            .env("HOME", dir)
             .env("RUST_LOG", "info,cairn::workflow=debug")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start cairn server");
-        let server = Server { child, data };
+            .expect("start cairn server")
+    }
+
+    async fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        for addr in std::iter::once(&api).chain(also_listens) {
+        for addr in std::iter::once(&self.api).chain(&self.also_listens) {
             while std::net::TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_err() {
                 assert!(
                     Instant::now() < deadline,
                     "cairn did not listen on {addr} within 60s:\n{}",
-                    server.log()
+                    self.log()
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        server
+    }
+
+    /// The server's API address.
+    pub fn api(&self) -> SocketAddr {
+        self.api
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the server (no shutdown path runs) and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL cairn");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same configuration and data directory (after
+    /// [`Server::kill9`]) and waits until it listens.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.data.path());
+        self.wait_listening().await;
     }
 
     /// The server's `--data-dir`.
