@@ -48,7 +48,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: benchmarks; results are written to bench-results/. The lab benchmarks (gitops,
+## bench: benchmarks; results are written to bench-results/. The lab benchmarks (gitops, events_lab,
 ## workflow) start the lab when it is down; when it cannot start they write "skipped: no cluster".
 bench:
 	mkdir -p bench-results
@@ -59,9 +59,10 @@ bench:
 	  $(MAKE) --no-print-directory executor || echo "bench: make executor failed; the workflow benchmark uses the executor image already loaded, if any"; \
 	  $(CARGO) bench --locked --bench gitops -- --output bench-results/gitops.json; \
 	  $(CARGO) bench --locked --bench workflow -- --output bench-results/workflow.json; \
+	  $(CARGO) bench --locked --bench events_lab -- --output bench-results/events_lab.json; \
 	else \
 	  echo "bench: the lab cannot start ($(LAB)/up failed): gitops and workflow benchmarks skipped"; \
-	  for b in gitops workflow; do \
+	  for b in gitops workflow events_lab; do \
 	    printf '{"benchmark": "%s", "skipped": "skipped: no cluster (%s failed)"}\n' "$$b" "$(LAB)/up" > bench-results/$$b.json; \
 	  done; \
 	fi
