@@ -67,8 +67,9 @@ bench:
 	  done; \
 	fi
 
-## dist: release tarball in dist/
-dist: build
+## dist: the air-gapped release tarball dist/cairn-<version>-linux-amd64.tar.gz (static binary
+## with the UI, helm, kustomize, executor image, CRDs, systemd unit, install.sh), built from HEAD
+dist: deps web
 	scripts/dist
 
 ## executor: the static (musl) cairn binary and the executor image localhost/cairn/executor:<version>
