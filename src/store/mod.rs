@@ -14,6 +14,8 @@
 //!   it, and is never written, truncated or repaired. (A valid redb file that was not closed
 //!   cleanly is recovered by redb's own crash recovery on open, which only restores its last
 //!   committed state.)
+//! - An older-schema file is copied to `cairn.redb.schema-<n>.bak` (durably) before its upgrade
+//!   is committed; the copy is never overwritten, so a downgrade can go back to it.
 //! - Every write closure runs in the single writer thread, inside a batch transaction. A closure
 //!   that returns an error (or panics) has no effect: the batch is rolled back and re-run without
 //!   it, so it never takes other callers' writes down with it. Closures are therefore `FnMut` and
@@ -66,6 +68,22 @@ pub enum StoreError {
     File {
         /// The file.
         path: PathBuf,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
+    /// The copy of an older-schema file taken before upgrading it could not be written; the file
+    /// was not upgraded.
+    #[error(
+        "cannot back up database {path} to {backup} before upgrading it from schema {from}: \
+         {source}; it was not upgraded"
+    )]
+    Backup {
+        /// The database file.
+        path: PathBuf,
+        /// Where the copy goes.
+        backup: PathBuf,
+        /// The file's schema version.
+        from: u32,
         /// The underlying I/O error.
         source: io::Error,
     },
@@ -177,6 +195,7 @@ impl StoreError {
         match self {
             Self::DataDir { .. } => "data_dir",
             Self::File { .. } => "file",
+            Self::Backup { .. } => "backup",
             Self::NotADatabase { .. } => "not_a_database",
             Self::Corrupt { .. } => "corrupt",
             Self::NewerSchema { .. } => "newer_schema",
@@ -285,15 +304,26 @@ impl Store {
             }
             Some(_) => {
                 let found = inspect(&path)?;
+                // The copy is taken before redb's open, which writes to the file's header.
+                if let Found::Schema(v) = found
+                    && needs_backup(v)
+                {
+                    backup(&path, v)?;
+                }
                 let db = Database::builder()
                     .open(&path)
                     .map_err(|e| open_error(&path, e))?;
                 let version = match found {
                     Found::Schema(v) => v,
-                    // Recovered by the open above; now the schema can be checked.
+                    // Recovered by the open above; now the schema can be checked (and the
+                    // recovered file copied before its upgrade).
                     Found::NeedsRecovery => {
                         let txn = db.begin_read()?;
-                        schema_version(&path, &txn)?
+                        let v = schema_version(&path, &txn)?;
+                        if needs_backup(v) {
+                            backup(&path, v)?;
+                        }
+                        v
                     }
                 };
                 (db, version)
@@ -414,6 +444,52 @@ fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+/// Name of the copy of a schema-`from` database kept by its upgrade, next to it.
+pub fn backup_file_name(from: u32) -> String {
+    format!("{DB_FILE}.schema-{from}.bak")
+}
+
+/// Whether a file at schema `found` is upgraded and so copied first (schema 0 holds no data).
+fn needs_backup(found: u32) -> bool {
+    found > 0 && found < CURRENT_SCHEMA
+}
+
+/// Copies the database at `path` (schema `from`, not yet written by this process) to
+/// [`backup_file_name`] next to it, durably, before it is upgraded. A copy already there is
+/// kept: it holds the same schema's data from an upgrade that did not commit.
+fn backup(path: &Path, from: u32) -> Result<(), StoreError> {
+    let target = path.with_file_name(backup_file_name(from));
+    let error = |source| StoreError::Backup {
+        path: path.to_path_buf(),
+        backup: target.clone(),
+        from,
+        source,
+    };
+    let tmp = path.with_file_name(format!("{}.tmp", backup_file_name(from)));
+    if target.exists() {
+        tracing::info!(backup = %target.display(), "keeping the existing pre-upgrade copy");
+        return Ok(());
+    }
+    let copy = || -> io::Result<()> {
+        let _ = fs::remove_file(&tmp);
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::copy(&mut fs::File::open(path)?, &mut out)?;
+        out.sync_all()?;
+        fs::rename(&tmp, &target)?;
+        if let Some(dir) = target.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    copy().map_err(error)?;
+    tracing::info!(path = %path.display(), backup = %target.display(), schema = from, "database copied before its schema upgrade");
+    Ok(())
 }
 
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
