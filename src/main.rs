@@ -118,7 +118,7 @@ struct Credential {
         long,
         env = "CAIRN_USERNAME",
         requires = "password_stdin",
-        required_unless_present = "token"
+        required_unless_present_any = ["token", "sso"]
     )]
     username: Option<String>,
     /// Read the password from standard input (use with --username).
@@ -127,6 +127,12 @@ struct Credential {
     /// An API token (from `cairn account generate-token`).
     #[arg(long, env = "CAIRN_TOKEN", conflicts_with = "username")]
     token: Option<String>,
+    /// Log in through the server's identity provider (SSO) in a browser.
+    #[arg(long, conflicts_with_all = ["username", "token"])]
+    sso: bool,
+    /// Loopback port the browser comes back to after an SSO login.
+    #[arg(long, default_value_t = cli::sso::DEFAULT_PORT, requires = "sso")]
+    sso_port: u16,
 }
 
 #[derive(Args)]
@@ -322,7 +328,17 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         username,
         password_stdin: _,
         token,
+        sso,
+        sso_port,
     } = args.credential;
+    if sso {
+        let login = cli::sso::login_sso(&args.server, sso_port, |url| {
+            eprintln!("Log in through the identity provider in a browser:\n\n  {url}\n");
+        })
+        .await?;
+        println!("logged in to {} as {} (SSO)", args.server, login.username);
+        return Ok(());
+    }
     let user = match (username, token) {
         (Some(username), None) => {
             let password = cli::read_secret_line()?;

@@ -9,7 +9,8 @@
 //! `logoutURL`, and the relying-party negatives that need the provider: a replayed callback
 //! (state used twice), a code used twice, a callback without the browser's state cookie, an
 //! absolute return URL. A misconfigured issuer leaves local login working and is reported on
-//! `/auth/info` (no Dex needed). Runs when Dex is built or with `CAIRN_E2E=1`; prints a SKIP
+//! `/auth/info` (no Dex needed). A signing-key rotation at Dex is picked up without restarting
+//! cairn (the unknown `kid` makes it re-fetch the JWKS). Runs when Dex is built or with `CAIRN_E2E=1`; prints a SKIP
 //! line otherwise.
 
 #[path = "common/dex.rs"]
@@ -319,12 +320,17 @@ async fn sync_status(browser: &mut Browser, cairn: &Cairn) -> StatusCode {
 }
 
 async fn setup(extra: &str) -> Option<(DexServer, Cairn)> {
+    setup_with(extra, &[]).await
+}
+
+async fn setup_with(extra: &str, dex_args: &[&'static str]) -> Option<(DexServer, Cairn)> {
     if !DexServer::wanted("oidc_dex") {
         return None;
     }
     let (listener, base) = bind().await;
     let callback = format!("{base}/auth/callback");
-    let dex = tokio::task::spawn_blocking(move || DexServer::start(&[&callback]))
+    let dex_args = dex_args.to_vec();
+    let dex = tokio::task::spawn_blocking(move || DexServer::start_with(&[&callback], &dex_args))
         .await
         .expect("join")
         .expect("dex starts");
@@ -599,4 +605,119 @@ async fn misconfigured_issuer_leaves_local_login_working() {
     let resp = b.send(req, &url).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(userinfo(&mut b, &cairn).await.0, StatusCode::OK);
+}
+
+/// The key ids Dex publishes.
+async fn dex_kids(dex: &DexServer) -> Vec<String> {
+    let keys: serde_json::Value = reqwest::get(format!("{}/keys", dex.issuer))
+        .await
+        .expect("Dex keys")
+        .json()
+        .await
+        .expect("JWKS");
+    keys["keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_rotated_at_dex_is_picked_up_without_restart() {
+    let Some((dex, cairn)) = setup_with("", &["--rotate-keys-after", "1s"]).await else {
+        return;
+    };
+    let who = As::Proxy {
+        connector: "platform-admins",
+        user: "alice@example.com",
+    };
+    // First login: cairn caches Dex's JWKS as it is now.
+    let mut b = Browser::new();
+    let callback = start_login(&mut b, &cairn, &dex, None, &who).await;
+    assert_eq!(b.get(&callback, &[]).await.status(), StatusCode::SEE_OTHER);
+    let before = dex_kids(&dex).await;
+    // Dex checks its keys every 30 s; with a 1 s lifetime the next check rotates. Wait (bounded)
+    // until a key id appears that cairn's cache cannot know.
+    let mut rotated = false;
+    for _ in 0..90 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if dex_kids(&dex).await.iter().any(|k| !before.contains(k)) {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(
+        rotated,
+        "Dex did not rotate its signing key within 90 s: {}",
+        dex.log_tail(10)
+    );
+    // Second login: the ID token is signed by the new key; cairn re-fetches and accepts it.
+    let mut c = Browser::new();
+    let callback = start_login(&mut c, &cairn, &dex, None, &who).await;
+    let resp = c.get(&callback, &[]).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "login after rotation: {:?}",
+        resp.text().await
+    );
+    assert_eq!(userinfo(&mut c, &cairn).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sso_login_through_dex() {
+    let Some((dex, cairn)) = setup("").await else {
+        return;
+    };
+    // The CLI side, in this process: it listens on a loopback port and hands the provider URL
+    // to `show_url`; the "browser" below takes it from there.
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    let server = cairn.base.clone();
+    let cli = tokio::spawn(async move {
+        cairn::cli::sso::login_sso_token(&server, 0, move |url| {
+            let _ = url_tx.send(url.to_owned());
+        })
+        .await
+    });
+    let url = Url::parse(&url_rx.await.expect("the CLI shows a URL")).expect("url");
+    assert!(url.as_str().starts_with(&dex.issuer), "{url}");
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "cairn-cli");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["redirect_uri"].starts_with("http://localhost:"), "{q:?}");
+    let mut browser = Browser::new();
+    let who = As::Proxy {
+        connector: "data-readers",
+        user: "carol@example.com",
+    };
+    let callback = through_dex(&mut browser, &dex, url, &who).await;
+    assert_eq!(callback.host_str(), Some("localhost"));
+    let page = browser.get(&callback, &[]).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let (login, token) = cli.await.expect("join").expect("CLI login succeeds");
+    assert_eq!(login.username, "carol@example.com");
+    assert_eq!(login.groups, ["data-readers"]);
+    // The token is a bearer credential like a password login's session.
+    let info: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/session/userinfo", cairn.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["username"], "carol@example.com");
+    assert_eq!(info["groups"], serde_json::json!(["data-readers"]));
+    // A redirect URI that is not loopback is refused.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/auth/cli/login", cairn.base))
+        .json(&serde_json::json!({"redirectURI": "https://evil.example/cb"}))
+        .send()
+        .await
+        .expect("cli login");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }

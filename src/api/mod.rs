@@ -11,9 +11,9 @@
 //!   route authenticates (session cookie or bearer token) and then passes an RBAC check before its
 //!   handler runs. Handlers that know the exact object (an Application's project, say) check it
 //!   again with that object.
-//! - `/auth/login`, `/auth/callback` and `/auth/info` (SSO's browser redirects, [`sso`]) are
-//!   mounted beside `/healthz`, outside the table: they take no credential; `/auth/logout` is a
-//!   table route like any other.
+//! - `/auth/login`, `/auth/callback`, `/auth/info` and `/auth/cli/{login,token}` (SSO's browser
+//!   redirects and the CLI's code exchange, [`sso`]) are mounted beside `/healthz`, outside the
+//!   table: they take no credential; `/auth/logout` is a table route like any other.
 //! - State-changing requests must carry [`CSRF_HEADER`] and, when the browser sends one, an
 //!   `Origin` equal to the server's own; a cross-site form or script cannot set either.
 
@@ -654,6 +654,8 @@ pub fn router(state: AppState) -> Router {
     .route("/auth/login", get(sso::login))
     .route(crate::auth::oidc::CALLBACK_PATH, get(sso::callback))
     .route("/auth/info", get(sso::info))
+    .route("/auth/cli/login", post(sso::cli_login))
+    .route("/auth/cli/token", post(sso::cli_token))
     .route("/healthz", get(|| async { "ok" }))
     .route("/readyz", get(readyz))
     .route("/metrics", get(metrics))

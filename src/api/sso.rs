@@ -192,3 +192,86 @@ pub async fn logout(
     session::set_cookie(&mut response, &state, "", Some(0))?;
     Ok(response)
 }
+
+/// Body of `POST /auth/cli/login`.
+#[derive(Debug, Deserialize)]
+pub struct CliLoginRequest {
+    /// The CLI's loopback redirect URI (`http://localhost:PORT/auth/callback`).
+    #[serde(rename = "redirectURI")]
+    redirect_uri: String,
+}
+
+fn json_failure(status: StatusCode, error: &OidcError) -> Response {
+    metrics::counter!("cairn_sso_logins_total", "result" => error.metric_label()).increment(1);
+    tracing::warn!(error = %error, reason = error.metric_label(), client = "cli", "SSO login failed");
+    (
+        status,
+        Json(serde_json::json!({ "error": error.to_string(), "reason": error.metric_label() })),
+    )
+        .into_response()
+}
+
+/// `POST /auth/cli/login`: starts a login of the CLI's public client (`cliClientID`); answers
+/// the provider URL for the user's browser and the state the CLI presents when it finishes.
+/// No cookie is involved, so no CSRF defence is needed: the answer is only useful to the
+/// caller, who must also receive the code on its loopback port.
+pub async fn cli_login(
+    State(state): State<AppState>,
+    body: Result<Json<CliLoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(sso) = state.auth().sso() else {
+        return not_configured();
+    };
+    let Ok(Json(req)) = body else {
+        return ApiError::BadRequest(
+            "expected a JSON body {\"redirectURI\": \"http://localhost:PORT/auth/callback\"}"
+                .into(),
+        )
+        .into_response();
+    };
+    match sso.begin_cli(&req.redirect_uri).await {
+        Ok(begun) => Json(serde_json::json!({ "url": begun.url.as_str(), "state": begun.state }))
+            .into_response(),
+        Err(e @ (OidcError::CliRedirect { .. } | OidcError::CliNotConfigured)) => {
+            json_failure(StatusCode::BAD_REQUEST, &e)
+        }
+        Err(e) => json_failure(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// `POST /auth/cli/token`: completes a CLI login with the state and the code (or the
+/// provider's error) its loopback listener received; answers a session id the CLI stores as
+/// its bearer credential, as after a password login.
+pub async fn cli_token(
+    State(state): State<AppState>,
+    body: Result<Json<CallbackQuery>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(sso) = state.auth().sso() else {
+        return not_configured();
+    };
+    let Ok(Json(q)) = body else {
+        return ApiError::BadRequest("expected a JSON body {\"state\": ..., \"code\": ...}".into())
+            .into_response();
+    };
+    let finished = match sso.finish_cli(&q).await {
+        Ok(f) => f,
+        Err(e) => return json_failure(StatusCode::UNAUTHORIZED, &e),
+    };
+    match state.auth().login_sso(finished.principal).await {
+        Ok((principal, id)) => {
+            metrics::counter!("cairn_sso_logins_total", "result" => "ok").increment(1);
+            tracing::info!(user = %principal.subject, groups = ?principal.groups, client = "cli", "SSO login");
+            let mut response = Json(serde_json::json!({
+                "token": id.as_str(),
+                "username": principal.subject,
+                "groups": principal.groups,
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

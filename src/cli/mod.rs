@@ -7,6 +7,7 @@
 pub mod app;
 pub mod events;
 mod output;
+pub mod sso;
 pub mod wf;
 
 use std::collections::BTreeMap;

@@ -75,9 +75,15 @@ impl DexServer {
     /// Starts Dex on a free loopback port with `redirect_uris` for the `cairn` client, ready
     /// for discovery. Blocking: call it outside async code or in `spawn_blocking`.
     pub fn start(redirect_uris: &[&str]) -> Result<Self, String> {
+        Self::start_with(redirect_uris, &[])
+    }
+
+    /// As [`DexServer::start`] with more arguments for the start script (e.g.
+    /// `--rotate-keys-after 1s`).
+    pub fn start_with(redirect_uris: &[&str], extra: &[&str]) -> Result<Self, String> {
         let owner = std::process::id().to_string();
         let mut cmd = Command::new(script("start"));
-        cmd.args(["--owner", &owner]);
+        cmd.args(["--owner", &owner]).args(extra);
         for r in redirect_uris {
             cmd.args(["--redirect-uri", r]);
         }

@@ -57,6 +57,21 @@ pub fn is_relative_path(url: &str) -> bool {
         && !url.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// Whether `uri` is a loopback redirect for a native client (RFC 8252 7.3): `http`, host
+/// `localhost`, `127.0.0.1` or `[::1]`, an explicit port, no query or fragment.
+pub fn is_loopback_redirect(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else {
+        return false;
+    };
+    url.scheme() == "http"
+        && matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+        && url.port().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+}
+
 /// One login between `/auth/login` and `/auth/callback`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PendingLogin {
@@ -238,6 +253,28 @@ mod tests {
             safe_return_url(Some(&format!("/{}", "a".repeat(3000)))),
             "/"
         );
+    }
+
+    #[test]
+    fn loopback_redirects() {
+        for ok in [
+            "http://localhost:8085/auth/callback",
+            "http://127.0.0.1:40000/cb",
+            "http://[::1]:1234/",
+        ] {
+            assert!(is_loopback_redirect(ok), "{ok}");
+        }
+        for bad in [
+            "https://localhost:8085/auth/callback",
+            "http://localhost/auth/callback",
+            "http://evil.example:8085/",
+            "http://localhost.evil.example:8085/",
+            "http://user@localhost:8085/",
+            "http://localhost:8085/cb?x=1",
+            "not a url",
+        ] {
+            assert!(!is_loopback_redirect(bad), "{bad}");
+        }
     }
 
     #[test]

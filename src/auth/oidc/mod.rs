@@ -129,9 +129,17 @@ pub enum OidcError {
         /// Why.
         reason: String,
     },
-    /// The session could not be created.
-    #[error(transparent)]
-    Session(#[from] Box<super::AuthError>),
+    /// `cairn login --sso` needs `cliClientID` in `[oidc]`.
+    #[error("SSO for the CLI is not configured (oidc.cliClientID)")]
+    CliNotConfigured,
+    /// The CLI's redirect URI is not a loopback `http://localhost:PORT/...` URL.
+    #[error(
+        "CLI redirect URI {redirect_uri:?}: expected http://localhost:PORT/... or http://127.0.0.1:PORT/..."
+    )]
+    CliRedirect {
+        /// The URI given.
+        redirect_uri: String,
+    },
 }
 
 impl OidcError {
@@ -150,7 +158,8 @@ impl OidcError {
             Self::BadSignature => "bad_signature",
             Self::BadJwks { .. } => "bad_jwks",
             Self::Claim { .. } => "claim",
-            Self::Session(_) => "session",
+            Self::CliNotConfigured => "cli_not_configured",
+            Self::CliRedirect { .. } => "cli_redirect",
         }
     }
 }
@@ -496,6 +505,47 @@ impl Sso {
         cookie_state: Option<&str>,
         query: &CallbackQuery,
     ) -> Result<Finished, OidcError> {
+        let client_id = self.config.client_id.clone();
+        self.finish_for(&client_id, cookie_state, query).await
+    }
+
+    /// Starts a login of the CLI's public client (`cliClientID`) whose browser comes back to
+    /// the CLI's loopback `redirect_uri` (`http://localhost:PORT/...`, as `argocd login --sso`).
+    pub async fn begin_cli(&self, redirect_uri: &str) -> Result<Begun, OidcError> {
+        let client_id = self
+            .config
+            .cli_client_id
+            .clone()
+            .ok_or(OidcError::CliNotConfigured)?;
+        if !flow::is_loopback_redirect(redirect_uri) {
+            return Err(OidcError::CliRedirect {
+                redirect_uri: redirect_uri.to_owned(),
+            });
+        }
+        self.begin_for(client_id, redirect_uri.to_owned(), None)
+            .await
+    }
+
+    /// Completes a CLI login: the CLI presents the state [`Sso::begin_cli`] gave it and the
+    /// code its loopback listener received.
+    pub async fn finish_cli(&self, query: &CallbackQuery) -> Result<Finished, OidcError> {
+        let client_id = self
+            .config
+            .cli_client_id
+            .clone()
+            .ok_or(OidcError::CliNotConfigured)?;
+        self.finish_for(&client_id, query.state.as_deref(), query)
+            .await
+    }
+
+    /// Completes a login started for `client_id` (a web login cannot be finished as a CLI one
+    /// or the reverse).
+    async fn finish_for(
+        &self,
+        client_id: &str,
+        cookie_state: Option<&str>,
+        query: &CallbackQuery,
+    ) -> Result<Finished, OidcError> {
         let state = query
             .state
             .as_deref()
@@ -520,6 +570,11 @@ impl Sso {
         if !same_browser {
             return Err(OidcError::State {
                 reason: "does not match this browser's login cookie",
+            });
+        }
+        if login.client_id != client_id {
+            return Err(OidcError::State {
+                reason: "belongs to another client",
             });
         }
         if let Some(error) = &query.error {
