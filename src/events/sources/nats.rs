@@ -841,7 +841,7 @@ impl NatsSource {
     ) -> Result<async_nats::ConnectOptions, NatsError> {
         let backoff = self.spec.backoff.clone();
         let mut opts = async_nats::ConnectOptions::new()
-            .name(&format!(
+            .name(format!(
                 "cairn {}/{}",
                 self.object(),
                 self.topic.event_name
