@@ -6,7 +6,8 @@
 //! `body`, `header`, `metadata`) and ids from `Nats-Msg-Id`; the filter and a non-JSON body
 //! drop messages; the server restarted mid-way (SIGTERM, then SIGKILL): the source reconnects
 //! and later messages arrive; a queue group shares messages between two sources, each message
-//! once; the task stops when told. Runs when nats-server is built or with `CAIRN_E2E=1`; prints
+//! once; token and basic authentication from resolved Secrets reach the server, and wrong
+//! credentials are reported (without the secret) and retried; the task stops when told. Runs when nats-server is built or with `CAIRN_E2E=1`; prints
 //! a SKIP line otherwise. Every wait is bounded; nothing asserts on timing.
 
 #[path = "common/nats.rs"]
@@ -18,9 +19,11 @@ use std::time::Duration;
 use cairn::events::bus::embedded::{EmbeddedBus, Retention};
 use cairn::events::bus::{AnyBus, Bus, ConsumerConfig, Topic};
 use cairn::events::event::{Event, event_id};
-use cairn::events::sources::nats::{ConnState, Credentials, NatsSource, NatsSpec, run};
+use cairn::events::sources::nats::{
+    ConnState, Credentials, FIELD_PASSWORD, FIELD_TOKEN, FIELD_USERNAME, NatsSource, NatsSpec, run,
+};
 use cairn::store::Store;
-use nats::NatsServer;
+use nats::{CoreServer, NatsServer};
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
@@ -71,12 +74,16 @@ struct Running {
 }
 
 fn start_source(bus: &EmbeddedBus, topic: Topic, spec: Value) -> Running {
+    start_with(bus, topic, spec, Credentials::new())
+}
+
+fn start_with(bus: &EmbeddedBus, topic: Topic, spec: Value, credentials: Credentials) -> Running {
     let object = format!("{}/{}", topic.namespace, topic.event_source);
     let spec = NatsSpec::parse(&object, &topic.event_name, &spec).expect("valid spec");
     let source = NatsSource {
         topic,
         spec,
-        credentials: Credentials::new(),
+        credentials,
     };
     let (state_tx, state) = watch::channel(ConnState::Connecting {
         attempts: 0,
@@ -101,6 +108,10 @@ fn start_source(bus: &EmbeddedBus, topic: Topic, spec: Value) -> Running {
 impl Running {
     /// Waits until the source is subscribed for at least the `n`th time.
     async fn subscribed(&mut self, n: u64, server: &NatsServer) {
+        self.subscribed_or(n, || server.log_tail(20)).await;
+    }
+
+    async fn subscribed_or(&mut self, n: u64, log: impl Fn() -> String) {
         let waited = tokio::time::timeout(
             BOUND,
             self.state.wait_for(
@@ -114,7 +125,7 @@ impl Running {
             _ => panic!(
                 "the source is not subscribed (connection {n}): {:?}\n{}",
                 *self.state.borrow(),
-                server.log_tail(20)
+                log()
             ),
         }
     }
@@ -353,5 +364,102 @@ async fn a_queue_group_shares_messages_between_sources() {
     println!("queue group split: {per_source:?}");
     for s in sources {
         s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_basic_auth_reach_the_server_and_wrong_ones_are_reported() {
+    if !NatsServer::wanted("token_and_basic_auth_reach_the_server_and_wrong_ones_are_reported") {
+        return;
+    }
+    if !nats::nats_built() {
+        // CAIRN_E2E=1 on a fresh machine: the JetStream harness builds the binary.
+        drop(start_server().await);
+    }
+    let start = |flags: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || CoreServer::start(flags))
+    };
+    let token_server = start(&["--auth", "t0ken-s3cret"])
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
+    let basic_server = start(&["--user", "alice", "--pass", "pa55-s3cret"])
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
+    let h = harness();
+    let cases = [
+        (
+            "token",
+            &token_server,
+            json!({"token": {"name": "nats", "key": "token"}}),
+            vec![(FIELD_TOKEN, "t0ken-s3cret\n")],
+            async_nats::ConnectOptions::with_token("t0ken-s3cret".to_owned()),
+        ),
+        (
+            "basic",
+            &basic_server,
+            json!({"basic": {"username": {"name": "nats", "key": "user"},
+                             "password": {"name": "nats", "key": "pass"}}}),
+            vec![(FIELD_USERNAME, "alice"), (FIELD_PASSWORD, "pa55-s3cret")],
+            async_nats::ConnectOptions::with_user_and_password(
+                "alice".to_owned(),
+                "pa55-s3cret".to_owned(),
+            ),
+        ),
+    ];
+    for (name, server, auth, values, publisher) in cases {
+        let spec = json!({
+            "url": server.url, "subject": "secure", "auth": auth,
+            "connectionBackoff": {"duration": "100ms", "factor": 1}
+        });
+        let topic = Topic::new("ev", "secure", name);
+        consumer(&h.bus, name, &topic).await;
+        let mut creds = Credentials::new();
+        for (field, value) in &values {
+            creds.insert(field, value.as_bytes().to_vec());
+        }
+        let mut source = start_with(&h.bus, topic, spec.clone(), creds);
+        source
+            .subscribed_or(1, || format!("{name} server on {}", server.url))
+            .await;
+        let client = tokio::time::timeout(BOUND, publisher.connect(server.url.as_str()))
+            .await
+            .expect("connect in time")
+            .unwrap_or_else(|e| panic!("{name}: the test client cannot connect: {e}"));
+        send(&client, "secure", Some("s-1"), b"hi").await;
+        let got = fetch_n(&h.bus, name, 1).await;
+        assert_eq!(got.len(), 1, "{name}: no event");
+        assert_eq!(got[0].data["body"], "aGk=");
+        source.stop().await;
+
+        // Wrong values: reported, retried, never the secret in the report.
+        let mut wrong = Credentials::new();
+        for (field, _) in &values {
+            wrong.insert(field, b"wr0ng-s3cret".to_vec());
+        }
+        let mut bad = start_with(&h.bus, Topic::new("ev", "secure", "bad"), spec, wrong);
+        let state = tokio::time::timeout(
+            BOUND,
+            bad.state.wait_for(
+                |s| matches!(s, ConnState::Connecting { attempts, .. } if *attempts >= 2),
+            ),
+        )
+        .await
+        .map(|r| r.map(|s| s.clone()));
+        let Ok(Ok(state)) = state else {
+            panic!(
+                "{name}: wrong credentials were not reported: {:?}",
+                *bad.state.borrow()
+            );
+        };
+        let problem = state.problem().expect("a problem");
+        println!("{name}: {problem}");
+        assert!(
+            !problem.contains("s3cret"),
+            "{name}: the secret leaked: {problem}"
+        );
+        assert!(!bad.task.is_finished(), "{name}: the task ended");
+        bad.stop().await;
     }
 }

@@ -186,3 +186,58 @@ impl Drop for NatsServer {
         }
     }
 }
+
+/// A core-NATS server (no JetStream, no store) run straight from the built binary with extra
+/// flags (`--auth TOKEN`, `--user U --pass P`) on a free loopback port: for tests of clients
+/// that authenticate. Killed on drop. Needs the binary built ([`nats_built`]). Blocking.
+#[derive(Debug)]
+pub struct CoreServer {
+    /// `nats://127.0.0.1:PORT` (no credentials).
+    pub url: String,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl CoreServer {
+    /// Starts the server with `flags` and waits (at most 10 s) until it accepts connections.
+    pub fn start(flags: &[&str]) -> Result<Self, String> {
+        let bin = bin_dir()
+            .map(|d| d.join("nats-server"))
+            .filter(|_| nats_built())
+            .ok_or("nats-server is not built (integration-tests/lab/build nats-server)")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let child = Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("running {}: {e}", bin.display()))?;
+        let mut server = CoreServer {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            child,
+        };
+        for _ in 0..100 {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("nats-server exited at start: {status}"));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(format!("nats-server did not listen on port {port} within 10 s"))
+    }
+}
+
+impl Drop for CoreServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
