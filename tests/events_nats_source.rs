@@ -376,16 +376,11 @@ async fn token_and_basic_auth_reach_the_server_and_wrong_ones_are_reported() {
         // CAIRN_E2E=1 on a fresh machine: the JetStream harness builds the binary.
         drop(start_server().await);
     }
-    let start = |flags: &'static [&'static str]| {
-        tokio::task::spawn_blocking(move || CoreServer::start(flags))
-    };
-    let token_server = start(&["--auth", "t0ken-s3cret"])
+    let token_server = CoreServer::start(&["--auth", "t0ken-s3cret"])
         .await
-        .expect("start task")
         .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
-    let basic_server = start(&["--user", "alice", "--pass", "pa55-s3cret"])
+    let basic_server = CoreServer::start(&["--user", "alice", "--pass", "pa55-s3cret"])
         .await
-        .expect("start task")
         .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
     let h = harness();
     let cases = [

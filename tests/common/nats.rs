@@ -189,7 +189,7 @@ impl Drop for NatsServer {
 
 /// A core-NATS server (no JetStream, no store) run straight from the built binary with extra
 /// flags (`--auth TOKEN`, `--user U --pass P`) on a free loopback port: for tests of clients
-/// that authenticate. Killed on drop. Needs the binary built ([`nats_built`]). Blocking.
+/// that authenticate. Killed on drop. Needs the binary built ([`nats_built`]).
 #[derive(Debug)]
 pub struct CoreServer {
     /// `nats://127.0.0.1:PORT` (no credentials).
@@ -200,7 +200,7 @@ pub struct CoreServer {
 
 impl CoreServer {
     /// Starts the server with `flags` and waits (at most 10 s) until it accepts connections.
-    pub fn start(flags: &[&str]) -> Result<Self, String> {
+    pub async fn start(flags: &[&str]) -> Result<Self, String> {
         let bin = bin_dir()
             .map(|d| d.join("nats-server"))
             .filter(|_| nats_built())
@@ -226,12 +226,17 @@ impl CoreServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("nats-server exited at start: {status}"));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Ok(server);
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        Err(format!("nats-server did not listen on port {port} within 10 s"))
+        Err(format!(
+            "nats-server did not listen on port {port} within 10 s"
+        ))
     }
 }
 
