@@ -9,7 +9,8 @@
 //! `logoutURL`, and the relying-party negatives that need the provider: a replayed callback
 //! (state used twice), a code used twice, a callback without the browser's state cookie, an
 //! absolute return URL. A misconfigured issuer leaves local login working and is reported on
-//! `/auth/info` (no Dex needed). A signing-key rotation at Dex is picked up without restarting
+//! `/auth/info` (no Dex needed), and so does a provider served over TLS by a CA cairn does not
+//! trust until `rootCAFile` names it. A signing-key rotation at Dex is picked up without restarting
 //! cairn (the unknown `kid` makes it re-fetch the JWKS). Runs when Dex is built or with `CAIRN_E2E=1`; prints a SKIP
 //! line otherwise.
 
@@ -110,12 +111,22 @@ struct Browser {
 
 impl Browser {
     fn new() -> Browser {
+        Self::trusting(None)
+    }
+
+    /// A browser that also trusts the CA in PEM file `ca`.
+    fn trusting(ca: Option<&std::path::Path>) -> Browser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30));
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).expect("CA file");
+            builder =
+                builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"));
+        }
         Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("client"),
+            http: builder.build().expect("client"),
             cookies: HashMap::new(),
         }
     }
@@ -720,4 +731,74 @@ async fn cli_sso_login_through_dex() {
         .await
         .expect("cli login");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_provider_needs_its_root_ca() {
+    if !DexServer::wanted("oidc_dex") {
+        return;
+    }
+    let (trusting_listener, trusting_base) = bind().await;
+    let (plain_listener, plain_base) = bind().await;
+    let callbacks = [
+        format!("{trusting_base}/auth/callback"),
+        format!("{plain_base}/auth/callback"),
+    ];
+    let dex = tokio::task::spawn_blocking(move || {
+        DexServer::start_with(&[&callbacks[0], &callbacks[1]], &["--tls"])
+    })
+    .await
+    .expect("join")
+    .expect("dex starts with TLS");
+    assert!(dex.issuer.starts_with("https://"), "{}", dex.issuer);
+    let ca = dex.ca.clone().expect("DEX_CA");
+
+    // Without rootCA the system roots do not know Dex's CA: SSO reports it, local login works.
+    let plain = cairn(
+        plain_listener,
+        &plain_base,
+        &dex.issuer,
+        &dex.client_secret,
+        "",
+    )
+    .await;
+    let mut b = Browser::new();
+    let info_url = Url::parse(&format!("{plain_base}/auth/info")).expect("url");
+    let info: serde_json::Value = b.get(&info_url, &[]).await.json().await.expect("json");
+    assert_eq!(info["ready"], false);
+    let error = info["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+    let login = Url::parse(&format!("{plain_base}/auth/login")).expect("url");
+    assert_eq!(
+        b.get(&login, &[]).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    drop(plain);
+
+    // With rootCAFile naming it, the whole login works over TLS.
+    let extra = format!("rootCAFile = {:?}\n", ca.display().to_string());
+    let trusting = cairn(
+        trusting_listener,
+        &trusting_base,
+        &dex.issuer,
+        &dex.client_secret,
+        &extra,
+    )
+    .await;
+    let mut b = Browser::trusting(Some(&ca));
+    let who = As::Proxy {
+        connector: "platform-admins",
+        user: "tls@example.com",
+    };
+    let callback = start_login(&mut b, &trusting, &dex, None, &who).await;
+    let resp = b.get(&callback, &[]).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        resp.text().await
+    );
+    let (status, info) = userinfo(&mut b, &trusting).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["username"], "tls@example.com");
 }

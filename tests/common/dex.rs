@@ -29,6 +29,8 @@ pub struct DexServer {
     pub pid: u32,
     /// The secret of the confidential client `cairn`.
     pub client_secret: String,
+    /// With `--tls`: the PEM file of the CA that signed Dex's certificate.
+    pub ca: Option<PathBuf>,
 }
 
 fn repo_root() -> &'static Path {
@@ -122,6 +124,7 @@ impl DexServer {
                 .parse()
                 .map_err(|e| format!("a bad DEX_PID line: {e}"))?,
             client_secret: get("DEX_CLIENT_SECRET")?,
+            ca: get("DEX_CA").ok().map(PathBuf::from),
         })
     }
 
