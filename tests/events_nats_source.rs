@@ -241,6 +241,11 @@ async fn messages_become_events_and_survive_server_restarts() {
     let got = fetch_n(&h.bus, "test", 2).await;
     let rest = fetch_rest(&h.bus, "test").await;
     assert!(rest.is_empty(), "unexpected events: {rest:?}");
+    assert_eq!(
+        *source.state.borrow(),
+        ConnState::Subscribed { connections: 1 },
+        "one connection so far"
+    );
     assert_eq!(got.len(), 2, "{got:?}");
     let first = &got[0];
     assert_eq!(
@@ -284,6 +289,11 @@ async fn messages_become_events_and_survive_server_restarts() {
         .expect("restart task")
         .unwrap_or_else(|e| panic!("restarting nats-server: {e}"));
         source.subscribed(round, &server).await;
+        assert_eq!(
+            *source.state.borrow(),
+            ConnState::Subscribed { connections: round },
+            "one reconnection per restart"
+        );
         assert!(!source.task.is_finished(), "the source ended on a restart");
         let client = publisher(&server).await;
         let id = format!("after-{round}");

@@ -841,11 +841,7 @@ impl NatsSource {
     ) -> Result<async_nats::ConnectOptions, NatsError> {
         let backoff = self.spec.backoff.clone();
         let mut opts = async_nats::ConnectOptions::new()
-            .name(format!(
-                "cairn {}/{}",
-                self.object(),
-                self.topic.event_name
-            ))
+            .name(format!("cairn {}/{}", self.object(), self.topic.event_name))
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT))
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
@@ -1007,6 +1003,8 @@ pub async fn run(
         connections += 1;
         tracing::info!(namespace = ns, event_source = es, event = ev, url = %shown, subject = %source.spec.subject, queue = source.spec.queue.as_deref().unwrap_or(""), "nats source subscribed");
         state.send_replace(ConnState::Subscribed { connections });
+        // Whether the connection dropped since the last confirmed subscription.
+        let mut dropped = false;
         let ended = loop {
             tokio::select! {
                 msg = sub.next() => {
@@ -1016,16 +1014,19 @@ pub async fn run(
                     }
                 }
                 Some(event) = events_rx.recv() => match event {
-                    async_nats::Event::Connected => {
-                        // The client re-sent the subscription before this event; a round trip
-                        // confirms the server has it.
+                    // The client also announces its first connection: only a reconnection counts.
+                    async_nats::Event::Connected if dropped => {
+                        // The client re-sends the subscription before it reads this round
+                        // trip's request, so the answer confirms the server has it.
                         if let Ok(Ok(())) = tokio::time::timeout(REQUEST_TIMEOUT, client.flush()).await {
+                            dropped = false;
                             connections += 1;
                             tracing::info!(namespace = ns, event_source = es, event = ev, url = %shown, "nats source reconnected");
                             state.send_replace(ConnState::Subscribed { connections });
                         }
                     }
                     async_nats::Event::Disconnected => {
+                        dropped = true;
                         metrics::counter!("cairn_events_nats_disconnects_total").increment(1);
                         tracing::warn!(namespace = ns, event_source = es, event = ev, url = %shown, "nats source disconnected; reconnecting (messages sent meanwhile are lost)");
                         state.send_replace(ConnState::Disconnected { connections });
