@@ -10,8 +10,8 @@
 //! 4. starts the per-event tasks of calendar, resource and nats sources
 //!    (`calendar::run` / `resource::run` / `nats::run`), restarting one whose settings changed
 //!    and stopping those removed (a task that ended with an error is reported, and restarted
-//!    only when its settings change). A nats task gets the Secrets of its `auth` and `tls`
-//!    resolved here (and is restarted when their values change; while they cannot be read, a
+//!    after 10 s doubling to 5 min, or at once when its settings change). A nats task gets the
+//!    Secrets of its `auth` and `tls` resolved here (and is restarted when their values change; while they cannot be read, a
 //!    running task keeps its old values and a new one is not started); it is stopped by a
 //!    signal, so the message in hand reaches the bus, and aborted if it has not ended within
 //!    [`TASK_STOP_GRACE`]; its connection problems are reported on the object;
@@ -207,8 +207,10 @@ struct Listener {
 struct RunningTask {
     spec: Value,
     handle: tokio::task::JoinHandle<()>,
-    /// Set when the task ended with an error (what the status reports).
-    failure: Arc<Mutex<Option<String>>>,
+    /// Set when the task ended with an error: the message (what the status reports) and when.
+    failure: Arc<Mutex<Option<(String, Instant)>>>,
+    /// How many times this task was restarted after failing (the restart delay grows with it).
+    restarts: u32,
     /// nats: the fingerprint of the credentials it runs with.
     fingerprint: Option<String>,
     /// nats: ends the task gracefully.
@@ -218,6 +220,26 @@ struct RunningTask {
 }
 
 impl RunningTask {
+    /// The message of the failure the task ended with, if it did.
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(|(m, _)| m.clone()))
+    }
+
+    /// Whether the task ended with an error at least [`restart_delay`] ago.
+    fn restart_due(&self, now: Instant) -> bool {
+        let ended = self
+            .failure
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(|(_, at)| *at));
+        ended.is_some_and(|at| {
+            self.handle.is_finished() && now.duration_since(at) >= restart_delay(self.restarts)
+        })
+    }
+
     /// Stops the task: by its signal when it has one (aborted after [`TASK_STOP_GRACE`]),
     /// else at once.
     fn stop(self) {
@@ -510,6 +532,22 @@ impl Controller {
                 tracing::warn!(namespace = %ns, event_source = %es, %error, "calendar records not dropped");
             }
         }
+        // Tasks that ended with an error are started again once their delay has passed (a
+        // resource watch refused until its RBAC is fixed, a nats server that came back...).
+        let now = Instant::now();
+        let due: Vec<TaskKey> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.restart_due(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut restarts: BTreeMap<TaskKey, u32> = BTreeMap::new();
+        for key in due {
+            if let Some(t) = self.tasks.remove(&key) {
+                restarts.insert(key, t.restarts.saturating_add(1));
+                t.stop();
+            }
+        }
         for (key, spec) in wanted {
             if !self.tasks.contains_key(&key) {
                 let task = if key.3 == TaskKind::Nats {
@@ -521,6 +559,11 @@ impl Controller {
                 } else {
                     self.start_task(spec)
                 };
+                let mut task = task;
+                if let Some(&n) = restarts.get(&key) {
+                    tracing::info!(namespace = %key.0, event_source = %key.1, event = %key.2, restarts = n, "event source task restarted");
+                    task.restarts = n;
+                }
                 self.tasks.insert(key.clone(), task);
             }
             let connection = self
@@ -537,10 +580,15 @@ impl Controller {
                         message: format!("spec.nats.{}: {message}", key.2),
                     });
             }
-            let failure = self
-                .tasks
-                .get(&key)
-                .and_then(|t| t.failure.lock().ok().and_then(|f| f.clone()));
+            let failure = self.tasks.get(&key).and_then(|t| {
+                t.failure().map(|m| {
+                    format!(
+                        "{m} (restart {} after {:?})",
+                        t.restarts + 1,
+                        restart_delay(t.restarts)
+                    )
+                })
+            });
             if let Some(message) = failure {
                 problems
                     .entry((key.0.clone(), key.1.clone()))
@@ -587,9 +635,9 @@ impl Controller {
                 TaskKind::Nats => Err(format!("{field}: started without its credentials")),
             };
             if let Err(message) = result {
-                tracing::warn!(source = %field, error = %message, "event source task ended");
+                tracing::warn!(source = %field, error = %message, "event source task ended; restarted after a delay");
                 if let Ok(mut f) = report.lock() {
-                    *f = Some(message);
+                    *f = Some((message, Instant::now()));
                 }
             }
         });
@@ -597,6 +645,7 @@ impl Controller {
             spec: t.spec.clone(),
             handle,
             failure,
+            restarts: 0,
             fingerprint: None,
             stop: None,
             conn: None,
@@ -625,9 +674,9 @@ impl Controller {
                 let _ = stop_rx.await;
             };
             if let Err(e) = super::nats::run(bus, source, state_tx, stop).await {
-                tracing::warn!(error = %e, "event source task ended");
+                tracing::warn!(error = %e, "event source task ended; restarted after a delay");
                 if let Ok(mut f) = report.lock() {
-                    *f = Some(e.field_message());
+                    *f = Some((e.field_message(), Instant::now()));
                 }
             }
         });
@@ -635,6 +684,7 @@ impl Controller {
             spec: t.spec.clone(),
             handle,
             failure,
+            restarts: 0,
             fingerprint: Some(fingerprint),
             stop: Some(stop_tx),
             conn: Some(state_rx),
@@ -683,6 +733,16 @@ impl Controller {
             t.stop();
         }
     }
+}
+
+/// How long a task that ended with an error waits before its restart number `restarts + 1`:
+/// 10 s doubling per restart, at most 5 min (checked at each reconcile, so at least `resync`).
+fn restart_delay(restarts: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(10);
+    const MAX: Duration = Duration::from_secs(300);
+    FIRST
+        .checked_mul(2u32.saturating_pow(restarts.min(16)))
+        .map_or(MAX, |d| d.min(MAX))
 }
 
 /// A task's key: (namespace, event source, event name, kind).
@@ -783,4 +843,16 @@ async fn start_listener(state: EventsState, addr: SocketAddr) -> Result<Listener
         }
     });
     Ok(Listener { stop: tx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delay_doubles_from_ten_seconds_up_to_five_minutes() {
+        let secs: Vec<u64> = (0..7).map(|n| restart_delay(n).as_secs()).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(restart_delay(u32::MAX), Duration::from_secs(300));
+    }
 }
