@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cairn::workflow::types::Workflow;
 use futures::StreamExt;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -139,7 +139,7 @@ fn percentiles(mut ms: Vec<f64>) -> Value {
 /// Arrival times of Workflows by their `n` argument.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
-fn watch_workflows(api: Api<Workflow>, seen: Seen) -> tokio::task::JoinHandle<()> {
+fn watch_workflows(api: Api<DynamicObject>, seen: Seen) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let config = watcher::Config::default().labels("cairn-bench=events");
         let mut stream = watcher::watcher(api, config).boxed();
@@ -147,11 +147,15 @@ fn watch_workflows(api: Api<Workflow>, seen: Seen) -> tokio::task::JoinHandle<()
             let now = Instant::now();
             let objects = match event {
                 Ok(watcher::Event::Apply(wf) | watcher::Event::InitApply(wf)) => vec![wf],
-                _ => continue,
+                Ok(_) => continue,
+                Err(e) => {
+                    eprintln!("events_lab: workflow watch: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
             };
             for wf in objects {
-                let v = serde_json::to_value(&wf).unwrap_or_default();
-                if let Some(n) = v["spec"]["arguments"]["parameters"][0]["value"].as_str() {
+                if let Some(n) = wf.data["spec"]["arguments"]["parameters"][0]["value"].as_str() {
                     seen.lock()
                         .expect("lock")
                         .entry(n.to_owned())
@@ -197,7 +201,8 @@ async fn run() -> Value {
     )
     .await;
     let pid = server.pid();
-    let api: Api<Workflow> = Api::namespaced(lab::client().await, &ns.0);
+    let resource = ApiResource::erase::<Workflow>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(lab::client().await, &ns.0, &resource);
     let seen: Seen = Arc::default();
     let watch = watch_workflows(api, seen.clone());
     let http = reqwest::Client::builder()
