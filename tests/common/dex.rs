@@ -15,7 +15,7 @@
     reason = "shared by several test binaries, each using part of it"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// One running Dex.
@@ -33,9 +33,18 @@ pub struct DexServer {
     pub ca: Option<PathBuf>,
 }
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "pinned.rs"]
+mod pinned;
+
+use pinned::repo_root;
+
+/// The pinned build this harness runs.
+const DEX: pinned::Pinned = pinned::Pinned {
+    target: "dex",
+    version_key: "DEX_VERSION",
+    binary: "dex",
+    label: "dex",
+};
 
 fn script(name: &str) -> PathBuf {
     repo_root().join("integration-tests/dex").join(name)
@@ -43,35 +52,18 @@ fn script(name: &str) -> PathBuf {
 
 /// The directory `integration-tests/lab/build dex` builds into.
 fn bin_dir() -> Option<PathBuf> {
-    let versions =
-        std::fs::read_to_string(repo_root().join("integration-tests/lab/versions.env")).ok()?;
-    let version = versions
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("DEX_VERSION="))?
-        .trim();
-    let cache = match std::env::var("CAIRN_LAB_CACHE") {
-        Ok(c) if !c.is_empty() => PathBuf::from(c),
-        _ => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/cairn-lab"),
-    };
-    Some(cache.join(format!("bin/dex-{version}")))
+    DEX.dir()
 }
 
-/// The pinned Dex is built (the `.done` marker is written last).
+/// The pinned dex is built.
 pub fn dex_built() -> bool {
-    bin_dir().is_some_and(|d| d.join(".done").is_file() && d.join("dex").is_file())
+    DEX.built()
 }
 
 impl DexServer {
-    /// Whether `test` should start Dex: the binary is built, or `CAIRN_E2E=1` (which accepts
-    /// building it). Prints a SKIP line when not.
+    /// Whether `test` should start it (see [`pinned::Pinned::wanted`]).
     pub fn wanted(test: &str) -> bool {
-        if dex_built() || std::env::var("CAIRN_E2E").is_ok_and(|v| v == "1") {
-            return true;
-        }
-        eprintln!(
-            "SKIP {test}: dex is not built (integration-tests/lab/build dex) and CAIRN_E2E is not set"
-        );
-        false
+        DEX.wanted(test)
     }
 
     /// Starts Dex on a free loopback port with `redirect_uris` for the `cairn` client, ready

@@ -17,7 +17,7 @@
     reason = "shared by several test binaries, each using part of it"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// One running nats-server.
@@ -31,9 +31,18 @@ pub struct NatsServer {
     pub pid: u32,
 }
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "pinned.rs"]
+mod pinned;
+
+use pinned::repo_root;
+
+/// The pinned build this harness runs.
+const NATS: pinned::Pinned = pinned::Pinned {
+    target: "nats-server",
+    version_key: "NATS_SERVER_VERSION",
+    binary: "nats-server",
+    label: "nats-server",
+};
 
 fn script(name: &str) -> PathBuf {
     repo_root().join("integration-tests/nats").join(name)
@@ -41,35 +50,18 @@ fn script(name: &str) -> PathBuf {
 
 /// The directory `integration-tests/lab/build nats-server` builds into.
 fn bin_dir() -> Option<PathBuf> {
-    let versions =
-        std::fs::read_to_string(repo_root().join("integration-tests/lab/versions.env")).ok()?;
-    let version = versions
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("NATS_SERVER_VERSION="))?
-        .trim();
-    let cache = match std::env::var("CAIRN_LAB_CACHE") {
-        Ok(c) if !c.is_empty() => PathBuf::from(c),
-        _ => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/cairn-lab"),
-    };
-    Some(cache.join(format!("bin/nats-server-{version}")))
+    NATS.dir()
 }
 
-/// The pinned nats-server is built (the `.done` marker is written last).
+/// The pinned nats-server is built.
 pub fn nats_built() -> bool {
-    bin_dir().is_some_and(|d| d.join(".done").is_file() && d.join("nats-server").is_file())
+    NATS.built()
 }
 
 impl NatsServer {
-    /// Whether `test` should start a server: the binary is built, or `CAIRN_E2E=1` (which
-    /// accepts building it). Prints a SKIP line when not.
+    /// Whether `test` should start it (see [`pinned::Pinned::wanted`]).
     pub fn wanted(test: &str) -> bool {
-        if nats_built() || std::env::var("CAIRN_E2E").is_ok_and(|v| v == "1") {
-            return true;
-        }
-        eprintln!(
-            "SKIP {test}: nats-server is not built (integration-tests/lab/build nats-server) and CAIRN_E2E is not set"
-        );
-        false
+        NATS.wanted(test)
     }
 
     /// Starts a server with JetStream on a free loopback port, ready for clients. Blocking:

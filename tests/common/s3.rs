@@ -15,7 +15,7 @@
     reason = "shared by several test binaries, each using part of it"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -37,45 +37,37 @@ pub struct S3Server {
     pub pid: u32,
 }
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "pinned.rs"]
+mod pinned;
+
+use pinned::repo_root;
+
+/// The pinned build this harness runs.
+const SEAWEEDFS: pinned::Pinned = pinned::Pinned {
+    target: "seaweedfs",
+    version_key: "SEAWEEDFS_VERSION",
+    binary: "weed",
+    label: "SeaweedFS",
+};
 
 fn script(name: &str) -> PathBuf {
     repo_root().join("integration-tests/s3").join(name)
 }
 
-/// The directory `integration-tests/lab/build seaweedfs` builds `weed` into.
+/// The directory `integration-tests/lab/build seaweedfs` builds into.
 fn weed_dir() -> Option<PathBuf> {
-    let versions =
-        std::fs::read_to_string(repo_root().join("integration-tests/lab/versions.env")).ok()?;
-    let version = versions
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SEAWEEDFS_VERSION="))?
-        .trim();
-    let cache = match std::env::var("CAIRN_LAB_CACHE") {
-        Ok(c) if !c.is_empty() => PathBuf::from(c),
-        _ => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/cairn-lab"),
-    };
-    Some(cache.join(format!("bin/seaweedfs-{version}")))
+    SEAWEEDFS.dir()
 }
 
-/// The pinned `weed` is built (the `.done` marker is written last).
+/// The pinned SeaweedFS is built.
 pub fn weed_built() -> bool {
-    weed_dir().is_some_and(|d| d.join(".done").is_file() && d.join("weed").is_file())
+    SEAWEEDFS.built()
 }
 
 impl S3Server {
-    /// Whether `test` should start a server: the binary is built, or `CAIRN_E2E=1` (which
-    /// accepts building it). Prints a SKIP line when not.
+    /// Whether `test` should start it (see [`pinned::Pinned::wanted`]).
     pub fn wanted(test: &str) -> bool {
-        if weed_built() || std::env::var("CAIRN_E2E").is_ok_and(|v| v == "1") {
-            return true;
-        }
-        eprintln!(
-            "SKIP {test}: SeaweedFS is not built (integration-tests/lab/build seaweedfs) and CAIRN_E2E is not set"
-        );
-        false
+        SEAWEEDFS.wanted(test)
     }
 
     /// Starts a server with `bucket` created, ready for writes (the script round-trips an
