@@ -112,6 +112,35 @@ where
     Ok(Json(json!({ "items": items })))
 }
 
+/// One object of a kind the caller may `get` (`resource`), or 404.
+async fn get_visible<K>(
+    state: &AppState,
+    principal: &Principal,
+    resource: &'static str,
+    namespace: &str,
+    name: &str,
+) -> Result<Json<K>, ApiError>
+where
+    K: crate::k8s::ArgoKind
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    authorize(
+        state,
+        principal,
+        resource,
+        "get",
+        format!("{namespace}/{name}"),
+    )?;
+    let kind = K::kind(&()).to_lowercase();
+    objects::get_kind(&state.kube()?, namespace, name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("{kind} {namespace}/{name} not found")))
+}
+
 /// EventSources the caller may see (one namespace with `?namespace=`).
 pub async fn list_eventsources(
     State(state): State<AppState>,
@@ -127,17 +156,7 @@ pub async fn get_eventsource(
     Extension(principal): Extension<Principal>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<EventSource>, ApiError> {
-    authorize(
-        &state,
-        &principal,
-        "eventsources",
-        "get",
-        format!("{namespace}/{name}"),
-    )?;
-    objects::get_kind(&state.kube()?, &namespace, &name)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("eventsource {namespace}/{name} not found")))
+    get_visible(&state, &principal, "eventsources", &namespace, &name).await
 }
 
 /// Sensors the caller may see (one namespace with `?namespace=`).
@@ -155,17 +174,7 @@ pub async fn get_sensor(
     Extension(principal): Extension<Principal>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<Sensor>, ApiError> {
-    authorize(
-        &state,
-        &principal,
-        "sensors",
-        "get",
-        format!("{namespace}/{name}"),
-    )?;
-    objects::get_kind(&state.kube()?, &namespace, &name)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("sensor {namespace}/{name} not found")))
+    get_visible(&state, &principal, "sensors", &namespace, &name).await
 }
 
 /// A Sensor's trigger outcomes and unmatched events, newest first. The history outlives the
