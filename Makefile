@@ -68,14 +68,23 @@ bench:
 	fi
 
 ## dist: the air-gapped release tarball dist/cairn-<version>-linux-amd64.tar.gz (static binary
-## with the UI, helm, kustomize, executor image, CRDs, systemd unit, install.sh), built from HEAD
-dist: deps web
+## with the UI, helm, kustomize, executor image, CRDs, systemd unit, install.sh), built from HEAD;
+## its binary is the executor image's (one musl build for both)
+dist: executor
 	scripts/dist
 
-## executor: the static (musl) cairn binary and the executor image localhost/cairn/executor:<version>
-## (FROM scratch, only /cairn), loaded into the lab when it runs; cheap when nothing changed
-executor: deps
+## executor: the static (musl) cairn binary with the UI embedded and the executor image
+## localhost/cairn/executor:<version> (FROM scratch, only /cairn), loaded into the lab when it
+## runs; cheap when nothing changed
+executor: deps web/dist/index.html
 	images/executor/build
+
+# The UI the musl binary embeds, rebuilt only when its sources are newer (rewriting web/dist
+# recompiles the binary: the files are embedded).
+WEB_SOURCES := $(shell find web/src web/public web/index.html web/package.json web/package-lock.json \
+	web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+web/dist/index.html: $(WEB_SOURCES)
+	$(MAKE) --no-print-directory web
 
 lab-up:
 	$(LAB)/up
