@@ -727,8 +727,15 @@ pub async fn logs(
                 if node_filter.as_ref().is_some_and(|n| n != &node) || sent.contains(&node) {
                     continue;
                 }
+                // A pod being deleted (its workflow was deleted, or podGC) may already have
+                // lost its log: the archive's copy is read instead when there is one.
                 let phase = match pods.get_opt(&pod).await {
-                    Ok(Some(p)) => Some(p.status.and_then(|s| s.phase).unwrap_or_default()),
+                    Ok(Some(p))
+                        if !(p.metadata.deletion_timestamp.is_some()
+                            && archived.contains_key(&node)) =>
+                    {
+                        Some(p.status.and_then(|s| s.phase).unwrap_or_default())
+                    }
                     _ => None,
                 };
                 if let Some(phase) = phase {
@@ -750,9 +757,20 @@ pub async fn logs(
                             sent.insert(node.clone());
                         }
                     }
-                    let text = pods.logs(&pod, &params).await.unwrap_or_default();
+                    // A log that cannot be read live (the container was just removed) is
+                    // served from the archive when the archive has it.
+                    let (pod_name, text) = match pods.logs(&pod, &params).await {
+                        Ok(text) => (pod.clone(), text),
+                        Err(e) => match archived.get(&node) {
+                            Some(log) => (log.pod_name.clone(), log.content.clone()),
+                            None => {
+                                tracing::debug!(pod = %pod, error = %e, "pod log not readable");
+                                (pod.clone(), String::new())
+                            }
+                        },
+                    };
                     for l in text.lines() {
-                        if tx.send(ndjson(&pod, &node, l)).await.is_err() {
+                        if tx.send(ndjson(&pod_name, &node, l)).await.is_err() {
                             return;
                         }
                     }
