@@ -1581,3 +1581,125 @@ fn crd_and_its_resource_in_one_sync() {
     let w: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(w["spec"]["size"], 3);
 }
+
+/// `Replace=true`, `PruneLast=true` and `managedNamespaceMetadata` against the lab:
+/// - the namespace made by `CreateNamespace=true` carries the managed labels and annotations;
+/// - a `Replace=true` object is replaced whole (a label another manager added is gone after the
+///   next sync, and the write is an `Update`, not an `Apply`), while a server-side-applied
+///   neighbour keeps that label;
+/// - with `PruneLast=true` the ConfigMap removed from Git still exists while the next wave's
+///   Deployment is not yet Available, and is gone once the sync has finished.
+#[test]
+fn replace_prune_last_and_managed_namespace_metadata() {
+    if !enabled("replace_prune_last_and_managed_namespace_metadata") {
+        return;
+    }
+    let mut nss = Namespaces(Vec::new());
+    let control = nss.create(unique("gx-opts"));
+    let dest = nss.expect(format!("{control}-dest"));
+    let server = Server::start(&control);
+    let repo = Repo::new();
+    let cm = |name: &str, value: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{annotations}data:\n  key: \"{value}\"\n"
+        )
+    };
+    let replace = "  annotations:\n    argocd.argoproj.io/sync-options: Replace=true\n";
+    repo.write("app/replaced.yaml", &cm("replaced", "one", replace));
+    repo.write("app/applied.yaml", &cm("applied", "one", ""));
+    repo.write("app/doomed.yaml", &cm("doomed", "one", ""));
+    repo.commit("one");
+    let mut app = application("opts", &control, &repo.url(), "app", &dest, true);
+    app["spec"]["syncPolicy"]["syncOptions"] = json!(["CreateNamespace=true", "PruneLast=true"]);
+    app["spec"]["syncPolicy"]["managedNamespaceMetadata"] = json!({
+        "labels": {"team": "ml"},
+        "annotations": {"cairn.dev/owner": "e2e"}
+    });
+    apply(&app);
+    wait_synced_healthy(&server, &control, "opts", Duration::from_secs(120));
+
+    let ns = get("namespace", "", &dest).expect("the destination namespace was created");
+    assert_eq!(ns["metadata"]["labels"]["team"], "ml", "{ns}");
+    assert_eq!(
+        ns["metadata"]["annotations"]["cairn.dev/owner"], "e2e",
+        "{ns}"
+    );
+    let replaced = get("configmap", &dest, "replaced").expect("replaced");
+    let operations: Vec<String> = replaced["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["operation"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !operations.iter().any(|o| o == "Apply"),
+        "Replace=true must not server-side apply: {replaced}"
+    );
+
+    // Another manager labels both; Git changes both.
+    for name in ["replaced", "applied"] {
+        kubectl(
+            &["label", "configmap", name, "-n", &dest, "extra=by-kubectl"],
+            None,
+        );
+    }
+    repo.write("app/replaced.yaml", &cm("replaced", "two", replace));
+    repo.write("app/applied.yaml", &cm("applied", "two", ""));
+    // The next wave holds a Deployment that takes a few seconds to become Available; the
+    // ConfigMap removed from Git must outlive that wait.
+    repo.remove("app/doomed.yaml");
+    repo.write(
+        "app/slow.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: slow\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: slow}\n  template:\n    metadata:\n      labels: {app: slow}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: docker.io/library/busybox:latest\n        imagePullPolicy: IfNotPresent\n        command: [sleep, \"3600\"]\n        readinessProbe:\n          exec: {command: [\"true\"]}\n          initialDelaySeconds: 8\n          periodSeconds: 1\n",
+    );
+    repo.commit("two");
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut seen_waiting = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the second sync did not finish: {}\n{}",
+            app_status(&control, "opts"),
+            tail(&server.log(), 40)
+        );
+        let slow = get("deployment", &dest, "slow");
+        let doomed = get("configmap", &dest, "doomed");
+        if let Some(slow) = &slow {
+            let available = slow["status"]["availableReplicas"].as_i64().unwrap_or(0) >= 1;
+            if !available {
+                assert!(
+                    doomed.is_some(),
+                    "PruneLast: doomed was pruned before the Deployment of wave 1 was Available"
+                );
+                seen_waiting += 1;
+            }
+        }
+        let st = app_status(&control, "opts");
+        if slow.is_some()
+            && doomed.is_none()
+            && st["sync"]["status"] == "Synced"
+            && st["health"]["status"] == "Healthy"
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        seen_waiting > 0,
+        "the Deployment was never seen before it was Available: the ordering was not observed"
+    );
+
+    let replaced = get("configmap", &dest, "replaced").expect("replaced");
+    assert_eq!(replaced["data"]["key"], "two");
+    assert!(
+        replaced["metadata"]["labels"]["extra"].is_null(),
+        "Replace=true keeps only what Git says: {replaced}"
+    );
+    let applied = get("configmap", &dest, "applied").expect("applied");
+    assert_eq!(applied["data"]["key"], "two");
+    assert_eq!(
+        applied["metadata"]["labels"]["extra"], "by-kubectl",
+        "server-side apply keeps another manager's fields: {applied}"
+    );
+}
