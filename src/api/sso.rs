@@ -155,10 +155,15 @@ async fn start_session(
     Ok(response)
 }
 
-/// `GET /auth/info`: whether SSO is configured and usable, for the login page.
+/// `GET /auth/info`: whether SSO is configured and usable, and whether any local account may
+/// log in with a password (`userLoginsDisabled`, Argo CD's name), for the login page.
 pub async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let user_logins_disabled = !state.auth().accounts().password_login_possible();
     match state.auth().sso() {
-        None => Json(serde_json::json!({ "enabled": false })),
+        None => Json(serde_json::json!({
+            "enabled": false,
+            "userLoginsDisabled": user_logins_disabled,
+        })),
         Some(sso) => {
             let status = sso.status().await;
             Json(serde_json::json!({
@@ -168,6 +173,7 @@ pub async fn info(State(state): State<AppState>) -> Json<serde_json::Value> {
                 "ready": status.ready,
                 "error": status.error,
                 "loginURL": "/auth/login",
+                "userLoginsDisabled": user_logins_disabled,
             }))
         }
     }

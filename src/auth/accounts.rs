@@ -125,6 +125,18 @@ impl Accounts {
         })
     }
 
+    /// Whether any local account may log in with a password: the admin when enabled, or an
+    /// enabled `[accounts.users.*]` with the `login` capability. False means the login page
+    /// shows SSO only (Argo CD's `userLoginsDisabled`).
+    pub fn password_login_possible(&self) -> bool {
+        self.settings.admin_enabled
+            || self
+                .settings
+                .users
+                .values()
+                .any(|u| u.enabled && u.capabilities.contains(&Capability::Login))
+    }
+
     /// Fails unless `name` is a configured account.
     pub fn require(&self, name: &str) -> Result<(), AuthError> {
         self.definition(name)
@@ -534,6 +546,23 @@ mod tests {
             .verify_login(ADMIN, "a-new-password", t(6))
             .await
             .expect("new password");
+    }
+
+    #[test]
+    fn password_login_is_possible_while_an_enabled_account_may_log_in() {
+        assert!(fixture(|_| {}).accounts.password_login_possible());
+        // alice (login) keeps it possible without the admin.
+        assert!(
+            fixture(|c| c.accounts.admin_enabled = false)
+                .accounts
+                .password_login_possible()
+        );
+        // Left: ci (apiKey only) and olduser (disabled): SSO only.
+        let f = fixture(|c| {
+            c.accounts.admin_enabled = false;
+            c.accounts.users.remove("alice");
+        });
+        assert!(!f.accounts.password_login_possible());
     }
 
     #[tokio::test]

@@ -70,8 +70,19 @@ export async function login(username: string, password: string): Promise<void> {
   await request('POST', '/api/v1/session', { username, password });
 }
 
-export async function logout(): Promise<void> {
-  await request('DELETE', '/api/v1/session');
+/** Ends the session (`POST /auth/logout`); answers where the browser goes next (see logoutTarget). */
+export async function logout(): Promise<unknown> {
+  return request('POST', '/auth/logout');
+}
+
+/** What the login page offers (`GET /auth/info`: SSO and whether local login exists). */
+export function getAuthInfo(): Promise<unknown> {
+  return request('GET', '/auth/info');
+}
+
+/** Starts a sync of one Application (`path` from lib/sync.ts syncPath). */
+export function syncApplication(path: string): Promise<unknown> {
+  return request('POST', path, {});
 }
 
 export function listApplications(): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { ApiError, logout } from '../api.ts';
+import { logoutTarget } from '../lib/sso.ts';
 import { Link, useLocation } from '../router.tsx';
 import { useSession } from '../session.tsx';
 
@@ -18,7 +19,12 @@ export function Header({ username }: { username: string }) {
     setBusy(true);
     setError('');
     try {
-      await logout();
+      const target = logoutTarget(await logout());
+      // An SSO session with the provider's logoutURL configured: end the provider's session too.
+      if ('external' in target) {
+        window.location.assign(target.external);
+        return;
+      }
       signedOut();
     } catch (e) {
       // 401: the session had already ended, which is what the user asked for anyway.

@@ -1,13 +1,37 @@
-import { useEffect } from 'react';
-import { listApplications } from '../api.ts';
+import { useEffect, useState } from 'react';
+import { ApiError, listApplications, syncApplication } from '../api.ts';
 import { Empty, Forbidden, Loading, LoadError } from '../components/ListStatus.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
-import { applicationRows } from '../lib/argo.ts';
+import { applicationRows, type ApplicationRow } from '../lib/argo.ts';
+import { syncOutcome, syncPath, type SyncOutcome } from '../lib/sync.ts';
+import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
 import { PageHeading } from './PageHeading.tsx';
 
 export function ApplicationsPage() {
   const { load, reload } = useApi(listApplications, 'applications');
+  const { unauthorized } = useSession();
+  const [syncing, setSyncing] = useState('');
+  const [outcome, setOutcome] = useState<SyncOutcome | null>(null);
+
+  const onSync = async (row: ApplicationRow) => {
+    setSyncing(row.key);
+    setOutcome(null);
+    try {
+      await syncApplication(syncPath(row.key));
+      setOutcome(syncOutcome(row.name, 200, ''));
+      reload();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        unauthorized();
+        return;
+      }
+      const status = e instanceof ApiError ? e.status : 0;
+      setOutcome(syncOutcome(row.name, status, e instanceof Error ? e.message : String(e)));
+    } finally {
+      setSyncing('');
+    }
+  };
 
   useEffect(() => {
     document.title = 'Applications · cairn';
@@ -23,6 +47,16 @@ export function ApplicationsPage() {
         refreshing={load.state === 'ready' && load.refreshing}
         onRefresh={reload}
       />
+      {outcome &&
+        (outcome.kind === 'started' ? (
+          <div className="notice" role="status" data-testid="sync-outcome">
+            {outcome.message}
+          </div>
+        ) : (
+          <div className="alert" role="alert" data-testid="sync-outcome">
+            {outcome.message}
+          </div>
+        ))}
       {load.state === 'loading' && <Loading what="applications" />}
       {load.state === 'forbidden' && <Forbidden what="applications" />}
       {load.state === 'error' && <LoadError what="applications" message={load.message} onRetry={reload} />}
@@ -49,6 +83,9 @@ export function ApplicationsPage() {
                 <th scope="col">Target revision</th>
                 <th scope="col">Sync status</th>
                 <th scope="col">Health status</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -72,6 +109,17 @@ export function ApplicationsPage() {
                   </td>
                   <td>
                     <StatusBadge status={row.healthStatus} />
+                  </td>
+                  <td>
+                    <button
+                      type="button"
+                      className="secondary"
+                      aria-label={`Sync ${row.name}`}
+                      disabled={syncing !== ''}
+                      onClick={() => void onSync(row)}
+                    >
+                      {syncing === row.key ? 'Syncing…' : 'Sync'}
+                    </button>
                   </td>
                 </tr>
               ))}

@@ -1,7 +1,8 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { ApiError, login } from '../api.ts';
+import { useEffect, useRef, useState, type FormEvent, type RefObject } from 'react';
+import { ApiError, getAuthInfo, login } from '../api.ts';
 import { describeLoginFailure } from '../lib/login.ts';
 import { safeReturnPath } from '../lib/returnPath.ts';
+import { LOCAL_ONLY, loginOptions, ssoLoginHref, type LoginOptions } from '../lib/sso.ts';
 import { navigate, useLocation } from '../router.tsx';
 import { useSession } from '../session.tsx';
 
@@ -14,10 +15,29 @@ export function LoginPage() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<{ kind: string; message: string } | null>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
+  // null while /auth/info is being read: neither the SSO button nor its error flashes.
+  const [options, setOptions] = useState<LoginOptions | null>(null);
 
   useEffect(() => {
     document.title = 'Log in · cairn';
   }, []);
+
+  useEffect(() => {
+    let cancelled = false;
+    getAuthInfo().then(
+      (body) => {
+        if (!cancelled) setOptions(loginOptions(body));
+      },
+      // No /auth/info (an older server, a network error): the password form, as before SSO.
+      () => {
+        if (!cancelled) setOptions(LOCAL_ONLY);
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, []);
+  const shown = options ?? LOCAL_ONLY;
 
   // Already logged in (e.g. a second tab): go where the user wanted.
   useEffect(() => {
@@ -61,34 +81,73 @@ export function LoginPage() {
             {error.message}
           </div>
         )}
-        <label htmlFor="login-username">Username</label>
-        <input
-          id="login-username"
-          name="username"
-          autoComplete="username"
-          autoFocus
-          required
-          value={username}
-          onChange={(e) => setUsername(e.target.value)}
-        />
-        <label htmlFor="login-password">Password</label>
-        <input
-          id="login-password"
-          ref={passwordRef}
-          name="password"
-          type="password"
-          autoComplete="current-password"
-          required
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-        />
-        <button type="submit" disabled={busy || username.trim() === '' || password === ''}>
-          {busy ? 'Logging in…' : 'Log in'}
-        </button>
-        <p className="hint">
-          First start? <code>cairn admin initial-password</code> prints the <code>admin</code> password.
-        </p>
+        {shown.ssoError && (
+          <div className="alert alert-other" role="alert" data-testid="sso-error">
+            {shown.ssoError}
+          </div>
+        )}
+        {shown.sso && (
+          <div className="sso">
+            {/* A full navigation: the server redirects to the identity provider. */}
+            <a className="button sso-button" href={ssoLoginHref(shown.sso.loginURL, returnTo)}>
+              Log in via {shown.sso.name}
+            </a>
+            {shown.localLogin && <p className="sso-or">or with a local account</p>}
+          </div>
+        )}
+        {shown.localLogin && (
+          <LocalFields
+            username={username}
+            password={password}
+            busy={busy}
+            passwordRef={passwordRef}
+            setUsername={setUsername}
+            setPassword={setPassword}
+          />
+        )}
       </form>
     </main>
+  );
+}
+
+function LocalFields(props: {
+  username: string;
+  password: string;
+  busy: boolean;
+  passwordRef: RefObject<HTMLInputElement | null>;
+  setUsername: (value: string) => void;
+  setPassword: (value: string) => void;
+}) {
+  const { username, password, busy, passwordRef, setUsername, setPassword } = props;
+  return (
+    <>
+      <label htmlFor="login-username">Username</label>
+      <input
+        id="login-username"
+        name="username"
+        autoComplete="username"
+        autoFocus
+        required
+        value={username}
+        onChange={(e) => setUsername(e.target.value)}
+      />
+      <label htmlFor="login-password">Password</label>
+      <input
+        id="login-password"
+        ref={passwordRef}
+        name="password"
+        type="password"
+        autoComplete="current-password"
+        required
+        value={password}
+        onChange={(e) => setPassword(e.target.value)}
+      />
+      <button type="submit" disabled={busy || username.trim() === '' || password === ''}>
+        {busy ? 'Logging in…' : 'Log in'}
+      </button>
+      <p className="hint">
+        First start? <code>cairn admin initial-password</code> prints the <code>admin</code> password.
+      </p>
+    </>
   );
 }
