@@ -89,6 +89,10 @@ pub async fn run(
     if let Some(client) = kube.clone() {
         tokio::spawn(install_crds(client));
     }
+    // [oidc] clientSecretRef is read through the same client.
+    if let (Some(sso), Some(client)) = (auth.sso(), &kube) {
+        sso.use_kube(client.clone());
+    }
     // The GitOps controller. Its handle implements `gitops::webhook::AppRefresher`: the webhook
     // route and the API's refresh enqueue through it (no API round trip).
     let gitops_handle = match (&kube, config.gitops.enabled) {

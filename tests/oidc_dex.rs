@@ -68,8 +68,14 @@ async fn cairn(
     config.server.url = Some(base.to_owned());
     config.rbac.policy_csv = POLICY.to_owned();
     config.rbac.policy_default = String::new();
+    // An empty `secret`: the secret's source is in `extra` (e.g. clientSecretRef).
+    let secret_line = if secret.is_empty() {
+        String::new()
+    } else {
+        format!("clientSecret = \"{secret}\"\n")
+    };
     let oidc: OidcConfig = toml::from_str(&format!(
-        "name = \"Dex\"\nissuer = \"{issuer}\"\nclientID = \"cairn\"\nclientSecret = \"{secret}\"\ncliClientID = \"cairn-cli\"\nrequestedScopes = {SCOPES}\n{extra}"
+        "name = \"Dex\"\nissuer = \"{issuer}\"\nclientID = \"cairn\"\n{secret_line}cliClientID = \"cairn-cli\"\nrequestedScopes = {SCOPES}\n{extra}"
     ))
     .expect("oidc config");
     config.oidc = Some(oidc);
@@ -616,6 +622,55 @@ async fn misconfigured_issuer_leaves_local_login_working() {
     let resp = b.send(req, &url).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(userinfo(&mut b, &cairn).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_secret_ref_without_a_cluster_is_one_clear_error() {
+    if !DexServer::wanted("oidc_dex") {
+        return;
+    }
+    let (listener, base) = bind().await;
+    let callback = format!("{base}/auth/callback");
+    let dex = tokio::task::spawn_blocking(move || DexServer::start(&[&callback]))
+        .await
+        .expect("join")
+        .expect("dex starts");
+    // This in-process server has no cluster client, so the Secret cannot be read: start-up is
+    // not blocked, /auth/info names the Secret and why, and a login cannot start.
+    let cairn = cairn(
+        listener,
+        &base,
+        &dex.issuer,
+        "",
+        "clientSecretRef = { namespace = \"argocd\", name = \"cairn-oidc\", key = \"clientSecret\" }\n",
+    )
+    .await;
+    let mut b = Browser::new();
+    let info_url = Url::parse(&format!("{base}/auth/info")).expect("url");
+    let info: serde_json::Value = b.get(&info_url, &[]).await.json().await.expect("json");
+    assert_eq!(info["ready"], false, "{info}");
+    let error = info["error"].as_str().unwrap_or_default();
+    assert!(
+        error.ends_with(
+            "oidc.clientSecretRef: Secret argocd/cairn-oidc cannot be read: no Kubernetes cluster is configured"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains(&dex.client_secret));
+    let login = Url::parse(&format!("{base}/auth/login")).expect("url");
+    let resp = b.get(&login, &[]).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Local login still works.
+    let url = Url::parse(&format!("{base}/api/v1/session")).expect("url");
+    let req = b
+        .http
+        .post(url.clone())
+        .header(CSRF_HEADER, "1")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(
+            serde_json::json!({"username": "admin", "password": cairn.admin_password}).to_string(),
+        );
+    assert_eq!(b.send(req, &url).await.status(), StatusCode::OK);
 }
 
 /// The key ids Dex publishes.

@@ -6,7 +6,8 @@
 //! name = "Dex"
 //! issuer = "https://dex.example.com/dex"
 //! clientID = "cairn"
-//! clientSecretFile = "/etc/cairn/oidc-secret"   # or clientSecretEnv = "CAIRN_OIDC_SECRET"
+//! clientSecretFile = "/etc/cairn/oidc-secret"   # or clientSecretEnv = "CAIRN_OIDC_SECRET",
+//! # or clientSecretRef = { namespace = "argocd", name = "cairn-oidc", key = "clientSecret" }
 //! cliClientID = "cairn-cli"
 //! requestedScopes = ["openid", "profile", "email", "groups"]
 //! requestedIDTokenClaims = { groups = { essential = true } }
@@ -49,6 +50,89 @@ pub struct ClaimRequest {
     pub values: Option<Vec<String>>,
 }
 
+/// `clientSecretRef`: the client secret is the value of `key` in the Kubernetes Secret
+/// `namespace`/`name` (`{ namespace = "argocd", name = "cairn-oidc", key = "clientSecret" }`).
+/// Its `Debug` names the Secret, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The Secret's namespace (a DNS label).
+    pub namespace: String,
+    /// The Secret's name (a DNS subdomain).
+    pub name: String,
+    /// The key in its `data`.
+    pub key: String,
+}
+
+impl SecretRef {
+    /// Checks the shapes Kubernetes allows: a namespace is a DNS-1123 label, a name a DNS-1123
+    /// subdomain, a key letters, digits, `-`, `_` and `.`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !label(&self.namespace) {
+            return Err(invalid(
+                "oidc.clientSecretRef.namespace",
+                format!(
+                    "{:?}: expected a namespace name (lowercase letters, digits and -)",
+                    self.namespace
+                ),
+            ));
+        }
+        if self.name.is_empty() || self.name.len() > 253 || !self.name.split('.').all(label) {
+            return Err(invalid(
+                "oidc.clientSecretRef.name",
+                format!(
+                    "{:?}: expected a Secret name (lowercase letters, digits, - and .)",
+                    self.name
+                ),
+            ));
+        }
+        if self.key.is_empty()
+            || self.key.len() > 253
+            || !self
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(invalid(
+                "oidc.clientSecretRef.key",
+                format!(
+                    "{:?}: expected a Secret key (letters, digits, -, _ and .)",
+                    self.key
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client secret from the Secret's `data` (`None`: the Secret does not exist). Errors
+    /// name the Secret and the key, never a value; a trailing newline is dropped, as from a file.
+    pub fn pick(&self, data: Option<&BTreeMap<String, Vec<u8>>>) -> Result<Secret, String> {
+        let what = format!(
+            "oidc.clientSecretRef: Secret {}/{}",
+            self.namespace, self.name
+        );
+        let data = data.ok_or_else(|| format!("{what} not found"))?;
+        let value = data
+            .get(&self.key)
+            .ok_or_else(|| format!("{what} has no key {:?}", self.key))?;
+        let text = std::str::from_utf8(value)
+            .map_err(|_| format!("{what}: key {:?} is not UTF-8 text", self.key))?
+            .trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            return Err(format!("{what}: key {:?} is empty", self.key));
+        }
+        Ok(Secret::new(text.to_owned()))
+    }
+}
+
 /// `[oidc]`: single sign-on through an OpenID Connect provider.
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +155,10 @@ pub struct OidcConfig {
     /// An environment variable holding the client secret.
     #[serde(rename = "clientSecretEnv", default)]
     pub client_secret_env: Option<String>,
+    /// A key of a Kubernetes Secret holding the client secret, read through the server's
+    /// cluster client when a login first needs it (see [`SecretRef`]).
+    #[serde(rename = "clientSecretRef", default)]
+    pub client_secret_ref: Option<SecretRef>,
     /// The public client the CLI uses for `cairn login --sso` (PKCE, loopback redirect).
     #[serde(rename = "cliClientID", default)]
     pub cli_client_id: Option<String>,
@@ -124,6 +212,7 @@ impl std::fmt::Debug for OidcConfig {
             .field("client_secret", &self.client_secret)
             .field("client_secret_file", &self.client_secret_file)
             .field("client_secret_env", &self.client_secret_env)
+            .field("client_secret_ref", &self.client_secret_ref)
             .field("cli_client_id", &self.cli_client_id)
             .field("requested_scopes", &self.requested_scopes)
             .field("requested_id_token_claims", &self.requested_id_token_claims)
@@ -196,12 +285,16 @@ impl OidcConfig {
             self.client_secret.is_some(),
             self.client_secret_file.is_some(),
             self.client_secret_env.is_some(),
+            self.client_secret_ref.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() > 1 {
             return Err(invalid(
                 "oidc.clientSecret",
-                "set at most one of clientSecret, clientSecretFile and clientSecretEnv",
+                "set at most one of clientSecret, clientSecretFile, clientSecretEnv and clientSecretRef",
             ));
+        }
+        if let Some(reference) = &self.client_secret_ref {
+            reference.validate()?;
         }
         if self.root_ca.is_some() && self.root_ca_file.is_some() {
             return Err(invalid(
@@ -254,8 +347,9 @@ impl OidcConfig {
         scopes
     }
 
-    /// Reads the client secret from its source: `None` for a public client. `env` looks up an
-    /// environment variable (the process environment in production).
+    /// Reads the client secret from its source: `None` for a public client, and for
+    /// `clientSecretRef`, which is read from the cluster later ([`SecretRef::pick`]). `env` looks
+    /// up an environment variable (the process environment in production).
     pub fn resolve_secret(
         &self,
         env: impl Fn(&str) -> Option<String>,
@@ -398,6 +492,86 @@ clientID = "cairn"
         }
         let err = parse(MINIMAL).validate(None).unwrap_err();
         assert_eq!(err.field, "server.url");
+    }
+
+    #[test]
+    fn a_secret_ref_is_parsed_checked_and_picked() {
+        let c = parse(&format!(
+            "{MINIMAL}clientSecretRef = {{ namespace = \"argocd\", name = \"cairn-oidc\", key = \"clientSecret\" }}\n"
+        ));
+        c.validate(Some("https://cairn.example")).expect("valid");
+        let r = c.client_secret_ref.clone().expect("a ref");
+        assert_eq!(
+            (r.namespace.as_str(), r.name.as_str(), r.key.as_str()),
+            ("argocd", "cairn-oidc", "clientSecret")
+        );
+        // Read from the cluster later, not here.
+        assert_eq!(c.resolve_secret(|_| None).unwrap(), None);
+
+        let data = |k: &str, v: &[u8]| BTreeMap::from([(k.to_owned(), v.to_vec())]);
+        assert_eq!(
+            r.pick(Some(&data("clientSecret", b"s3cr3t\n")))
+                .unwrap()
+                .expose(),
+            "s3cr3t"
+        );
+        let missing = r.pick(None).unwrap_err();
+        assert_eq!(
+            missing,
+            "oidc.clientSecretRef: Secret argocd/cairn-oidc not found"
+        );
+        let no_key = r.pick(Some(&data("other", b"x"))).unwrap_err();
+        assert_eq!(
+            no_key,
+            "oidc.clientSecretRef: Secret argocd/cairn-oidc has no key \"clientSecret\""
+        );
+        assert!(
+            r.pick(Some(&data("clientSecret", b"\n")))
+                .unwrap_err()
+                .ends_with("is empty")
+        );
+        let binary = r
+            .pick(Some(&data("clientSecret", &[0xff, 0xfe, b's'])))
+            .unwrap_err();
+        assert!(binary.ends_with("is not UTF-8 text"), "{binary}");
+        // The value never shows in Debug or in an error.
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_ref_shape_errors_name_the_field() {
+        let with = |r: &str| format!("{MINIMAL}clientSecretRef = {{ {r} }}\n");
+        let cases = [
+            (
+                with("namespace = \"Argo\", name = \"s\", key = \"k\""),
+                "oidc.clientSecretRef.namespace",
+            ),
+            (
+                with("namespace = \"argocd\", name = \"a..b\", key = \"k\""),
+                "oidc.clientSecretRef.name",
+            ),
+            (
+                with("namespace = \"argocd\", name = \"s\", key = \"a/b\""),
+                "oidc.clientSecretRef.key",
+            ),
+            (
+                format!(
+                    "{}clientSecretEnv = \"X\"\n",
+                    with("namespace = \"argocd\", name = \"s\", key = \"k\"")
+                ),
+                "oidc.clientSecret",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = parse(&text)
+                .validate(Some("https://cairn.example"))
+                .expect_err(&text);
+            assert_eq!(err.field, field, "{text}: {err:?}");
+        }
+        // A ref without its key is a TOML error, not a silent public client.
+        assert!(
+            toml::from_str::<OidcConfig>(&with("namespace = \"argocd\", name = \"s\"")).is_err()
+        );
     }
 
     #[test]

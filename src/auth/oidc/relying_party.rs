@@ -2,6 +2,11 @@
 //! JWKS, the pending logins, and the HTTP client (timeouts, body limit, `rootCA`); it starts
 //! logins, exchanges codes, validates ID tokens through [`super::jwt`] and maps claims to a
 //! [`Principal`]. The invariants are the module's (see [`super`]).
+//!
+//! A `clientSecretRef` is read from the cluster (the client given to [`Sso::use_kube`]) the
+//! first time a login or `/auth/info` needs it, and kept; a failure (no cluster, the Secret or
+//! its key missing) is that one error on `/auth/info`, logged once per distinct reason and
+//! retried at most every [`DISCOVERY_RETRY`]. The value is never logged.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -9,7 +14,7 @@ use std::time::Instant;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::config::OidcConfig;
+use super::config::{OidcConfig, SecretRef};
 use super::flow::{self, PendingLogin, PendingLogins, safe_return_url};
 use super::jwt::{self, IdClaims, JwkSet};
 use super::{
@@ -87,6 +92,13 @@ pub struct SsoStatus {
     pub error: Option<String>,
 }
 
+/// The client secret read through `clientSecretRef`, or the last failure to read it.
+#[derive(Debug, Default)]
+struct KubeSecret {
+    value: Option<Secret>,
+    last_failure: Option<(Instant, String)>,
+}
+
 #[derive(Debug, Clone)]
 struct ProviderState {
     discovery: Arc<Discovery>,
@@ -130,6 +142,9 @@ pub struct Sso {
     rbac_scopes: Vec<String>,
     /// The HTTP client, or why it could not be built (bad CA, unreadable secret).
     http: Result<reqwest::Client, String>,
+    /// The cluster client `clientSecretRef` is read with (set once at start-up).
+    kube: std::sync::OnceLock<kube::Client>,
+    kube_secret: tokio::sync::Mutex<KubeSecret>,
     cache: tokio::sync::Mutex<Cache>,
     pending: Mutex<PendingLogins>,
     clock_origin: Instant,
@@ -160,9 +175,53 @@ impl Sso {
             public_url,
             rbac_scopes: rbac_scopes.to_vec(),
             http,
+            kube: std::sync::OnceLock::new(),
+            kube_secret: tokio::sync::Mutex::new(KubeSecret::default()),
             cache: tokio::sync::Mutex::new(Cache::default()),
             pending: Mutex::new(PendingLogins::default()),
             clock_origin: Instant::now(),
+        }
+    }
+
+    /// Gives the relying party the server's cluster client, for `clientSecretRef`. The first
+    /// call wins; later ones are ignored.
+    pub fn use_kube(&self, client: kube::Client) {
+        let _ = self.kube.set(client);
+    }
+
+    /// The confidential client's secret: the configured one, or the `clientSecretRef` value
+    /// read from the cluster (see the module docs).
+    async fn client_secret(&self) -> Result<Option<Secret>, OidcError> {
+        let Some(reference) = &self.config.client_secret_ref else {
+            return Ok(self.secret.clone());
+        };
+        let mut cached = self.kube_secret.lock().await;
+        if let Some(value) = &cached.value {
+            return Ok(Some(value.clone()));
+        }
+        if let Some((at, reason)) = &cached.last_failure
+            && at.elapsed() < DISCOVERY_RETRY
+        {
+            return Err(self.provider_error(reason.clone()));
+        }
+        match read_secret_ref(self.kube.get(), reference).await {
+            Ok(value) => {
+                tracing::info!(namespace = %reference.namespace, secret = %reference.name, key = %reference.key, "OIDC client secret read from the cluster");
+                cached.last_failure = None;
+                cached.value = Some(value.clone());
+                Ok(Some(value))
+            }
+            Err(reason) => {
+                if cached
+                    .last_failure
+                    .as_ref()
+                    .is_none_or(|(_, r)| *r != reason)
+                {
+                    tracing::error!(namespace = %reference.namespace, secret = %reference.name, key = %reference.key, error = %reason, "SSO unavailable: the client secret cannot be read; local login still works");
+                }
+                cached.last_failure = Some((Instant::now(), reason.clone()));
+                Err(self.provider_error(reason))
+            }
         }
     }
 
@@ -207,6 +266,8 @@ impl Sso {
     /// The provider's metadata and keys, from the cache or fetched.
     async fn provider(&self) -> Result<ProviderState, OidcError> {
         let http = self.http()?;
+        // A secret that cannot be read is the one error to show, before the provider's.
+        self.client_secret().await?;
         let mut cache = self.cache.lock().await;
         if let Some(p) = &cache.provider
             && p.fetched.elapsed() < DISCOVERY_TTL
@@ -552,9 +613,12 @@ impl Sso {
         let mut req = http.post(&discovery.token_endpoint);
         // The server's confidential client authenticates with client_secret_basic; the CLI's
         // public client with PKCE only.
-        if login.client_id == self.config.client_id
-            && let Some(secret) = &self.secret
-        {
+        let secret = if login.client_id == self.config.client_id {
+            self.client_secret().await?
+        } else {
+            None
+        };
+        if let Some(secret) = &secret {
             req = req.basic_auth(
                 form_urlencode(&login.client_id),
                 Some(form_urlencode(secret.expose())),
@@ -662,6 +726,46 @@ fn form_urlencode(s: &str) -> String {
         .ok()
         .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_owned()))
         .unwrap_or_else(|| s.to_owned())
+}
+
+/// Reads `reference` through `kube` (bounded by [`HTTP_TIMEOUT`]); errors name the Secret and
+/// the key, never the value.
+async fn read_secret_ref(
+    kube: Option<&kube::Client>,
+    reference: &SecretRef,
+) -> Result<Secret, String> {
+    let Some(client) = kube else {
+        return Err(format!(
+            "oidc.clientSecretRef: Secret {}/{} cannot be read: no Kubernetes cluster is configured",
+            reference.namespace, reference.name
+        ));
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &reference.namespace);
+    let found = tokio::time::timeout(HTTP_TIMEOUT, api.get_opt(&reference.name))
+        .await
+        .map_err(|_| {
+            format!(
+                "oidc.clientSecretRef: reading Secret {}/{} timed out after {}s",
+                reference.namespace,
+                reference.name,
+                HTTP_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| {
+            format!(
+                "oidc.clientSecretRef: reading Secret {}/{}: {e}",
+                reference.namespace, reference.name
+            )
+        })?;
+    let data = found.map(|s| {
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
+    reference.pick(data.as_ref())
 }
 
 fn http_client(config: &OidcConfig) -> Result<reqwest::Client, String> {
