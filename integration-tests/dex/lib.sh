@@ -11,3 +11,11 @@ is_dex() {
   exe=$(readlink "/proc/$1/exe" 2>/dev/null || true)
   [ "$(basename "${exe% (deleted)}")" = dex ]
 }
+
+# is_slapd PID: PID is a live slapd (started by `start --ldap`).
+is_slapd() {
+  local exe
+  [ -d "/proc/$1" ] || return 1
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null || true)
+  [ "$(basename "${exe% (deleted)}")" = slapd ]
+}
