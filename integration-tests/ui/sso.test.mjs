@@ -14,6 +14,10 @@ import { request } from 'playwright-core';
 import { waitForPath, withPage } from './harness.mjs';
 
 const DEX_ISSUER = process.env.CAIRN_DEX_ISSUER ?? '';
+/** A server with the admin disabled and no other local account, SSO ready (no cluster). */
+const SSO_ONLY_URL = process.env.CAIRN_SSO_ONLY_URL ?? '';
+/** A server whose issuer nobody answers, admin disabled too (no cluster). */
+const SSO_BROKEN_URL = process.env.CAIRN_SSO_BROKEN_URL ?? '';
 
 /** The LDAP users `integration-tests/dex/start --ldap` creates. */
 const ALICE = { username: 'alice', password: 'alice-password', group: 'platform-admins' };
@@ -23,7 +27,7 @@ const BOB = { username: 'bob', password: 'bob-password', group: 'data-readers' }
  * From cairn's login page through Dex's own pages (connector choice, then its password form)
  * back into cairn at `expectedPath`.
  */
-async function logInThroughDex(page, cfg, who, expectedPath) {
+async function logInThroughDex(page, cfg, who, expectedPath, origin = cfg.baseURL) {
   await page.getByRole('heading', { name: 'Log in to cairn' }).waitFor();
   const sso = page.getByRole('link', { name: 'Log in via Dex' });
   await sso.waitFor();
@@ -41,7 +45,7 @@ async function logInThroughDex(page, cfg, who, expectedPath) {
 
   // Dex redirects to cairn's /auth/callback, which starts the session and sends the browser on.
   await waitForPath(page, expectedPath);
-  assert.equal(new URL(page.url()).origin, cfg.baseURL, 'back on cairn after the callback');
+  assert.equal(new URL(page.url()).origin, origin, 'back on cairn after the callback');
 }
 
 /** The Application's row once the list has loaded. */
@@ -191,3 +195,38 @@ async function adminView(cfg) {
     await admin.dispose();
   }
 }
+
+test('without local accounts the login page offers SSO only, and it logs in', async () => {
+  await withPage('sso-only', async ({ page, context, cfg }) => {
+    requireEnv(cfg);
+    assert.ok(SSO_ONLY_URL, 'CAIRN_SSO_ONLY_URL is not set: integration-tests/ui/run starts that server');
+    const info = await (await context.request.get(`${SSO_ONLY_URL}/auth/info`)).json();
+    assert.equal(info.ready, true, JSON.stringify(info));
+    assert.equal(info.userLoginsDisabled, true);
+    await page.goto(`${SSO_ONLY_URL}/login`);
+    await page.getByRole('link', { name: 'Log in via Dex' }).waitFor();
+    assert.equal(await page.getByLabel('Username').count(), 0, 'no password form');
+    assert.equal(await page.getByRole('button', { name: 'Log in', exact: true }).count(), 0);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'sso-only-login-page.png') });
+    await logInThroughDex(page, cfg, BOB, '/applications', SSO_ONLY_URL);
+    assert.equal((await page.getByTestId('current-user').textContent())?.trim(), BOB.username);
+  });
+});
+
+test('a provider that does not answer shows its one error and keeps the password form', async () => {
+  await withPage('sso-broken', async ({ page, context, cfg }) => {
+    assert.ok(SSO_BROKEN_URL, 'CAIRN_SSO_BROKEN_URL is not set: integration-tests/ui/run starts that server');
+    const info = await (await context.request.get(`${SSO_BROKEN_URL}/auth/info`)).json();
+    assert.equal(info.ready, false, JSON.stringify(info));
+    await page.goto(`${SSO_BROKEN_URL}/login`);
+    const error = page.getByTestId('sso-error');
+    await error.waitFor();
+    assert.equal((await error.textContent())?.trim(), `Single sign-on is unavailable: ${info.error}`);
+    assert.match(info.error, /^identity provider http:\/\/127\.0\.0\.1:\d+\/dex: /);
+    assert.equal(await page.getByRole('link', { name: 'Log in via Dex' }).count(), 0);
+    // Even with user logins disabled the form stays while SSO is unusable: never no way in.
+    assert.equal(info.userLoginsDisabled, true);
+    await page.getByLabel('Username').waitFor();
+    await page.screenshot({ path: path.join(cfg.artifacts, 'sso-broken-login-page.png') });
+  });
+});
