@@ -69,6 +69,26 @@ async function application(context, name) {
   return response.json();
 }
 
+/**
+ * Clicks Refresh until the Application's row shows Synced and Healthy, and checks the API agrees
+ * that alice's operation succeeded. Bounded: 30 tries, 2 s apart (the controller works on
+ * the lab; the page also polls every 10 s by itself).
+ */
+async function waitForSynced(page, context, name) {
+  let last = '';
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const cells = await (await appRow(page, name)).getByRole('cell').allTextContents();
+    last = cells.join(' | ');
+    if (cells.includes('Synced') && cells.includes('Healthy')) break;
+    await page.waitForTimeout(2000);
+    await page.getByRole('button', { name: /Refresh/ }).click();
+  }
+  assert.match(last, /\bSynced\b.*\bHealthy\b/, `the row of ${name} after the sync: ${last}`);
+  const app = await application(context, name);
+  assert.equal(app?.status?.operationState?.phase, 'Succeeded', JSON.stringify(app?.status?.operationState));
+  assert.equal(app?.status?.operationState?.operation?.initiatedBy?.username, ALICE.username);
+}
+
 /** Who started the Application's last or current operation, wherever the controller left it. */
 function operationInitiator(app) {
   return app?.operation?.initiatedBy?.username ?? app?.status?.operationState?.operation?.initiatedBy?.username ?? '';
@@ -112,9 +132,8 @@ test('a platform-admins user logs in through Dex, syncs an app, and logs out to 
     assert.equal(me.username, ALICE.username);
     assert.ok(me.groups.includes(ALICE.group), `groups from Dex: ${me.groups}`);
 
-    // Sync: the request is accepted (RBAC allows it) and the operation is written on the
-    // Application. Its repository is a placeholder, so the test asserts the operation was
-    // started by alice, not that the app became Synced.
+    // Sync: the request is accepted (RBAC allows it), the operation is started in alice's name,
+    // and the controller deploys the app from its local Git repository: the row turns Synced.
     const row = await appRow(page, cfg.expectApp);
     await row.getByRole('button', { name: `Sync ${cfg.expectApp}` }).click();
     const outcome = page.getByTestId('sync-outcome');
@@ -122,6 +141,7 @@ test('a platform-admins user logs in through Dex, syncs an app, and logs out to 
     assert.equal((await outcome.textContent())?.trim(), `Sync of ${cfg.expectApp} started.`);
     assert.equal(await outcome.getAttribute('role'), 'status');
     assert.equal(operationInitiator(await application(context, cfg.expectApp)), ALICE.username);
+    await waitForSynced(page, context, cfg.expectApp);
     await page.screenshot({ path: path.join(cfg.artifacts, 'sso-admin-synced.png'), fullPage: true });
 
     // Log out: cairn's session ends and the browser goes to the logoutURL on Dex's origin, with
