@@ -4,7 +4,8 @@
 //!
 //! Owns the I/O around `workflow::operator`: reflectors (Workflows in the managed namespaces, pods
 //! labelled `workflows.argoproj.io/workflow`, WorkflowTaskResults, WorkflowTemplates,
-//! ClusterWorkflowTemplates), the work queue ([`queue`]), the status writer, pod creation and
+//! ClusterWorkflowTemplates, parameter ConfigMaps labelled
+//! `workflows.argoproj.io/configmap-type=Parameter`), the work queue ([`queue`]), the status writer, pod creation and
 //! deletion, executor RBAC, the archive hook, and the shell's pure decisions ([`decide`]).
 //!
 //! Invariants:
@@ -49,7 +50,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -62,7 +63,9 @@ use crate::workflow::resource::{ResourceObservations, ResourceRequest};
 use crate::workflow::types::{
     ClusterWorkflowTemplate, Workflow, WorkflowStatus, WorkflowTaskResult, WorkflowTemplate,
 };
-use crate::workflow::validate::TemplateLookup;
+use crate::workflow::validate::{
+    CONFIGMAP_TYPE_LABEL, CONFIGMAP_TYPE_PARAMETER, ConfigMapValue, TemplateLookup,
+};
 
 pub use queue::WorkQueue;
 pub use scope::Scoped;
@@ -254,6 +257,9 @@ pub(crate) struct Caches {
     pub results: Scoped<WorkflowTaskResult>,
     pub templates: Scoped<WorkflowTemplate>,
     pub cluster_templates: Store<ClusterWorkflowTemplate>,
+    /// Parameter ConfigMaps (labelled `workflows.argoproj.io/configmap-type=Parameter`, the
+    /// only ones Argo's `valueFrom.configMapKeyRef` reads).
+    pub config_maps: Scoped<ConfigMap>,
 }
 
 impl TemplateLookup for Caches {
@@ -267,6 +273,19 @@ impl TemplateLookup for Caches {
         self.cluster_templates
             .get(&ObjectRef::new(name))
             .map(|t| (*t).clone())
+    }
+
+    fn config_map_value(&self, namespace: &str, name: &str, key: &str) -> ConfigMapValue {
+        let Some(cm) = self
+            .config_maps
+            .get(&ObjectRef::new(name).within(namespace))
+        else {
+            return ConfigMapValue::NoConfigMap;
+        };
+        match cm.data.as_ref().and_then(|d| d.get(key)) {
+            Some(v) => ConfigMapValue::Found(v.clone()),
+            None => ConfigMapValue::NoKey,
+        }
     }
 }
 
@@ -351,6 +370,18 @@ pub async fn run(
         |_| None,
         &mut watches,
     );
+    // Parameter ConfigMaps change no workflow by themselves (Argo does not requeue either):
+    // their values are read at the next reconcile.
+    let config_maps = scope::watch_scoped::<ConfigMap>(
+        &client,
+        &targets,
+        &watcher::Config::default().labels(&format!(
+            "{CONFIGMAP_TYPE_LABEL}={CONFIGMAP_TYPE_PARAMETER}"
+        )),
+        &queue,
+        |_| None,
+        &mut watches,
+    );
     // Cluster-scoped: one watch whatever the namespaces.
     let (cluster_templates, task) = watch::<ClusterWorkflowTemplate>(
         Api::all(client.clone()),
@@ -365,6 +396,7 @@ pub async fn run(
         results,
         templates,
         cluster_templates,
+        config_maps,
     };
     let shared = Arc::new(Shared {
         client,
@@ -389,7 +421,8 @@ pub async fn run(
             caches.cluster_templates.wait_until_ready(),
         )
         .await;
-        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {
+        let ready_config_maps = caches.config_maps.wait_until_ready().await;
+        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready_config_maps.is_err() {
             tracing::error!("workflow controller caches stopped before they were ready");
             return;
         }

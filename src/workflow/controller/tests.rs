@@ -30,6 +30,7 @@ fn fixture() -> Fixture {
     let (results_r, _results) = reflector::store();
     let (templates_r, templates) = reflector::store();
     let (cluster_r, cluster_templates) = reflector::store();
+    let (config_maps_r, _config_maps) = reflector::store();
     // Never contacted: these tests exercise only what happens before any request.
     let client =
         Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
@@ -43,6 +44,7 @@ fn fixture() -> Fixture {
             results: Scoped::all(results_r),
             templates: Scoped::all(templates_r),
             cluster_templates: cluster_r,
+            config_maps: Scoped::all(config_maps_r),
         },
         queue: WorkQueue::new(),
         archive: Archive::new(store, 1024),

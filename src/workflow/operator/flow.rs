@@ -120,7 +120,16 @@ impl Ctx<'_> {
         }
         let what = format!("{}: step '{display}'", frame.template_name);
         let rendered: T = vars::render_value(&what, raw, &scope)?;
-        let (template, template_ref, arguments) = extract(&rendered);
+        let (template, template_ref, inline, arguments) = extract(&rendered);
+        let inline = match inline {
+            None => None,
+            Some(raw) => Some(Box::new(serde_json::from_value::<Template>(raw).map_err(
+                |e| OperatorError::Structure {
+                    template: frame.template_name.clone(),
+                    message: format!("step '{display}': inline template: {e}"),
+                },
+            )?)),
+        };
         let arguments = arguments.unwrap_or_default();
         let args = vars::resolve_args(&what, arguments.parameters.as_ref(), &scope)?;
         let artifacts = vars::resolve_artifact_args(&what, arguments.artifacts.as_ref())?;
@@ -136,6 +145,7 @@ impl Ctx<'_> {
             display_name,
             template,
             template_ref,
+            inline,
             scope_src: frame.src.clone(),
             args,
             artifacts,
@@ -1232,9 +1242,11 @@ fn strip_task_loop(task: &DagTask) -> DagTask {
     }
 }
 
+/// What a step or task calls: `template`, `templateRef`, `inline` (unparsed) and arguments.
 type Parts = (
     Option<String>,
     Option<crate::workflow::types::TemplateRef>,
+    Option<Value>,
     Option<Arguments>,
 );
 
@@ -1242,6 +1254,7 @@ fn step_parts(s: &WorkflowStep) -> Parts {
     (
         s.template.clone(),
         s.template_ref.clone(),
+        s.extra.get("inline").filter(|v| !v.is_null()).cloned(),
         s.arguments.clone(),
     )
 }
@@ -1250,6 +1263,7 @@ fn task_parts(t: &DagTask) -> Parts {
     (
         t.template.clone(),
         t.template_ref.clone(),
+        t.extra.get("inline").filter(|v| !v.is_null()).cloned(),
         t.arguments.clone(),
     )
 }

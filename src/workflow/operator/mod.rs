@@ -87,13 +87,24 @@
 //!   action or a met failure condition fails the node with the message. Restart-safe: a node
 //!   without an observation asks for its action again, which the shell replays idempotently.
 //!
+//! - Inline templates (`inline:` of a step or DAG task; Argo >= 3.1): the step is rendered
+//!   with the caller's scope like any step (tags it cannot resolve are kept, so the inline
+//!   body's own `{{inputs...}}` survive), then its `inline` body is the template the call
+//!   runs, from the caller's template scope. Its node names no template and its pod is
+//!   `<workflow>-<hash>`, as Argo's are.
+//! - Parameters from ConfigMaps (`valueFrom.configMapKeyRef`, `operator/config.rs`): workflow
+//!   arguments are resolved before the globals on every reconcile (a missing ConfigMap or key
+//!   without `valueFrom.default` fails the workflow); template inputs when the call is
+//!   executed (the node errors).
+//!
 //! Left out (each an explicit node Error, never a silent success): http, plugin,
 //! data and containerSet templates ("... templates are not supported yet"). Not done yet:
 //! memoization, synchronization (refused by validation: a run without its lock would be
 //! silently wrong), `podGC`/`ttlStrategy` (the shell's),
-//! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised), inline
-//! templates (rejected by validation before they reach the operator).
+//! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised),
+//! `valueFrom.secretKeyRef` parameters.
 
+mod config;
 mod flow;
 mod vars;
 mod walk;
@@ -190,6 +201,20 @@ pub enum OperatorError {
         template: String,
         /// The parameter.
         parameter: String,
+    },
+    /// A `valueFrom.configMapKeyRef` input whose ConfigMap or key is not there (and that has
+    /// no `valueFrom.default`).
+    #[error(
+        "template '{template}': unable to retrieve inputs.parameters.{parameter} from ConfigMap: \
+         {message}"
+    )]
+    ConfigMap {
+        /// The template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+        /// What is missing (ConfigMap, label or key).
+        message: String,
     },
     /// A required input artifact has no location and no argument.
     #[error("template '{template}': inputs.artifacts.{artifact} was not supplied")]
@@ -310,6 +335,7 @@ impl OperatorError {
             OperatorError::InvalidSpec(_) => "invalid_spec",
             OperatorError::TemplateNotFound { .. } => "template_not_found",
             OperatorError::MissingInput { .. } => "missing_input",
+            OperatorError::ConfigMap { .. } => "config_map",
             OperatorError::MissingArtifact { .. } => "missing_artifact",
             OperatorError::NotInEnum { .. } => "not_in_enum",
             OperatorError::Render { .. } => "render",

@@ -24,6 +24,8 @@ const CONFORMANCE: &str = concat!(
 #[derive(Default)]
 struct MapLookup {
     namespaced: BTreeMap<String, WorkflowTemplate>,
+    /// (namespace, name) → data of the parameter ConfigMaps.
+    config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 impl TemplateLookup for MapLookup {
@@ -32,6 +34,23 @@ impl TemplateLookup for MapLookup {
     }
     fn cluster_workflow_template(&self, _name: &str) -> Option<ClusterWorkflowTemplate> {
         None
+    }
+    fn config_map_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> crate::workflow::validate::ConfigMapValue {
+        use crate::workflow::validate::ConfigMapValue;
+        match self
+            .config_maps
+            .get(&(namespace.to_owned(), name.to_owned()))
+        {
+            None => ConfigMapValue::NoConfigMap,
+            Some(data) => data
+                .get(key)
+                .map_or(ConfigMapValue::NoKey, |v| ConfigMapValue::Found(v.clone())),
+        }
     }
 }
 
@@ -2248,4 +2267,207 @@ fn a_hundred_task_dag_completes_with_one_pod_per_task() {
     assert_eq!(sim.created.len(), 100);
     // Ten chains of ten: each level runs in parallel, so the whole takes ~2 passes per level.
     assert!(sim.passes <= 25, "{}", sim.passes);
+}
+
+#[test]
+fn inline_templates_run_with_their_own_inputs_and_nest() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - name: a
+        inline:
+          script:
+            image: python:alpine3.23
+            command: [python]
+            source: "print(7)"
+      - name: b
+        depends: a
+        arguments:
+          parameters: [{name: x, value: "{{tasks.a.outputs.result}}"}]
+        inline:
+          inputs:
+            parameters: [{name: x}]
+          steps:
+          - - name: c
+              arguments:
+                parameters: [{name: val, value: "{{inputs.parameters.x}}"}]
+              inline:
+                inputs: {parameters: [{name: val}]}
+                container: {image: busybox, command: [echo], args: ["val={{inputs.parameters.val}}"]}
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.node_name == "wf.a" {
+            with_result("7")
+        } else {
+            ok()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(40);
+    assert_eq!(
+        sim.phase(),
+        "Succeeded",
+        "{:?} {:#?}",
+        sim.status().message,
+        sim.tree()
+    );
+    let a = sim.by_name("wf.a").expect("a");
+    assert_eq!(a.node_type.as_deref(), Some("Pod"));
+    // An inline template has no name: the node names none and the pod is `<wf>-<hash>`.
+    assert_eq!(a.template_name, None);
+    let a_pod = &sim.pods[&a.id.clone().expect("id")].request.pod_name;
+    assert_eq!(a_pod, &crate::workflow::node::pod_name("wf", "", "wf.a"));
+    let b = sim.by_name("wf.b").expect("b");
+    assert_eq!(b.node_type.as_deref(), Some("Steps"));
+    let c = sim.by_name("wf.b[0].c").expect("c");
+    let req = &sim.pods[&c.id.expect("id")].request;
+    assert_eq!(
+        req.template.container.as_ref().and_then(|c| c.args.clone()),
+        Some(vec!["val=7".to_owned()])
+    );
+}
+
+#[test]
+fn inline_template_that_is_not_a_template_fails_the_workflow_at_start() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: a
+        inline: {container: "busybox"}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(10);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let message = sim.status().message.unwrap_or_default();
+    assert!(
+        message.contains("spec.templates[0].steps[0][0].inline: expected a template"),
+        "{message}"
+    );
+    assert!(sim.created.is_empty());
+}
+
+fn with_config_map(sim: &mut Sim, name: &str, data: &[(&str, &str)]) {
+    sim.lookup.config_maps.insert(
+        ("default".to_owned(), name.to_owned()),
+        data.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+}
+
+fn pod_args(sim: &Sim, node: &str) -> Option<Vec<String>> {
+    let n = sim.by_name(node)?;
+    let req = &sim.pods.get(&n.id?)?.request;
+    req.template.container.as_ref().and_then(|c| c.args.clone())
+}
+
+const CONFIG_MAP_SPEC: &str = r#"  entrypoint: main
+  arguments:
+    parameters:
+    - name: greeting
+      valueFrom: {configMapKeyRef: {name: params, key: greeting}}
+  templates:
+  - name: main
+    steps:
+    - - name: own
+        template: show
+    - - name: passed
+        template: show
+        arguments:
+          parameters: [{name: msg, value: "given"}]
+    - - name: redirected
+        template: show
+        arguments:
+          parameters:
+          - name: msg
+            valueFrom: {configMapKeyRef: {name: params, key: other}}
+  - name: show
+    inputs:
+      parameters:
+      - name: msg
+        default: "unused"
+        valueFrom: {configMapKeyRef: {name: params, key: msg}}
+    container:
+      image: busybox
+      command: [echo]
+      args: ["{{workflow.parameters.greeting}}", "{{inputs.parameters.msg}}"]
+"#;
+
+#[test]
+fn config_map_parameters_feed_globals_and_inputs() {
+    let mut sim = Sim::new(yaml_wf(CONFIG_MAP_SPEC), all_ok());
+    with_config_map(
+        &mut sim,
+        "params",
+        &[
+            ("greeting", "hello"),
+            ("msg", "from-cm"),
+            ("other", "second"),
+        ],
+    );
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let args = |node| pod_args(&sim, node).unwrap_or_default();
+    assert_eq!(args("wf[0].own"), ["hello", "from-cm"]);
+    // A caller's value wins over the input's ConfigMap reference...
+    assert_eq!(args("wf[1].passed"), ["hello", "given"]);
+    // ...and a caller's own reference replaces the input's.
+    assert_eq!(args("wf[2].redirected"), ["hello", "second"]);
+    let own = sim.by_name("wf[0].own").expect("own");
+    let msg = own
+        .inputs
+        .and_then(|i| i.parameters)
+        .and_then(|p| p.into_iter().find(|p| p.name == "msg"))
+        .and_then(|p| p.value);
+    assert_eq!(msg, Some(json!("from-cm")));
+}
+
+#[test]
+fn missing_config_map_key_errors_the_node_unless_a_default_is_given() {
+    let mut sim = Sim::new(yaml_wf(CONFIG_MAP_SPEC), all_ok());
+    with_config_map(&mut sim, "params", &[("greeting", "hello"), ("other", "x")]);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let own = sim.by_name("wf[0].own").expect("own");
+    assert_eq!(own.phase.as_deref(), Some("Error"));
+    assert_eq!(
+        own.message.as_deref(),
+        Some(
+            "template 'show': unable to retrieve inputs.parameters.msg from ConfigMap: \
+             ConfigMap 'params' does not have the key 'msg'"
+        )
+    );
+    assert!(sim.created.is_empty());
+
+    let with_default = CONFIG_MAP_SPEC.replace(
+        "{configMapKeyRef: {name: params, key: msg}}",
+        "{configMapKeyRef: {name: params, key: msg}, default: fallback}",
+    );
+    let mut sim = Sim::new(yaml_wf(&with_default), all_ok());
+    with_config_map(&mut sim, "params", &[("greeting", "hello"), ("other", "x")]);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    assert_eq!(
+        pod_args(&sim, "wf[0].own").unwrap_or_default(),
+        ["hello", "fallback"]
+    );
+}
+
+#[test]
+fn missing_config_map_of_a_workflow_argument_fails_the_workflow() {
+    let mut sim = Sim::new(yaml_wf(CONFIG_MAP_SPEC), all_ok());
+    sim.run(5);
+    assert_eq!(sim.phase(), "Failed");
+    let message = sim.status().message.unwrap_or_default();
+    assert!(
+        message.contains(
+            "spec.arguments.parameters[0] (greeting): ConfigMap 'params' does not exist in \
+             namespace 'default' or lacks the label workflows.argoproj.io/configmap-type: Parameter"
+        ),
+        "{message}"
+    );
+    assert!(sim.created.is_empty());
 }

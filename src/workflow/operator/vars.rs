@@ -13,6 +13,7 @@ use crate::workflow::expr::{self, Scope, Unresolved};
 use crate::workflow::types::{
     Inputs, NodeStatus, Outputs, Parameter, Template, Workflow, WorkflowSpec, any_string,
 };
+use crate::workflow::validate::TemplateLookup;
 
 /// Argo's timestamp form (`metav1.Time`, RFC 3339 with whole seconds, UTC).
 pub(super) fn ts(t: Timestamp) -> String {
@@ -109,6 +110,7 @@ pub(super) fn process_inputs(
     args: &[Parameter],
     artifacts: &[Value],
     globals: &Scope,
+    config_maps: (&dyn TemplateLookup, &str),
 ) -> Result<Inputs, OperatorError> {
     let mut inputs = tmpl.inputs.clone().unwrap_or_default();
     if let Some(declared) = inputs.artifacts.as_mut() {
@@ -148,11 +150,27 @@ pub(super) fn process_inputs(
         return Ok(inputs);
     };
     for p in params.iter_mut() {
-        let supplied = args
-            .iter()
-            .find(|a| a.name == p.name)
-            .and_then(|a| a.value.clone());
+        let arg = args.iter().find(|a| a.name == p.name);
+        let supplied = arg.and_then(|a| a.value.clone());
+        // A caller's `valueFrom` replaces the input's own (Argo's ProcessArgs); a ConfigMap
+        // reference then wins over `value`/`default`.
+        let from = match arg {
+            Some(a) if a.value.is_none() && a.value_from.is_some() => a,
+            _ => &*p,
+        };
+        let from_config =
+            match supplied {
+                Some(_) => None,
+                None => super::config::value_of(from, config_maps.1, config_maps.0).map_err(
+                    |message| OperatorError::ConfigMap {
+                        template: tmpl.name.clone(),
+                        parameter: p.name.clone(),
+                        message,
+                    },
+                )?,
+            };
         let value = supplied
+            .or_else(|| from_config.map(Value::String))
             .or_else(|| p.value.clone())
             .or_else(|| p.default.clone());
         let Some(value) = value else {

@@ -64,6 +64,9 @@ pub(super) struct Call {
     pub template: Option<String>,
     /// `templateRef:`.
     pub template_ref: Option<TemplateRef>,
+    /// `inline:`: the template itself, rendered with the caller's scope (unresolved tags kept
+    /// for its own inputs, as Argo renders a task with `allowUnresolved`).
+    pub inline: Option<Box<Template>>,
     /// Where a plain `template:` name resolves (`None` = the workflow's own spec).
     pub scope_src: Option<Source>,
     /// Arguments, every tag resolved.
@@ -97,6 +100,8 @@ pub(super) struct Ctx<'a> {
     pub resolved: ResolvedWorkflow,
     pub nodes: BTreeMap<String, NodeStatus>,
     obs: &'a Observations,
+    /// The live lookup, for parameter ConfigMaps.
+    lookup: &'a dyn TemplateLookup,
     /// What the shell saw of resource nodes' objects, by node id.
     resources: &'a crate::workflow::resource::ResourceObservations,
     pub now: Timestamp,
@@ -230,6 +235,13 @@ pub(super) fn operate(
         }
     }
 
+    let mut resolved = resolved;
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    if let Err(e) =
+        super::config::resolve_arguments(&mut resolved.spec, &namespace, input.templates)
+    {
+        return fail_spec(status, input.now, vec![e]);
+    }
     let mut ctx = Ctx::new(input, resolved, &status);
     ctx.resources = resources;
     ctx.run(&mut status);
@@ -314,6 +326,15 @@ impl TemplateLookup for StoredLookup<'_> {
             None => self.live.cluster_workflow_template(name),
         }
     }
+
+    fn config_map_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> crate::workflow::validate::ConfigMapValue {
+        self.live.config_map_value(namespace, name, key)
+    }
 }
 
 fn fail_spec(mut status: WorkflowStatus, now: Timestamp, errors: Vec<String>) -> Operation {
@@ -367,6 +388,7 @@ impl<'a> Ctx<'a> {
             resolved,
             nodes,
             obs: input.observations,
+            lookup: input.templates,
             resources: &EMPTY_RESOURCES,
             now: input.now,
             globals,
@@ -789,6 +811,9 @@ impl<'a> Ctx<'a> {
 
     /// Resolves the template of a call: `(its source, the template)`.
     fn lookup(&self, call: &Call) -> Result<(Option<Source>, Template), OperatorError> {
+        if let Some(inline) = &call.inline {
+            return Ok((call.scope_src.clone(), (**inline).clone()));
+        }
         let (src, name) = match &call.template_ref {
             Some(r) => (Source::of_ref(r), r.template.clone().unwrap_or_default()),
             None => (
@@ -889,7 +914,14 @@ impl<'a> Ctx<'a> {
         frame.src = src;
         frame.template_name = tmpl.name.clone();
         let node_type = node_type_of(&tmpl);
-        let inputs = match vars::process_inputs(&tmpl, &call.args, &call.artifacts, &self.globals) {
+        let config_maps = (self.lookup, self.namespace.as_str());
+        let inputs = match vars::process_inputs(
+            &tmpl,
+            &call.args,
+            &call.artifacts,
+            &self.globals,
+            config_maps,
+        ) {
             Ok(i) => i,
             Err(e) => return Some(self.error_node(&frame, node_type, &e)),
         };

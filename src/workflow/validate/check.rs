@@ -56,9 +56,17 @@ const EXIT_ONLY: &[&str] = &["workflow.failures"];
 
 /// Every problem of the resolved workflow, in spec order.
 pub fn validate(resolved: &ResolvedWorkflow) -> Result<(), Vec<ValidationError>> {
+    let (inlines, errors) = collect_inlines(resolved);
+    let by_path = inlines
+        .iter()
+        .enumerate()
+        .map(|(k, i)| (i.path.clone(), k))
+        .collect();
     let mut v = Validator {
         wf: resolved,
-        errors: Vec::new(),
+        inlines: &inlines,
+        inline_by_path: by_path,
+        errors,
         globals: BTreeSet::new(),
         main_tree: BTreeSet::new(),
     };
@@ -70,11 +78,101 @@ pub fn validate(resolved: &ResolvedWorkflow) -> Result<(), Vec<ValidationError>>
     }
 }
 
-/// A template identified by its source (`None` = the Workflow's spec) and index.
-type Key = (Option<Source>, usize);
+/// A template identified by its source (`None` = the Workflow's spec) and slot.
+type Key = (Option<Source>, Slot);
+
+/// Where a template sits in its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    /// `templates[i]`.
+    Named(usize),
+    /// The `k`th entry of the [`Inline`] list: the `inline` body of a step or DAG task.
+    Inline(usize),
+}
+
+/// The `inline` template of a step or DAG task, parsed once before the walk. Argo validates it
+/// as a template of its caller's source (its own inputs are its scope; the step's arguments
+/// feed them).
+struct Inline {
+    src: Option<Source>,
+    /// The JSON path of the step or task (`spec.templates[0].dag.tasks[1]`).
+    path: String,
+    template: Template,
+}
+
+/// Every `inline` template of every spec (the Workflow's and the referenced ones), nested
+/// inline templates included; one that is not a template is reported at its `inline` field.
+fn collect_inlines(wf: &ResolvedWorkflow) -> (Vec<Inline>, Vec<ValidationError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut sources = vec![None];
+    sources.extend(wf.referenced.keys().cloned().map(Some));
+    for src in sources {
+        let Some(spec) = wf.spec_of(src.as_ref()) else {
+            continue;
+        };
+        for (i, t) in spec.templates.iter().flatten().enumerate() {
+            let path = format!("{}.templates[{i}]", prefix(src.as_ref()));
+            scan_inlines(t, &src, &path, &mut out, &mut errors);
+        }
+    }
+    // Inline templates may hold inline templates; each pass looks at the ones found before.
+    // The list is finite (every entry is a strictly smaller part of the document).
+    let mut k = 0;
+    while k < out.len() {
+        let (t, src, path) = (
+            out[k].template.clone(),
+            out[k].src.clone(),
+            format!("{}.inline", out[k].path),
+        );
+        scan_inlines(&t, &src, &path, &mut out, &mut errors);
+        k += 1;
+    }
+    (out, errors)
+}
+
+fn scan_inlines(
+    t: &Template,
+    src: &Option<Source>,
+    path: &str,
+    out: &mut Vec<Inline>,
+    errors: &mut Vec<ValidationError>,
+) {
+    let steps = t.steps.iter().flatten().enumerate().flat_map(|(g, group)| {
+        group
+            .iter()
+            .enumerate()
+            .map(move |(j, s)| (format!("{path}.steps[{g}][{j}]"), s.extra.get("inline")))
+    });
+    let tasks = t
+        .dag
+        .iter()
+        .flat_map(|d| d.tasks.iter().flatten())
+        .enumerate()
+        .map(|(j, task)| (format!("{path}.dag.tasks[{j}]"), task.extra.get("inline")));
+    for (call_path, raw) in steps.chain(tasks) {
+        let Some(raw) = raw.filter(|v| !v.is_null()) else {
+            continue;
+        };
+        match serde_json::from_value::<Template>(raw.clone()) {
+            Ok(template) => out.push(Inline {
+                src: src.clone(),
+                path: call_path,
+                template,
+            }),
+            Err(e) => errors.push(ValidationError::InvalidInline {
+                path: format!("{call_path}.inline"),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
 
 struct Validator<'a> {
     wf: &'a ResolvedWorkflow,
+    inlines: &'a [Inline],
+    /// The step/task path of each inline template, to its index in `inlines`.
+    inline_by_path: BTreeMap<String, usize>,
     errors: Vec<ValidationError>,
     globals: BTreeSet<String>,
     /// Templates reachable from the entrypoint through steps/DAG calls.
@@ -105,7 +203,7 @@ impl<'a> Validator<'a> {
                 }),
                 Some((i, t)) => {
                     self.check_required(t, spec.arguments.as_ref(), "spec.arguments.parameters");
-                    self.main_tree = self.reachable((None, i));
+                    self.main_tree = self.reachable((None, Slot::Named(i)));
                 }
             },
         }
@@ -144,7 +242,7 @@ impl<'a> Validator<'a> {
         // Every template of the Workflow, then the referenced templates (and what they call in
         // their own WorkflowTemplate), each once.
         let mut keys: Vec<Key> = (0..spec.templates.as_ref().map_or(0, Vec::len))
-            .map(|i| (None, i))
+            .map(|i| (None, Slot::Named(i)))
             .collect();
         let mut seen_keys: BTreeSet<Key> = keys.iter().cloned().collect();
         let mut n = 0;
@@ -153,7 +251,8 @@ impl<'a> Validator<'a> {
             n += 1;
             if let Some(t) = self.template_at(&key) {
                 for callee in self.callees(&key, t) {
-                    if callee.key.0.is_some() && seen_keys.insert(callee.key.clone()) {
+                    let foreign = callee.key.0.is_some() || matches!(callee.key.1, Slot::Inline(_));
+                    if foreign && seen_keys.insert(callee.key.clone()) {
                         keys.push(callee.key);
                     }
                 }
@@ -165,15 +264,35 @@ impl<'a> Validator<'a> {
     }
 
     fn template_at(&self, key: &Key) -> Option<&'a Template> {
-        self.wf
-            .spec_of(key.0.as_ref())?
-            .templates
-            .as_deref()?
-            .get(key.1)
+        match key.1 {
+            Slot::Named(i) => self
+                .wf
+                .spec_of(key.0.as_ref())?
+                .templates
+                .as_deref()?
+                .get(i),
+            Slot::Inline(k) => self.inlines.get(k).map(|i| &i.template),
+        }
     }
 
-    fn template_path(key: &Key) -> String {
-        format!("{}.templates[{}]", prefix(key.0.as_ref()), key.1)
+    fn template_path(&self, key: &Key) -> String {
+        match key.1 {
+            Slot::Named(i) => format!("{}.templates[{i}]", prefix(key.0.as_ref())),
+            Slot::Inline(k) => self
+                .inlines
+                .get(k)
+                .map_or_else(String::new, |i| format!("{}.inline", i.path)),
+        }
+    }
+
+    /// The inline template of the step or task at `path` (`None` if it has none or it did not
+    /// parse, which `collect_inlines` reported).
+    fn inline_callee(&self, source: Option<&Source>, path: &str) -> Option<Callee<'a>> {
+        let k = *self.inline_by_path.get(path)?;
+        Some(Callee {
+            key: (source.cloned(), Slot::Inline(k)),
+            template: &self.inlines.get(k)?.template,
+        })
     }
 
     /// The template a step or task calls from `source`'s spec (`None` if unresolvable).
@@ -190,20 +309,29 @@ impl<'a> Validator<'a> {
         };
         let (i, t) = self.wf.template(src.as_ref(), name)?;
         Some(Callee {
-            key: (src, i),
+            key: (src, Slot::Named(i)),
             template: t,
         })
     }
 
     fn callees(&self, key: &Key, t: &Template) -> Vec<Callee<'a>> {
         let src = key.0.as_ref();
+        let path = self.template_path(key);
         let mut out = Vec::new();
-        for step in t.steps.iter().flatten().flatten() {
-            out.extend(self.callee(src, step.template.as_deref(), step.template_ref.as_ref()));
+        for (g, group) in t.steps.iter().flatten().enumerate() {
+            for (j, step) in group.iter().enumerate() {
+                out.extend(
+                    self.callee(src, step.template.as_deref(), step.template_ref.as_ref())
+                        .or_else(|| self.inline_callee(src, &format!("{path}.steps[{g}][{j}]"))),
+                );
+            }
         }
         if let Some(dag) = &t.dag {
-            for task in dag.tasks.iter().flatten() {
-                out.extend(self.callee(src, task.template.as_deref(), task.template_ref.as_ref()));
+            for (j, task) in dag.tasks.iter().flatten().enumerate() {
+                out.extend(
+                    self.callee(src, task.template.as_deref(), task.template_ref.as_ref())
+                        .or_else(|| self.inline_callee(src, &format!("{path}.dag.tasks[{j}]"))),
+                );
             }
         }
         out
@@ -407,7 +535,7 @@ impl<'a> Validator<'a> {
         let Some(t) = self.template_at(key) else {
             return;
         };
-        let path = Self::template_path(key);
+        let path = self.template_path(key);
         let types = type_fields(t);
         match types.len() {
             0 => self.errors.push(ValidationError::NoTemplateType {
@@ -667,25 +795,23 @@ impl<'a> Validator<'a> {
         args: Option<&Arguments>,
         path: &str,
     ) -> Option<Callee<'a>> {
-        if inline.is_some() {
-            self.errors.push(ValidationError::Unsupported {
-                path: format!("{path}.inline"),
-                field: "inline",
-                consequence: "inline templates in steps and DAG tasks are not implemented (move \
-                              the template into spec.templates and call it by name)",
-            });
-            return None;
-        }
-        match (template, template_ref) {
-            (Some(_), Some(_)) | (None, None) => {
+        let inline = inline.is_some_and(|v| !v.is_null());
+        match (template, template_ref, inline) {
+            (Some(_), None, false) | (None, Some(_), false) | (None, None, true) => {}
+            _ => {
                 self.errors.push(ValidationError::TemplateChoice {
                     path: path.to_owned(),
                 });
                 return None;
             }
-            _ => {}
         }
-        let Some(callee) = self.callee(key.0.as_ref(), template, template_ref) else {
+        let found = if inline {
+            // A body that is not a template was reported by `collect_inlines`.
+            self.inline_callee(key.0.as_ref(), path)
+        } else {
+            self.callee(key.0.as_ref(), template, template_ref)
+        };
+        let Some(callee) = found else {
             if let Some(name) = template {
                 self.errors.push(ValidationError::UnknownTemplate {
                     path: format!("{path}.template"),
@@ -1268,7 +1394,8 @@ impl Known {
 }
 
 /// A step or DAG task as the document whose tags `check_vars` reads. An `inline` body is
-/// refused by `check_call`; its tags are not the caller's, so it is left out.
+/// checked as a template of its own (its tags are its inputs', not the caller's), so it is
+/// left out.
 fn call_doc(call: &impl serde::Serialize) -> Value {
     let mut doc = serde_json::to_value(call).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut doc {

@@ -55,8 +55,10 @@
 //! - `synchronization` (mutexes and semaphores, workflow- or template-level) is refused with
 //!   [`ValidationError::Unsupported`]: cairn has no lock manager yet, and running without the
 //!   lock would break the mutual exclusion the manifest asks for.
-//! - `inline` templates in steps and DAG tasks are refused the same way, at the `inline` field
-//!   (rather than as a step without `template`): the operator cannot run them yet.
+//! - `inline` templates in steps and DAG tasks: a step/task has exactly one of `template`,
+//!   `templateRef` and `inline`; the inline body is validated as a template of its caller's
+//!   source (path `...dag.tasks[1].inline`), its required inputs supplied by the step's
+//!   arguments, and it may hold inline templates itself.
 //! - `workflow.failures` is for exit handlers only: Argo adds it to the globals after it has
 //!   validated the entrypoint's tree, so a template reachable from the entrypoint through
 //!   steps/DAG calls may not use it; the `onExit` tree and templates reached only otherwise may.
@@ -86,7 +88,10 @@ mod resolve;
 mod tests;
 
 pub use check::validate;
-pub use resolve::{ResolvedWorkflow, Source, TemplateLookup, resolve};
+pub use resolve::{
+    CONFIGMAP_TYPE_LABEL, CONFIGMAP_TYPE_PARAMETER, ConfigMapValue, ResolvedWorkflow, Source,
+    TemplateLookup, resolve,
+};
 
 use super::dag::DagError;
 use super::expr::ExprError;
@@ -194,7 +199,7 @@ pub enum ValidationError {
         name: String,
     },
     /// A step or task with neither `template` nor `templateRef`, or both.
-    #[error("{path}: exactly one of 'template' or 'templateRef' is required")]
+    #[error("{path}: exactly one of 'template', 'templateRef' or 'inline' is required")]
     TemplateChoice {
         /// Path of the step or task.
         path: String,
@@ -367,6 +372,14 @@ pub enum ValidationError {
         /// What running without it would do wrong.
         consequence: &'static str,
     },
+    /// The `inline` body of a step or DAG task is not a template.
+    #[error("{path}: expected a template (container, script, steps, dag...): {message}")]
+    InvalidInline {
+        /// Path of the `inline` field.
+        path: String,
+        /// What the decoder found wrong.
+        message: String,
+    },
     /// A tag refers to a variable that does not exist in its scope.
     #[error(
         "{path}: template '{template}': failed to resolve {tag}{}",
@@ -451,7 +464,8 @@ impl ValidationError {
             | ValidationError::TemplatesWithRef { path }
             | ValidationError::DuplicateParameter { path, .. }
             | ValidationError::OutputParameter { path, .. }
-            | ValidationError::Unsupported { path, .. } => path,
+            | ValidationError::Unsupported { path, .. }
+            | ValidationError::InvalidInline { path, .. } => path,
         }
     }
 
@@ -491,6 +505,7 @@ impl ValidationError {
             ValidationError::DuplicateParameter { .. } => "duplicate_parameter",
             ValidationError::OutputParameter { .. } => "output_parameter",
             ValidationError::Unsupported { .. } => "unsupported",
+            ValidationError::InvalidInline { .. } => "invalid_inline",
         }
     }
 }

@@ -16,6 +16,31 @@ pub trait TemplateLookup {
     fn workflow_template(&self, namespace: &str, name: &str) -> Option<WorkflowTemplate>;
     /// The ClusterWorkflowTemplate `name`.
     fn cluster_workflow_template(&self, name: &str) -> Option<ClusterWorkflowTemplate>;
+    /// The value of `key` in the parameter ConfigMap `name` of `namespace`, for
+    /// `valueFrom.configMapKeyRef` (Argo reads only ConfigMaps labelled
+    /// [`CONFIGMAP_TYPE_LABEL`]`: Parameter`). Lookups that cannot see ConfigMaps (submission
+    /// validation) keep the default: not found.
+    fn config_map_value(&self, namespace: &str, name: &str, key: &str) -> ConfigMapValue {
+        let _ = (namespace, name, key);
+        ConfigMapValue::NoConfigMap
+    }
+}
+
+/// The label Argo requires on ConfigMaps that parameters read (`valueFrom.configMapKeyRef`),
+/// with the value [`CONFIGMAP_TYPE_PARAMETER`].
+pub const CONFIGMAP_TYPE_LABEL: &str = "workflows.argoproj.io/configmap-type";
+/// See [`CONFIGMAP_TYPE_LABEL`].
+pub const CONFIGMAP_TYPE_PARAMETER: &str = "Parameter";
+
+/// What [`TemplateLookup::config_map_value`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigMapValue {
+    /// The key's value.
+    Found(String),
+    /// The ConfigMap exists (and is labelled) but has no such key.
+    NoKey,
+    /// No such ConfigMap, or not labelled as a parameter ConfigMap.
+    NoConfigMap,
 }
 
 /// A referenced WorkflowTemplate (`cluster: false`) or ClusterWorkflowTemplate.

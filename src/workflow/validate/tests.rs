@@ -170,6 +170,37 @@ fn lib() -> MapLookup {
 /// Cases that must validate.
 const ACCEPTED: &[(&str, &str)] = &[
     (
+        "inline templates in steps and DAG tasks, with inputs from the arguments",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - name: a
+      inline:
+        inputs: {parameters: [{name: x}]}
+        container: {image: busybox, args: ["{{inputs.parameters.x}}", "{{pod.name}}"]}
+      arguments: {parameters: [{name: x, value: "1"}]}
+  - - name: b
+      template: dag
+      arguments: {parameters: [{name: y, value: "{{steps.a.outputs.result}}"}]}
+- name: dag
+  inputs: {parameters: [{name: y}]}
+  dag:
+    tasks:
+    - name: c
+      inline:
+        inputs: {parameters: [{name: z, default: "{{workflow.name}}"}]}
+        script: {image: python, source: "print('{{inputs.parameters.z}}')"}
+    - name: d
+      depends: c
+      inline:
+        steps:
+        - - name: e
+            inline: {container: {image: busybox, args: ["{{workflow.name}}"]}}
+"#,
+    ),
+    (
         "withParam allows any item field",
         r#"
 entrypoint: main
@@ -422,7 +453,7 @@ type Expected = &'static [(&'static str, &'static str)];
 /// Cases that must fail: (name, spec YAML, expected errors).
 const REJECTED: &[(&str, &str, Expected)] = &[
     (
-        "inline template in a step (refused by name, not as a missing template)",
+        "inline template reads an input nobody declared",
         r#"
 entrypoint: main
 templates:
@@ -430,17 +461,15 @@ templates:
   steps:
   - - name: a
       inline:
-        inputs: {parameters: [{name: x}]}
         container: {image: busybox, args: ["{{inputs.parameters.x}}"]}
-      arguments: {parameters: [{name: x, value: "1"}]}
 "#,
         &[(
-            "spec.templates[0].steps[0][0].inline",
-            "spec.templates[0].steps[0][0].inline: inline is not supported by cairn yet: inline templates in steps and DAG tasks are not implemented (move the template into spec.templates and call it by name); remove the field",
+            "spec.templates[0].steps[0][0].inline.container.args[0]",
+            "spec.templates[0].steps[0][0].inline.container.args[0]: template '': failed to resolve {{inputs.parameters.x}}",
         )],
     ),
     (
-        "inline template in a DAG task",
+        "inline template input not supplied by the task's arguments",
         r#"
 entrypoint: main
 templates:
@@ -448,11 +477,60 @@ templates:
   dag:
     tasks:
     - name: a
-      inline: {container: {image: busybox}}
+      inline:
+        inputs: {parameters: [{name: x}]}
+        container: {image: busybox, args: ["{{inputs.parameters.x}}"]}
+"#,
+        &[(
+            "spec.templates[0].dag.tasks[0].arguments.parameters",
+            "spec.templates[0].dag.tasks[0].arguments.parameters: inputs.parameters.x was not supplied (required by template '')",
+        )],
+    ),
+    (
+        "inline body that is not a template",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  dag:
+    tasks:
+    - name: a
+      inline: {container: "busybox"}
 "#,
         &[(
             "spec.templates[0].dag.tasks[0].inline",
-            "spec.templates[0].dag.tasks[0].inline: inline is not supported by cairn yet: inline templates in steps and DAG tasks are not implemented (move the template into spec.templates and call it by name); remove the field",
+            "spec.templates[0].dag.tasks[0].inline: expected a template (container, script, steps, dag...): invalid type: string \"busybox\", expected struct Container",
+        )],
+    ),
+    (
+        "inline template beside a template name",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: a, template: leaf, inline: {container: {image: busybox}}}
+- {name: leaf, container: {image: busybox}}
+"#,
+        &[(
+            "spec.templates[0].steps[0][0]",
+            "spec.templates[0].steps[0][0]: exactly one of 'template', 'templateRef' or 'inline' is required",
+        )],
+    ),
+    (
+        "inline template with two types",
+        r#"
+entrypoint: main
+templates:
+- name: main
+  dag:
+    tasks:
+    - name: a
+      inline: {container: {image: busybox}, script: {image: busybox, source: "x"}}
+"#,
+        &[(
+            "spec.templates[0].dag.tasks[0].inline",
+            "spec.templates[0].dag.tasks[0].inline: template '' has multiple template types specified: container, script",
         )],
     ),
     (
@@ -624,7 +702,7 @@ templates:
 "#,
         &[(
             "spec.templates[0].steps[0][0]",
-            "spec.templates[0].steps[0][0]: exactly one of 'template' or 'templateRef' is required",
+            "spec.templates[0].steps[0][0]: exactly one of 'template', 'templateRef' or 'inline' is required",
         )],
     ),
     (
@@ -639,7 +717,7 @@ templates:
 "#,
         &[(
             "spec.templates[0].dag.tasks[0]",
-            "spec.templates[0].dag.tasks[0]: exactly one of 'template' or 'templateRef' is required",
+            "spec.templates[0].dag.tasks[0]: exactly one of 'template', 'templateRef' or 'inline' is required",
         )],
     ),
     (
