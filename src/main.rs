@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Argo CD AppProjects: role tokens.
+    Proj {
+        #[command(subcommand)]
+        command: cli::proj::ProjCommand,
+    },
     /// Argo Workflows.
     Wf {
         #[command(subcommand)]
@@ -296,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::App { command } => runtime.block_on(cli::app::run(command)),
+        Command::Proj { command } => runtime.block_on(cli::proj::run(command)),
         Command::Wf { command } => runtime.block_on(cli::wf::run(command)),
         Command::Cron { command } => runtime.block_on(cli::wf::run_cron(command)),
         Command::EventSource { command } => runtime.block_on(cli::events::run_eventsource(command)),

@@ -21,6 +21,7 @@ mod accounts;
 pub mod applications;
 mod error;
 mod events;
+mod projects;
 mod session;
 pub mod sso;
 mod workflows;
@@ -102,6 +103,10 @@ impl AppState {
             tokio::runtime::Handle::try_current(),
         ) {
             rt.spawn(async move { sso.status().await });
+        }
+        // AppProject role group bindings follow the live objects.
+        if let (Some(kube), Ok(rt)) = (parts.kube.clone(), tokio::runtime::Handle::try_current()) {
+            projects::spawn_role_watch(&rt, parts.auth.clone(), kube, parts.namespace.clone());
         }
         Self {
             inner: Arc::new(Inner {
@@ -580,6 +585,50 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec(
                 Method::GET,
+                "/api/v1/projects/{name}/roles/{role}/token",
+                Rbac {
+                    resource: "projects",
+                    action: "get",
+                },
+            ),
+            get(projects::list_tokens),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/projects/{name}/roles/{role}/token",
+                Rbac {
+                    resource: "projects",
+                    action: "update",
+                },
+            ),
+            post(projects::create_token),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/projects/{name}/roles/{role}/token/{key}",
+                Rbac {
+                    resource: "projects",
+                    action: "update",
+                },
+            ),
+            delete(projects::delete_token),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/project-signing-key/rotate",
+                Rbac {
+                    resource: "projects",
+                    action: "update",
+                },
+            ),
+            post(projects::rotate_key),
+        ),
+        (
+            spec(
+                Method::GET,
                 "/api/v1/account",
                 Rbac {
                     resource: "accounts",
@@ -793,6 +842,9 @@ async fn check(
 /// Resolves the caller from `Authorization: Bearer` or the session cookie.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     if let Some(token) = bearer(headers) {
+        if crate::auth::project_tokens::looks_like_jwt(token) {
+            return projects::authenticate(state, token).await;
+        }
         return Ok(state.auth().authenticate_bearer(token).await?);
     }
     if let Some(id) = cookie(headers, &state.cookie_name()) {

@@ -24,6 +24,7 @@ use crate::store::{Store, StoreError};
 pub mod accounts;
 pub mod oidc;
 pub mod password;
+pub mod project_tokens;
 pub mod rbac;
 pub mod session;
 pub mod tokens;
@@ -189,6 +190,9 @@ pub enum PrincipalKind {
         /// The identity provider's issuer URL.
         issuer: String,
     },
+    /// An AppProject role token (`proj:<project>:<role>`), with the role's policies as read
+    /// from the live AppProject when the token was presented.
+    ProjectToken(Box<project_tokens::ProjectGrant>),
 }
 
 /// An authenticated caller.
@@ -242,7 +246,9 @@ impl Principal {
     pub fn issuer(&self) -> &str {
         match &self.kind {
             PrincipalKind::Sso { issuer } => issuer,
-            PrincipalKind::Local | PrincipalKind::Token { .. } => LOCAL_ISSUER,
+            PrincipalKind::Local | PrincipalKind::Token { .. } | PrincipalKind::ProjectToken(_) => {
+                LOCAL_ISSUER
+            }
         }
     }
 }
@@ -258,6 +264,11 @@ pub struct Auth {
     scopes: Vec<String>,
     /// The OIDC relying party, when `[oidc]` is configured.
     sso: Option<std::sync::Arc<oidc::Sso>>,
+    /// Signing keys of AppProject role tokens.
+    project_keys: project_tokens::ProjectKeys,
+    /// AppProject role policies and their group bindings (`g, <group>, proj:<p>:<r>`), from
+    /// the AppProject watch; layered over `policy` for users with groups.
+    project_groups: std::sync::RwLock<std::sync::Arc<Policy>>,
 }
 
 impl Auth {
@@ -273,6 +284,8 @@ impl Auth {
         Ok(Auth {
             accounts: Accounts::new(store.clone(), config, hasher),
             tokens: Tokens::new(store.clone()),
+            project_keys: project_tokens::ProjectKeys::new(store.clone()),
+            project_groups: std::sync::RwLock::new(std::sync::Arc::new(Policy::empty_overlay())),
             sessions: Sessions::new(
                 store.clone(),
                 config.session.idle_timeout,
@@ -397,7 +410,9 @@ impl Auth {
         Ok(())
     }
 
-    /// Whether `principal` may do `action` on `object` of `resource`.
+    /// Whether `principal` may do `action` on `object` of `resource`. A project token is
+    /// judged by its role's live policies (with `policy.csv` and the default role); other
+    /// principals by `policy.csv` plus the AppProject roles their groups are bound to.
     pub fn authorize(
         &self,
         principal: &Principal,
@@ -406,13 +421,61 @@ impl Auth {
         object: &str,
     ) -> bool {
         let subjects = principal.rbac_subjects(&self.scopes);
-        self.policy.enforce(&subjects, resource, action, object)
+        if let PrincipalKind::ProjectToken(grant) = &principal.kind {
+            return self.policy.enforce_with(
+                Some(grant.overlay()),
+                &subjects,
+                resource,
+                action,
+                object,
+            );
+        }
+        let groups = self.project_groups();
+        let overlay = (!groups.is_empty()).then_some(&*groups);
+        self.policy
+            .enforce_with(overlay, &subjects, resource, action, object)
     }
 
     /// Whether `principal` may do `action` on some object of `resource` (list routes).
     pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
         let subjects = principal.rbac_subjects(&self.scopes);
-        self.policy.can_any(&subjects, resource, action)
+        if let PrincipalKind::ProjectToken(grant) = &principal.kind {
+            return self
+                .policy
+                .can_any_with(Some(grant.overlay()), &subjects, resource, action);
+        }
+        let groups = self.project_groups();
+        let overlay = (!groups.is_empty()).then_some(&*groups);
+        self.policy
+            .can_any_with(overlay, &subjects, resource, action)
+    }
+
+    /// Signing keys of AppProject role tokens.
+    pub fn project_keys(&self) -> &project_tokens::ProjectKeys {
+        &self.project_keys
+    }
+
+    /// Replaces the AppProject role bindings used for users with groups by those of
+    /// `projects` (the AppProject watch calls this on every change). Returns the problems
+    /// found (malformed roles, policies outside their project); those grant nothing.
+    pub fn set_project_roles(
+        &self,
+        projects: &[crate::gitops::types::AppProject],
+    ) -> Vec<project_tokens::ProjectTokenError> {
+        let (overlay, problems) = project_tokens::group_overlay(projects);
+        let overlay = std::sync::Arc::new(overlay);
+        match self.project_groups.write() {
+            Ok(mut guard) => *guard = overlay,
+            Err(poisoned) => *poisoned.into_inner() = overlay,
+        }
+        problems
+    }
+
+    fn project_groups(&self) -> std::sync::Arc<Policy> {
+        match self.project_groups.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Sets `target`'s password. The caller proves itself with its own current password (as

@@ -23,6 +23,11 @@
 //!   core group).
 //! - Built-in roles: `role:readonly` (`get` on everything) and `role:admin` (everything Argo CD's
 //!   built-in policy grants, plus cairn's own resources), and the `admin` user is `role:admin`.
+//! - Overlays: a second policy without built-ins ([`Policy::overlay`]) can be layered over the
+//!   configured one for one decision ([`Policy::enforce_with`], [`Policy::can_any_with`]); its
+//!   `p` and `g` lines count exactly as if they were in `policy.csv` (deny still beats allow
+//!   across both). AppProject roles (`proj:<project>:<role>`, see `auth::project_tokens`) use
+//!   this: they are read from the live AppProject, never copied into the configured policy.
 
 use std::collections::{HashMap, HashSet};
 
@@ -321,6 +326,39 @@ impl Policy {
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
+        policy.add_lines(csv)?;
+        Ok(policy)
+    }
+
+    /// A policy of `csv` alone: no built-in rules, no default role. Meant to be layered over a
+    /// configured policy with [`Policy::enforce_with`] / [`Policy::can_any_with`].
+    pub fn overlay(csv: &str) -> Result<Policy, RbacError> {
+        let mut policy = Policy::empty();
+        policy.add_lines(csv)?;
+        Ok(policy)
+    }
+
+    /// An overlay with no line: layering it changes nothing.
+    pub fn empty_overlay() -> Policy {
+        Policy::empty()
+    }
+
+    fn empty() -> Policy {
+        Policy {
+            rules: HashMap::new(),
+            roles_of: HashMap::new(),
+            default_role: None,
+            application_inheritance: false,
+        }
+    }
+
+    /// Whether the policy has no rule and no membership (an empty overlay changes nothing).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.roles_of.is_empty()
+    }
+
+    fn add_lines(&mut self, csv: &str) -> Result<(), RbacError> {
+        let policy = self;
         for (index, raw) in csv.lines().enumerate() {
             let line = index + 1;
             let text = raw.trim();
@@ -342,17 +380,12 @@ impl Policy {
                 }
             }
         }
-        Ok(policy)
+        Ok(())
     }
 
     /// The built-in policy alone, with no default role.
     pub fn builtin() -> Policy {
-        let mut policy = Policy {
-            rules: HashMap::new(),
-            roles_of: HashMap::new(),
-            default_role: None,
-            application_inheritance: false,
-        };
+        let mut policy = Policy::empty();
         for (s, r, a, o) in BUILTIN_RULES {
             policy.add_rule(allow(s, r, a, o));
         }
@@ -397,8 +430,24 @@ impl Policy {
     /// Whether any of `subjects` (the user name, then its groups) may do `action` on `object` of
     /// `resource`. Authenticated callers only: the default role applies to every call.
     pub fn enforce(&self, subjects: &[&str], resource: &str, action: &str, object: &str) -> bool {
+        self.enforce_with(None, subjects, resource, action, object)
+    }
+
+    /// [`Policy::enforce`] with `overlay`'s lines counted as part of this policy.
+    pub fn enforce_with(
+        &self,
+        overlay: Option<&Policy>,
+        subjects: &[&str],
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> bool {
+        let layers = Layers {
+            base: self,
+            overlay,
+        };
         if let Some(role) = &self.default_role {
-            match self.decide(role, resource, action, object) {
+            match layers.decide(role, resource, action, object) {
                 Some(Effect::Allow) => return true,
                 Some(Effect::Deny) => return false,
                 None => {}
@@ -406,15 +455,30 @@ impl Policy {
         }
         subjects
             .iter()
-            .any(|s| self.decide(s, resource, action, object) == Some(Effect::Allow))
+            .any(|s| layers.decide(s, resource, action, object) == Some(Effect::Allow))
     }
 
     /// Whether `action` on `resource` could be allowed for *some* object: a matching allow rule
     /// exists whose objects are not all covered by a deny. List routes use it as a gate and then
     /// filter each object with [`Policy::enforce`].
     pub fn can_any(&self, subjects: &[&str], resource: &str, action: &str) -> bool {
+        self.can_any_with(None, subjects, resource, action)
+    }
+
+    /// [`Policy::can_any`] with `overlay`'s lines counted as part of this policy.
+    pub fn can_any_with(
+        &self,
+        overlay: Option<&Policy>,
+        subjects: &[&str],
+        resource: &str,
+        action: &str,
+    ) -> bool {
+        let layers = Layers {
+            base: self,
+            overlay,
+        };
         let default_rules: Vec<&Rule> = match &self.default_role {
-            Some(role) => self.matching_rules(role, resource, action).collect(),
+            Some(role) => layers.matching_rules(role, resource, action).collect(),
             None => Vec::new(),
         };
         let default_denies: Vec<&Rule> = default_rules
@@ -432,7 +496,7 @@ impl Policy {
             return true;
         }
         subjects.iter().any(|subject| {
-            let rules: Vec<&Rule> = self.matching_rules(subject, resource, action).collect();
+            let rules: Vec<&Rule> = layers.matching_rules(subject, resource, action).collect();
             let mut denies: Vec<&Rule> = rules
                 .iter()
                 .copied()
@@ -444,10 +508,19 @@ impl Policy {
                 .any(|r| r.effect == Effect::Allow && uncovered(r, &denies))
         })
     }
+}
 
+/// A configured policy and an optional overlay, read as one policy.
+#[derive(Clone, Copy)]
+struct Layers<'a> {
+    base: &'a Policy,
+    overlay: Option<&'a Policy>,
+}
+
+impl<'a> Layers<'a> {
     /// The effect for one subject (with its inherited roles): `None` when no rule matches.
     fn decide(&self, subject: &str, resource: &str, action: &str, object: &str) -> Option<Effect> {
-        if self.application_inheritance
+        if self.base.application_inheritance
             && resource == resources::APPLICATIONS
             && let Some((verb, _)) = action.split_once('/')
             && (verb == actions::UPDATE || verb == actions::DELETE)
@@ -478,28 +551,40 @@ impl Policy {
     }
 
     /// Rules of `subject` or its roles whose resource and action patterns match.
-    fn matching_rules<'a>(
-        &'a self,
-        subject: &'a str,
-        resource: &'a str,
-        action: &'a str,
-    ) -> impl Iterator<Item = &'a Rule> + 'a {
+    fn matching_rules<'s>(
+        &self,
+        subject: &'s str,
+        resource: &'s str,
+        action: &'s str,
+    ) -> impl Iterator<Item = &'a Rule> + 's
+    where
+        'a: 's,
+    {
+        let (base, overlay) = (self.base, self.overlay);
         self.closure(subject)
             .into_iter()
-            .filter_map(|s| self.rules.get(s))
-            .flatten()
+            .flat_map(move |s| {
+                let own = base.rules.get(s).into_iter().flatten();
+                let layered = overlay.and_then(|o| o.rules.get(s)).into_iter().flatten();
+                own.chain(layered)
+            })
             .filter(move |r| glob(&r.resource, resource) && glob(&r.action, action))
     }
 
     /// `subject` and every role it inherits, transitively (cycles are harmless).
-    fn closure<'a>(&'a self, subject: &'a str) -> HashSet<&'a str> {
+    fn closure<'s>(&self, subject: &'s str) -> HashSet<&'s str>
+    where
+        'a: 's,
+    {
         let mut out = HashSet::new();
         let mut stack = vec![subject];
         while let Some(s) = stack.pop() {
-            if out.insert(s)
-                && let Some(roles) = self.roles_of.get(s)
-            {
-                stack.extend(roles.iter().map(String::as_str));
+            if out.insert(s) {
+                for layer in std::iter::once(self.base).chain(self.overlay) {
+                    if let Some(roles) = layer.roles_of.get(s) {
+                        stack.extend(roles.iter().map(String::as_str));
+                    }
+                }
             }
         }
         out

@@ -123,7 +123,9 @@ impl Sessions {
                 issuer: issuer.clone(),
             },
             // A token is already a credential; wrapping it in a session would outlive a revoke.
-            PrincipalKind::Token { .. } => return Err(AuthError::Unauthenticated),
+            PrincipalKind::Token { .. } | PrincipalKind::ProjectToken(_) => {
+                return Err(AuthError::Unauthenticated);
+            }
         };
         let id = SessionId::generate();
         let key = key_of(id.as_str());

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod events;
 mod output;
+pub mod proj;
 pub mod sso;
 pub mod wf;
 

@@ -40,6 +40,13 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// Consecutive login failures: account name -> JSON `auth::accounts::FailureRecord`.
 pub const LOGIN_FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("login_failures");
 
+/// Signing keys of AppProject role tokens (`auth::project_tokens`): `current` and `previous`
+/// -> JSON `KeyRecord` (key id, the 32 key bytes, creation time; `previous` also the end of its
+/// grace period). Created on first use, so schema 3 needs no upgrade step: a missing table means
+/// no key has been made yet. The key bytes are as secret as the database file (mode 0600).
+pub const PROJECT_SIGNING_KEYS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("project_signing_keys");
+
 /// Archived workflows: Workflow uid -> JSON `workflow::archive::ArchivedWorkflow` (the whole
 /// object as it finished). Schema 2.
 pub const ARCHIVED_WORKFLOWS: TableDefinition<&str, &[u8]> =
