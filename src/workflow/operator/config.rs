@@ -41,13 +41,14 @@ pub(super) fn config_ref(value_from: Option<&Value>) -> Option<Result<ConfigRef,
             .map(str::to_owned)
             .ok_or_else(|| format!("valueFrom.configMapKeyRef.{f} is required"))
     };
-    Some((|| {
+    let parsed = field("name").and_then(|name| {
         Ok(ConfigRef {
-            name: field("name")?,
+            name,
             key: field("key")?,
             default: vf.get("default").filter(|d| !d.is_null()).map(any_string),
         })
-    })())
+    });
+    Some(parsed)
 }
 
 /// The value `r` names, or its default; the error says what was missing.

@@ -1,0 +1,158 @@
+//! Lab tests (CAIRN_E2E=1) of workflow features from Argo's examples that the conformance
+//! folder does not cover: `inline` templates in DAG tasks and steps (nested), and parameters
+//! read from a labelled ConfigMap (`valueFrom.configMapKeyRef`, as a workflow argument and as
+//! a template input, with a `default` for a missing key).
+//!
+//! Needs the lab (`eval "$(integration-tests/lab/env)"`) with the executor image loaded
+//! (`make executor`). Each test starts its own `cairn server` (instance id
+//! `cairn-s15-features`, one namespace) and deletes its namespace at the end. Every wait is
+//! bounded; durations are printed, never asserted.
+
+#[path = "common/lab.rs"]
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use cairn::workflow::types::{NodeStatus, Workflow};
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+const INSTANCE: &str = "cairn-s15-features";
+const RUN_BOUND: Duration = Duration::from_secs(240);
+
+async fn server(ns: &str) -> lab::Server {
+    lab::Server::start(
+        &format!("namespaces = [\"{ns}\"]\nworkers = 4\ninstance_id = \"{INSTANCE}\"\n"),
+        &[],
+    )
+    .await
+}
+
+fn workflow(name: &str, spec: Value) -> Workflow {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": name,
+            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
+        },
+        "spec": spec,
+    }))
+    .expect("workflow")
+}
+
+fn node<'a>(wf: &'a Workflow, display: &str) -> &'a NodeStatus {
+    wf.status
+        .as_ref()
+        .and_then(|s| s.nodes.as_ref())
+        .and_then(|n| {
+            n.values()
+                .find(|n| n.display_name.as_deref() == Some(display))
+        })
+        .unwrap_or_else(|| panic!("no node {display}: {:#?}", wf.status))
+}
+
+fn result(n: &NodeStatus) -> Option<String> {
+    n.outputs.as_ref().and_then(|o| o.result.clone())
+}
+
+/// A script step that prints its one input, as an inline template.
+fn echo_inline(input: Value) -> Value {
+    json!({
+        "inputs": {"parameters": [input]},
+        "script": {"image": "busybox", "command": ["sh"],
+                   "source": "echo {{inputs.parameters.msg}}"},
+    })
+}
+
+async fn run(api: &Api<Workflow>, wf: &Workflow, server: &lab::Server) -> Workflow {
+    let name = wf.metadata.name.clone().expect("name");
+    let started = Instant::now();
+    api.create(&PostParams::default(), wf)
+        .await
+        .expect("create workflow");
+    let done = lab::wait_finished(api, &name, RUN_BOUND, server).await;
+    println!(
+        "{name}: {:?} in {:.1}s",
+        done.status.as_ref().and_then(|s| s.phase.clone()),
+        started.elapsed().as_secs_f64()
+    );
+    done
+}
+
+#[tokio::test]
+async fn inline_templates_and_config_map_parameters_on_the_lab() {
+    if !lab::e2e("inline_templates_and_config_map_parameters_on_the_lab") {
+        return;
+    }
+    let client = lab::client().await;
+    lab::install_crds();
+    let ns = lab::TestNamespace::create("s15-features");
+    let server = server(&ns.0).await;
+    lab::kubectl(
+        &["apply", "-n", &ns.0, "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: params\n  labels:\n    \
+             workflows.argoproj.io/configmap-type: Parameter\ndata:\n  greeting: hello-cm\n  \
+             msg: from-cm\n",
+        ),
+    );
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns.0);
+
+    let wf = workflow(
+        "inline-and-cm",
+        json!({
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "greeting",
+                "valueFrom": {"configMapKeyRef": {"name": "params", "key": "greeting"}}}]},
+            "templates": [{"name": "main", "dag": {"tasks": [
+                {"name": "a", "inline": echo_inline(json!({"name": "msg",
+                    "valueFrom": {"configMapKeyRef": {"name": "params", "key": "msg"}}}))},
+                {"name": "b", "depends": "a",
+                 "arguments": {"parameters": [{"name": "msg",
+                    "value": "{{tasks.a.outputs.result}}-{{workflow.parameters.greeting}}"}]},
+                 "inline": {"inputs": {"parameters": [{"name": "msg"}]}, "steps": [[
+                    {"name": "c", "arguments": {"parameters": [
+                        {"name": "msg", "value": "{{inputs.parameters.msg}}"}]},
+                     "inline": echo_inline(json!({"name": "msg"}))}]]}},
+                {"name": "d", "depends": "a",
+                 "inline": echo_inline(json!({"name": "msg", "valueFrom": {
+                    "configMapKeyRef": {"name": "params", "key": "absent"},
+                    "default": "fallback"}}))},
+            ]}}],
+        }),
+    );
+    let done = run(&api, &wf, &server).await;
+    let phase = done.status.as_ref().and_then(|s| s.phase.clone());
+    assert_eq!(phase.as_deref(), Some("Succeeded"), "{:#?}", done.status);
+    assert_eq!(result(node(&done, "a")).as_deref(), Some("from-cm"));
+    assert_eq!(
+        result(node(&done, "c")).as_deref(),
+        Some("from-cm-hello-cm")
+    );
+    assert_eq!(result(node(&done, "d")).as_deref(), Some("fallback"));
+    // Inline nodes name no template (Argo's), and run as pods of the workflow.
+    assert_eq!(node(&done, "a").template_name, None);
+    assert_eq!(node(&done, "a").node_type.as_deref(), Some("Pod"));
+
+    // A key that is not there and no default: the node errors with the ConfigMap's name.
+    let wf = workflow(
+        "cm-missing-key",
+        json!({
+            "entrypoint": "main",
+            "templates": [{"name": "main", "steps": [[
+                {"name": "a", "inline": echo_inline(json!({"name": "msg",
+                    "valueFrom": {"configMapKeyRef": {"name": "params", "key": "absent"}}}))}]]}],
+        }),
+    );
+    let done = run(&api, &wf, &server).await;
+    let a = node(&done, "a");
+    assert_eq!(a.phase.as_deref(), Some("Error"), "{:#?}", done.status);
+    let message = a.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("ConfigMap 'params' does not have the key 'absent'"),
+        "{message}"
+    );
+    let phase = done.status.as_ref().and_then(|s| s.phase.clone());
+    assert_ne!(phase.as_deref(), Some("Succeeded"));
+}
