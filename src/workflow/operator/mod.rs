@@ -294,6 +294,17 @@ pub enum OperatorError {
         /// Why no value was found.
         message: String,
     },
+    /// An output artifact of a steps/DAG template whose `from`/`fromExpression` does not
+    /// name an artifact (and that is not `optional`).
+    #[error("template '{template}': output artifact '{artifact}': {message}")]
+    OutputArtifact {
+        /// The template.
+        template: String,
+        /// The artifact.
+        artifact: String,
+        /// What the reference gave instead.
+        message: String,
+    },
     /// `suspend.duration` is not a duration.
     #[error("template '{template}': suspend.duration '{value}' is not a duration")]
     SuspendDuration {
@@ -345,6 +356,7 @@ impl OperatorError {
             OperatorError::When { .. } => "when",
             OperatorError::Retry(_) => "retry",
             OperatorError::OutputParameter { .. } => "output_parameter",
+            OperatorError::OutputArtifact { .. } => "output_artifact",
             OperatorError::SuspendDuration { .. } => "suspend_duration",
             OperatorError::MaxDepth => "max_depth",
             OperatorError::Unsupported { .. } => "unsupported",

@@ -2471,3 +2471,131 @@ fn missing_config_map_of_a_workflow_argument_fails_the_workflow() {
     );
     assert!(sim.created.is_empty());
 }
+
+#[test]
+fn composite_output_artifacts_from_a_tag_and_from_an_expression() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: pick
+        template: pick
+    - - name: use
+        template: use
+        arguments:
+          artifacts:
+          - name: data
+            from: "{{steps.pick.outputs.artifacts.chosen}}"
+  - name: pick
+    dag:
+      tasks:
+      - {name: flip, template: flip}
+      - {name: heads, template: make, depends: flip}
+      - {name: tails, template: make, depends: flip}
+    outputs:
+      artifacts:
+      - name: chosen
+        fromExpression: "tasks.flip.outputs.result == 'heads' ? tasks.heads.outputs.artifacts.out : tasks.tails.outputs.artifacts.out"
+      - name: last
+        from: "{{tasks.tails.outputs.artifacts.out}}"
+  - name: flip
+    script: {image: python, command: [python], source: "print('heads')"}
+  - name: make
+    container: {image: busybox}
+    outputs:
+      artifacts:
+      - {name: out, path: /tmp/out}
+  - name: use
+    inputs:
+      artifacts:
+      - {name: data, path: /in/data}
+    container: {image: busybox}
+"#;
+    let script: Script = Box::new(|r: &PodRequest| {
+        if r.template.name == "flip" {
+            with_result("heads")
+        } else {
+            ok()
+        }
+    });
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    // The executors of `heads` and `tails` report where they stored their artifact.
+    for _ in 0..40 {
+        let op = sim.pass();
+        if op.status.phase.as_deref() != Some("Running") {
+            break;
+        }
+        sim.kubelet();
+        for (id, o) in sim.observations.iter_mut() {
+            let node = &sim.pods[id].request.node_name;
+            if o.outputs_reported && sim.pods[id].request.template.name == "make" {
+                let task = node.rsplit('.').next().unwrap_or("").to_owned();
+                let outputs = o.outputs.get_or_insert_with(Outputs::default);
+                outputs.artifacts = Some(vec![json!({
+                    "name": "out", "path": "/tmp/out", "s3": {"key": format!("{task}.tgz")}
+                })]);
+            }
+        }
+        sim.now = sim
+            .now
+            .checked_add(SignedDuration::from_secs(1))
+            .expect("t");
+    }
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let pick = sim.by_name("wf[0].pick").expect("pick");
+    let arts = pick.outputs.and_then(|o| o.artifacts).expect("artifacts");
+    assert_eq!(
+        arts,
+        vec![
+            json!({"name": "chosen", "path": "/tmp/out", "s3": {"key": "heads.tgz"}}),
+            json!({"name": "last", "path": "/tmp/out", "s3": {"key": "tails.tgz"}}),
+        ]
+    );
+    let node = sim.by_name("wf[1].use").expect("use");
+    let req = &sim.pods[&node.id.expect("id")].request;
+    let inputs = req
+        .template
+        .inputs
+        .as_ref()
+        .and_then(|i| i.artifacts.clone())
+        .expect("artifacts");
+    assert_eq!(
+        inputs,
+        vec![json!({"name": "data", "path": "/in/data", "s3": {"key": "heads.tgz"}})]
+    );
+}
+
+#[test]
+fn composite_output_artifact_that_names_no_artifact_errors_unless_optional() {
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: flip
+        template: flip
+    outputs:
+      artifacts:
+      - name: chosen
+        fromExpression: "steps.flip.outputs.result"
+  - name: flip
+    script: {image: python, command: [python], source: "print('heads')"}
+"#;
+    let script: Script = Box::new(|_| with_result("heads"));
+    let mut sim = Sim::new(yaml_wf(spec), script);
+    sim.run(20);
+    let root = sim.by_name("wf").expect("root");
+    assert_eq!(root.phase.as_deref(), Some("Error"), "{:#?}", sim.tree());
+    assert_eq!(
+        root.message.as_deref(),
+        Some("template 'main': output artifact 'chosen': 'heads' is not an artifact")
+    );
+    let optional = spec.replace(
+        "- name: chosen\n",
+        "- name: chosen\n        optional: true\n",
+    );
+    let mut sim = Sim::new(yaml_wf(&optional), Box::new(|_| with_result("heads")));
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let root = sim.by_name("wf").expect("root");
+    assert_eq!(root.outputs.and_then(|o| o.artifacts), None);
+}

@@ -430,8 +430,10 @@ pub(super) fn add_aggregate_scope(scope: &mut Scope, prefix: &str, children: &[&
 
 /// The outputs of a finished steps/DAG template (Argo's `getTemplateOutputsFromScope`): each
 /// output parameter from `valueFrom.parameter` (a tag read in the template's final scope),
-/// `valueFrom.expression`, or `value`, falling back to `valueFrom.default`. `None` when the
-/// template declares no outputs.
+/// `valueFrom.expression`, or `value`, falling back to `valueFrom.default`; each output
+/// artifact from `from` (a tag) or `fromExpression` (an expression, usually a ternary between
+/// children's artifacts), renamed to the declared name with its `globalName`; an `optional`
+/// one that resolves to nothing is left out. `None` when the template declares no outputs.
 pub(super) fn template_outputs(
     tmpl: &Template,
     scope: &Scope,
@@ -481,7 +483,61 @@ pub(super) fn template_outputs(
     if !params.is_empty() {
         out.parameters = Some(params);
     }
+    let mut artifacts = Vec::new();
+    for a in declared.artifacts.iter().flatten() {
+        if let Some(found) = composite_artifact(tmpl, a, scope)? {
+            artifacts.push(found);
+        }
+    }
+    if !artifacts.is_empty() {
+        out.artifacts = Some(artifacts);
+    }
     Ok(Some(out))
+}
+
+/// One declared output artifact of a steps/DAG template, resolved (see [`template_outputs`]).
+fn composite_artifact(
+    tmpl: &Template,
+    declared: &Value,
+    scope: &Scope,
+) -> Result<Option<Value>, OperatorError> {
+    let name = declared.get("name").and_then(Value::as_str).unwrap_or("");
+    let optional = declared.get("optional") == Some(&Value::Bool(true));
+    let found = if let Some(tag) = declared.get("from").and_then(Value::as_str) {
+        expr::render(tag, scope).map_err(|e| e.to_string())
+    } else if let Some(src) = declared.get("fromExpression").and_then(Value::as_str) {
+        expr::parse(src)
+            .and_then(|ast| expr::eval(&ast, scope))
+            .map_err(|e| e.to_string())
+            .map(|v| match v {
+                expr::Value::Str(s) => s,
+                other => other.go_json().unwrap_or_else(|| other.go_string()),
+            })
+    } else {
+        // Neither: the declaration itself (a location given in place).
+        return Ok(Some(declared.clone()));
+    };
+    // The scope holds each child's artifact as its JSON object.
+    let parsed = found.and_then(|text| match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(format!("'{text}' is not an artifact")),
+    });
+    match parsed {
+        Ok(mut art) => {
+            art.insert("name".into(), Value::String(name.to_owned()));
+            match declared.get("globalName") {
+                Some(g) => art.insert("globalName".into(), g.clone()),
+                None => art.remove("globalName"),
+            };
+            Ok(Some(Value::Object(art)))
+        }
+        Err(_) if optional => Ok(None),
+        Err(message) => Err(OperatorError::OutputArtifact {
+            template: tmpl.name.clone(),
+            artifact: name.to_owned(),
+            message,
+        }),
+    }
 }
 
 /// The outputs of a pod node: what the executor reported, completed with the declared
