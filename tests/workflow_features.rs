@@ -1,7 +1,9 @@
 //! Lab tests (CAIRN_E2E=1) of workflow features from Argo's examples that the conformance
 //! folder does not cover: `inline` templates in DAG tasks and steps (nested), and parameters
 //! read from a labelled ConfigMap (`valueFrom.configMapKeyRef`, as a workflow argument and as
-//! a template input, with a `default` for a missing key).
+//! a template input, with a `default` for a missing key), and output artifacts of a DAG
+//! template chosen by `fromExpression` (Argo's conditional-artifacts), passed through cairn's
+//! built-in artifact store.
 //!
 //! Needs the lab (`eval "$(integration-tests/lab/env)"`) with the executor image loaded
 //! (`make executor`). Each test starts its own `cairn server` (instance id
@@ -14,7 +16,8 @@ mod lab;
 use std::time::{Duration, Instant};
 
 use cairn::workflow::types::{NodeStatus, Workflow};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
 const INSTANCE: &str = "cairn-s15-features";
@@ -155,4 +158,88 @@ async fn inline_templates_and_config_map_parameters_on_the_lab() {
     );
     let phase = done.status.as_ref().and_then(|s| s.phase.clone());
     assert_ne!(phase.as_deref(), Some("Succeeded"));
+}
+
+/// The node's InternalIP: the lab puts it on the host's loopback, and pods reach it (the
+/// executor uploads artifacts there).
+async fn node_ip(client: &kube::Client) -> String {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    nodes
+        .items
+        .iter()
+        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .expect("a node InternalIP")
+}
+
+#[tokio::test]
+async fn conditional_output_artifacts_pass_through_the_built_in_store_on_the_lab() {
+    if !lab::e2e("conditional_output_artifacts_pass_through_the_built_in_store_on_the_lab") {
+        return;
+    }
+    let client = lab::client().await;
+    lab::install_crds();
+    let ns = lab::TestNamespace::create("s15-artifacts");
+    let ip = node_ip(&client).await;
+    let exec = format!("{ip}:{}", lab::free_port(&ip));
+    let exec_addr: std::net::SocketAddr = exec.parse().expect("addr");
+    let server = lab::Server::start(
+        &format!(
+            "namespaces = [\"{}\"]\ninstance_id = \"{INSTANCE}\"\n\
+             executor_url = \"http://{exec}\"\nexecutor_listen = \"{exec}\"\n",
+            ns.0
+        ),
+        &[exec_addr],
+    )
+    .await;
+    let api: Api<Workflow> = Api::namespaced(client.clone(), &ns.0);
+    let make = |word: &str| {
+        json!({"name": word, "script": {"image": "busybox", "command": ["sh"],
+            "source": format!("echo {word} > /tmp/out")},
+            "outputs": {"artifacts": [{"name": "out", "path": "/tmp/out"}]}})
+    };
+    let wf = workflow(
+        "conditional-artifacts",
+        json!({
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "steps": [
+                    [{"name": "pick", "template": "pick"}],
+                    [{"name": "show", "template": "show", "arguments": {"artifacts": [
+                        {"name": "data", "from": "{{steps.pick.outputs.artifacts.chosen}}"}]}}],
+                ]},
+                {"name": "pick", "dag": {"tasks": [
+                    {"name": "flip", "template": "flip"},
+                    {"name": "heads", "template": "heads", "depends": "flip",
+                     "when": "{{tasks.flip.outputs.result}} == heads"},
+                    {"name": "tails", "template": "tails", "depends": "flip",
+                     "when": "{{tasks.flip.outputs.result}} == tails"},
+                ]}, "outputs": {"artifacts": [{"name": "chosen", "fromExpression":
+                    "tasks.flip.outputs.result == 'heads' ? tasks.heads.outputs.artifacts.out \
+                     : tasks.tails.outputs.artifacts.out"}]}},
+                {"name": "flip", "script": {"image": "busybox", "command": ["sh"],
+                    "source": "echo heads"}},
+                make("heads"),
+                make("tails"),
+                {"name": "show", "inputs": {"artifacts": [{"name": "data", "path": "/in/data"}]},
+                 "script": {"image": "busybox", "command": ["sh"], "source": "cat /in/data"}},
+            ],
+        }),
+    );
+    let done = run(&api, &wf, &server).await;
+    let phase = done.status.as_ref().and_then(|s| s.phase.clone());
+    assert_eq!(phase.as_deref(), Some("Succeeded"), "{:#?}", done.status);
+    assert_eq!(node(&done, "tails").phase.as_deref(), Some("Skipped"));
+    assert_eq!(result(node(&done, "show")).as_deref(), Some("heads"));
+    let chosen = node(&done, "pick")
+        .outputs
+        .as_ref()
+        .and_then(|o| o.artifacts.clone())
+        .unwrap_or_default();
+    assert_eq!(chosen.len(), 1, "{chosen:?}");
+    assert_eq!(chosen[0]["name"], json!("chosen"));
 }
