@@ -219,13 +219,13 @@ impl Principal {
         }
     }
 
-    /// The RBAC subjects: the user name, then the groups when `groups` is among the configured
-    /// scopes (Argo CD's `scopes`, default `[groups]`).
-    pub fn rbac_subjects<S: AsRef<str>>(&self, scopes: &[S]) -> Vec<&str> {
+    /// The RBAC subjects: the user name, then its groups. For an SSO principal the groups are
+    /// the values of the claims named by RBAC `scopes` (Argo CD's `scopes`, default `[groups]`),
+    /// chosen when the login was validated ([`oidc::principal_from_claims`]): with
+    /// `scopes = [email]` the email is a subject and the `groups` claim is not.
+    pub fn rbac_subjects(&self) -> Vec<&str> {
         let mut subjects = vec![self.subject.as_str()];
-        if scopes.iter().any(|s| s.as_ref() == "groups") {
-            subjects.extend(self.groups.iter().map(String::as_str));
-        }
+        subjects.extend(self.groups.iter().map(String::as_str));
         subjects
     }
 
@@ -261,7 +261,6 @@ pub struct Auth {
     tokens: Tokens,
     sessions: Sessions,
     policy: Policy,
-    scopes: Vec<String>,
     /// The OIDC relying party, when `[oidc]` is configured.
     sso: Option<std::sync::Arc<oidc::Sso>>,
     /// Signing keys of AppProject role tokens.
@@ -293,7 +292,6 @@ impl Auth {
             ),
             store,
             policy,
-            scopes: config.rbac.scopes.clone(),
             sso: config.oidc.as_ref().map(|oidc| {
                 let url = config.server.url.as_deref().unwrap_or_default();
                 std::sync::Arc::new(oidc::Sso::new(oidc, url, &config.rbac.scopes))
@@ -420,7 +418,7 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> bool {
-        let subjects = principal.rbac_subjects(&self.scopes);
+        let subjects = principal.rbac_subjects();
         if let PrincipalKind::ProjectToken(grant) = &principal.kind {
             return self.policy.enforce_with(
                 Some(grant.overlay()),
@@ -438,7 +436,7 @@ impl Auth {
 
     /// Whether `principal` may do `action` on some object of `resource` (list routes).
     pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
-        let subjects = principal.rbac_subjects(&self.scopes);
+        let subjects = principal.rbac_subjects();
         if let PrincipalKind::ProjectToken(grant) = &principal.kind {
             return self
                 .policy

@@ -260,22 +260,42 @@ async fn policy_from_config_and_scopes() {
             .authorize_any(&Principal::local("bob"), "applications", "get")
     );
 
-    // Without the groups scope, groups are not RBAC subjects.
+    // With `scopes = [email]` the login's email is a subject and its `groups` claim is not.
     let f = fixture(|c| {
-        c.rbac.policy_csv = "p, team-a, applications, sync, dev/*, allow".into();
+        c.rbac.policy_csv = "p, team-a, applications, sync, dev/*, allow\n\
+                             p, a@example.com, applications, get, dev/*, allow"
+            .into();
         c.rbac.scopes = vec!["email".into()];
     });
-    assert!(!f.auth.authorize(&sso, "applications", "sync", "dev/app"));
+    let mut all = serde_json::Map::new();
+    all.insert("groups".into(), serde_json::json!(["team-a"]));
+    all.insert("email".into(), serde_json::json!("a@example.com"));
+    let claims = crate::auth::oidc::IdClaims {
+        iss: "https://idp".into(),
+        sub: "sub-1".into(),
+        aud: vec!["cairn".into()],
+        exp: 0,
+        iat: 0,
+        all,
+    };
+    let by_email = crate::auth::oidc::principal_from_claims(&claims, &["email".to_owned()], &[]);
+    assert!(
+        !f.auth
+            .authorize(&by_email, "applications", "sync", "dev/app")
+    );
+    assert!(
+        f.auth
+            .authorize(&by_email, "applications", "get", "dev/app")
+    );
 }
 
 #[test]
-fn rbac_subjects_follow_scopes() {
+fn rbac_subjects_are_the_user_then_its_groups() {
     let p = Principal {
         groups: vec!["g1".into(), "g2".into()],
         ..Principal::local("u")
     };
-    assert_eq!(p.rbac_subjects(&["groups"]), ["u", "g1", "g2"]);
-    assert_eq!(p.rbac_subjects::<&str>(&[]), ["u"]);
+    assert_eq!(p.rbac_subjects(), ["u", "g1", "g2"]);
     assert!(!p.is_local_account("v"));
 }
 

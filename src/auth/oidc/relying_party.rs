@@ -680,8 +680,9 @@ struct TokenResponse {
 }
 
 /// The principal of validated claims: subject from Dex's `federated_claims.user_id` or `sub`
-/// (Argo CD's rule), groups from the `groups` claim (and userinfo), plus the values of the other
-/// RBAC `scopes` claims (e.g. `email`) when `groups` is among the scopes.
+/// (Argo CD's rule); its groups are the values of the claims named by the RBAC `scopes`
+/// (`groups`, `email`…), plus the userinfo groups when `groups` is among them. Claims not named
+/// by a scope are never RBAC subjects.
 pub fn principal_from_claims(
     claims: &IdClaims,
     rbac_scopes: &[String],
@@ -706,8 +707,10 @@ pub fn principal_from_claims(
             add(v);
         }
     }
-    for g in userinfo_groups {
-        add(g.clone());
+    if rbac_scopes.iter().any(|s| s == "groups") {
+        for g in userinfo_groups {
+            add(g.clone());
+        }
     }
     Principal {
         subject,
@@ -877,6 +880,14 @@ mod tests {
         assert_eq!(p.subject, "alice");
         assert_eq!(p.groups, ["platform-admins", "x", "a@example.com", "y"]);
         assert_eq!(p.issuer(), "https://idp");
+
+        // Only the claims named by a scope count: with `[email]` neither the `groups` claim
+        // nor the userinfo groups are subjects.
+        let p = principal_from_claims(&claims, &["email".to_owned()], &["y".to_owned()]);
+        assert_eq!(p.groups, ["a@example.com"]);
+        assert_eq!(p.rbac_subjects(), ["alice", "a@example.com"]);
+        let p = principal_from_claims(&claims, &[], &["y".to_owned()]);
+        assert_eq!(p.rbac_subjects(), ["alice"]);
     }
 
     #[test]
