@@ -753,11 +753,31 @@ async fn read_log(api: &Api<Pod>, pod: &Pod) -> Option<LogInput> {
             content,
         }),
         Err(e) => {
-            // A container that never started has no log; that is not worth failing over.
-            tracing::debug!(pod = %name, error = %e, "no log to archive");
+            // A container that never started has no log; that is not worth failing over. One
+            // that ran and cannot be read loses its archived log: that is worth a warning.
+            if main_started(pod) {
+                tracing::warn!(pod = %name, error = %e, "the log of a step that ran could not be read for the archive");
+            } else {
+                tracing::debug!(pod = %name, error = %e, "no log to archive");
+            }
             None
         }
     }
+}
+
+/// Whether the pod's `main` container has started (running or terminated).
+fn main_started(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.name == MAIN_CONTAINER)
+        .any(|c| {
+            c.state
+                .as_ref()
+                .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+        })
 }
 
 /// Archives a finished workflow with its pods' logs, then labels it as archived; the caller
