@@ -11,84 +11,42 @@
 mod lab;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
-/// A `cairn server` with `namespace` as its control namespace, killed when dropped.
+/// A `cairn server` with `namespace` as its control namespace, no default role, and a CLI
+/// configuration of this test's own.
 struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
+    inner: lab::Server,
+    cli_dir: tempfile::TempDir,
     url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     async fn start(namespace: &str) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = lab::free_port("127.0.0.1");
-        std::fs::write(
-            dir.path().join("cairn.toml"),
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nnamespace = \"{namespace}\"\n\n\
-                 [gitops]\nenabled = false\n\n[events]\nenabled = false\n\n\
-                 [rbac]\npolicy_default = \"\"\n"
-            ),
+        let inner = lab::Server::start_with(
+            &format!("namespace = \"{namespace}\"\n"),
+            "[events]\nenabled = false\n\n[rbac]\npolicy_default = \"\"\n",
+            &[],
         )
-        .expect("config");
-        // A private copy: the shared target directory may be rebuilt while the test runs.
-        std::fs::copy(BIN, dir.path().join("cairn")).expect("copy cairn");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let child = Command::new(dir.path().join("cairn"))
-            .args(["server", "--config"])
-            .arg(dir.path().join("cairn.toml"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", dir.path())
-            .env("RUST_LOG", "info,cairn::api=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let http = client();
-        while http
-            .get(format!("{}/healthz", server.url))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "cairn did not answer within 60 s:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        .await;
+        Server {
+            url: format!("http://{}", inner.api()),
+            inner,
+            cli_dir: tempfile::tempdir().expect("tempdir"),
         }
-        server
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.inner.log()
     }
 
     fn admin_password(&self) -> String {
-        cairn::auth::read_initial_password(&self.dir.path().join("data"))
+        cairn::auth::read_initial_password(&self.inner.data_dir())
             .expect("read initial password")
             .expect("initial password present")
             .expose()
@@ -99,7 +57,7 @@ impl Server {
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(BIN)
             .args(args)
-            .env("CAIRN_CLI_CONFIG", self.dir.path().join("cli.toml"))
+            .env("CAIRN_CLI_CONFIG", self.cli_dir.path().join("cli.toml"))
             .env_remove("CAIRN_SERVER")
             .env_remove("CAIRN_TOKEN")
             .env_remove("CAIRN_OUTPUT")

@@ -165,6 +165,16 @@ impl Server {
     /// Starts a server whose `[workflow]` section is `workflow` (TOML lines) and waits until it
     /// listens on its API address and on each of `also_listens`.
     pub async fn start(workflow: &str, also_listens: &[SocketAddr]) -> Server {
+        Self::start_with("", &format!("[workflow]\n{workflow}"), also_listens).await
+    }
+
+    /// Starts a server whose `[server]` table also holds `server_keys` (TOML lines) and whose
+    /// configuration ends with `sections` (whole TOML tables), and waits as [`Server::start`].
+    pub async fn start_with(
+        server_keys: &str,
+        sections: &str,
+        also_listens: &[SocketAddr],
+    ) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
         let api: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
             .parse()
@@ -172,8 +182,8 @@ impl Server {
         std::fs::write(
             data.path().join("cairn.toml"),
             format!(
-                "[server]\nlisten = \"{api}\"\n\n[gitops]\nenabled = false\n\n\
-                 [workflow]\n{workflow}"
+                "[server]\nlisten = \"{api}\"\n{server_keys}\n[gitops]\nenabled = false\n\n\
+                 {sections}"
             ),
         )
         .expect("write config");
@@ -203,7 +213,7 @@ impl Server {
             .arg(dir.join("data"))
             .env_remove("CAIRN_CONFIG")
             .env("HOME", dir)
-            .env("RUST_LOG", "info,cairn::workflow=debug")
+            .env("RUST_LOG", "info,cairn::workflow=debug,cairn::api=debug")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
