@@ -20,30 +20,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn::workflow::types::Workflow;
-use k8s_openapi::api::core::v1::Node;
-use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use lab::{TestNamespace, client, e2e, free_port, kubectl};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const INSTANCE: &str = "cairn-h1-artifacts";
 const RUN_BOUND: Duration = Duration::from_secs(300);
-
-/// The node's InternalIP: the lab puts it on the host's loopback, and pods reach it.
-async fn node_ip(client: &Client) -> String {
-    let nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("list nodes");
-    nodes
-        .items
-        .iter()
-        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
-        .find(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone())
-        .expect("a node InternalIP")
-}
 
 /// A `cairn server` for one namespace: API on loopback, executor routes on the node IP.
 struct Server {
@@ -201,7 +184,7 @@ async fn artifacts_pass_through_the_builtin_store() {
         return;
     }
     let client = client().await;
-    let ip = node_ip(&client).await;
+    let ip = lab::node_ip(&client).await;
     let ns = TestNamespace::create("cairn-h1-art");
     let server = Server::start(&ns.0, &ip).await;
     let api: Api<Workflow> = Api::namespaced(client.clone(), &ns.0);
@@ -329,7 +312,7 @@ async fn artifacts_pass_through_s3() {
         return;
     }
     let client = client().await;
-    let ip = node_ip(&client).await;
+    let ip = lab::node_ip(&client).await;
     let s3 = tokio::task::spawn_blocking(|| s3::S3Server::start("cairn-h1-artifacts"))
         .await
         .expect("start task")

@@ -16,8 +16,7 @@ mod lab;
 use std::time::{Duration, Instant};
 
 use cairn::workflow::types::{NodeStatus, Workflow};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const INSTANCE: &str = "cairn-s15-features";
@@ -160,22 +159,6 @@ async fn inline_templates_and_config_map_parameters_on_the_lab() {
     assert_ne!(phase.as_deref(), Some("Succeeded"));
 }
 
-/// The node's InternalIP: the lab puts it on the host's loopback, and pods reach it (the
-/// executor uploads artifacts there).
-async fn node_ip(client: &kube::Client) -> String {
-    let nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("list nodes");
-    nodes
-        .items
-        .iter()
-        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
-        .find(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone())
-        .expect("a node InternalIP")
-}
-
 #[tokio::test]
 async fn conditional_output_artifacts_pass_through_the_built_in_store_on_the_lab() {
     if !lab::e2e("conditional_output_artifacts_pass_through_the_built_in_store_on_the_lab") {
@@ -184,7 +167,7 @@ async fn conditional_output_artifacts_pass_through_the_built_in_store_on_the_lab
     let client = lab::client().await;
     lab::install_crds();
     let ns = lab::TestNamespace::create("s15-artifacts");
-    let ip = node_ip(&client).await;
+    let ip = lab::node_ip(&client).await;
     let exec = format!("{ip}:{}", lab::free_port(&ip));
     let exec_addr: std::net::SocketAddr = exec.parse().expect("addr");
     let server = lab::Server::start(

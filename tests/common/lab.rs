@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use cairn::k8s;
 use cairn::workflow::types::Workflow;
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
@@ -135,6 +136,22 @@ impl Drop for TestNamespace {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The lab node's InternalIP: the lab puts it on the host's loopback, and pods reach it (the
+/// executor uploads artifacts to a server listening there).
+pub async fn node_ip(client: &Client) -> String {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    nodes
+        .items
+        .iter()
+        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .expect("a node InternalIP")
 }
 
 /// A free TCP port on `ip`.
