@@ -418,34 +418,37 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> bool {
-        let subjects = principal.rbac_subjects();
-        if let PrincipalKind::ProjectToken(grant) = &principal.kind {
-            return self.policy.enforce_with(
-                Some(grant.overlay()),
-                &subjects,
-                resource,
-                action,
-                object,
-            );
-        }
-        let groups = self.project_groups();
-        let overlay = (!groups.is_empty()).then_some(&*groups);
-        self.policy
-            .enforce_with(overlay, &subjects, resource, action, object)
+        let overlay = self.overlay_for(principal);
+        self.policy.enforce_with(
+            overlay.as_deref(),
+            &principal.rbac_subjects(),
+            resource,
+            action,
+            object,
+        )
     }
 
     /// Whether `principal` may do `action` on some object of `resource` (list routes).
     pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
-        let subjects = principal.rbac_subjects();
-        if let PrincipalKind::ProjectToken(grant) = &principal.kind {
-            return self
-                .policy
-                .can_any_with(Some(grant.overlay()), &subjects, resource, action);
+        let overlay = self.overlay_for(principal);
+        self.policy.can_any_with(
+            overlay.as_deref(),
+            &principal.rbac_subjects(),
+            resource,
+            action,
+        )
+    }
+
+    /// The policy layered over `policy.csv` for `principal`: its role's live policies for a
+    /// project token; otherwise the AppProject role bindings, when there are any.
+    fn overlay_for(&self, principal: &Principal) -> Option<std::sync::Arc<Policy>> {
+        match &principal.kind {
+            PrincipalKind::ProjectToken(grant) => Some(grant.overlay()),
+            _ => {
+                let groups = self.project_groups();
+                (!groups.is_empty()).then_some(groups)
+            }
         }
-        let groups = self.project_groups();
-        let overlay = (!groups.is_empty()).then_some(&*groups);
-        self.policy
-            .can_any_with(overlay, &subjects, resource, action)
     }
 
     /// Signing keys of AppProject role tokens.

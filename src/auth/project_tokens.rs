@@ -480,8 +480,8 @@ impl ProjectGrant {
     }
 
     /// The role's policies as an RBAC overlay.
-    pub fn overlay(&self) -> &Policy {
-        &self.overlay
+    pub fn overlay(&self) -> Arc<Policy> {
+        Arc::clone(&self.overlay)
     }
 }
 

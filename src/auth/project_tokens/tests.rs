@@ -355,7 +355,7 @@ fn only_listed_tokens_grant_and_policies_come_from_the_live_project() {
     let sub = g.subject();
     let can = |g: &ProjectGrant, action: &str, object: &str| {
         base.enforce_with(
-            Some(g.overlay()),
+            Some(&*g.overlay()),
             &[sub.as_str()],
             "applications",
             action,
