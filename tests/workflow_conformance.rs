@@ -9,6 +9,9 @@
 //! starts its own `cairn server` limited to its own namespace (`cairn-h8-...`), deleted at the
 //! end. Every wait is bounded; nothing asserts on timing (durations are printed, not checked).
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,6 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// The controller instance id of this file's servers: their controllers run only the test's
 /// (labelled) objects, and other cairn servers sharing the lab leave those alone.
@@ -221,22 +223,20 @@ impl Server {
             .open(self.data.path().join("server.log"))
             .expect("log");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        let bin = self.data.path().join("cairn");
-        if !bin.exists() {
-            std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        }
-        self.child = Command::new(&bin)
-            .args(["server", "--config"])
-            .arg(&self.config)
-            .arg("--data-dir")
-            .arg(self.data.path().join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", self.data.path())
-            .env("RUST_LOG", "info,cairn::workflow=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server");
+        let bin = spawn::private_binary(self.data.path());
+        self.child = spawn::spawn(
+            Command::new(&bin)
+                .args(["server", "--config"])
+                .arg(&self.config)
+                .arg("--data-dir")
+                .arg(self.data.path().join("data"))
+                .env_remove("CAIRN_CONFIG")
+                .env("HOME", self.data.path())
+                .env("RUST_LOG", "info,cairn::workflow=debug")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log),
+        )
+        .expect("start cairn server");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)).is_err()
         {

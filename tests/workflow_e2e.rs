@@ -9,6 +9,9 @@
 //! `[workflow] namespaces`), deleted at the end. Every wait is bounded; nothing asserts on
 //! timing.
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -169,22 +172,20 @@ impl Server {
             .open(self.data.path().join("server.log"))
             .expect("log");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        let bin = self.data.path().join("cairn");
-        if !bin.exists() {
-            std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        }
-        self.child = Command::new(&bin)
-            .args(["server", "--config"])
-            .arg(&self.config)
-            .arg("--data-dir")
-            .arg(self.data.path().join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", self.data.path())
-            .env("RUST_LOG", "info,cairn::workflow=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server");
+        let bin = spawn::private_binary(self.data.path());
+        self.child = spawn::spawn(
+            Command::new(&bin)
+                .args(["server", "--config"])
+                .arg(&self.config)
+                .arg("--data-dir")
+                .arg(self.data.path().join("data"))
+                .env_remove("CAIRN_CONFIG")
+                .env("HOME", self.data.path())
+                .env("RUST_LOG", "info,cairn::workflow=debug")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log),
+        )
+        .expect("start cairn server");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)).is_err()
         {

@@ -9,6 +9,9 @@
 //! `busybox:latest` (the Job) and the executor image (the step after the `get`). Skipped only
 //! when CAIRN_E2E is not set. Every wait is bounded; nothing asserts on timing.
 
+#[path = "common/spawn.rs"]
+mod spawn;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,7 +21,6 @@ use cairn::workflow::types::Workflow;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 /// The controller instance id of the test servers (other cairn servers leave their objects);
 /// each test adds its own suffix, so the two tests' servers never run each other's workflows.
 const INSTANCE: &str = "cairn-h7-resource";
@@ -112,22 +114,20 @@ impl Server {
             .open(self.data.path().join("server.log"))
             .expect("log");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        let bin = self.data.path().join("cairn");
-        if !bin.exists() {
-            std::fs::copy(BIN, &bin).expect("copy the cairn binary");
-        }
-        self.child = Command::new(&bin)
-            .args(["server", "--config"])
-            .arg(&self.config)
-            .arg("--data-dir")
-            .arg(self.data.path().join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", self.data.path())
-            .env("RUST_LOG", "info,cairn::workflow=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server");
+        let bin = spawn::private_binary(self.data.path());
+        self.child = spawn::spawn(
+            Command::new(&bin)
+                .args(["server", "--config"])
+                .arg(&self.config)
+                .arg("--data-dir")
+                .arg(self.data.path().join("data"))
+                .env_remove("CAIRN_CONFIG")
+                .env("HOME", self.data.path())
+                .env("RUST_LOG", "info,cairn::workflow=debug")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log),
+        )
+        .expect("start cairn server");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)).is_err()
         {

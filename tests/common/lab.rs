@@ -8,6 +8,9 @@
     reason = "shared by several test binaries, each using part of it"
 )]
 
+#[path = "spawn.rs"]
+pub mod spawn;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -205,7 +208,7 @@ impl Server {
         )
         .expect("write config");
         // A private copy: the shared target directory may be rebuilt while the test runs.
-        std::fs::copy(BIN, data.path().join("cairn")).expect("copy the cairn binary");
+        spawn::private_binary(data.path());
         let child = Self::spawn(data.path());
         let server = Server {
             child,
@@ -223,18 +226,19 @@ impl Server {
             .append(true)
             .open(dir.join("server.log"))
             .expect("log");
-        Command::new(dir.join("cairn"))
-            .args(["server", "--config"])
-            .arg(dir.join("cairn.toml"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env_remove("CAIRN_CONFIG")
-            .env("HOME", dir)
-            .env("RUST_LOG", "info,cairn::workflow=debug,cairn::api=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start cairn server")
+        spawn::spawn(
+            Command::new(dir.join("cairn"))
+                .args(["server", "--config"])
+                .arg(dir.join("cairn.toml"))
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .env_remove("CAIRN_CONFIG")
+                .env("HOME", dir)
+                .env("RUST_LOG", "info,cairn::workflow=debug,cairn::api=debug")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log),
+        )
+        .expect("start cairn server")
     }
 
     async fn wait_listening(&self) {
