@@ -28,12 +28,23 @@
 //! - `podSpecPatch` (the workflow's, then the template's; YAML or JSON) is applied last, as a
 //!   strategic merge on the pod spec ([`patch`]).
 //!
+//! A node that needs nothing from the executor (no script, no captured `result`, no output
+//! parameters, no input or output artifacts: [`needs_executor`]) gets the pod without it: no
+//! `init` container, no `var-run-cairn` volume, `main` exactly as written (the image's
+//! entrypoint when there is no `command`), and the annotation [`ANNOTATION_EXECUTOR`]` = none`
+//! telling [`observe`] that the pod status is the whole report. Its outcome (exit code, message,
+//! times) and its log come from the kubelet either way; what it saves is the executor's copy
+//! into every pod, which was the largest part of a short step's start (the issue 5 benchmark).
+//!
 //! Invariants:
 //! - [`build_pod`] is pure and total on input: every problem of the request is a [`PodError`]
 //!   naming the template and the field, never a panic.
-//! - The executor can always report: a pod whose service-account token is not mounted cannot
-//!   write its WorkflowTaskResult, so `automountServiceAccountToken: false` is refused (Argo
-//!   refuses it too unless `executor.serviceAccountName` is set, which cairn does not support).
+//! - The executor can always report: a pod with the executor whose service-account token is not
+//!   mounted cannot write its WorkflowTaskResult, so `automountServiceAccountToken: false` is
+//!   refused there (Argo refuses it too unless `executor.serviceAccountName` is set, which cairn
+//!   does not support); a pod without the executor keeps it as written.
+//! - [`ANNOTATION_EXECUTOR`] is on a pod exactly when it has no executor: cairn sets or removes
+//!   it after the user's annotations, so `podMetadata` cannot make outputs look reported.
 //! - cairn's labels, annotations, the `init` container, the `var-run-cairn` volume and the
 //!   wrapped command are set after the user's values, so a template cannot break the contract
 //!   with the controller (only an explicit `podSpecPatch` can, as in Argo).
@@ -61,6 +72,11 @@ mod rbac;
 pub use observe::{TERMINAL_WAITING_REASONS, observe};
 pub use rbac::{EXECUTOR_ROLE, executor_rbac};
 
+/// Set on a pod that runs without cairn's executor (value [`EXECUTOR_NONE`]): no
+/// WorkflowTaskResult will come, the pod status is the whole report.
+pub const ANNOTATION_EXECUTOR: &str = "workflows.cairn.dev/executor";
+/// Value of [`ANNOTATION_EXECUTOR`] on a pod without the executor.
+pub const EXECUTOR_NONE: &str = "none";
 /// Name of the init container that installs the executor (Argo's `init`).
 pub const INIT_CONTAINER: &str = "init";
 /// Name of the emptyDir holding the executor binary and the script source.
@@ -287,8 +303,8 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
             });
         }
     };
-    let argv = user_argv(name, kind, ctr, settings)?;
     let spec = exec_spec(req, kind, ctr, settings)?;
+    let wrapped = needs_executor(kind, &spec);
     let spec_json = serde_json::to_string(&spec).map_err(|e| PodError::InvalidField {
         template: name.to_string(),
         field: "outputs".to_string(),
@@ -302,11 +318,19 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
         });
     }
 
-    let main = main_container(req, kind, ctr, settings, argv, &spec, spec_json.clone())?;
+    let main = if wrapped {
+        let argv = user_argv(name, kind, ctr, settings)?;
+        main_container(req, kind, ctr, settings, argv, &spec, spec_json.clone())?
+    } else {
+        bare_main_container(name, kind, ctr)?
+    };
     let template_extra = &tmpl.extra;
     let spec_extra = &req.spec.extra;
 
-    let mut init_containers = vec![init_container(req, settings, &spec, &spec_json)];
+    let mut init_containers = Vec::new();
+    if wrapped {
+        init_containers.push(init_container(req, settings, &spec, &spec_json));
+    }
     let main_mounts = main.get("volumeMounts").cloned();
     for (i, c) in list(template_extra, "initContainers", name)?
         .into_iter()
@@ -332,13 +356,17 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
         )?);
     }
 
-    let volumes = volumes(req, kind, &init_containers, &containers)?;
+    let volumes = volumes(req, kind, wrapped, &init_containers, &containers)?;
 
     let mut pod_spec = Map::new();
     pod_spec.insert("restartPolicy".into(), json!("Never"));
-    pod_spec.insert("initContainers".into(), Value::Array(init_containers));
+    if !init_containers.is_empty() {
+        pod_spec.insert("initContainers".into(), Value::Array(init_containers));
+    }
     pod_spec.insert("containers".into(), Value::Array(containers));
-    pod_spec.insert("volumes".into(), Value::Array(volumes));
+    if !volumes.is_empty() {
+        pod_spec.insert("volumes".into(), Value::Array(volumes));
+    }
     if let Some(deadline) = req.active_deadline_seconds {
         pod_spec.insert("activeDeadlineSeconds".into(), json!(deadline));
     }
@@ -367,6 +395,9 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
         match value.as_bool() {
             Some(true) => {
                 pod_spec.insert("automountServiceAccountToken".into(), json!(true));
+            }
+            Some(false) if !wrapped => {
+                pod_spec.insert("automountServiceAccountToken".into(), json!(false));
             }
             Some(false) => {
                 return Err(PodError::AutomountDisabled {
@@ -433,7 +464,7 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
             "name": req.pod_name,
             "namespace": req.namespace,
             "labels": labels(req)?,
-            "annotations": annotations(req)?,
+            "annotations": annotations(req, wrapped)?,
             "ownerReferences": [{
                 "apiVersion": crate::k8s::API_VERSION,
                 "kind": "Workflow",
@@ -449,6 +480,40 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
         template: name.to_string(),
         message: e.to_string(),
     })
+}
+
+/// Whether the node needs cairn's executor in its pod: a script, a captured `result`, output
+/// parameters, or input/output artifacts. Anything else (a plain container whose outcome is its
+/// exit code and its log) runs as the user wrote it: the pod status says all the executor would
+/// report, and the pod starts without the init container copying the executor in.
+fn needs_executor(kind: Kind, spec: &ExecSpec) -> bool {
+    kind == Kind::Script
+        || spec.script
+        || !spec.outputs.is_empty()
+        || !spec.input_artifacts.is_empty()
+        || !spec.output_artifacts.is_empty()
+}
+
+/// The user's container as `main`, unwrapped (see [`needs_executor`]): every field kept, the
+/// image's entrypoint used when the template gives no `command`.
+fn bare_main_container(template: &str, kind: Kind, ctr: &Container) -> Result<Value, PodError> {
+    let mut main = match serde_json::to_value(ctr) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(PodError::InvalidField {
+                template: template.to_string(),
+                field: kind.field().to_string(),
+                expected: "an object".to_string(),
+            });
+        }
+    };
+    main.insert("name".into(), json!(MAIN_CONTAINER));
+    main.remove("source");
+    // The same shape checks as the wrapped container, so errors name the field.
+    for key in ["env", "volumeMounts"] {
+        array_field(&main, key, template, kind)?;
+    }
+    Ok(Value::Object(main))
 }
 
 /// The argv the wrapper runs: command + args (+ the script path).
@@ -832,11 +897,15 @@ fn user_container(
 fn volumes(
     req: &PodRequest,
     kind: Kind,
+    wrapped: bool,
     init_containers: &[Value],
     containers: &[Value],
 ) -> Result<Vec<Value>, PodError> {
     let template = req.template.name.as_str();
-    let mut out = vec![json!({"name": VOLUME_NAME, "emptyDir": {}})];
+    let mut out = Vec::new();
+    if wrapped {
+        out.push(json!({"name": VOLUME_NAME, "emptyDir": {}}));
+    }
     // The projected token, when cairn's containers present it for artifacts.
     let token_mounted = init_containers.iter().chain(containers).any(|c| {
         c.get("volumeMounts")
@@ -928,10 +997,15 @@ fn labels(req: &PodRequest) -> Result<BTreeMap<String, String>, PodError> {
 }
 
 /// Annotations: podMetadata, then the template's metadata, then cairn's.
-fn annotations(req: &PodRequest) -> Result<BTreeMap<String, String>, PodError> {
+fn annotations(req: &PodRequest, wrapped: bool) -> Result<BTreeMap<String, String>, PodError> {
     let mut out = metadata_map(req, "annotations")?;
     out.insert(ANNOTATION_NODE_NAME.to_string(), req.node_name.clone());
     out.insert(ANNOTATION_NODE_ID.to_string(), req.node_id.clone());
+    if wrapped {
+        out.remove(ANNOTATION_EXECUTOR);
+    } else {
+        out.insert(ANNOTATION_EXECUTOR.to_string(), EXECUTOR_NONE.to_string());
+    }
     Ok(out)
 }
 

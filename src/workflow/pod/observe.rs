@@ -28,7 +28,8 @@
 //!
 //! `outputs_reported` is true when the task result carries
 //! `workflows.argoproj.io/report-outputs-completed=true`, or when no report can come: the pod is
-//! over (Error, or Failed/Succeeded) and `main` never ran the wrapper (never started). A pod
+//! over (Error, or Failed/Succeeded) and either has no executor (annotation
+//! `workflows.cairn.dev/executor=none`) or `main` never ran the wrapper (never started). A pod
 //! whose wrapper ran but left no complete report (killed by SIGKILL, OOM of the wrapper itself)
 //! stays `false`: the controller bounds that wait (Argo too marks such task results complete
 //! after a timeout), since [`observe`] takes no clock.
@@ -36,6 +37,7 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::{ANNOTATION_EXECUTOR, EXECUTOR_NONE};
 use crate::workflow::executor::MAIN_CONTAINER;
 use crate::workflow::node::{LABEL_REPORT_OUTPUTS_COMPLETED, PodObservation, PodPhase};
 use crate::workflow::types::{Outputs, WorkflowTaskResult};
@@ -128,7 +130,13 @@ pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation
     );
     let wrapper_ran = main_terminated.is_some_and(|t| t.started_at.is_some())
         || main.is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
-    let outputs_reported = report_complete || (over && !wrapper_ran);
+    let executor_less = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_EXECUTOR))
+        .is_some_and(|v| v == EXECUTOR_NONE);
+    let outputs_reported = report_complete || (over && (executor_less || !wrapper_ran));
 
     let started_at = main
         .and_then(|c| {

@@ -39,6 +39,12 @@ fn echo() -> Value {
     json!({"name": "t", "container": {"image": "busybox", "command": ["echo"], "args": ["hi"]}})
 }
 
+/// `t` with an output parameter, so its pod carries the executor.
+fn reporting(mut t: Value) -> Value {
+    t["outputs"] = json!({"parameters": [{"name": "p", "valueFrom": {"path": "/tmp/p"}}]});
+    t
+}
+
 fn build(spec_v: Value, tmpl: Value) -> Value {
     let pod = build_pod(
         &request(spec(spec_v), template(tmpl)),
@@ -93,13 +99,17 @@ fn conformance_pods_snapshot() {
             let Some(spec_v) = manifest_spec(&doc) else {
                 continue;
             };
+            // As the operator decides it: a workflow naming `outputs.result` captures them all.
+            let capture = spec_v.to_string().contains("outputs.result");
             let spec: WorkflowSpec = serde_json::from_value(spec_v).expect("spec");
             for t in spec.templates.clone().unwrap_or_default() {
                 if t.container.is_none() && t.script.is_none() {
                     continue;
                 }
                 let name = t.name.clone();
-                let entry = match build_pod(&request(spec.clone(), t), &PodSettings::default()) {
+                let mut req = request(spec.clone(), t);
+                req.capture_result = capture;
+                let entry = match build_pod(&req, &PodSettings::default()) {
                     Ok(pod) => serde_json::to_value(pod).expect("json"),
                     Err(e) => json!({"error": e.to_string()}),
                 };
@@ -126,7 +136,8 @@ fn container_is_wrapped_and_kept() {
             "securityContext": {"runAsUser": 1000},
             "imagePullPolicy": "Always",
             "volumeMounts": [{"name": "v", "mountPath": "/v"}]
-        }, "volumes": [{"name": "v", "emptyDir": {}}]}),
+        }, "volumes": [{"name": "v", "emptyDir": {}}],
+        "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": "/tmp/p"}}]}}),
     );
     let main = &pod["spec"]["containers"][0];
     assert_eq!(main["name"], "main");
@@ -181,6 +192,95 @@ fn container_is_wrapped_and_kept() {
     assert_eq!(init["image"], default_executor_image());
     assert_eq!(init["imagePullPolicy"], "IfNotPresent");
     assert_eq!(pod["spec"]["restartPolicy"], "Never");
+}
+
+#[test]
+fn a_container_needing_nothing_runs_without_the_executor() {
+    let pod = build(
+        json!({"automountServiceAccountToken": false,
+               "podMetadata": {"annotations": {"workflows.cairn.dev/executor": "other"}}}),
+        json!({"name": "t", "container": {
+            "image": "busybox", "command": ["sh", "-c"], "args": ["exit 3"],
+            "env": [{"name": "X", "value": "1"}],
+            "volumeMounts": [{"name": "v", "mountPath": "/v"}]
+        }, "volumes": [{"name": "v", "emptyDir": {}}]}),
+    );
+    let main = &pod["spec"]["containers"][0];
+    assert_eq!(main["name"], "main");
+    assert_eq!(main["command"], json!(["sh", "-c"]));
+    assert_eq!(main["args"], json!(["exit 3"]));
+    assert_eq!(main["env"], json!([{"name": "X", "value": "1"}]));
+    assert_eq!(
+        main["volumeMounts"],
+        json!([{"name": "v", "mountPath": "/v"}])
+    );
+    assert!(pod["spec"].get("initContainers").is_none());
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([{"name": "v", "emptyDir": {}}])
+    );
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["metadata"]["annotations"]["workflows.cairn.dev/executor"],
+        "none"
+    );
+
+    // No command: the image's entrypoint runs.
+    let pod = build(
+        json!({}),
+        json!({"name": "t", "container": {"image": "busybox"}}),
+    );
+    assert!(pod["spec"]["containers"][0].get("command").is_none());
+}
+
+#[test]
+fn what_needs_the_executor_gets_it() {
+    let cases: Vec<(&str, Value, bool)> = vec![
+        ("plain container", echo(), false),
+        ("output parameter", reporting(echo()), true),
+        (
+            "script",
+            json!({"name": "s", "script": {"image": "python", "command": ["python"], "source": "1"}}),
+            true,
+        ),
+        (
+            "input artifact",
+            json!({"name": "t", "container": {"image": "b", "command": ["true"]},
+                   "inputs": {"artifacts": [{"name": "a", "path": "/a", "raw": {"data": "x"}}]}}),
+            true,
+        ),
+        (
+            "sidecar only",
+            json!({"name": "t", "container": {"image": "b", "command": ["true"]},
+                   "sidecars": [{"name": "db", "image": "postgres"}]}),
+            false,
+        ),
+    ];
+    for (what, t, want) in cases {
+        let pod = build(json!({}), t);
+        let annotated = pod["metadata"]["annotations"]
+            .get("workflows.cairn.dev/executor")
+            .is_some();
+        let init = pod["spec"]["initContainers"]
+            .as_array()
+            .is_some_and(|inits| inits.iter().any(|c| c["name"] == "init"));
+        assert_eq!(init, want, "{what}: init container");
+        assert_eq!(annotated, !want, "{what}: annotation");
+    }
+    // A captured result needs it too, and a user's annotation cannot claim otherwise.
+    let mut req = request(
+        spec(json!({"podMetadata": {"annotations": {"workflows.cairn.dev/executor": "none"}}})),
+        template(echo()),
+    );
+    req.capture_result = true;
+    let pod = serde_json::to_value(build_pod(&req, &PodSettings::default()).expect("build"))
+        .expect("json");
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "init");
+    assert!(
+        pod["metadata"]["annotations"]
+            .get("workflows.cairn.dev/executor")
+            .is_none()
+    );
 }
 
 #[test]
@@ -465,14 +565,14 @@ fn volumes_template_workflow_and_claims() {
             "volumes": [{"name": "shared", "emptyDir": {}}, {"name": "unused", "emptyDir": {}}],
             "volumeClaimTemplates": [{"metadata": {"name": "workdir"}, "spec": {}}]
         }),
-        json!({"name": "t",
+        reporting(json!({"name": "t",
             "container": {"image": "busybox", "command": ["true"], "volumeMounts": [
                 {"name": "shared", "mountPath": "/a"},
                 {"name": "workdir", "mountPath": "/b"},
                 {"name": "own", "mountPath": "/c"},
                 {"name": "shared", "mountPath": "/d"}
             ]},
-            "volumes": [{"name": "own", "configMap": {"name": "cm"}}]}),
+            "volumes": [{"name": "own", "configMap": {"name": "cm"}}]})),
     );
     assert_eq!(
         pod["spec"]["volumes"],
@@ -489,12 +589,12 @@ fn volumes_template_workflow_and_claims() {
 fn sidecars_and_user_init_containers_follow_cairns() {
     let pod = build(
         json!({}),
-        json!({"name": "t",
+        reporting(json!({"name": "t",
             "container": {"image": "busybox", "command": ["true"],
                           "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
             "volumes": [{"name": "v", "emptyDir": {}}],
             "initContainers": [{"name": "prep", "image": "busybox", "mirrorVolumeMounts": true}],
-            "sidecars": [{"name": "db", "image": "postgres"}]}),
+            "sidecars": [{"name": "db", "image": "postgres"}]})),
     );
     let inits: Vec<&str> = pod["spec"]["initContainers"]
         .as_array()
@@ -515,10 +615,10 @@ fn sidecars_and_user_init_containers_follow_cairns() {
 fn pod_spec_patch_workflow_then_template() {
     let pod = build(
         json!({"podSpecPatch": "containers:\n- name: main\n  resources:\n    limits:\n      cpu: \"1\"\n"}),
-        json!({"name": "t",
+        reporting(json!({"name": "t",
             "container": {"image": "busybox", "command": ["true"],
                           "resources": {"limits": {"memory": "32Mi"}}},
-            "podSpecPatch": "{\"containers\":[{\"name\":\"main\",\"resources\":{\"limits\":{\"cpu\":\"2\"}}}],\"terminationGracePeriodSeconds\":5}"}),
+            "podSpecPatch": "{\"containers\":[{\"name\":\"main\",\"resources\":{\"limits\":{\"cpu\":\"2\"}}}],\"terminationGracePeriodSeconds\":5}"})),
     );
     let limits = &pod["spec"]["containers"][0]["resources"]["limits"];
     assert_eq!(
@@ -603,7 +703,7 @@ fn errors_name_the_template_and_field() {
         (
             "container without command",
             json!({}),
-            json!({"name": "t", "container": {"image": "busybox"}}),
+            reporting(json!({"name": "t", "container": {"image": "busybox"}})),
             "missing_command",
             &["\"t\"", "`container.command`"],
         ),
@@ -617,7 +717,7 @@ fn errors_name_the_template_and_field() {
         (
             "empty command",
             json!({}),
-            json!({"name": "t", "container": {"image": "busybox", "command": []}}),
+            reporting(json!({"name": "t", "container": {"image": "busybox", "command": []}})),
             "missing_command",
             &["`container.command`"],
         ),
@@ -638,7 +738,7 @@ fn errors_name_the_template_and_field() {
         (
             "automount false in workflow",
             json!({"automountServiceAccountToken": false}),
-            echo(),
+            reporting(echo()),
             "automount_disabled",
             &["spec.automountServiceAccountToken"],
         ),
@@ -646,7 +746,7 @@ fn errors_name_the_template_and_field() {
             "automount false in template",
             json!({}),
             {
-                let mut t = echo();
+                let mut t = reporting(echo());
                 t["automountServiceAccountToken"] = json!(false);
                 t
             },
@@ -733,7 +833,7 @@ fn settings_change_image_policy_and_mount() {
         mount_path: "/x/".into(),
         ..Default::default()
     };
-    let req = request(WorkflowSpec::default(), template(echo()));
+    let req = request(WorkflowSpec::default(), template(reporting(echo())));
     let pod = serde_json::to_value(build_pod(&req, &settings).expect("build")).expect("json");
     let init = &pod["spec"]["initContainers"][0];
     assert_eq!(init["image"], "reg/exec:1");
