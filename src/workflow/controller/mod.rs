@@ -41,6 +41,7 @@ pub mod queue;
 mod reconcile;
 mod resource;
 pub mod scope;
+mod secrets;
 mod written;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -102,11 +102,24 @@ pub(super) async fn reconcile(
             .map_err(|e| {
                 ControllerError::kube(format!("read the artifact repository of {k}"), e)
             })?;
+        // `valueFrom.secretKeyRef` parameters: the referenced Secrets, read for this pass only.
+        let wanted = super::secrets::refs(&wf, &shared.caches);
+        let secret_values = if wanted.is_empty() {
+            BTreeMap::new()
+        } else {
+            super::secrets::fetch(&shared.client, namespace, &wanted).await?
+        };
+        let lookup = super::secrets::WithSecrets {
+            caches: &shared.caches,
+            namespace,
+            values: &secret_values,
+        };
         let started = Instant::now();
-        let decision: Decision =
+        let decision: Decision = super::locks::operate(shared, k, &wf, |locks| {
             shared
                 .engine
-                .operate(&wf, &observations, &resources, &shared.caches, now);
+                .operate(&wf, &observations, &resources, &lookup, now, locks)
+        });
         metrics::histogram!("cairn_workflow_operate_seconds")
             .record(started.elapsed().as_secs_f64());
         let mut labels = wf.metadata.labels.clone().unwrap_or_default();
@@ -161,6 +174,7 @@ pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> 
 }
 
 fn forget(shared: &Shared, k: &str) {
+    super::locks::release_deleted(shared, k);
     lock(&shared.written).forget(k);
     lock(&shared.failures).remove(k);
     lock(&shared.resources).remove(k);

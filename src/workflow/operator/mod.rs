@@ -95,7 +95,9 @@
 //! - Parameters from ConfigMaps (`valueFrom.configMapKeyRef`, `operator/config.rs`): workflow
 //!   arguments are resolved before the globals on every reconcile (a missing ConfigMap or key
 //!   without `valueFrom.default` fails the workflow); template inputs when the call is
-//!   executed (the node errors).
+//!   executed (the node errors). `valueFrom.secretKeyRef` is read the same way from the
+//!   Secrets the shell fetched for this reconcile; as in Argo the value then sits in the node's
+//!   `inputs` in `.status` (see `operator/config.rs`).
 //!
 //! Left out (each an explicit node Error, never a silent success): http, plugin,
 //! data and containerSet templates ("... templates are not supported yet"). Not done yet:
@@ -214,6 +216,20 @@ pub enum OperatorError {
         /// The parameter.
         parameter: String,
         /// What is missing (ConfigMap, label or key).
+        message: String,
+    },
+    /// A `valueFrom.secretKeyRef` input whose Secret or key is not there (and that has no
+    /// `valueFrom.default`). The message never holds a Secret's value.
+    #[error(
+        "template '{template}': unable to retrieve inputs.parameters.{parameter} from Secret: \
+         {message}"
+    )]
+    Secret {
+        /// The template.
+        template: String,
+        /// The parameter.
+        parameter: String,
+        /// What is missing (Secret or key).
         message: String,
     },
     /// A required input artifact has no location and no argument.
@@ -347,6 +363,7 @@ impl OperatorError {
             OperatorError::TemplateNotFound { .. } => "template_not_found",
             OperatorError::MissingInput { .. } => "missing_input",
             OperatorError::ConfigMap { .. } => "config_map",
+            OperatorError::Secret { .. } => "secret",
             OperatorError::MissingArtifact { .. } => "missing_artifact",
             OperatorError::NotInEnum { .. } => "not_in_enum",
             OperatorError::Render { .. } => "render",

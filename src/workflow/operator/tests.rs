@@ -26,6 +26,8 @@ struct MapLookup {
     namespaced: BTreeMap<String, WorkflowTemplate>,
     /// (namespace, name) → data of the parameter ConfigMaps.
     config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// (namespace, name) → data of Secrets.
+    secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 impl TemplateLookup for MapLookup {
@@ -50,6 +52,20 @@ impl TemplateLookup for MapLookup {
             Some(data) => data
                 .get(key)
                 .map_or(ConfigMapValue::NoKey, |v| ConfigMapValue::Found(v.clone())),
+        }
+    }
+    fn secret_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> crate::workflow::validate::SecretValue {
+        use crate::workflow::validate::SecretValue;
+        match self.secrets.get(&(namespace.to_owned(), name.to_owned())) {
+            None => SecretValue::NoSecret,
+            Some(data) => data
+                .get(key)
+                .map_or(SecretValue::NoKey, |v| SecretValue::Found(v.clone())),
         }
     }
 }
@@ -2598,4 +2614,94 @@ fn composite_output_artifact_that_names_no_artifact_errors_unless_optional() {
     assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
     let root = sim.by_name("wf").expect("root");
     assert_eq!(root.outputs.and_then(|o| o.artifacts), None);
+}
+
+const SECRET_SPEC: &str = r#"  entrypoint: main
+  arguments:
+    parameters:
+    - name: token
+      valueFrom: {secretKeyRef: {name: creds, key: token}}
+  templates:
+  - name: main
+    steps:
+    - - name: own
+        template: show
+    - - name: redirected
+        template: show
+        arguments:
+          parameters:
+          - name: msg
+            valueFrom: {secretKeyRef: {name: creds, key: other}}
+  - name: show
+    inputs:
+      parameters:
+      - name: msg
+        valueFrom: {secretKeyRef: {name: creds, key: msg}}
+    container:
+      image: busybox
+      command: [echo]
+      args: ["{{workflow.parameters.token}}", "{{inputs.parameters.msg}}"]
+"#;
+
+fn with_secret(sim: &mut Sim, name: &str, data: &[(&str, &str)]) {
+    sim.lookup.secrets.insert(
+        ("default".to_owned(), name.to_owned()),
+        data.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+}
+
+#[test]
+fn secret_parameters_feed_globals_and_inputs_and_sit_in_the_node_inputs() {
+    let mut sim = Sim::new(yaml_wf(SECRET_SPEC), all_ok());
+    with_secret(
+        &mut sim,
+        "creds",
+        &[("token", "t0k"), ("msg", "from-secret"), ("other", "second")],
+    );
+    sim.run(40);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+    let args = |node| pod_args(&sim, node).unwrap_or_default();
+    assert_eq!(args("wf[0].own"), ["t0k", "from-secret"]);
+    assert_eq!(args("wf[1].redirected"), ["t0k", "second"]);
+    // As in Argo, the resolved value is the node's input value in the status.
+    let own = sim.by_name("wf[0].own").expect("own");
+    let msg = own
+        .inputs
+        .and_then(|i| i.parameters)
+        .and_then(|p| p.into_iter().find(|p| p.name == "msg"))
+        .and_then(|p| p.value);
+    assert_eq!(msg, Some(json!("from-secret")));
+}
+
+#[test]
+fn missing_secret_key_errors_the_node_and_a_missing_secret_fails_the_workflow() {
+    let mut sim = Sim::new(yaml_wf(SECRET_SPEC), all_ok());
+    with_secret(&mut sim, "creds", &[("token", "t0k"), ("other", "x")]);
+    sim.run(40);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let own = sim.by_name("wf[0].own").expect("own");
+    assert_eq!(own.phase.as_deref(), Some("Error"));
+    assert_eq!(
+        own.message.as_deref(),
+        Some(
+            "template 'show': unable to retrieve inputs.parameters.msg from Secret: \
+             Secret 'creds' does not have the key 'msg'"
+        )
+    );
+    assert!(sim.created.is_empty());
+
+    let mut sim = Sim::new(yaml_wf(SECRET_SPEC), all_ok());
+    sim.run(10);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let message = sim.status().message.unwrap_or_default();
+    assert!(
+        message.contains(
+            "spec.arguments.parameters[0] (token): Secret 'creds' does not exist in namespace \
+             'default'"
+        ),
+        "{message}"
+    );
+    assert!(sim.created.is_empty());
 }

@@ -162,10 +162,17 @@ pub(super) fn process_inputs(
             match supplied {
                 Some(_) => None,
                 None => super::config::value_of(from, config_maps.1, config_maps.0).map_err(
-                    |message| OperatorError::ConfigMap {
-                        template: tmpl.name.clone(),
-                        parameter: p.name.clone(),
-                        message,
+                    |e| match e.store {
+                        super::config::Store::ConfigMap => OperatorError::ConfigMap {
+                            template: tmpl.name.clone(),
+                            parameter: p.name.clone(),
+                            message: e.message,
+                        },
+                        super::config::Store::Secret => OperatorError::Secret {
+                            template: tmpl.name.clone(),
+                            parameter: p.name.clone(),
+                            message: e.message,
+                        },
                     },
                 )?,
             };

@@ -335,6 +335,15 @@ impl TemplateLookup for StoredLookup<'_> {
     ) -> crate::workflow::validate::ConfigMapValue {
         self.live.config_map_value(namespace, name, key)
     }
+
+    fn secret_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> crate::workflow::validate::SecretValue {
+        self.live.secret_value(namespace, name, key)
+    }
 }
 
 fn fail_spec(mut status: WorkflowStatus, now: Timestamp, errors: Vec<String>) -> Operation {

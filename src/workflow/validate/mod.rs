@@ -89,8 +89,8 @@ mod tests;
 
 pub use check::validate;
 pub use resolve::{
-    CONFIGMAP_TYPE_LABEL, CONFIGMAP_TYPE_PARAMETER, ConfigMapValue, ResolvedWorkflow, Source,
-    TemplateLookup, resolve,
+    CONFIGMAP_TYPE_LABEL, CONFIGMAP_TYPE_PARAMETER, ConfigMapValue, ResolvedWorkflow, SecretValue,
+    Source, TemplateLookup, resolve,
 };
 
 use super::dag::DagError;

@@ -24,6 +24,34 @@ pub trait TemplateLookup {
         let _ = (namespace, name, key);
         ConfigMapValue::NoConfigMap
     }
+    /// The value of `key` in the Secret `name` of `namespace`, for `valueFrom.secretKeyRef`
+    /// (any Secret of the Workflow's namespace, as Argo). Lookups that cannot see Secrets keep
+    /// the default: not found.
+    fn secret_value(&self, namespace: &str, name: &str, key: &str) -> SecretValue {
+        let _ = (namespace, name, key);
+        SecretValue::NoSecret
+    }
+}
+
+/// What [`TemplateLookup::secret_value`] found. `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretValue {
+    /// The key's value (UTF-8).
+    Found(String),
+    /// The Secret exists but has no such key (or its value is not UTF-8).
+    NoKey,
+    /// No such Secret (or it could not be read).
+    NoSecret,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretValue::Found(_) => f.write_str("Found(<redacted>)"),
+            SecretValue::NoKey => f.write_str("NoKey"),
+            SecretValue::NoSecret => f.write_str("NoSecret"),
+        }
+    }
 }
 
 /// The label Argo requires on ConfigMaps that parameters read (`valueFrom.configMapKeyRef`),
