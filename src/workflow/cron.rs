@@ -52,8 +52,8 @@
 //! - **Validation** (Argo's `ValidateCronWorkflow`): not both `schedule` and `schedules`; a name
 //!   of at most 52 characters; `startingDeadlineSeconds` not negative; a known policy and zone.
 //!
-//! Not here: the `when` expression and `stopStrategy` (evaluated by the caller before acting on
-//! `Run`). Argo's "schedule just edited: run no missed time" rule is the caller's, with
+//! `when` and `stopStrategy` are in [`when`] (evaluated by the caller before acting on `Run`).
+//! Argo's "schedule just edited: run no missed time" rule is the caller's, with
 //! [`schedule_string`] (see there).
 
 use std::str::FromStr;
@@ -826,6 +826,8 @@ pub fn history_to_delete(
     ));
     out
 }
+
+pub mod when;
 
 #[cfg(test)]
 mod tests;

@@ -21,9 +21,12 @@
 //! CronWorkflow; `Replace` terminates the active runs (`spec.shutdown: Terminate`) before the
 //! new one; the `workflows.argoproj.io/last-used-schedule` annotation detects an edited
 //! schedule, after which no missed time is run; children carry the CronWorkflow's
-//! `workflows.argoproj.io/controller-instanceid` label. Left out: `spec.when` (a CronWorkflow with a
-//! `when` expression runs nothing and says so in a condition, rather than running when it
-//! should not) and `stopStrategy`.
+//! `workflows.argoproj.io/controller-instanceid` label. `spec.when` and `spec.stopStrategy`
+//! (`cron::when`): at a due time a stopped CronWorkflow, or one whose stop expression now
+//! holds, creates nothing; a false `when` skips that time (decided, never retried); an active
+//! run that finishes counts in `status.succeeded`/`status.failed` and the stop expression is
+//! checked again; stopping sets `status.phase: Stopped` and the
+//! `workflows.argoproj.io/cron-workflow-completed: "true"` label.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -42,6 +45,7 @@ use serde_json::{Value, json};
 use super::actions::is_completed;
 use super::controller::WorkQueue;
 use super::controller::scope::{self, Scoped};
+use super::cron::when;
 use super::cron::{
     CronDecision, CronSpec, RunPhase, RunSummary, child_workflow_name, due, history_to_delete,
     schedule_string,
@@ -119,6 +123,8 @@ pub struct CronPlan {
     pub status: CronWorkflowStatus,
     /// Annotations to set on the CronWorkflow.
     pub annotations: BTreeMap<String, String>,
+    /// Labels to set on the CronWorkflow (`stopStrategy`'s completed label).
+    pub labels: BTreeMap<String, String>,
     /// When to look again.
     pub requeue_after: Option<SignedDuration>,
 }
@@ -199,6 +205,7 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
         delete: Vec::new(),
         status: status.clone(),
         annotations: BTreeMap::new(),
+        labels: BTreeMap::new(),
         requeue_after: None,
     };
     let spec = match CronSpec::from_cron_workflow(cw, tz) {
@@ -230,31 +237,53 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
     .max();
     // An edited schedule runs no missed time (Argo); an on-time run still happens.
     let last = if edited { None } else { decided };
-    let when_set = cw
-        .spec
-        .when
-        .as_deref()
-        .is_some_and(|w| !w.trim().is_empty());
+    // Runs that were active and have finished since: Argo's succeeded/failed counters, then
+    // its stop check.
+    let was_active: Vec<&str> = status
+        .active
+        .iter()
+        .flatten()
+        .filter_map(|r| r.get("name").and_then(Value::as_str))
+        .collect();
+    let mut finished = 0;
+    let (mut succeeded, mut failed) = (status.succeeded.unwrap_or(0), status.failed.unwrap_or(0));
+    for c in children {
+        if was_active.contains(&c.name.as_str()) && is_completed(c.phase.as_deref()) {
+            finished += 1;
+            match c.phase.as_deref() {
+                Some("Succeeded") => succeeded += 1,
+                _ => failed += 1,
+            }
+        }
+    }
+    if finished > 0 {
+        status.succeeded = Some(succeeded);
+        status.failed = Some(failed);
+    }
+    let mut conditions: Vec<Value> = Vec::new();
+    if finished > 0 && !when::is_stopped(&with_status(cw, &status)) {
+        check_stop(cw, &mut status, &mut conditions, &mut out.labels);
+    }
     let mut active_refs: Vec<Value> = active
         .iter()
         .map(|c| child_ref(&namespace, &c.name, c.uid.as_deref()))
         .collect();
-    let mut conditions: Vec<Value> = Vec::new();
     let record = |out: &mut CronPlan, t: Timestamp| {
         out.annotations
             .insert(ANNOTATION_LAST_DECIDED.to_owned(), t.to_string());
         // Ask again at once: the next wake-up is computed from the new decided time.
         out.requeue_after = Some(SignedDuration::ZERO);
     };
-    match due(&spec, last, now, active.len()) {
+    let decision = due(&spec, last, now, active.len());
+    let allowed = !matches!(
+        decision,
+        CronDecision::Run { .. } | CronDecision::ReplaceThenRun { .. }
+    ) || gate(cw, &mut status, &mut conditions, &mut out.labels);
+    match decision {
         CronDecision::Run { scheduled_time }
         | CronDecision::ReplaceThenRun { scheduled_time, .. }
-            if when_set =>
+            if !allowed =>
         {
-            conditions.push(condition(
-                "SubmissionError",
-                "spec.when is not supported by cairn yet: no run was created",
-            ));
             record(&mut out, scheduled_time);
         }
         d @ (CronDecision::Run { scheduled_time }
@@ -315,6 +344,64 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
     }
     out.status = status;
     out
+}
+
+/// `cw` as if its status were `status`.
+fn with_status(cw: &CronWorkflow, status: &CronWorkflowStatus) -> CronWorkflow {
+    let mut view = cw.clone();
+    view.status = Some(status.clone());
+    view
+}
+
+/// Evaluates `stopStrategy` and stops `status` when it holds. `true` when stopped.
+fn check_stop(
+    cw: &CronWorkflow,
+    status: &mut CronWorkflowStatus,
+    conditions: &mut Vec<Value>,
+    labels: &mut BTreeMap<String, String>,
+) -> bool {
+    match when::should_stop(&with_status(cw, status)) {
+        Ok(false) => false,
+        Ok(true) => {
+            status.phase = Some(when::PHASE_STOPPED.to_owned());
+            labels.insert(when::LABEL_CRON_COMPLETED.to_owned(), "true".to_owned());
+            true
+        }
+        Err(e) => {
+            conditions.push(condition(
+                "SpecError",
+                &format!(
+                    "failed to check CronWorkflow '{}' stopping condition: {e}",
+                    cw.name_any()
+                ),
+            ));
+            true
+        }
+    }
+}
+
+/// Whether the run due now may be created: not stopped (nor stopping now), and `when` true.
+/// A `when` that cannot be evaluated is a `SubmissionError` and counts as a failure (Argo).
+fn gate(
+    cw: &CronWorkflow,
+    status: &mut CronWorkflowStatus,
+    conditions: &mut Vec<Value>,
+    labels: &mut BTreeMap<String, String>,
+) -> bool {
+    if when::is_stopped(&with_status(cw, status)) || check_stop(cw, status, conditions, labels) {
+        return false;
+    }
+    match when::when_allows(&with_status(cw, status)) {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            conditions.push(condition(
+                "SubmissionError",
+                &format!("run policy error: spec.when: {e}"),
+            ));
+            status.failed = Some(status.failed.unwrap_or(0) + 1);
+            false
+        }
+    }
 }
 
 /// Runs the CronWorkflow controller until `shutdown` completes.
@@ -455,6 +542,12 @@ async fn reconcile(
     let annotations = next.metadata.annotations.get_or_insert_with(BTreeMap::new);
     for (key, value) in &p.annotations {
         annotations.insert(key.clone(), value.clone());
+    }
+    if !p.labels.is_empty() {
+        let labels = next.metadata.labels.get_or_insert_with(BTreeMap::new);
+        for (key, value) in &p.labels {
+            labels.insert(key.clone(), value.clone());
+        }
     }
     if next != cw {
         let api: Api<CronWorkflow> = Api::namespaced(client.clone(), namespace);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::workflow::types::CronWorkflowSpec;
+use crate::workflow::types::{CronWorkflowSpec, CronWorkflowStatus};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -169,12 +169,89 @@ fn suspended_and_edited_schedules_and_when() {
     assert_eq!(p.create, None);
     assert_eq!(p.annotations[ANNOTATION_LAST_USED_SCHEDULE], "*/10 * * * *");
 
+    // `when`: false skips that time (decided), true runs, an error says why and runs nothing.
     let mut cw = decided(cron("*/5 * * * *"), "2026-01-01T00:00:00Z");
-    cw.spec.when = Some("{{= true }}".into());
+    cw.spec.when = Some("{{cronworkflow.name}} != nightly".into());
+    let p = plan(&cw, &[], now, &utc());
+    assert_eq!(p.create, None);
+    assert_eq!(p.status.conditions, None);
+    assert_eq!(
+        p.annotations[ANNOTATION_LAST_DECIDED],
+        "2026-01-01T00:05:00Z"
+    );
+    assert_eq!(p.status.last_scheduled_time, None);
+
+    cw.spec.when = Some("{{= cronworkflow.labels.team == 'ml' || true }}".into());
+    let p = plan(&cw, &[], now, &utc());
+    assert!(p.create.is_some());
+
+    cw.spec.when = Some("{{= now() > 1 }}".into());
     let p = plan(&cw, &[], now, &utc());
     assert_eq!(p.create, None);
     let cond = &p.status.conditions.unwrap()[0];
     assert_eq!(cond["type"], "SubmissionError");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("run policy error: spec.when:"),
+        "{cond}"
+    );
+    assert_eq!(p.status.failed, Some(1));
+}
+
+#[test]
+fn finished_runs_are_counted_and_a_true_stop_strategy_stops_scheduling() {
+    let mut cw = decided(cron("*/5 * * * *"), "2026-01-01T00:05:00Z");
+    cw.spec.extra.insert(
+        "stopStrategy".into(),
+        json!({"expression": "cronworkflow.succeeded >= 1"}),
+    );
+    cw.status = Some(CronWorkflowStatus {
+        active: Some(vec![json!({"name": "nightly-1767225900"})]),
+        last_scheduled_time: Some("2026-01-01T00:05:00Z".into()),
+        ..Default::default()
+    });
+    // Still running: nothing counted, nothing stopped.
+    let running = [child("nightly-1767225900", Some("Running"), None)];
+    let p = plan(&cw, &running, ts("2026-01-01T00:06:00Z"), &utc());
+    assert_eq!((p.status.succeeded, p.status.failed), (None, None));
+    assert_eq!(p.status.phase.as_deref(), Some("Active"));
+
+    // It succeeded: counted once, the stop expression holds, the CronWorkflow stops.
+    let done = [child(
+        "nightly-1767225900",
+        Some("Succeeded"),
+        Some("2026-01-01T00:06:00Z"),
+    )];
+    let p = plan(&cw, &done, ts("2026-01-01T00:07:00Z"), &utc());
+    assert_eq!(p.status.succeeded, Some(1));
+    assert_eq!(p.status.phase.as_deref(), Some("Stopped"));
+    assert_eq!(p.labels[when::LABEL_CRON_COMPLETED], "true");
+    assert_eq!(p.status.active, None);
+
+    // Stopped: the next due time creates nothing and counts nothing again.
+    let mut stopped = cw.clone();
+    stopped.status = Some(p.status.clone());
+    let p = plan(&stopped, &done, ts("2026-01-01T00:10:01Z"), &utc());
+    assert_eq!(p.create, None);
+    assert_eq!(p.status.succeeded, Some(1));
+    assert_eq!(p.status.phase.as_deref(), Some("Stopped"));
+    assert_eq!(
+        p.annotations[ANNOTATION_LAST_DECIDED],
+        "2026-01-01T00:10:00Z"
+    );
+
+    // A failed run counts as failed; a stop expression that does not hold lets runs go on.
+    let failed = [child(
+        "nightly-1767225900",
+        Some("Error"),
+        Some("2026-01-01T00:06:00Z"),
+    )];
+    let p = plan(&cw, &failed, ts("2026-01-01T00:10:01Z"), &utc());
+    assert_eq!((p.status.succeeded, p.status.failed), (Some(0), Some(1)));
+    assert!(p.create.is_some());
+    assert_eq!(p.status.phase.as_deref(), Some("Active"));
 }
 
 #[test]
