@@ -17,6 +17,7 @@ pub mod executor;
 pub mod expr;
 pub mod node;
 pub mod operator;
+pub mod pdb;
 pub mod pod;
 pub mod resource;
 pub mod retry;

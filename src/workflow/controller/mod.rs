@@ -37,6 +37,7 @@
 //!   fails and the workflow follows its retry/exit rules; transient errors back off and retry.
 
 pub mod decide;
+mod pdb;
 pub mod queue;
 mod reconcile;
 mod resource;

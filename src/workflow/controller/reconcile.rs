@@ -115,26 +115,43 @@ pub(super) async fn reconcile(
             values: &secret_values,
         };
         let started = Instant::now();
-        let decision: Decision = super::locks::operate(shared, k, &wf, |locks| {
-            shared
-                .engine
-                .operate(&wf, &observations, &resources, &lookup, now, locks)
-        });
+        let decision: Decision = shared
+            .engine
+            .operate(&wf, &observations, &resources, &lookup, now);
         metrics::histogram!("cairn_workflow_operate_seconds")
             .record(started.elapsed().as_secs_f64());
         let mut labels = wf.metadata.labels.clone().unwrap_or_default();
         let labels_changed = decide::workflow_labels(&mut labels, decision.status.phase.as_deref());
         let status_changed = wf.status.as_ref() != Some(&decision.status);
-        if status_changed || labels_changed {
+        // The pass that starts the workflow: `workflowMetadata` goes onto the object with the
+        // first status, the podDisruptionBudget is created after it.
+        let just_started = matches!(old_phase.as_deref(), None | Some("") | Some("Pending"))
+            && decision.status.phase.as_deref() == Some("Running");
+        let mut annotations = wf.metadata.annotations.clone().unwrap_or_default();
+        let metadata_changed = just_started
+            && match crate::workflow::operator::metadata::for_start(&wf, &lookup) {
+                Ok(md) => md.apply(&mut labels, &mut annotations),
+                Err(e) => {
+                    tracing::warn!(workflow = %k, error = %e, "workflowMetadata not applied");
+                    false
+                }
+            };
+        if status_changed || labels_changed || metadata_changed {
             let mut next = wf.clone();
             next.status = Some(decision.status.clone());
             next.metadata.labels = Some(labels);
+            if metadata_changed {
+                next.metadata.annotations = Some(annotations);
+            }
             match write(shared, k, &wf, &next).await? {
                 Some(written) => wf = written,
                 // Conflict: the newer object is on its way through the watch (which queues the
                 // key); deciding again before it arrives would only be refused again.
                 None => return Ok(Some(CONFLICT_RECHECK)),
             }
+        }
+        if just_started {
+            super::pdb::ensure(shared, k, &wf).await;
         }
         execute_all(shared, k, &wf, &decision.actions).await?;
         requeue.push(decision.requeue_after.map(to_std));
@@ -147,6 +164,7 @@ pub(super) async fn reconcile(
         lock(&shared.resources).remove(k);
         // Claims are collected once, on the pass that archives (an error retries both).
         if !archived(shared, &wf) {
+            super::pdb::remove(shared, k, &wf).await?;
             collect_claims(shared, &wf).await?;
             archive(shared, k, &mut wf, &pods, now).await?;
         }
@@ -174,7 +192,6 @@ pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> 
 }
 
 fn forget(shared: &Shared, k: &str) {
-    super::locks::release_deleted(shared, k);
     lock(&shared.written).forget(k);
     lock(&shared.failures).remove(k);
     lock(&shared.resources).remove(k);

@@ -108,6 +108,7 @@
 
 mod config;
 mod flow;
+pub mod metadata;
 mod vars;
 mod walk;
 

@@ -2705,3 +2705,50 @@ fn missing_secret_key_errors_the_node_and_a_missing_secret_fails_the_workflow() 
     );
     assert!(sim.created.is_empty());
 }
+
+#[test]
+fn a_bad_labels_from_or_pod_disruption_budget_fails_the_workflow_at_start() {
+    let spec = r#"  entrypoint: main
+  workflowMetadata:
+    labelsFrom:
+      size: {expression: "1 + 1"}
+  templates:
+  - name: main
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(10);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let message = sim.status().message.unwrap_or_default();
+    assert!(
+        message.contains("spec.workflowMetadata.labelsFrom.size.expression")
+            && message.contains("must be a string"),
+        "{message}"
+    );
+    assert!(sim.created.is_empty());
+
+    let spec = r#"  entrypoint: main
+  podDisruptionBudget: {minAvailable: [1]}
+  templates:
+  - name: main
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(10);
+    assert_eq!(sim.phase(), "Failed", "{:#?}", sim.tree());
+    let message = sim.status().message.unwrap_or_default();
+    assert!(message.contains("spec.podDisruptionBudget"), "{message}");
+
+    let spec = r#"  entrypoint: main
+  podDisruptionBudget: {minAvailable: 1}
+  workflowMetadata:
+    labelsFrom:
+      by-name: {expression: "workflow.name"}
+  templates:
+  - name: main
+    container: {image: busybox}
+"#;
+    let mut sim = Sim::new(yaml_wf(spec), all_ok());
+    sim.run(20);
+    assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());
+}

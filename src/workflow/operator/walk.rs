@@ -237,8 +237,15 @@ pub(super) fn operate(
 
     let mut resolved = resolved;
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    // `workflowMetadata` (labels, labelsFrom) is checked once, at start, with the arguments
+    // resolved; the shell writes it onto the Workflow (`metadata.rs`).
     if let Err(e) =
         super::config::resolve_arguments(&mut resolved.spec, &namespace, input.templates)
+            .and_then(|()| match starting {
+                true => super::metadata::workflow_metadata(wf, &resolved.spec)
+                    .and_then(|_| crate::workflow::pdb::check(&resolved.spec)),
+                false => Ok(()),
+            })
     {
         return fail_spec(status, input.now, vec![e]);
     }
