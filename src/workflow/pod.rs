@@ -65,10 +65,12 @@ use super::node::{
 };
 use super::types::{Container, Parameter, any_string};
 
+pub mod container_set;
 mod observe;
 pub mod patch;
 mod rbac;
 
+pub use container_set::{ANNOTATION_CONTAINER_SET, observe_containers};
 pub use observe::{TERMINAL_WAITING_REASONS, observe};
 pub use rbac::{EXECUTOR_ROLE, executor_rbac};
 
@@ -274,6 +276,8 @@ impl PodError {
 enum Kind {
     Container,
     Script,
+    /// One container of a `containerSet` ([`container_set`]).
+    ContainerSet,
 }
 
 impl Kind {
@@ -281,6 +285,7 @@ impl Kind {
         match self {
             Self::Container => "container",
             Self::Script => "script",
+            Self::ContainerSet => "containerSet.containers",
         }
     }
 }
@@ -289,6 +294,10 @@ impl Kind {
 pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodError> {
     let tmpl = &req.template;
     let name = tmpl.name.as_str();
+    if tmpl.container.is_none() && tmpl.script.is_none() && tmpl.container_set.is_some() {
+        let built = set_containers(req, settings)?;
+        return assemble(req, settings, built);
+    }
     let (kind, ctr) = match (&tmpl.container, &tmpl.script) {
         (Some(c), _) => (Kind::Container, c),
         (None, Some(s)) => (Kind::Script, s),
@@ -324,6 +333,132 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
     } else {
         bare_main_container(name, kind, ctr)?
     };
+    assemble(
+        req,
+        settings,
+        Built {
+            kind,
+            wrapped,
+            spec,
+            spec_json,
+            containers: vec![main],
+            set_names: None,
+        },
+    )
+}
+
+/// The node's own containers, before the pod around them is assembled.
+struct Built {
+    kind: Kind,
+    /// Whether the executor is in the pod.
+    wrapped: bool,
+    /// The spec the `init` container stages inputs for (`main`'s).
+    spec: ExecSpec,
+    spec_json: String,
+    /// `main`, or the set's containers.
+    containers: Vec<Value>,
+    /// The set's container names (containerSet pods only).
+    set_names: Option<Vec<String>>,
+}
+
+/// The containers of a `containerSet` node: each wrapped with its [`SetRole`], the set's
+/// `volumeMounts` added; `main` (if any) with the template's outputs.
+///
+/// [`SetRole`]: crate::workflow::executor::container_set::SetRole
+fn set_containers(req: &PodRequest, settings: &PodSettings) -> Result<Built, PodError> {
+    let name = req.template.name.as_str();
+    let set = container_set::parse(&req.template)?;
+    let kind = Kind::ContainerSet;
+    let mut containers = Vec::new();
+    let mut init_spec: Option<(ExecSpec, String)> = None;
+    for m in &set.members {
+        let mut spec = exec_spec(req, kind, &m.container, settings)?;
+        let reports = m.name == MAIN_CONTAINER;
+        if !reports {
+            spec.outputs.clear();
+            spec.script = false;
+            spec.input_artifacts.clear();
+            spec.output_artifacts.clear();
+            spec.artifact_channel = None;
+        }
+        spec.container_set = Some(container_set::role(
+            &set,
+            m,
+            &settings.mount_path,
+            req.active_deadline_seconds,
+        ));
+        let spec_json = serde_json::to_string(&spec).map_err(|e| PodError::InvalidField {
+            template: name.to_string(),
+            field: "outputs".to_string(),
+            expected: format!("serializable outputs ({e})"),
+        })?;
+        if spec_json.len() > MAX_SPEC_ENV_BYTES {
+            return Err(PodError::SpecTooLarge {
+                template: name.to_string(),
+                bytes: spec_json.len(),
+                limit: MAX_SPEC_ENV_BYTES,
+            });
+        }
+        let argv = user_argv(name, kind, &m.container, settings)?;
+        let mut ctr = main_container(
+            req,
+            kind,
+            &m.container,
+            settings,
+            argv,
+            &spec,
+            spec_json.clone(),
+        )?;
+        ctr["name"] = json!(m.name);
+        if let Some(mounts) = ctr.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+            for mount in set.volume_mounts.iter().rev() {
+                mounts.insert(0, mount.clone());
+            }
+        }
+        if reports {
+            init_spec = Some((spec, spec_json));
+        }
+        containers.push(ctr);
+    }
+    let (spec, spec_json) = init_spec.unwrap_or_else(|| {
+        let spec = ExecSpec {
+            command: Vec::new(),
+            working_dir: None,
+            outputs: Vec::new(),
+            script: false,
+            output_limit_bytes: settings.output_limit_bytes,
+            script_source: None,
+            script_path: None,
+            input_artifacts: Vec::new(),
+            output_artifacts: Vec::new(),
+            artifact_channel: None,
+            container_set: None,
+        };
+        (spec, String::new())
+    });
+    Ok(Built {
+        kind,
+        wrapped: true,
+        spec,
+        spec_json,
+        containers,
+        set_names: Some(set.members.iter().map(|m| m.name.clone()).collect()),
+    })
+}
+
+/// The pod around the node's containers: cairn's `init`, the user's init containers and
+/// sidecars, volumes, pod-level fields, metadata, `podSpecPatch`.
+fn assemble(req: &PodRequest, settings: &PodSettings, built: Built) -> Result<Pod, PodError> {
+    let Built {
+        kind,
+        wrapped,
+        spec,
+        spec_json,
+        containers: own,
+        set_names,
+    } = built;
+    let tmpl = &req.template;
+    let name = tmpl.name.as_str();
     let template_extra = &tmpl.extra;
     let spec_extra = &req.spec.extra;
 
@@ -331,7 +466,11 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
     if wrapped {
         init_containers.push(init_container(req, settings, &spec, &spec_json));
     }
-    let main_mounts = main.get("volumeMounts").cloned();
+    let main_mounts = own
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(MAIN_CONTAINER))
+        .or_else(|| own.first())
+        .and_then(|c| c.get("volumeMounts").cloned());
     for (i, c) in list(template_extra, "initContainers", name)?
         .into_iter()
         .enumerate()
@@ -343,7 +482,7 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
             main_mounts.as_ref(),
         )?);
     }
-    let mut containers = vec![main];
+    let mut containers = own;
     for (i, c) in list(template_extra, "sidecars", name)?
         .into_iter()
         .enumerate()
@@ -464,7 +603,7 @@ pub fn build_pod(req: &PodRequest, settings: &PodSettings) -> Result<Pod, PodErr
             "name": req.pod_name,
             "namespace": req.namespace,
             "labels": labels(req)?,
-            "annotations": annotations(req, wrapped)?,
+            "annotations": annotations(req, wrapped, set_names.as_deref())?,
             "ownerReferences": [{
                 "apiVersion": crate::k8s::API_VERSION,
                 "kind": "Workflow",
@@ -572,7 +711,7 @@ fn exec_spec(
             Some(ctr.source.clone().unwrap_or_default()),
             Some(settings.script_path().into()),
         ),
-        Kind::Container => (None, None),
+        Kind::Container | Kind::ContainerSet => (None, None),
     };
     let repository = req.artifact_repository.clone().unwrap_or_default();
     let vars = KeyVars {
@@ -642,6 +781,7 @@ fn exec_spec(
         input_artifacts,
         output_artifacts,
         artifact_channel,
+        container_set: None,
     })
 }
 
@@ -997,8 +1137,20 @@ fn labels(req: &PodRequest) -> Result<BTreeMap<String, String>, PodError> {
 }
 
 /// Annotations: podMetadata, then the template's metadata, then cairn's.
-fn annotations(req: &PodRequest, wrapped: bool) -> Result<BTreeMap<String, String>, PodError> {
+fn annotations(
+    req: &PodRequest,
+    wrapped: bool,
+    set_names: Option<&[String]>,
+) -> Result<BTreeMap<String, String>, PodError> {
     let mut out = metadata_map(req, "annotations")?;
+    match set_names {
+        Some(names) => {
+            out.insert(ANNOTATION_CONTAINER_SET.to_string(), names.join(","));
+        }
+        None => {
+            out.remove(ANNOTATION_CONTAINER_SET);
+        }
+    }
     out.insert(ANNOTATION_NODE_NAME.to_string(), req.node_name.clone());
     out.insert(ANNOTATION_NODE_ID.to_string(), req.node_id.clone());
     if wrapped {

@@ -328,6 +328,8 @@ pub fn observations(
             }
         }
         out.insert(node_id.clone(), obs);
+        // A containerSet pod's Container child nodes (empty for other pods).
+        out.extend(crate::workflow::pod::observe_containers(pod));
     }
     (out, recheck)
 }

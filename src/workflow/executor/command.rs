@@ -15,8 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::container_set::{self, SetRole, WaitOutcome};
 use super::report::{self, Backoff, ReportTarget};
-use super::{ExecIo, ExecPhase, ExecSpec, ExecutorError, SPEC_ENV, run};
+use super::{ExecIo, ExecPhase, ExecResult, ExecSpec, ExecutorError, SPEC_ENV, run};
 
 /// Exit code of an executor failure (not the command's).
 pub const EXIT_EXECUTOR_ERROR: i32 = 64;
@@ -53,6 +54,14 @@ pub fn exec_init_main(dest: &Path) -> i32 {
     if let Err(e) = exec_init(dest) {
         eprintln!("cairn exec-init: {e}");
         return 1;
+    }
+    // The containerSet state directory, writable by every uid the set's containers run as.
+    if let Some(dir) = dest.parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let ctr = dir.join("ctr");
+        if std::fs::create_dir_all(&ctr).is_ok() {
+            let _ = std::fs::set_permissions(&ctr, std::fs::Permissions::from_mode(0o777));
+        }
     }
     let Ok(text) = std::env::var(SPEC_ENV) else {
         return 0;
@@ -131,6 +140,9 @@ pub async fn exec_main(argv: Vec<String>) -> i32 {
             return EXIT_EXECUTOR_ERROR;
         }
     };
+    if let Some(role) = spec.container_set.clone() {
+        return exec_set_member(spec, role, target).await;
+    }
     let mut result = match run(&spec, ExecIo::process()).await {
         Ok(result) => result,
         Err(e) => {
@@ -162,6 +174,102 @@ pub async fn exec_main(argv: Vec<String>) -> i32 {
     if let Some(target) = &target {
         send(&report::task_result(target, &result)).await;
     }
+    exit_code(result.exit_code, result.phase())
+}
+
+/// One container of a `containerSet` ([`container_set`]): wait for the dependencies, run with
+/// the set's retries, write the exit code file; `main` then waits for the other containers,
+/// collects the outputs and reports. Returns the process exit code.
+async fn exec_set_member(mut spec: ExecSpec, role: SetRole, target: Option<ReportTarget>) -> i32 {
+    let target = target.filter(|_| role.reports);
+    if let Err(e) = container_set::prepare(&role) {
+        eprintln!(
+            "cairn exec: {}: cannot create its state directory: {e}",
+            role.name
+        );
+    }
+    let write_code = |code: i32| {
+        if let Err(e) = container_set::write_exit_code(&role, code) {
+            eprintln!(
+                "cairn exec: {}: cannot write its exit code file: {e}",
+                role.name
+            );
+        }
+    };
+    match container_set::wait_for(&role, &role.dependencies, false).await {
+        WaitOutcome::Done => {}
+        WaitOutcome::Blocked(why) | WaitOutcome::TimedOut(why) => {
+            eprintln!("cairn exec: {}: {why}", role.name);
+            write_code(container_set::EXIT_DEPENDENCY_FAILED);
+            if let Some(target) = &target {
+                send(&report::error_result(
+                    target,
+                    &format!("{}: {why}", role.name),
+                ))
+                .await;
+            }
+            return container_set::EXIT_DEPENDENCY_FAILED;
+        }
+    }
+    // Outputs are collected once every container of the set is over (module docs).
+    let outputs = std::mem::take(&mut spec.outputs);
+    let attempts = role.attempts();
+    let mut attempt = 1;
+    let mut result: ExecResult = loop {
+        let result = match run(&spec, ExecIo::process()).await {
+            Ok(result) => result,
+            Err(e) => {
+                eprintln!("cairn exec: {e}");
+                write_code(EXIT_EXECUTOR_ERROR);
+                if let Some(target) = &target {
+                    send(&report::error_result(target, &e.to_string())).await;
+                }
+                return EXIT_EXECUTOR_ERROR;
+            }
+        };
+        if result.phase() == ExecPhase::Succeeded || attempt >= attempts {
+            break result;
+        }
+        eprintln!(
+            "cairn exec: {}: attempt {attempt} of {attempts} exited with code {}; retrying",
+            role.name, result.exit_code
+        );
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(role.retry_delay_ms)).await;
+    };
+    write_code(result.exit_code);
+    let Some(target) = target else {
+        for error in &result.errors {
+            eprintln!("cairn exec: {error}");
+        }
+        return exit_code(result.exit_code, result.phase());
+    };
+    if let WaitOutcome::TimedOut(why) | WaitOutcome::Blocked(why) =
+        container_set::wait_for(&role, &role.others(), true).await
+    {
+        result.errors.push(format!("outputs not collected: {why}"));
+    }
+    spec.outputs = outputs;
+    let (parameters, errors) = super::collect_parameters(&spec);
+    result.parameters = parameters;
+    result.errors.extend(errors);
+    if result.exit_code == 0
+        && result.errors.is_empty()
+        && let Some(channel) = &spec.artifact_channel
+    {
+        let (saved, errors) = crate::workflow::artifacts::transfer::save_outputs(
+            &spec.output_artifacts,
+            channel,
+            spec.working_dir.as_deref(),
+        )
+        .await;
+        result.artifacts = saved;
+        result.errors.extend(errors);
+    }
+    for error in &result.errors {
+        eprintln!("cairn exec: {error}");
+    }
+    send(&report::task_result(&target, &result)).await;
     exit_code(result.exit_code, result.phase())
 }
 

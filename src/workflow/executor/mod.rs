@@ -51,6 +51,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub mod command;
+pub mod container_set;
 pub mod report;
 
 /// Environment variable through which the controller passes the [`ExecSpec`] as JSON.
@@ -136,6 +137,10 @@ pub struct ExecSpec {
     /// Where artifact traffic goes (set when there are artifacts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_channel: Option<crate::workflow::artifacts::transfer::ChannelSpec>,
+    /// Set for a container of a `containerSet` template: its place in the set (dependencies,
+    /// retries, whether it reports); see [`container_set`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_set: Option<container_set::SetRole>,
 }
 
 fn default_limit() -> u64 {

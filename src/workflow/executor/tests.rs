@@ -48,6 +48,7 @@ impl ExecSpec {
             input_artifacts: Vec::new(),
             output_artifacts: Vec::new(),
             artifact_channel: None,
+            container_set: None,
         }
     }
     fn sh(script: &str) -> Self {

@@ -77,7 +77,10 @@ pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation
     let main_terminated = main.and_then(|c| c.state.as_ref()?.terminated.as_ref());
     let pod_phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
 
-    let (phase, message) = if pod_phase == "Failed" {
+    let set = super::container_set::set_members(pod);
+    let (phase, message) = if let Some(members) = &set {
+        set_phase(pod, members, inits, ctrs)
+    } else if pod_phase == "Failed" {
         failed(pod, inits, ctrs)
     } else if let Some(t) = main_terminated {
         if t.exit_code == 0 {
@@ -136,7 +139,12 @@ pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_EXECUTOR))
         .is_some_and(|v| v == EXECUTOR_NONE);
-    let outputs_reported = report_complete || (over && (executor_less || !wrapper_ran));
+    // A containerSet without a `main` container reports nothing (Argo: outputs come from `main`).
+    let no_reporter = set
+        .as_ref()
+        .is_some_and(|m| !m.iter().any(|n| n == MAIN_CONTAINER));
+    let outputs_reported =
+        report_complete || (over && (executor_less || no_reporter || !wrapper_ran));
 
     let started_at = main
         .and_then(|c| {
@@ -170,6 +178,60 @@ pub fn observe(pod: &Pod, result: Option<&WorkflowTaskResult>) -> PodObservation
         outputs,
         outputs_reported,
     }
+}
+
+/// The pod node's phase of a containerSet pod: over only when every container of the set is
+/// (a container ending early, even `main`, does not end the node while others run). A failed
+/// set takes the message of the container that failed first, preferring a command's own
+/// failure over the wrappers that then did not run (exit 64). Pod-level failures (deadline,
+/// init container, image pull) as for any pod.
+fn set_phase(
+    pod: &Pod,
+    members: &[String],
+    inits: &[ContainerStatus],
+    ctrs: &[ContainerStatus],
+) -> (PodPhase, Option<String>) {
+    let pod_phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending");
+    let phases = super::container_set::container_phases(pod, members);
+    let all_over = !phases.is_empty() && phases.iter().all(|c| ctr_terminated(ctrs, &c.name));
+    if all_over {
+        let mut failed: Vec<_> = phases
+            .iter()
+            .filter(|c| c.phase != PodPhase::Succeeded)
+            .collect();
+        failed.sort_by_key(|c| (c.phase == PodPhase::Error, c.finished_at));
+        return match failed.first() {
+            None => (PodPhase::Succeeded, None),
+            Some(c) => (PodPhase::Failed, c.message.clone()),
+        };
+    }
+    match pod_phase {
+        "Failed" => failed(pod, inits, ctrs),
+        "Pending" | "Running" => match terminal_waiting(inits.iter().chain(ctrs)) {
+            Some(message) => (PodPhase::Error, Some(message)),
+            None if pod_phase == "Running" => (PodPhase::Running, None),
+            None => (PodPhase::Pending, pending_reason(pod)),
+        },
+        "Succeeded" => (PodPhase::Succeeded, None),
+        other => (
+            PodPhase::Error,
+            Some(format!(
+                "Unexpected pod phase for {}: {other}",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )),
+        ),
+    }
+}
+
+fn ctr_terminated(ctrs: &[ContainerStatus], name: &str) -> bool {
+    ctrs.iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.terminated.is_some())
 }
 
 /// `<c>: <reason> (exit code N)[: <message>]`, Argo's wording.
