@@ -99,8 +99,12 @@
 //!   Secrets the shell fetched for this reconcile; as in Argo the value then sits in the node's
 //!   `inputs` in `.status` (see `operator/config.rs`).
 //!
-//! Left out (each an explicit node Error, never a silent success): http, plugin,
-//! data and containerSet templates ("... templates are not supported yet"). Not done yet:
+//! containerSet templates run as one pod (`pod::container_set`), with one `Container` child
+//! node per container whose phase comes from its container status (`walk.rs`,
+//! `container_children`).
+//!
+//! Left out (each an explicit node Error, never a silent success): http, plugin and
+//! data templates ("... templates are not supported yet"). Not done yet:
 //! memoization, synchronization (refused by validation: a run without its lock would be
 //! silently wrong), `podGC`/`ttlStrategy` (the shell's),
 //! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised),

@@ -988,7 +988,9 @@ impl<'a> Ctx<'a> {
             }
             Some(TemplateType::Data) => Some(self.error_node(frame, "Pod", &unsupported("data"))),
             Some(TemplateType::ContainerSet) => {
-                Some(self.error_node(frame, "Pod", &unsupported("containerSet")))
+                let node = self.execute_pod(frame, tmpl, local, retries);
+                self.container_children(frame, tmpl);
+                node
             }
             None => Some(self.error_node(
                 frame,
@@ -1263,6 +1265,87 @@ impl<'a> Ctx<'a> {
             }
         }
         self.nodes.get(&id).cloned()
+    }
+
+    /// The `Container` children of a containerSet node (Argo's `executeContainerSet`: one per
+    /// container, `<node>.<container>`, linked by the set's dependencies) and their phases from
+    /// the pod's container statuses (`pod::observe_containers`). Once the pod node is over, a
+    /// container that never finished ends Failed (Succeeded if the node succeeded).
+    fn container_children(&mut self, frame: &Frame, tmpl: &Template) {
+        let id = self.id(&frame.node_name);
+        let Some(pod_phase) = self.nodes.get(&id).map(|n| n.phase.clone()) else {
+            return;
+        };
+        let links = crate::workflow::pod::container_set::child_links(&frame.node_name, tmpl);
+        let mut children = Vec::new();
+        for (_, child) in &links {
+            if children.contains(child) {
+                continue;
+            }
+            let display = child
+                .strip_prefix(&format!("{}.", frame.node_name))
+                .unwrap_or(child)
+                .to_owned();
+            let child_frame = Frame {
+                node_name: child.clone(),
+                display_name: display,
+                boundary_id: Some(id.clone()),
+                src: frame.src.clone(),
+                template_name: String::new(),
+                template_ref: None,
+                on_exit: frame.on_exit,
+                inputs: Default::default(),
+            };
+            self.init_node(&child_frame, "Container", PHASE_PENDING, None);
+            children.push(child.clone());
+        }
+        for (parent, child) in &links {
+            let (parent, child) = (self.id(parent), self.id(child));
+            self.add_child(&parent, &child);
+        }
+        for child in children {
+            let cid = self.id(&child);
+            // Over, or not yet over while the pod node is (an early success): the pod decides.
+            let observed = self.obs.get(&cid).filter(|o| {
+                !fulfilled(pod_phase.as_deref())
+                    || matches!(
+                        o.phase,
+                        PodPhase::Succeeded | PodPhase::Failed | PodPhase::Error
+                    )
+            });
+            let observed = observed.map(|o| {
+                let phase = match o.phase {
+                    PodPhase::Pending => PHASE_PENDING,
+                    PodPhase::Running => PHASE_RUNNING,
+                    PodPhase::Succeeded => PHASE_SUCCEEDED,
+                    PodPhase::Failed => PHASE_FAILED,
+                    PodPhase::Error => PHASE_ERROR,
+                };
+                (phase, o.message.clone(), o.started_at, o.finished_at)
+            });
+            match observed {
+                Some((phase, message, started, finished)) => {
+                    if let (Some(s), Some(n)) = (started, self.nodes.get_mut(&cid))
+                        && !fulfilled(n.phase.as_deref())
+                    {
+                        n.started_at = Some(ts(s));
+                    }
+                    self.set_phase(&cid, phase, message);
+                    if let (Some(f), Some(n)) = (finished, self.nodes.get_mut(&cid)) {
+                        n.finished_at = Some(ts(f));
+                    }
+                }
+                None if fulfilled(pod_phase.as_deref()) => {
+                    if pod_phase.as_deref() == Some(PHASE_SUCCEEDED) {
+                        self.set_phase(&cid, PHASE_SUCCEEDED, None);
+                    } else {
+                        let why = "pod ended before the container finished".to_owned();
+                        self.set_phase(&cid, PHASE_FAILED, Some(why));
+                    }
+                }
+                None => {}
+            }
+        }
     }
 
     fn complete_pod(
