@@ -72,7 +72,7 @@ fn scan(v: &Value, out: &mut BTreeSet<(String, String)>, depth: usize) {
 }
 
 /// Every Secret reference a Workflow's run can meet: in its spec, in the templates stored in its
-/// status and in the WorkflowTemplates it references, as `lookup` resolves them.
+/// status (once started) and in the WorkflowTemplates it references, as `lookup` resolves them.
 pub fn refs(wf: &Workflow, lookup: &dyn TemplateLookup) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     if let Ok(v) = serde_json::to_value(&wf.spec) {
@@ -90,7 +90,13 @@ pub fn refs(wf: &Workflow, lookup: &dyn TemplateLookup) -> BTreeSet<(String, Str
             refs_in(stored, &mut out);
         }
     }
-    if let Ok(resolved) = validate::resolve(wf, lookup) {
+    // Once started, the referenced templates are the stored copies scanned above; before, they
+    // are resolved (only then: a resolve per reconcile of every running workflow would cost).
+    let starting = matches!(
+        wf.status.as_ref().and_then(|s| s.phase.as_deref()),
+        None | Some("") | Some("Pending")
+    );
+    if starting && let Ok(resolved) = validate::resolve(wf, lookup) {
         for spec in resolved.referenced.values().chain([&resolved.spec]) {
             if let Ok(v) = serde_json::to_value(spec) {
                 refs_in(&v, &mut out);
@@ -235,6 +241,54 @@ mod tests {
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .collect();
         assert_eq!(out, want);
+    }
+
+    /// One WorkflowTemplate `t` whose input reads Secret `tpl`.
+    struct OneTemplate;
+
+    impl TemplateLookup for OneTemplate {
+        fn workflow_template(&self, _: &str, name: &str) -> Option<WorkflowTemplate> {
+            (name == "t").then(|| {
+                serde_json::from_value(json!({
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "WorkflowTemplate",
+                    "metadata": {"name": "t"},
+                    "spec": {"entrypoint": "main", "templates": [{"name": "main",
+                        "inputs": {"parameters": [{"name": "p", "valueFrom":
+                            {"secretKeyRef": {"name": "tpl", "key": "k"}}}]},
+                        "container": {"image": "busybox"}}]},
+                }))
+                .expect("template")
+            })
+        }
+        fn cluster_workflow_template(&self, _: &str) -> Option<ClusterWorkflowTemplate> {
+            None
+        }
+    }
+
+    #[test]
+    fn refs_of_a_referenced_template_before_start_and_of_the_stored_copy_after() {
+        let mut wf: Workflow = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": "w", "namespace": "ns"},
+            "spec": {"workflowTemplateRef": {"name": "t"}},
+        }))
+        .expect("workflow");
+        let want: BTreeSet<(String, String)> = [("tpl".to_owned(), "k".to_owned())].into();
+        assert_eq!(refs(&wf, &OneTemplate), want);
+        wf.status = Some(
+            serde_json::from_value(json!({
+                "phase": "Running",
+                "storedWorkflowTemplateSpec": {"templates": [{"name": "main",
+                    "inputs": {"parameters": [{"name": "p", "valueFrom":
+                        {"secretKeyRef": {"name": "stored", "key": "k"}}}]}}]},
+            }))
+            .expect("status"),
+        );
+        // Running: the stored copy counts, the live template is not resolved again.
+        let stored: BTreeSet<(String, String)> = [("stored".to_owned(), "k".to_owned())].into();
+        assert_eq!(refs(&wf, &OneTemplate), stored);
     }
 
     #[test]
