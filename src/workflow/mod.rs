@@ -22,5 +22,6 @@ pub mod pod;
 pub mod resource;
 pub mod retry;
 pub mod steps;
+pub mod sync;
 pub mod types;
 pub mod validate;

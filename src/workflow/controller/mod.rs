@@ -37,6 +37,7 @@
 //!   fails and the workflow follows its retry/exit rules; transient errors back off and retry.
 
 pub mod decide;
+mod locks;
 mod pdb;
 pub mod queue;
 mod reconcile;
@@ -155,6 +156,7 @@ pub trait Engine: Send + Sync + 'static {
         resources: &ResourceObservations,
         templates: &dyn TemplateLookup,
         now: Timestamp,
+        locks: &mut dyn crate::workflow::sync::Locks,
     ) -> Decision;
 }
 
@@ -170,9 +172,10 @@ impl Engine for Operator {
         resources: &ResourceObservations,
         templates: &dyn TemplateLookup,
         now: Timestamp,
+        locks: &mut dyn crate::workflow::sync::Locks,
     ) -> Decision {
         use crate::workflow::operator::{self, Action, OperateInput};
-        let op = operator::operate_with_resources(
+        let op = operator::operate_locked(
             &OperateInput {
                 workflow,
                 observations,
@@ -180,6 +183,7 @@ impl Engine for Operator {
                 now,
             },
             resources,
+            locks,
         );
         Decision {
             status: op.status,
@@ -262,6 +266,9 @@ pub(crate) struct Caches {
     /// Parameter ConfigMaps (labelled `workflows.argoproj.io/configmap-type=Parameter`, the
     /// only ones Argo's `valueFrom.configMapKeyRef` reads).
     pub config_maps: Scoped<ConfigMap>,
+    /// Every ConfigMap of the managed namespaces: semaphore limits (`synchronization`), which
+    /// Argo reads from any ConfigMap, labelled or not.
+    pub semaphores: Scoped<ConfigMap>,
 }
 
 impl TemplateLookup for Caches {
@@ -310,6 +317,8 @@ pub(crate) struct Shared {
     /// first apply: workers meeting the same account at start-up wait for it instead of each
     /// applying the Role and RoleBinding again.
     pub rbac_done: tokio::sync::Mutex<HashSet<(String, String)>>,
+    /// The lock table of `synchronization` ([`locks`]).
+    pub locks: Arc<Mutex<crate::workflow::sync::LockTable>>,
 }
 
 /// `namespace/name`.
@@ -384,6 +393,18 @@ pub async fn run(
         |_| None,
         &mut watches,
     );
+    // Semaphore ConfigMaps: a change re-reads the limits of the locks they back and wakes
+    // the waiters a raised limit lets in (the handler queues them; the ConfigMap itself is no
+    // workflow key).
+    let lock_table = Arc::new(Mutex::new(crate::workflow::sync::LockTable::new()));
+    let semaphores = scope::watch_scoped::<ConfigMap>(
+        &client,
+        &targets,
+        &watcher::Config::default(),
+        &queue,
+        locks::on_config_map(lock_table.clone(), queue.clone()),
+        &mut watches,
+    );
     // Cluster-scoped: one watch whatever the namespaces.
     let (cluster_templates, task) = watch::<ClusterWorkflowTemplate>(
         Api::all(client.clone()),
@@ -399,6 +420,7 @@ pub async fn run(
         templates,
         cluster_templates,
         config_maps,
+        semaphores,
     };
     let shared = Arc::new(Shared {
         client,
@@ -411,6 +433,7 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
         rbac_done: tokio::sync::Mutex::new(HashSet::new()),
+        locks: lock_table,
     });
     let work = async {
         // Deciding before every cache is filled could, say, recreate a pod the pod cache has not
@@ -424,10 +447,18 @@ pub async fn run(
         )
         .await;
         let ready_config_maps = caches.config_maps.wait_until_ready().await;
-        if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready_config_maps.is_err() {
+        let ready_semaphores = caches.semaphores.wait_until_ready().await;
+        if ready.0.is_err()
+            || ready.1.is_err()
+            || ready.2.is_err()
+            || ready_config_maps.is_err()
+            || ready_semaphores.is_err()
+        {
             tracing::error!("workflow controller caches stopped before they were ready");
             return;
         }
+        // Locks held before a restart are held again before anyone may take them.
+        locks::restore(&shared);
         tracing::info!(
             workers = shared.settings.workers,
             "workflow controller started"

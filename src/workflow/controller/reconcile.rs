@@ -115,9 +115,11 @@ pub(super) async fn reconcile(
             values: &secret_values,
         };
         let started = Instant::now();
-        let decision: Decision = shared
-            .engine
-            .operate(&wf, &observations, &resources, &lookup, now);
+        let decision: Decision = super::locks::operate(shared, k, &wf, |locks| {
+            shared
+                .engine
+                .operate(&wf, &observations, &resources, &lookup, now, locks)
+        });
         metrics::histogram!("cairn_workflow_operate_seconds")
             .record(started.elapsed().as_secs_f64());
         let mut labels = wf.metadata.labels.clone().unwrap_or_default();
@@ -192,6 +194,7 @@ pub(super) fn current(shared: &Shared, k: &str, namespace: &str, name: &str) -> 
 }
 
 fn forget(shared: &Shared, k: &str) {
+    super::locks::release_deleted(shared, k);
     lock(&shared.written).forget(k);
     lock(&shared.failures).remove(k);
     lock(&shared.resources).remove(k);

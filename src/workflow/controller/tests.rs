@@ -31,6 +31,7 @@ fn fixture() -> Fixture {
     let (templates_r, templates) = reflector::store();
     let (cluster_r, cluster_templates) = reflector::store();
     let (config_maps_r, _config_maps) = reflector::store();
+    let (semaphores_r, _semaphores) = reflector::store();
     // Never contacted: these tests exercise only what happens before any request.
     let client =
         Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
@@ -45,6 +46,7 @@ fn fixture() -> Fixture {
             templates: Scoped::all(templates_r),
             cluster_templates: cluster_r,
             config_maps: Scoped::all(config_maps_r),
+            semaphores: Scoped::all(semaphores_r),
         },
         queue: WorkQueue::new(),
         archive: Archive::new(store, 1024),
@@ -60,6 +62,7 @@ fn fixture() -> Fixture {
         failures: Mutex::new(HashMap::new()),
         resources: Mutex::new(HashMap::new()),
         rbac_done: tokio::sync::Mutex::new(HashSet::new()),
+        locks: Arc::new(Mutex::new(crate::workflow::sync::LockTable::new())),
     };
     Fixture {
         shared,

@@ -99,14 +99,25 @@
 //!   Secrets the shell fetched for this reconcile; as in Argo the value then sits in the node's
 //!   `inputs` in `.status` (see `operator/config.rs`).
 //!
+//! - Synchronization ([`crate::workflow::sync`], Argo docs "Synchronization"): through the
+//!   [`sync::Locks`] port of [`operate_locked`]. `spec.synchronization` is acquired by
+//!   holder `<ns>/<wf>` on every reconcile before anything runs (idempotent once held); while
+//!   it waits the workflow stays `Pending` with Argo's "Waiting for <key> lock. Lock status:
+//!   <free>/<limit>" and nothing else happens. A template's `synchronization` is acquired by
+//!   `<ns>/<wf>/<node id>` before the node's body runs: a waiting node is created `Pending`
+//!   with the same message (a placeholder, replaced by the real node once acquired), and the
+//!   lock is released as soon as the node is fulfilled. A completing workflow releases all
+//!   it holds. `.status.synchronization` holds Argo's holding/waiting lists. A malformed
+//!   block or an unreadable semaphore limit fails the workflow (workflow level) or errors the
+//!   node (template level), as Argo does.
+//!
 //! containerSet templates run as one pod (`pod::container_set`), with one `Container` child
 //! node per container whose phase comes from its container status (`walk.rs`,
 //! `container_children`).
 //!
 //! Left out (each an explicit node Error, never a silent success): http, plugin and
 //! data templates ("... templates are not supported yet"). Not done yet:
-//! memoization, synchronization (refused by validation: a run without its lock would be
-//! silently wrong), `podGC`/`ttlStrategy` (the shell's),
+//! memoization, `podGC`/`ttlStrategy` (the shell's),
 //! `TRANSIENT_ERROR_PATTERN` (only Argo's built-in transient messages are recognised),
 //! `valueFrom.secretKeyRef` parameters.
 
@@ -116,6 +127,8 @@ pub mod metadata;
 mod vars;
 mod walk;
 
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
 
@@ -127,6 +140,7 @@ use crate::workflow::expr::ExprError;
 use crate::workflow::node::{Observations, PodRequest};
 use crate::workflow::resource::{ResourceObservations, ResourceRequest};
 use crate::workflow::retry::RetryError;
+use crate::workflow::sync;
 use crate::workflow::types::{NodeStatus, Template, Workflow, WorkflowSpec, WorkflowStatus};
 use crate::workflow::validate::TemplateLookup;
 
@@ -350,6 +364,15 @@ pub enum OperatorError {
     /// A resource template that cannot run (its `resource:` field or outputs).
     #[error(transparent)]
     Resource(crate::workflow::resource::ResourceError),
+    /// A `synchronization` block that cannot be acquired (malformed, or a semaphore whose
+    /// ConfigMap limit cannot be read).
+    #[error("template '{template}': synchronization: {source}")]
+    Sync {
+        /// The template (the entrypoint's for a workflow-level lock).
+        template: String,
+        /// The lock manager's error.
+        source: sync::SyncError,
+    },
     /// A steps or DAG template that its planner rejects.
     #[error("template '{template}': {message}")]
     Structure {
@@ -383,24 +406,57 @@ impl OperatorError {
             OperatorError::MaxDepth => "max_depth",
             OperatorError::Unsupported { .. } => "unsupported",
             OperatorError::Resource(e) => e.metric_label(),
+            OperatorError::Sync { source, .. } => source.metric_label(),
             OperatorError::Structure { .. } => "structure",
         }
     }
 }
 
-/// One reconcile of a Workflow; see the module docs.
+/// One reconcile of a Workflow; see the module docs. Locks (`synchronization`) are taken
+/// from a lock table of this call's own, so every free lock is granted: the controller uses
+/// [`operate_locked`] with its shared table.
 pub fn operate(input: &OperateInput<'_>) -> Operation {
-    walk::operate(input, &ResourceObservations::new())
+    operate_with_resources(input, &ResourceObservations::new())
 }
 
-/// [`operate`] with what the shell saw of the objects of resource templates (by node id):
-/// the controller's entry point. A resource node without an observation (first pass, or a
-/// restarted controller) asks for its action again, which the shell executes idempotently.
+/// [`operate`] with what the shell saw of the objects of resource templates (by node id). A
+/// resource node without an observation (first pass, or a restarted controller) asks for its
+/// action again, which the shell executes idempotently.
 pub fn operate_with_resources(
     input: &OperateInput<'_>,
     resources: &ResourceObservations,
 ) -> Operation {
-    walk::operate(input, resources)
+    let mut table = sync::LockTable::new();
+    let config = sync_config::Parameters(input.templates);
+    let mut gate = sync::Gate::new(&mut table, &config);
+    walk::operate(input, resources, &mut gate)
+}
+
+/// [`operate_with_resources`] against the controller's lock manager: the controller's entry
+/// point. Workflow-level locks are acquired before the workflow starts (it stays `Pending`,
+/// "Waiting for <key> lock...", until then) and released when it completes; template-level
+/// locks before the node runs and when it is fulfilled; `.status.synchronization` records
+/// holds and waits (see [`crate::workflow::sync`]).
+pub fn operate_locked(
+    input: &OperateInput<'_>,
+    resources: &ResourceObservations,
+    locks: &mut dyn sync::Locks,
+) -> Operation {
+    walk::operate(input, resources, locks)
+}
+
+/// Semaphore limits for the lock table of a lone [`operate`] call.
+mod sync_config {
+    use crate::workflow::validate::{ConfigMapValue, TemplateLookup};
+
+    /// Reads semaphore ConfigMaps through the template lookup's ConfigMaps.
+    pub(super) struct Parameters<'a>(pub &'a dyn TemplateLookup);
+
+    impl crate::workflow::sync::SemaphoreConfig for Parameters<'_> {
+        fn value(&self, namespace: &str, name: &str, key: &str) -> ConfigMapValue {
+            self.0.config_map_value(namespace, name, key)
+        }
+    }
 }
 
 /// Argo's resume: every suspend node that is still Running (and matches

@@ -1704,20 +1704,17 @@ fn invalid_workflows_fail_with_the_field_path() {
 }
 
 #[test]
-fn synchronization_fails_at_start_instead_of_running_without_the_lock() {
+fn malformed_synchronization_fails_at_start_before_any_pod() {
     // Created with kubectl (no API validation): the operator refuses it before any pod.
     let wf = wf_from_yaml(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: locked\nspec:\n  entrypoint: main\n  synchronization:\n    mutexes: [{name: deploy}]\n  templates:\n  - name: main\n    container:\n      image: busybox\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: locked\nspec:\n  entrypoint: main\n  synchronization:\n    mutexes: [{namespace: x}]\n  templates:\n  - name: main\n    container:\n      image: busybox\n",
     );
     let mut sim = Sim::new(wf, all_ok());
     let op = sim.pass();
     assert_eq!(op.status.phase.as_deref(), Some("Failed"));
-    let message = op.status.message.unwrap_or_default();
-    assert!(
-        message.starts_with(
-            "invalid spec: spec.synchronization: synchronization is not supported by cairn yet"
-        ),
-        "{message}"
+    assert_eq!(
+        op.status.message.as_deref(),
+        Some("invalid spec: spec.synchronization.mutexes[0].name: expected a non-empty string")
     );
     assert!(op.actions.is_empty(), "{:?}", op.actions);
 }

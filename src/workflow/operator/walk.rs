@@ -16,6 +16,7 @@ use crate::workflow::resource;
 use crate::workflow::retry::{
     self, Attempt, AttemptPhase, DecideInput, RetryDecision, RetryStrategy, TransientMatcher,
 };
+use crate::workflow::sync::{self, Acquire, LockRef, LockRequest, Locks, SyncStatus};
 use crate::workflow::types::{
     ClusterWorkflowTemplate, Inputs, NodeStatus, Outputs, Parameter, Template, TemplateRef,
     TemplateType, WorkflowSpec, WorkflowStatus, WorkflowTemplate,
@@ -121,6 +122,16 @@ pub(super) struct Ctx<'a> {
     requested: BTreeSet<String>,
     /// Nesting of template invocations in this pass.
     depth: usize,
+    /// The lock manager (`synchronization`).
+    locks: &'a mut dyn Locks,
+    /// `.status.synchronization` as this pass leaves it.
+    pub sync_status: SyncStatus,
+    /// The workflow's `spec.priority` (lock queue order).
+    priority: i64,
+    /// The workflow's `creationTimestamp` (lock queue order).
+    created: Option<Timestamp>,
+    /// Nodes waiting for a lock in this pass (a recheck is scheduled when any).
+    pub sync_waits: usize,
 }
 
 /// Node status key (cairn's, beside Argo's fields) recording the object a waiting resource
@@ -161,6 +172,7 @@ fn failed_or_error(phase: Option<&str>) -> bool {
 pub(super) fn operate(
     input: &OperateInput<'_>,
     resources: &crate::workflow::resource::ResourceObservations,
+    locks: &mut dyn Locks,
 ) -> Operation {
     let wf = input.workflow;
     let mut status = wf.status.clone().unwrap_or_default();
@@ -207,14 +219,60 @@ pub(super) fn operate(
         Ok(r) => r,
         Err(e) => return fail_spec(status, input.now, vec![e.to_string()]),
     };
-    if starting {
-        if let Err(errors) = validate::validate(&resolved) {
-            return fail_spec(
-                status,
-                input.now,
-                errors.iter().map(ToString::to_string).collect(),
-            );
+    if starting && let Err(errors) = validate::validate(&resolved) {
+        return fail_spec(
+            status,
+            input.now,
+            errors.iter().map(ToString::to_string).collect(),
+        );
+    }
+    // Workflow-level synchronization: nothing runs (not even the start) before every lock
+    // of `spec.synchronization` is held.
+    let mut sync_status = SyncStatus::read(&status.extra);
+    sync_status.clear_waiting();
+    if let Some(block) = resolved.spec.extra.get(sync::FIELD) {
+        let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+        let name = wf.metadata.name.clone().unwrap_or_default();
+        let holder = sync::holder_key(&namespace, &name, None);
+        let request = sync::lock_refs(block, &namespace, "spec.synchronization").and_then(|refs| {
+            let answer = locks.acquire(&LockRequest {
+                holder: &holder,
+                priority: priority_of(&resolved.spec),
+                created: created_of(wf),
+                refs: &refs,
+            })?;
+            Ok((refs, answer))
+        });
+        match request {
+            Err(e) => {
+                locks.release_workflow(&namespace, &name);
+                sync_status.clear();
+                sync_status.write(&mut status.extra);
+                return fail_spec(status, input.now, vec![e.to_string()]);
+            }
+            Ok((refs, Acquire::Acquired)) => {
+                sync_status.acquired(&holder, &refs);
+                if sync::is_waiting_message(status.message.as_deref()) {
+                    status.message = None;
+                }
+            }
+            Ok((_, Acquire::Waiting { message, holders })) => {
+                sync_status.waiting(&holders);
+                sync_status.write(&mut status.extra);
+                if starting {
+                    status.phase = Some(PHASE_PENDING.into());
+                }
+                status.message = Some(message);
+                return Operation {
+                    status,
+                    actions: Vec::new(),
+                    requeue_after: Some(SignedDuration::from_secs(sync::WAIT_RECHECK_SECS)),
+                };
+            }
         }
+    }
+
+    if starting {
         status.phase = Some(PHASE_RUNNING.into());
         status.started_at = Some(ts(input.now));
         status.message = None;
@@ -247,11 +305,32 @@ pub(super) fn operate(
                 false => Ok(()),
             })
     {
+        locks.release_workflow(&namespace, wf.metadata.name.as_deref().unwrap_or_default());
+        SyncStatus::default().write(&mut status.extra);
         return fail_spec(status, input.now, vec![e]);
     }
-    let mut ctx = Ctx::new(input, resolved, &status);
+    let mut ctx = Ctx::new(input, resolved, &status, locks);
+    ctx.sync_status = sync_status;
     ctx.resources = resources;
     ctx.run(&mut status);
+    if matches!(
+        status.phase.as_deref(),
+        Some(PHASE_SUCCEEDED | PHASE_FAILED | PHASE_ERROR)
+    ) {
+        // Argo's `ReleaseAll`: a completed workflow holds and waits for nothing.
+        let name = wf.metadata.name.clone().unwrap_or_default();
+        ctx.locks.release_workflow(&namespace, &name);
+        ctx.sync_status.clear();
+    }
+    ctx.sync_status.write(&mut status.extra);
+    if ctx.sync_waits > 0 {
+        ctx.wake_at(
+            input
+                .now
+                .saturating_add(SignedDuration::from_secs(sync::WAIT_RECHECK_SECS))
+                .unwrap_or(input.now),
+        );
+    }
     let requeue_after = ctx
         .wake
         .map(|t| t.duration_since(input.now).max(SignedDuration::ZERO));
@@ -367,10 +446,32 @@ fn fail_spec(mut status: WorkflowStatus, now: Timestamp, errors: Vec<String>) ->
     }
 }
 
+/// The locks a template invocation holds: its holder key and locks, or none.
+type HeldLocks = Option<(String, Vec<LockRef>)>;
+
+/// The workflow's `spec.priority` (Argo's int32; 0 when unset or not a number).
+fn priority_of(spec: &WorkflowSpec) -> i64 {
+    spec.extra
+        .get("priority")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// The workflow's `creationTimestamp`.
+fn created_of(wf: &crate::workflow::types::Workflow) -> Option<Timestamp> {
+    wf.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
 impl<'a> Ctx<'a> {
-    fn new(input: &OperateInput<'a>, resolved: ResolvedWorkflow, status: &WorkflowStatus) -> Self {
+    fn new(
+        input: &OperateInput<'a>,
+        resolved: ResolvedWorkflow,
+        status: &WorkflowStatus,
+        locks: &'a mut dyn Locks,
+    ) -> Self {
         let wf = input.workflow;
         let spec = &resolved.spec;
+        let priority = priority_of(spec);
         let globals = vars::globals(wf, spec, status.outputs.as_ref());
         let deadline = spec.active_deadline_seconds.and_then(|secs| {
             let start = status.started_at()?;
@@ -420,6 +521,11 @@ impl<'a> Ctx<'a> {
             deleted: BTreeSet::new(),
             requested: BTreeSet::new(),
             depth: 0,
+            priority,
+            created: created_of(wf),
+            locks,
+            sync_status: SyncStatus::default(),
+            sync_waits: 0,
         }
     }
 
@@ -943,9 +1049,116 @@ impl<'a> Ctx<'a> {
         };
         frame.inputs = inputs;
         let local = vars::local_scope(&self.globals, &frame.inputs);
-        match tmpl.retry_strategy.clone() {
+        let held = match self.template_locks(&frame, &tmpl, call.on_exit) {
+            Ok(held) => held,
+            Err(waiting) => return *waiting,
+        };
+        let node = match tmpl.retry_strategy.clone() {
             Some(raw) => self.execute_retry(&frame, &tmpl, &local, &raw),
             None => self.execute_body(&frame, &tmpl, &local, None),
+        };
+        if let Some((holder, refs)) = held
+            && node.as_ref().is_some_and(|n| fulfilled(n.phase.as_deref()))
+        {
+            self.locks.release(&holder, &refs);
+            self.sync_status.released(&holder, &refs);
+        }
+        node
+    }
+
+    /// A template's `synchronization` (Argo's `executeTemplate` lock step): `Ok(Some((holder,
+    /// locks)))` when held (released by the caller once the node is fulfilled), `Ok(None)`
+    /// without locks (or while stopping: the node is then only wound down), `Err(node)` when
+    /// the call must wait (a `Pending` placeholder node with Argo's message) or the block is
+    /// invalid (an Error node).
+    fn template_locks(
+        &mut self,
+        frame: &Frame,
+        tmpl: &Template,
+        on_exit: bool,
+    ) -> Result<HeldLocks, Box<Option<NodeStatus>>> {
+        let Some(block) = tmpl.extra.get(sync::FIELD).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let id = self.id(&frame.node_name);
+        let existing = self.nodes.get(&id);
+        let placeholder = existing.is_some_and(|n| {
+            n.phase.as_deref() == Some(PHASE_PENDING)
+                && sync::is_waiting_message(n.message.as_deref())
+        });
+        if existing.is_some() && !placeholder && self.stopping(on_exit) {
+            return Ok(None);
+        }
+        if placeholder && let Some(s) = self.shutdown.filter(|_| self.stopping(on_exit)) {
+            // Stopped while waiting: the node never ran; it leaves the queues.
+            let holder = sync::holder_key(&self.namespace, &self.wf_name, Some(&id));
+            if let Ok(refs) = sync::lock_refs(block, &self.namespace, "synchronization") {
+                self.locks.release(&holder, &refs);
+            }
+            self.set_phase(&id, PHASE_FAILED, Some(s.message()));
+            return Err(Box::new(self.nodes.get(&id).cloned()));
+        }
+        let node_type = if tmpl.retry_strategy.is_some() {
+            "Retry"
+        } else {
+            node_type_of(tmpl)
+        };
+        let path = format!("template '{}'.synchronization", tmpl.name);
+        let refs = match sync::lock_refs(block, &self.namespace, &path) {
+            Ok(r) => r,
+            Err(source) => {
+                let e = OperatorError::Sync {
+                    template: tmpl.name.clone(),
+                    source,
+                };
+                return Err(Box::new(Some(self.error_node(frame, node_type, &e))));
+            }
+        };
+        if refs.is_empty() {
+            return Ok(None);
+        }
+        let holder = sync::holder_key(&self.namespace, &self.wf_name, Some(&id));
+        let answer = self.locks.acquire(&LockRequest {
+            holder: &holder,
+            priority: self.priority,
+            created: self.created,
+            refs: &refs,
+        });
+        match answer {
+            Ok(Acquire::Acquired) => {
+                self.sync_status.acquired(&holder, &refs);
+                if placeholder {
+                    // The waiting placeholder gives way to the real node, created by the
+                    // body as for a first run (its pod requested now).
+                    if let Some(n) = self.nodes.remove(&id)
+                        && n.node_type.as_deref() == Some("Pod")
+                    {
+                        self.active_pods = self.active_pods.saturating_sub(1);
+                    }
+                }
+                Ok(Some((holder, refs)))
+            }
+            Ok(Acquire::Waiting { message, holders }) => {
+                self.sync_status.waiting(&holders);
+                self.sync_waits += 1;
+                if existing.is_none() && self.no_new_work(on_exit) {
+                    return Err(Box::new(None));
+                }
+                let id = self.init_node(frame, node_type, PHASE_PENDING, Some(message.clone()));
+                if let Some(n) = self.nodes.get_mut(&id)
+                    && placeholder
+                {
+                    n.message = Some(message);
+                }
+                Err(Box::new(self.nodes.get(&id).cloned()))
+            }
+            Err(source) => {
+                let e = OperatorError::Sync {
+                    template: tmpl.name.clone(),
+                    source,
+                };
+                Err(Box::new(Some(self.error_node(frame, node_type, &e))))
+            }
         }
     }
 

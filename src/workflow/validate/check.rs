@@ -599,15 +599,21 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Fields whose Argo behaviour cairn lacks and cannot leave out without running wrongly.
+    /// `synchronization` (workflow or template level) has Argo's shape: mutex names, semaphore
+    /// `configMapKeyRef`s, no database locks (see [`crate::workflow::sync::lock_refs`]).
     fn check_unsupported(&mut self, extra: &serde_json::Map<String, Value>, path: &str) {
-        if extra.get("synchronization").is_some_and(|v| !v.is_null()) {
-            self.errors.push(ValidationError::Unsupported {
-                path: format!("{path}.synchronization"),
-                field: "synchronization",
-                consequence: "mutexes and semaphores are not implemented, and running without \
-                              the lock would let runs the lock is meant to serialize overlap",
-            });
+        let Some(block) = extra.get(crate::workflow::sync::FIELD) else {
+            return;
+        };
+        // The namespace only shapes the lock keys, not whether the block is valid.
+        let field = format!("{path}.{}", crate::workflow::sync::FIELD);
+        if let Err(e) = crate::workflow::sync::lock_refs(block, "namespace", &field) {
+            let (path, message) = match e {
+                crate::workflow::sync::SyncError::Spec { path, message } => (path, message),
+                crate::workflow::sync::SyncError::Limit { key, message } => (key, message),
+            };
+            self.errors
+                .push(ValidationError::Synchronization { path, message });
         }
     }
 

@@ -52,9 +52,9 @@
 //!   `item`. `{{=...}}` expressions must parse and what they read is held to the same scope (a
 //!   map they read whole, such as `inputs.parameters`, is known when something under it is).
 //!   Tags Argo does not validate (a Helm template in a script) are left alone.
-//! - `synchronization` (mutexes and semaphores, workflow- or template-level) is refused with
-//!   [`ValidationError::Unsupported`]: cairn has no lock manager yet, and running without the
-//!   lock would break the mutual exclusion the manifest asks for.
+//! - `synchronization` (mutexes and semaphores, workflow- or template-level, legacy and plural
+//!   forms) must have Argo's shape ([`crate::workflow::sync::lock_refs`]); database locks are
+//!   refused ([`ValidationError::Synchronization`]). The locks themselves are the operator's.
 //! - `inline` templates in steps and DAG tasks: a step/task has exactly one of `template`,
 //!   `templateRef` and `inline`; the inline body is validated as a template of its caller's
 //!   source (path `...dag.tasks[1].inline`), its required inputs supplied by the step's
@@ -372,6 +372,15 @@ pub enum ValidationError {
         /// What running without it would do wrong.
         consequence: &'static str,
     },
+    /// A `synchronization` block without Argo's shape (a mutex without a name, a semaphore
+    /// without `configMapKeyRef.name`/`key`, a database lock).
+    #[error("{path}: {message}")]
+    Synchronization {
+        /// Path of the offending field.
+        path: String,
+        /// What was expected.
+        message: String,
+    },
     /// The `inline` body of a step or DAG task is not a template.
     #[error("{path}: expected a template (container, script, steps, dag...): {message}")]
     InvalidInline {
@@ -465,6 +474,7 @@ impl ValidationError {
             | ValidationError::DuplicateParameter { path, .. }
             | ValidationError::OutputParameter { path, .. }
             | ValidationError::Unsupported { path, .. }
+            | ValidationError::Synchronization { path, .. }
             | ValidationError::InvalidInline { path, .. } => path,
         }
     }
@@ -505,6 +515,7 @@ impl ValidationError {
             ValidationError::DuplicateParameter { .. } => "duplicate_parameter",
             ValidationError::OutputParameter { .. } => "output_parameter",
             ValidationError::Unsupported { .. } => "unsupported",
+            ValidationError::Synchronization { .. } => "synchronization",
             ValidationError::InvalidInline { .. } => "invalid_inline",
         }
     }

@@ -534,21 +534,21 @@ templates:
         )],
     ),
     (
-        "workflow-level synchronization (would run without the lock)",
+        "workflow-level synchronization: a mutex without a name",
         r#"
 entrypoint: main
 synchronization:
-  mutexes: [{name: deploy}]
+  mutexes: [{name: deploy}, {namespace: other}]
 templates:
 - {name: main, container: {image: busybox}}
 "#,
         &[(
-            "spec.synchronization",
-            "spec.synchronization: synchronization is not supported by cairn yet: mutexes and semaphores are not implemented, and running without the lock would let runs the lock is meant to serialize overlap; remove the field",
+            "spec.synchronization.mutexes[1].name",
+            "spec.synchronization.mutexes[1].name: expected a non-empty string",
         )],
     ),
     (
-        "template-level synchronization, legacy semaphore form",
+        "template-level synchronization: legacy semaphore without a key",
         r#"
 entrypoint: main
 templates:
@@ -557,12 +557,26 @@ templates:
   - - {name: a, template: locked}
 - name: locked
   synchronization:
-    semaphore: {configMapKeyRef: {name: my-config, key: template}}
+    semaphore: {configMapKeyRef: {name: my-config}}
   container: {image: busybox}
 "#,
         &[(
-            "spec.templates[1].synchronization",
-            "spec.templates[1].synchronization: synchronization is not supported by cairn yet: mutexes and semaphores are not implemented, and running without the lock would let runs the lock is meant to serialize overlap; remove the field",
+            "spec.templates[1].synchronization.semaphore.configMapKeyRef.key",
+            "spec.templates[1].synchronization.semaphore.configMapKeyRef.key: expected a non-empty string",
+        )],
+    ),
+    (
+        "synchronization: database locks",
+        r#"
+entrypoint: main
+synchronization:
+  semaphores: [{database: {key: shared}}]
+templates:
+- {name: main, container: {image: busybox}}
+"#,
+        &[(
+            "spec.synchronization.semaphores[0].database",
+            "spec.synchronization.semaphores[0].database: database locks are not supported by cairn (its locks are local to the controller); use a mutex or a ConfigMap semaphore",
         )],
     ),
     (
