@@ -68,7 +68,8 @@ bench:
 	fi
 
 ## dist: the air-gapped release tarball dist/cairn-<version>-linux-amd64.tar.gz (static binary
-## with the UI, helm, kustomize, executor image, CRDs, systemd unit, install.sh), built from HEAD;
+## with the UI, helm, kustomize, the executor image archive, CRDs, systemd unit, install.sh), built
+## from HEAD, at most 60 MB;
 ## its binary is the executor image's (one musl build for both)
 dist: executor
 	scripts/dist

@@ -12,10 +12,9 @@
 #                      DIR/etc/cairn/{cairn.toml,cairn.env}      never overwritten: a changed
 #                                                                shipped version lands in *.new
 #                      DIR/share/cairn/{crds,images}/            CRDs, executor image archive
-#                                                                (written from bin/cairn by
-#                                                                images/executor-archive, GNU
-#                                                                tar; checked against the
-#                                                                digest in cairn-executor.txt)
+#                                                                cairn-executor.tar (checked
+#                                                                against the digest in
+#                                                                cairn-executor.txt)
 #                      DIR/share/doc/cairn/                      README, licences, SHA256SUMS
 #   --unit-dir DIR   where cairn.service goes (default /etc/systemd/system); its paths are
 #                    rewritten for --prefix and --state-dir
@@ -133,28 +132,24 @@ config() {
   echo "$2" >> "$MANIFEST.tmp"
 }
 
-# executor_image: the executor image archive, written from bin/cairn by the shipped script (the
-# tarball carries the binary once) and checked against the digest the release noted.
+# executor_image: the shipped executor image archive, checked against the digest the release
+# noted (SHA256SUMS covers it too; the note is what the README tells sites to compare).
 executor_image() {
   note=$HERE/images/cairn-executor.txt
   image=$(sed -n 's/^image: //p' "$note")
   want=$(sed -n 's/^archive-sha256: //p' "$note")
   [ -n "$image" ] && [ -n "$want" ] || die "$note names no image or archive-sha256"
-  out=$PREFIX/share/cairn/images/cairn-executor.tar
-  "$HERE/images/executor-archive" "$HERE/bin/cairn" "$image" "$out.cairn-new" \
-    || die "could not write the executor image archive (images/executor-archive needs GNU tar)"
-  got=$(sha256sum < "$out.cairn-new" | cut -d' ' -f1)
-  if [ "$got" != "$want" ]; then
-    rm -f "$out.cairn-new"
-    die "the executor image archive has sha256 $got, the release noted $want (images/cairn-executor.txt): not installed"
-  fi
-  mv -f "$out.cairn-new" "$out"
-  echo "$out" >> "$MANIFEST.tmp"
-  say "wrote the executor image $image to $out (sha256 $got, as noted)"
+  got=$(sha256sum < "$HERE/images/cairn-executor.tar" | cut -d' ' -f1)
+  [ "$got" = "$want" ] \
+    || die "images/cairn-executor.tar has sha256 $got, the release noted $want (images/cairn-executor.txt): not installed"
+  put 0644 "$HERE/images/cairn-executor.tar" "$PREFIX/share/cairn/images/cairn-executor.tar"
+  # Releases before the archive was shipped installed the script that wrote it; gone now.
+  rm -f "$PREFIX/share/cairn/images/executor-archive"
+  say "installed the executor image $image to $PREFIX/share/cairn/images/cairn-executor.tar (sha256 $got, as noted)"
 }
 
 install_all() {
-  for f in bin/cairn bin/helm bin/kustomize images/executor-archive images/cairn-executor.txt \
+  for f in bin/cairn bin/helm bin/kustomize images/cairn-executor.tar images/cairn-executor.txt \
            systemd/cairn.service etc/cairn.toml etc/cairn.env SHA256SUMS; do
     [ -f "$HERE/$f" ] || die "$HERE/$f is missing: run install.sh from an unpacked cairn tarball"
   done
@@ -186,7 +181,6 @@ install_all() {
   echo "$PREFIX/bin/cairn" >> "$MANIFEST.tmp"
   for f in "$HERE"/crds/*; do put 0644 "$f" "$PREFIX/share/cairn/crds/$(basename "$f")"; done
   put 0644 "$HERE/images/cairn-executor.txt" "$PREFIX/share/cairn/images/cairn-executor.txt"
-  put 0755 "$HERE/images/executor-archive" "$PREFIX/share/cairn/images/executor-archive"
   executor_image
   for f in README.md SHA256SUMS; do put 0644 "$HERE/$f" "$PREFIX/share/doc/cairn/$f"; done
   for f in "$HERE"/licenses/*; do put 0644 "$f" "$PREFIX/share/doc/cairn/licenses/$(basename "$f")"; done
