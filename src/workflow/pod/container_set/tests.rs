@@ -306,3 +306,110 @@ fn the_pod_node_is_over_only_when_every_container_is() {
     assert_eq!(o.phase, PodPhase::Succeeded);
     assert!(!o.outputs_reported);
 }
+
+struct NoTemplates;
+
+impl crate::workflow::validate::TemplateLookup for NoTemplates {
+    fn workflow_template(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Option<crate::workflow::types::WorkflowTemplate> {
+        None
+    }
+    fn cluster_workflow_template(
+        &self,
+        _name: &str,
+    ) -> Option<crate::workflow::types::ClusterWorkflowTemplate> {
+        None
+    }
+}
+
+/// The operator and the pod together: one pod, Container children linked by the
+/// dependencies, their phases from the container statuses, the node Failed with the message of
+/// the container that failed, its dependent an Error.
+#[test]
+fn the_operator_builds_container_children_from_the_pod() {
+    use crate::workflow::operator::{Action, OperateInput, operate};
+    use crate::workflow::types::Workflow;
+    let mut wf: Workflow = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "cs", "namespace": "ns", "uid": "uid-1",
+                     "creationTimestamp": "2026-12-07T00:00:00Z"},
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "containerSet": {
+            "containers": [ctr("a", &[]), ctr("b", &["a"]), ctr("c", &["b"])]}}]},
+    }))
+    .expect("workflow");
+    let now: jiff::Timestamp = "2026-12-07T00:00:01Z".parse().expect("now");
+    let empty = crate::workflow::node::Observations::new();
+    let op = operate(&OperateInput {
+        workflow: &wf,
+        observations: &empty,
+        templates: &NoTemplates,
+        now,
+    });
+    let request = op
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreatePod(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("one pod for the set");
+    let nodes = op.status.nodes.clone().unwrap_or_default();
+    let by_name =
+        |nodes: &std::collections::BTreeMap<String, crate::workflow::types::NodeStatus>,
+         name: &str| {
+            nodes
+                .values()
+                .find(|n| n.name.as_deref() == Some(name))
+                .cloned()
+                .unwrap_or_else(|| panic!("no node {name}: {nodes:#?}"))
+        };
+    let id = |name: &str| node_id("cs", name);
+    assert_eq!(by_name(&nodes, "cs").node_type.as_deref(), Some("Pod"));
+    assert_eq!(by_name(&nodes, "cs").children, Some(vec![id("cs.a")]));
+    assert_eq!(by_name(&nodes, "cs.a").children, Some(vec![id("cs.b")]));
+    assert_eq!(by_name(&nodes, "cs.b").children, Some(vec![id("cs.c")]));
+    for c in ["a", "b", "c"] {
+        let n = by_name(&nodes, &format!("cs.{c}"));
+        assert_eq!(n.node_type.as_deref(), Some("Container"));
+        assert_eq!(n.display_name.as_deref(), Some(c));
+        assert_eq!(n.phase.as_deref(), Some("Pending"));
+        assert_eq!(n.boundary_id, Some(id("cs")));
+    }
+
+    // The pod as built, then as the kubelet ends it: b exits 3, c never runs (64).
+    let built = build_pod(&request, &PodSettings::default()).expect("pod");
+    let mut pod_value = serde_json::to_value(built).expect("json");
+    let ended = pod("Failed", &[("a", Some(0)), ("b", Some(3)), ("c", Some(64))]);
+    pod_value["status"] = serde_json::to_value(ended.status).expect("status");
+    let ended: Pod = serde_json::from_value(pod_value).expect("pod");
+    let mut obs = crate::workflow::node::Observations::new();
+    obs.insert(request.node_id.clone(), observe(&ended, None));
+    obs.extend(observe_containers(&ended));
+    wf.status = Some(op.status);
+    let op = operate(&OperateInput {
+        workflow: &wf,
+        observations: &obs,
+        templates: &NoTemplates,
+        now,
+    });
+    let nodes = op.status.nodes.clone().unwrap_or_default();
+    let pod_node = by_name(&nodes, "cs");
+    assert_eq!(pod_node.phase.as_deref(), Some("Failed"), "{pod_node:#?}");
+    assert_eq!(pod_node.message.as_deref(), Some("b: Error (exit code 3)"));
+    let phases: Vec<Option<String>> = ["cs.a", "cs.b", "cs.c"]
+        .iter()
+        .map(|n| by_name(&nodes, n).phase)
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            Some("Succeeded".to_string()),
+            Some("Failed".to_string()),
+            Some("Error".to_string())
+        ]
+    );
+    assert_eq!(op.status.phase.as_deref(), Some("Failed"));
+}
