@@ -246,8 +246,11 @@ async fn argo_synchronization_examples_on_the_lab() {
         api.create(&PostParams::default(), wf)
             .await
             .expect("create workflow");
-        // Distinct creation times: the queue order is by creation, then name.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // mutex-a is older than mutex-b (the queue goes by creation time); the rest start at
+        // once, so the poll below begins while the waiters still wait.
+        if wf.metadata.name.as_deref() == Some("mutex-a") {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
     }
     let names: Vec<&str> = all
         .iter()
