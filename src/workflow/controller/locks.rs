@@ -179,3 +179,76 @@ pub(super) fn restore(shared: &Shared) {
         tracing::info!(holds = restored, "lock table rebuilt from workflow status");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::workflow::sync::Want;
+
+    fn wf(yaml: &str) -> Workflow {
+        serde_saphyr::from_str(yaml).expect("Workflow YAML")
+    }
+
+    #[test]
+    fn only_workflows_that_may_lock_take_the_table() {
+        let plain = wf(
+            "metadata: {name: a}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox}\n",
+        );
+        assert!(!may_lock(&plain));
+        let template = wf(
+            "metadata: {name: a}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    synchronization: {mutex: {name: m}}\n    container: {image: busybox}\n",
+        );
+        assert!(may_lock(&template));
+        let referenced = wf("metadata: {name: a}\nspec:\n  workflowTemplateRef: {name: t}\n");
+        assert!(may_lock(&referenced));
+        let step_ref = wf(
+            "metadata: {name: a}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: s, templateRef: {name: t, template: x}}\n",
+        );
+        assert!(may_lock(&step_ref));
+        let mut held = plain.clone();
+        let mut status = crate::workflow::types::WorkflowStatus::default();
+        status
+            .extra
+            .insert(sync::FIELD.into(), serde_json::json!({"mutex": {}}));
+        held.status = Some(status);
+        assert!(may_lock(&held));
+    }
+
+    #[tokio::test]
+    async fn a_changed_semaphore_config_map_sets_limits_and_requeues_the_waiters_it_lets_in() {
+        let table = Arc::new(Mutex::new(LockTable::new()));
+        let key = "ns/ConfigMap/limits/template";
+        {
+            let mut t = lock(&table);
+            for (holder, created) in [("ns/a", 0), ("ns/b/n1", 1), ("ns/c", 2)] {
+                t.try_acquire(&Want {
+                    holder,
+                    priority: 0,
+                    created: jiff::Timestamp::from_second(created).ok(),
+                    locks: vec![(key.into(), 1)],
+                });
+            }
+        }
+        let queue = WorkQueue::new();
+        let handler = on_config_map(table.clone(), queue.clone());
+        let mut cm = ConfigMap::default();
+        cm.metadata.namespace = Some("ns".into());
+        cm.metadata.name = Some("limits".into());
+        cm.data = Some(BTreeMap::from([("template".into(), "3".into())]));
+        assert_eq!(handler(&cm), None);
+        assert_eq!(lock(&table).limit(key), Some(3));
+        assert_eq!(queue.len(), 2);
+        let mut queued = Vec::new();
+        for _ in 0..2 {
+            queued.extend(queue.next().await);
+        }
+        queued.sort();
+        assert_eq!(queued, ["ns/b", "ns/c"]);
+        // An unreadable value changes nothing.
+        cm.data = Some(BTreeMap::from([("template".into(), "many".into())]));
+        handler(&cm);
+        assert_eq!(lock(&table).limit(key), Some(3));
+    }
+}

@@ -5,8 +5,11 @@
 //! Owns the I/O around `workflow::operator`: reflectors (Workflows in the managed namespaces, pods
 //! labelled `workflows.argoproj.io/workflow`, WorkflowTaskResults, WorkflowTemplates,
 //! ClusterWorkflowTemplates, parameter ConfigMaps labelled
-//! `workflows.argoproj.io/configmap-type=Parameter`), the work queue ([`queue`]), the status writer, pod creation and
-//! deletion, executor RBAC, the archive hook, and the shell's pure decisions ([`decide`]).
+//! `workflows.argoproj.io/configmap-type=Parameter`, and every ConfigMap of the managed
+//! namespaces for semaphore limits), the work queue ([`queue`]), the status writer, pod creation and
+//! deletion, executor RBAC, the archive hook, the lock manager of `synchronization` (`locks`:
+//! one shared table, rebuilt from the Workflows' status before the workers start), and the
+//! shell's pure decisions ([`decide`]).
 //!
 //! Invariants:
 //! - **Level-triggered and idempotent.** A reconcile reads the Workflow and its pods from the
