@@ -9,10 +9,11 @@
 //!   against the node's 110-pod limit (checked on the lab), so neither runs in batches;
 //! - (b) a 100-node DAG of instant steps (10 levels of 10 tasks, each task depending on every
 //!   task of the level before): controller overhead per step = (workflow duration − critical
-//!   path of pod lifetimes) / 100, where a pod's lifetime runs from its creation to its
-//!   `Succeeded` phase as a watch sees them, so kubelet start-up is on the critical path and the
-//!   rest is the controller's; also the reaction time per step: pod created − last dependency's
-//!   pod observed `Succeeded`;
+//!   path of pod lifetimes) / 100, where a pod's lifetime runs from its creation to the first
+//!   of its `main` container terminated and its task result, as watches see them (the pod's
+//!   `Succeeded` phase comes later: the kubelet sets it once the container is torn down), so
+//!   kubelet start-up is on the critical path and the rest is the controller's; also the
+//!   reaction time per step: pod created − the last dependency's step ended;
 //! - (c) cairn's RSS (`VmRSS` of `/proc/<pid>/status`, sampled every 250 ms) during (a).
 //!
 //! Times come from watches (`kube::runtime::watcher`) on pods and Workflows, started before the
@@ -488,13 +489,14 @@ async fn dag(client: &Client, ns: &str) -> Value {
     results_seen.stop();
     let mut first = HashMap::new();
     let mut finished = HashMap::new();
-    let pod_done = pod_seen.snapshot_done();
+    let pod_done = pod_seen.snapshot_ended();
     for (key, created) in pod_seen.snapshot_first() {
         let Some((id, task)) = key.split_once('|') else {
             continue;
         };
         first.insert(task.to_string(), created);
-        // A step ends at the first of: its task result seen, its pod seen Succeeded.
+        // A step ends at the first of: its task result seen, its `main` container seen
+        // terminated (a step without the executor has no task result).
         let end = [reported.get(id), pod_done.get(&key)]
             .into_iter()
             .flatten()
@@ -550,8 +552,8 @@ async fn dag(client: &Client, ns: &str) -> Value {
         "reaction_dependency_done_to_pod_created_ms": stats(&mut reaction_ms),
         "definition": "overhead per step = (workflow duration - critical path) / steps; critical \
                        path = sum over levels of the longest step lifetime (pod created -> the \
-                       first of its WorkflowTaskResult seen and its pod seen Succeeded, both by \
-                       watches); reaction = pod created - last step of the level before ended \
+                       first of its WorkflowTaskResult seen and its main container seen terminated, \
+                       both by watches); reaction = pod created - last step of the level before ended \
                        (submit for level 0)",
         "target": "overhead per step < 50 ms",
     });
@@ -574,6 +576,10 @@ struct PodWatch {
 struct WatchState {
     first: HashMap<String, Instant>,
     done: HashMap<String, Instant>,
+    /// First seen with its `main` container terminated (or the pod over): the earliest moment
+    /// anyone, a controller included, can know the step ended. The kubelet reports the pod's
+    /// terminal phase only after the container is torn down, seconds later under load.
+    ended: HashMap<String, Instant>,
     failed: HashMap<String, String>,
 }
 
@@ -601,8 +607,21 @@ impl PodWatch {
                     .as_ref()
                     .and_then(|s| s.phase.clone())
                     .unwrap_or_default();
+                let main_terminated = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.name == "main"
+                                && c.state.as_ref().is_some_and(|st| st.terminated.is_some())
+                        })
+                    });
                 let mut st = s.lock().expect("watch state");
                 st.first.entry(k.clone()).or_insert(now);
+                if main_terminated || phase == "Succeeded" || phase == "Failed" {
+                    st.ended.entry(k.clone()).or_insert(now);
+                }
                 if phase == "Succeeded" || phase == "Failed" {
                     if phase == "Failed" {
                         st.failed.entry(k.clone()).or_insert(phase);
@@ -625,6 +644,10 @@ impl PodWatch {
 
     fn snapshot_done(&self) -> HashMap<String, Instant> {
         self.state.lock().expect("watch state").done.clone()
+    }
+
+    fn snapshot_ended(&self) -> HashMap<String, Instant> {
+        self.state.lock().expect("watch state").ended.clone()
     }
 
     /// Per key: first seen (created) → finished, in ms.

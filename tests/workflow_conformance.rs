@@ -29,7 +29,6 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-
 /// The controller instance id of this file's servers: their controllers run only the test's
 /// (labelled) objects, and other cairn servers sharing the lab leave those alone.
 const INSTANCE: &str = "cairn-h8-conformance";

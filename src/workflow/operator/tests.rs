@@ -2655,7 +2655,11 @@ fn secret_parameters_feed_globals_and_inputs_and_sit_in_the_node_inputs() {
     with_secret(
         &mut sim,
         "creds",
-        &[("token", "t0k"), ("msg", "from-secret"), ("other", "second")],
+        &[
+            ("token", "t0k"),
+            ("msg", "from-secret"),
+            ("other", "second"),
+        ],
     );
     sim.run(40);
     assert_eq!(sim.phase(), "Succeeded", "{:#?}", sim.tree());

@@ -298,12 +298,13 @@ pub(super) fn operate(
     // `workflowMetadata` (labels, labelsFrom) is checked once, at start, with the arguments
     // resolved; the shell writes it onto the Workflow (`metadata.rs`).
     if let Err(e) =
-        super::config::resolve_arguments(&mut resolved.spec, &namespace, input.templates)
-            .and_then(|()| match starting {
+        super::config::resolve_arguments(&mut resolved.spec, &namespace, input.templates).and_then(
+            |()| match starting {
                 true => super::metadata::workflow_metadata(wf, &resolved.spec)
                     .and_then(|_| crate::workflow::pdb::check(&resolved.spec)),
                 false => Ok(()),
-            })
+            },
+        )
     {
         locks.release_workflow(&namespace, wf.metadata.name.as_deref().unwrap_or_default());
         SyncStatus::default().write(&mut status.extra);

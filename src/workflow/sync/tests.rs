@@ -369,7 +369,10 @@ fn nodes_of_one_workflow_do_not_block_each_other_in_the_queue() {
     );
     // An older workflow queues ahead of the younger one's nodes.
     t.release("ns/other/n1", &[S.into()]);
-    assert_eq!(t.try_acquire(&want("ns/x", &[(S, 2)], 0, 1)).0, Outcome::Acquired);
+    assert_eq!(
+        t.try_acquire(&want("ns/x", &[(S, 2)], 0, 1)).0,
+        Outcome::Acquired
+    );
     assert_eq!(t.waiters(S), ["ns/wf/n1"]);
     // The workflow level of the same workflow is another level: its nodes do block it.
     t.release("ns/x", &[S.into()]);
