@@ -452,6 +452,8 @@ fn truth(v: &Value) -> bool {
         Value::Str(s) => !s.is_empty(),
         Value::List(l) => !l.is_empty(),
         Value::Map(m) => !m.is_empty(),
+        Value::Time(_) => true,
+        Value::Duration(d) => d.nanos() != 0,
     }
 }
 
@@ -519,6 +521,8 @@ fn go_type(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::List(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
+        Value::Time(_) => "time.Time",
+        Value::Duration(_) => "time.Duration",
     }
 }
 

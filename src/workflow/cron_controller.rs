@@ -262,7 +262,7 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
     }
     let mut conditions: Vec<Value> = Vec::new();
     if finished > 0 && !when::is_stopped(&with_status(cw, &status)) {
-        check_stop(cw, &mut status, &mut conditions, &mut out.labels);
+        check_stop(cw, now, &mut status, &mut conditions, &mut out.labels);
     }
     let mut active_refs: Vec<Value> = active
         .iter()
@@ -278,7 +278,7 @@ pub fn plan(cw: &CronWorkflow, children: &[Child], now: Timestamp, tz: &TimeZone
     let allowed = !matches!(
         decision,
         CronDecision::Run { .. } | CronDecision::ReplaceThenRun { .. }
-    ) || gate(cw, &mut status, &mut conditions, &mut out.labels);
+    ) || gate(cw, now, &mut status, &mut conditions, &mut out.labels);
     match decision {
         CronDecision::Run { scheduled_time }
         | CronDecision::ReplaceThenRun { scheduled_time, .. }
@@ -356,11 +356,12 @@ fn with_status(cw: &CronWorkflow, status: &CronWorkflowStatus) -> CronWorkflow {
 /// Evaluates `stopStrategy` and stops `status` when it holds. `true` when stopped.
 fn check_stop(
     cw: &CronWorkflow,
+    now: Timestamp,
     status: &mut CronWorkflowStatus,
     conditions: &mut Vec<Value>,
     labels: &mut BTreeMap<String, String>,
 ) -> bool {
-    match when::should_stop(&with_status(cw, status)) {
+    match when::should_stop(&with_status(cw, status), now) {
         Ok(false) => false,
         Ok(true) => {
             status.phase = Some(when::PHASE_STOPPED.to_owned());
@@ -384,14 +385,16 @@ fn check_stop(
 /// A `when` that cannot be evaluated is a `SubmissionError` and counts as a failure (Argo).
 fn gate(
     cw: &CronWorkflow,
+    now: Timestamp,
     status: &mut CronWorkflowStatus,
     conditions: &mut Vec<Value>,
     labels: &mut BTreeMap<String, String>,
 ) -> bool {
-    if when::is_stopped(&with_status(cw, status)) || check_stop(cw, status, conditions, labels) {
+    if when::is_stopped(&with_status(cw, status)) || check_stop(cw, now, status, conditions, labels)
+    {
         return false;
     }
-    match when::when_allows(&with_status(cw, status)) {
+    match when::when_allows(&with_status(cw, status), now) {
         Ok(allowed) => allowed,
         Err(e) => {
             conditions.push(condition(

@@ -4,8 +4,12 @@
 //! Argo semantics (docs "Cron Workflows" / "Variables", `workflow/cron/operator.go`):
 //! - The variables are `cronworkflow.name`, `.namespace`, `.labels` (and `.labels.<key>`,
 //!   `.labels.json`), `.annotations` (and `.annotations.<key>`, `.annotations.json`),
-//!   `.lastScheduledTime` (RFC 3339 text, `nil` before the first run), `.failed` and
-//!   `.succeeded` (the counters in `.status`).
+//!   `.lastScheduledTime` (a `time.Time`, `nil` before the first run), `.failed` and
+//!   `.succeeded` (the counters in `.status`). Expressions may use expr-lang's time functions:
+//!   `now()` is the controller's decision time (the planner's `now`, passed in, so a decision
+//!   is a pure function of its inputs), so Argo's example
+//!   `{{= cronworkflow.lastScheduledTime == nil || (now() - cronworkflow.lastScheduledTime).Seconds() > 360 }}`
+//!   works as documented.
 //! - `when` is a template: its `{{...}}` tags (simple or `{{= expression}}`) are substituted,
 //!   then the text is decided as a govaluate condition, as a step's `when`. Empty is true. It
 //!   is evaluated at each due time after `suspend` and a stop, before the concurrency policy;
@@ -16,16 +20,16 @@
 //!   is created. It is checked at each due time and whenever an active run finishes (after the
 //!   counters are updated).
 //!
-//! Differences from Argo, each explicit: cairn's expression engine has no time values, so
-//! `now()` and arithmetic on `cronworkflow.lastScheduledTime` (Argo's cron-when example) are
-//! an evaluation error (the run is not created and the condition says why), never a silent
-//! true or false; `lastScheduledTime` compares as text (RFC 3339 in UTC sorts by time).
-//! Argo's `cronworkflow.annotations` map holds the *labels* (a bug in its `expressionEnv`);
+//! Differences from Argo, each explicit: a `lastScheduledTime` in `.status` that is not
+//! RFC 3339 (cairn always writes RFC 3339) stays its text, so time arithmetic on it is an
+//! evaluation error rather than a guess. Argo's `cronworkflow.annotations` map holds the *labels* (a bug in its `expressionEnv`);
 //! cairn gives the annotations.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use jiff::Timestamp;
 
 use crate::workflow::expr::{self, ExprError, Scope};
 use crate::workflow::types::CronWorkflow;
@@ -36,11 +40,11 @@ pub const LABEL_CRON_COMPLETED: &str = "workflows.argoproj.io/cron-workflow-comp
 /// `status.phase` of a stopped CronWorkflow.
 pub const PHASE_STOPPED: &str = "Stopped";
 
-/// The `cronworkflow.*` variables of `cw` (see the module docs).
-pub fn scope(cw: &CronWorkflow) -> Scope {
+/// The `cronworkflow.*` variables of `cw`, with `now()` reading `now` (see the module docs).
+pub fn scope(cw: &CronWorkflow, now: Timestamp) -> Scope {
     let meta = &cw.metadata;
     let status = cw.status.clone().unwrap_or_default();
-    let mut s = Scope::new();
+    let mut s = Scope::new().with_now(now);
     s.insert("cronworkflow.name", meta.name.clone().unwrap_or_default());
     s.insert(
         "cronworkflow.namespace",
@@ -66,18 +70,21 @@ pub fn scope(cw: &CronWorkflow) -> Scope {
         "cronworkflow.lastScheduledTime",
         status
             .last_scheduled_time
-            .map_or(expr::Value::Nil, expr::Value::Str),
+            .map_or(expr::Value::Nil, |t| match expr::Time::parse(&t) {
+                Ok(time) => expr::Value::Time(time),
+                Err(_) => expr::Value::Str(t),
+            }),
     );
     s.insert("cronworkflow.failed", status.failed.unwrap_or(0));
     s.insert("cronworkflow.succeeded", status.succeeded.unwrap_or(0));
     s
 }
 
-/// Whether the run due now may be created (`spec.when`; empty or unset is true).
-pub fn when_allows(cw: &CronWorkflow) -> Result<bool, ExprError> {
+/// Whether the run due at `now` may be created (`spec.when`; empty or unset is true).
+pub fn when_allows(cw: &CronWorkflow, now: Timestamp) -> Result<bool, ExprError> {
     match cw.spec.when.as_deref() {
         None | Some("") => Ok(true),
-        Some(text) => expr::eval_when(text, &scope(cw)),
+        Some(text) => expr::eval_when(text, &scope(cw, now)),
     }
 }
 
@@ -93,12 +100,12 @@ pub fn stop_expression(cw: &CronWorkflow) -> Option<&str> {
 
 /// Whether `spec.stopStrategy` says to stop (`false` without one). A non-boolean result is an
 /// error.
-pub fn should_stop(cw: &CronWorkflow) -> Result<bool, ExprError> {
+pub fn should_stop(cw: &CronWorkflow, now: Timestamp) -> Result<bool, ExprError> {
     let Some(source) = stop_expression(cw) else {
         return Ok(false);
     };
     let ast = expr::parse(source)?;
-    match expr::eval(&ast, &scope(cw))? {
+    match expr::eval(&ast, &scope(cw, now))? {
         expr::Value::Bool(b) => Ok(b),
         other => Err(ExprError::Eval {
             expr: source.to_owned(),
@@ -150,6 +157,13 @@ mod tests {
         }
     }
 
+    /// The planner's clock in these tests: 7 minutes after the last scheduled run.
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("test timestamp")
+    }
+
+    const NOW: &str = "2026-01-01T00:12:00Z";
+
     #[test]
     fn when_sees_the_cronworkflow_variables() {
         let cases: &[(&str, Result<bool, ()>)] = &[
@@ -163,43 +177,105 @@ mod tests {
             ("{{= cronworkflow.failed > 1 }}", Ok(false)),
             ("{{= cronworkflow.lastScheduledTime == nil }}", Ok(false)),
             (
-                "{{= cronworkflow.lastScheduledTime < '2026-01-01T00:06:00Z' }}",
+                "{{= cronworkflow.lastScheduledTime < date('2026-01-01T00:06:00Z') }}",
                 Ok(true),
             ),
-            ("{{cronworkflow.nope}} == x", Err(())),
-            // No time values in cairn's engine: an error, never a guess.
             (
-                "{{= (now() - cronworkflow.lastScheduledTime).Seconds() > 360 }}",
+                "{{= cronworkflow.lastScheduledTime == date('2026-01-01T02:05:00+02:00') }}",
+                Ok(true),
+            ),
+            // A time is not a string (expr-lang: mismatched types).
+            (
+                "{{= cronworkflow.lastScheduledTime < '2026-01-01T00:06:00Z' }}",
+                Err(()),
+            ),
+            ("{{cronworkflow.nope}} == x", Err(())),
+            // Time arithmetic against the planner's clock.
+            (
+                "{{= (now() - cronworkflow.lastScheduledTime).Minutes() == 7 }}",
+                Ok(true),
+            ),
+            (
+                "{{= now() - cronworkflow.lastScheduledTime > duration('6m') }}",
+                Ok(true),
+            ),
+            (
+                "{{= cronworkflow.lastScheduledTime + duration('1h') < now() }}",
+                Ok(false),
+            ),
+            ("{{= now().Hour() == 0 && now().Minute() == 12 }}", Ok(true)),
+            (
+                "{{= (now() - cronworkflow.lastScheduledTime).Seconds() > 'x' }}",
                 Err(()),
             ),
         ];
         for (when, want) in cases {
-            let got = when_allows(&cw(Some(when), None)).map_err(|_| ());
+            let got = when_allows(&cw(Some(when), None), at(NOW)).map_err(|_| ());
             assert_eq!(&got, want, "{when}");
         }
         let mut first = cw(Some("{{= cronworkflow.lastScheduledTime == nil }}"), None);
         first.status = None;
-        assert_eq!(when_allows(&first), Ok(true));
+        assert_eq!(when_allows(&first, at(NOW)), Ok(true));
+    }
+
+    /// Argo's documented cron `when` example, with a fixed clock.
+    #[test]
+    fn argo_example_runs_at_most_every_six_minutes() {
+        let argo = "{{= cronworkflow.lastScheduledTime == nil || \
+                    (now() - cronworkflow.lastScheduledTime).Seconds() > 360 }}";
+        // Last run 00:05:00; at 00:12:00 it is 420 s ago.
+        assert_eq!(when_allows(&cw(Some(argo), None), at(NOW)), Ok(true));
+        // At 00:10:00 it is 300 s ago.
+        assert_eq!(
+            when_allows(&cw(Some(argo), None), at("2026-01-01T00:10:00Z")),
+            Ok(false)
+        );
+        // Exactly 360 s is not more than 360.
+        assert_eq!(
+            when_allows(&cw(Some(argo), None), at("2026-01-01T00:11:00Z")),
+            Ok(false)
+        );
+        // Never scheduled: nil, and `||` does not evaluate the subtraction.
+        let mut first = cw(Some(argo), None);
+        first.status = None;
+        assert_eq!(when_allows(&first, at(NOW)), Ok(true));
+        // A status time that is not RFC 3339 stays text: the subtraction is an error.
+        let mut odd = cw(Some(argo), None);
+        if let Some(st) = odd.status.as_mut() {
+            st.last_scheduled_time = Some("yesterday".into());
+        }
+        let err = when_allows(&odd, at(NOW)).expect_err("text minus time");
+        assert!(err.to_string().contains("mismatched types"), "{err}");
+    }
+
+    #[test]
+    fn stop_strategy_sees_the_clock() {
+        let stop = "now() - cronworkflow.lastScheduledTime >= duration('1h')";
+        assert_eq!(should_stop(&cw(None, Some(stop)), at(NOW)), Ok(false));
+        assert_eq!(
+            should_stop(&cw(None, Some(stop)), at("2026-01-01T01:05:00Z")),
+            Ok(true)
+        );
     }
 
     #[test]
     fn stop_strategy_is_an_expression_over_the_counters() {
-        assert_eq!(should_stop(&cw(None, None)), Ok(false));
+        assert_eq!(should_stop(&cw(None, None), at(NOW)), Ok(false));
         assert_eq!(
-            should_stop(&cw(None, Some("cronworkflow.succeeded >= 2"))),
+            should_stop(&cw(None, Some("cronworkflow.succeeded >= 2")), at(NOW)),
             Ok(true)
         );
         assert_eq!(
-            should_stop(&cw(None, Some("cronworkflow.failed >= 3"))),
+            should_stop(&cw(None, Some("cronworkflow.failed >= 3")), at(NOW)),
             Ok(false)
         );
-        assert!(should_stop(&cw(None, Some("cronworkflow.name"))).is_err());
-        assert!(should_stop(&cw(None, Some("cronworkflow.failed >="))).is_err());
+        assert!(should_stop(&cw(None, Some("cronworkflow.name")), at(NOW)).is_err());
+        assert!(should_stop(&cw(None, Some("cronworkflow.failed >=")), at(NOW)).is_err());
         let mut older = cw(None, None);
         older.spec.extra.insert(
             "stopStrategy".into(),
             json!({"condition": "cronworkflow.failed >= 1"}),
         );
-        assert_eq!(should_stop(&older), Ok(true));
+        assert_eq!(should_stop(&older, at(NOW)), Ok(true));
     }
 }

@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 use super::lang::{EResult, Eval, MAX_LIST, Node, compare, equal, truthy_bool};
 use super::regex::Regex;
+use super::time::{Duration, Time};
 use super::value::{Value, go_json_indent, write_go_json};
 
 /// Caps strings built by `repeat`, `+` and friends, so one expression cannot exhaust memory.
@@ -43,6 +44,9 @@ const PREDICATES: &[&str] = &[
 ];
 
 const BUILTINS: &[&str] = &[
+    "now",
+    "date",
+    "duration",
     "len",
     "abs",
     "ceil",
@@ -364,6 +368,18 @@ pub(crate) fn call_builtin(ev: &mut Eval<'_>, name: &str, args: &[Node], pos: us
         .iter()
         .map(|a| ev.eval(a))
         .collect::<Result<Vec<_>, _>>()?;
+    if name == "now" {
+        return match (vals.len(), ev.clock()) {
+            (0, Some(t)) => Ok(Value::Time(t)),
+            (0, None) => Err((
+                pos,
+                "now: no clock in this context (only a caller that sets one, such as a \
+                 CronWorkflow's when or stopStrategy, provides now())"
+                    .into(),
+            )),
+            (n, _) => Err((pos, format!("now: takes no arguments, got {n}"))),
+        };
+    }
     builtin(name, &vals, pos).map_err(|m| (pos, format!("{name}: {m}")))
 }
 
@@ -540,6 +556,25 @@ fn builtin(name: &str, a: &[Value], pos: usize) -> Result<Value, String> {
     let n = a.len();
     let s0 = || want_str(&a[0], "the argument");
     match name {
+        "date" => {
+            if n > 1 {
+                return Err("a layout or time-zone argument is not supported; \
+                            write the date in RFC 3339 (2006-01-02T15:04:05Z07:00)"
+                    .into());
+            }
+            arity(name, n, 1, 1)?;
+            match &a[0] {
+                Value::Time(t) => Ok(Value::Time(*t)),
+                other => Time::parse(want_str(other, "the date")?).map(Value::Time),
+            }
+        }
+        "duration" => {
+            arity(name, n, 1, 1)?;
+            match &a[0] {
+                Value::Duration(d) => Ok(Value::Duration(*d)),
+                other => Duration::parse(want_str(other, "the duration")?).map(Value::Duration),
+            }
+        }
         "len" => {
             arity(name, n, 1, 1)?;
             Ok(Value::Int(match &a[0] {
@@ -995,6 +1030,9 @@ fn empty(v: &Value) -> bool {
         Value::Str(s) => s.is_empty(),
         Value::List(l) => l.is_empty(),
         Value::Map(m) => m.is_empty(),
+        // Go: a struct is never empty, a Duration is an int64.
+        Value::Time(_) => false,
+        Value::Duration(d) => d.nanos() == 0,
     }
 }
 
@@ -1680,6 +1718,8 @@ pub(crate) fn call_sprig(name: &str, a: Vec<Value>) -> Result<Value, String> {
                 Value::Str(_) => ("string", "string"),
                 Value::List(_) => ("slice", "[]interface {}"),
                 Value::Map(_) => ("map", "map[string]interface {}"),
+                Value::Time(_) => ("struct", "time.Time"),
+                Value::Duration(_) => ("int64", "time.Duration"),
             };
             Ok(Value::Str(
                 if name == "kindOf" { kind } else { ty }.to_owned(),

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::time::{self, Time};
 use super::value::Value;
 use super::{ExprError, Scope, funcs};
 
@@ -119,6 +120,13 @@ pub(crate) enum Kind {
         name: String,
         args: Vec<Node>,
     },
+    /// A method of a time value (`d.Seconds()`, `t.Add(d)`); `optional` for `?.`.
+    Method {
+        obj: Box<Node>,
+        name: String,
+        args: Vec<Node>,
+        optional: bool,
+    },
     Closure(Box<Node>),
     Elvis(Box<Node>, Box<Node>),
 }
@@ -162,6 +170,10 @@ fn collect_refs(n: &Node, out: &mut Vec<String>) {
             collect_refs(other, out);
         }
         Kind::Call { args, .. } | Kind::Sprig { args, .. } => {
+            args.iter().for_each(|a| collect_refs(a, out))
+        }
+        Kind::Method { obj, args, .. } => {
+            collect_refs(obj, out);
             args.iter().for_each(|a| collect_refs(a, out))
         }
     }
@@ -795,12 +807,26 @@ impl Parser {
                     }
                     let key = self.member_name()?;
                     if self.peek() == &Tok::Op("(") {
-                        // Method call: only the `sprig` namespace has methods.
+                        // Method call: the `sprig` namespace, or a method of a time value.
                         let Kind::Lit(Value::Str(name)) = &key.kind else {
                             return Err((pos, "invalid method call".into()));
                         };
                         if !matches!(&node.kind, Kind::Ident(root) if root == "sprig") {
-                            return Err((pos, format!("unknown method {name}")));
+                            if !time::METHODS.contains(&name.as_str()) {
+                                return Err((pos, format!("unknown method {name}")));
+                            }
+                            let name = name.clone();
+                            let args = self.parse_args(&name, None)?;
+                            node = Node {
+                                pos,
+                                kind: Kind::Method {
+                                    obj: Box::new(node),
+                                    name,
+                                    args,
+                                    optional,
+                                },
+                            };
+                            continue;
                         }
                         if !funcs::is_sprig(name) {
                             return Err((
@@ -1044,6 +1070,8 @@ pub(crate) fn equal(a: &Value, b: &Value) -> bool {
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| equal(v, w)))
         }
+        // Go's `Time.Equal`: the same instant whatever the offset.
+        (Value::Time(x), Value::Time(y)) => x.cmp_instant(y).is_eq(),
         _ => a == b,
     }
 }
@@ -1055,6 +1083,8 @@ pub(crate) fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
             a.as_f64()?.partial_cmp(&b.as_f64()?)
         }
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        (Value::Time(x), Value::Time(y)) => Some(x.cmp_instant(y)),
+        (Value::Duration(x), Value::Duration(y)) => Some(x.cmp(y)),
         _ => None,
     }
 }
@@ -1231,11 +1261,38 @@ impl Eval<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 funcs::call_sprig(name, vals).map_err(|m| (n.pos, format!("sprig.{name}: {m}")))
             }
+            Kind::Method {
+                obj,
+                name,
+                args,
+                optional,
+            } => {
+                let recv = match &obj.kind {
+                    Kind::Member { .. } => match self.member(obj)? {
+                        Some(v) => v,
+                        None => return Ok(Value::Nil),
+                    },
+                    _ => self.eval(obj)?,
+                };
+                if *optional && recv == Value::Nil {
+                    return Ok(Value::Nil);
+                }
+                let vals = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                time::call_method(&recv, name, &vals).map_err(|m| (n.pos, format!("{name}: {m}")))
+            }
             Kind::Closure(_) => Err((
                 n.pos,
                 "a predicate can only be an argument of a builtin".into(),
             )),
         }
+    }
+
+    /// The clock of the scope (`now()`), when the caller set one.
+    pub(crate) fn clock(&self) -> Option<Time> {
+        self.scope.now()
     }
 
     /// Member access; `None` means an optional chain stopped at nil.
@@ -1421,6 +1478,12 @@ impl Eval<'_> {
             },
             BinOp::Add => match (&l, &r) {
                 (Value::Int(a), Value::Int(b)) => Ok(Value::Int(a.wrapping_add(*b))),
+                (Value::Time(t), Value::Duration(d)) | (Value::Duration(d), Value::Time(t)) => {
+                    t.add(*d).map(Value::Time).map_err(|m| (pos, m))
+                }
+                (Value::Duration(a), Value::Duration(b)) => {
+                    a.checked_add(*b).map(Value::Duration).map_err(|m| (pos, m))
+                }
                 (Value::Str(a), Value::Str(b)) => {
                     funcs::check_len(a.len() + b.len(), pos)?;
                     Ok(Value::Str(format!("{a}{b}")))
@@ -1433,17 +1496,29 @@ impl Eval<'_> {
                     _ => mismatch("+"),
                 },
             },
-            BinOp::Sub | BinOp::Mul => match (&l, &r) {
-                (Value::Int(a), Value::Int(b)) => Ok(Value::Int(if op == BinOp::Sub {
-                    a.wrapping_sub(*b)
-                } else {
-                    a.wrapping_mul(*b)
-                })),
+            BinOp::Sub => match (&l, &r) {
+                (Value::Time(a), Value::Time(b)) => Ok(Value::Duration(a.sub(b))),
+                (Value::Time(t), Value::Duration(d)) => d
+                    .checked_neg()
+                    .and_then(|d| t.add(d))
+                    .map(Value::Time)
+                    .map_err(|m| (pos, m)),
+                (Value::Duration(a), Value::Duration(b)) => b
+                    .checked_neg()
+                    .and_then(|b| a.checked_add(b))
+                    .map(Value::Duration)
+                    .map_err(|m| (pos, m)),
+                (Value::Int(a), Value::Int(b)) => Ok(Value::Int(a.wrapping_sub(*b))),
                 _ => match (l.as_f64(), r.as_f64()) {
-                    (Some(a), Some(b)) => {
-                        Ok(Value::Float(if op == BinOp::Sub { a - b } else { a * b }))
-                    }
-                    _ => mismatch(if op == BinOp::Sub { "-" } else { "*" }),
+                    (Some(a), Some(b)) => Ok(Value::Float(a - b)),
+                    _ => mismatch("-"),
+                },
+            },
+            BinOp::Mul => match (&l, &r) {
+                (Value::Int(a), Value::Int(b)) => Ok(Value::Int(a.wrapping_mul(*b))),
+                _ => match (l.as_f64(), r.as_f64()) {
+                    (Some(a), Some(b)) => Ok(Value::Float(a * b)),
+                    _ => mismatch("*"),
                 },
             },
             BinOp::Div => match (l.as_f64(), r.as_f64()) {

@@ -17,6 +17,10 @@
 //!   AST (a bad expression is an error with its column before anything runs), evaluated against
 //!   a [`Scope`], with Argo's added functions (`asInt`, `asFloat`, `toJson`, `jsonpath`, `sprig.*`).
 //!   The result of a tag is inserted as Argo does: a string as is, anything else as Go's JSON.
+//! - Time values ([`Time`], [`Duration`]): expr-lang's `now()`, `date(s)`, `duration(s)`,
+//!   `Time - Time`, `Time ± Duration`, comparisons and the Go methods (`.Seconds()`, `.Unix()`,
+//!   `.Hour()`...). `now()` reads the clock the caller put in the scope ([`Scope::set_now`]);
+//!   without one it is an evaluation error, so evaluation stays pure.
 //! - `when` ([`eval_when`], [`eval_condition`], [`Condition`]): govaluate as Argo uses it — after
 //!   substitution, bare words are strings (`heads == heads`), numbers compare numerically, `=~`/`!~`
 //!   regexes, `in (a, b)`. [`Condition::eval_with`] evaluates the same language with real
@@ -48,6 +52,7 @@ mod jsonpath;
 mod lang;
 mod regex;
 mod template;
+mod time;
 mod value;
 mod when;
 
@@ -61,6 +66,7 @@ pub use template::{
     TagRef, Unresolved, check, is_validated_name, references, render, render_json, render_with,
     unresolved_in_json, unresolved_tags,
 };
+pub use time::{Duration, Time};
 pub use value::Value;
 pub use when::{Condition, eval_condition, eval_when};
 
@@ -153,6 +159,9 @@ impl ExprError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scope {
     vars: BTreeMap<String, Value>,
+    /// The instant `now()` returns; unset, `now()` is an evaluation error (the engine never
+    /// reads the system clock).
+    now: Option<Time>,
 }
 
 impl Scope {
@@ -165,6 +174,23 @@ impl Scope {
     pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.insert(name, value);
         self
+    }
+
+    /// Sets the clock `now()` reads (shown in UTC), so an evaluation is a pure function of its
+    /// scope.
+    pub fn set_now(&mut self, now: jiff::Timestamp) {
+        self.now = Some(Time::utc(now));
+    }
+
+    /// Builder form of [`Scope::set_now`].
+    pub fn with_now(mut self, now: jiff::Timestamp) -> Self {
+        self.set_now(now);
+        self
+    }
+
+    /// The clock `now()` reads, when set.
+    pub fn now(&self) -> Option<Time> {
+        self.now
     }
 
     /// Sets a variable, replacing a previous value.
@@ -208,10 +234,13 @@ impl Scope {
         self.vars.is_empty()
     }
 
-    /// Adds every variable of `other`, replacing same-named ones.
+    /// Adds every variable of `other`, replacing same-named ones, and its clock when set.
     pub fn extend(&mut self, other: &Scope) {
         for (k, v) in &other.vars {
             self.vars.insert(k.clone(), v.clone());
+        }
+        if other.now.is_some() {
+            self.now = other.now;
         }
     }
 

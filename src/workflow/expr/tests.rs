@@ -1053,11 +1053,20 @@ const ALPHABET: &[&str] = &[
     "{a:",
     "\n",
     "_",
+    "now()",
+    "date(",
+    "duration(",
+    "'1h30m'",
+    "'2026-01-01T00:05:00Z'",
+    ".Seconds()",
+    ".Unix()",
+    ".Add(",
 ];
 
 #[test]
 fn garbage_never_panics() {
-    let s = scope();
+    let mut s = scope();
+    s.extend(&time_scope());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
         let n = (rng.next() % 16) as usize;
@@ -1072,6 +1081,8 @@ fn garbage_never_panics() {
         let _ = references(&text);
         let _ = super::regex::Regex::new(&text).map(|r| r.is_match("abc é 123"));
         let _ = super::jsonpath::query(&Value::from(json!({"a": [1]})), &text);
+        let _ = Duration::parse(&text);
+        let _ = Time::parse(&text);
     }
 }
 
@@ -1191,4 +1202,208 @@ fn scope_from_pairs_and_parsed_expressions_are_reusable() {
     let typed = Scope::new().with("body", json!({"n": 4, "tags": ["a", "b"]}));
     let ast = parse("body.n * 2 == 8 && 'b' in body.tags").unwrap();
     assert_eq!(eval(&ast, &typed), Ok(Value::Bool(true)));
+}
+
+/// The scope of the time tests: a fixed clock and a time and a duration variable.
+fn time_scope() -> Scope {
+    let now: jiff::Timestamp = "2026-01-01T00:12:00Z".parse().expect("test clock");
+    let last = Time::parse("2026-01-01T00:05:00Z").expect("test time");
+    Scope::new()
+        .with_now(now)
+        .with("last", Value::Time(last))
+        .with("never", Value::Nil)
+}
+
+/// Expression, then the result as Go's `%v` prints it.
+const TIME_EXPRESSIONS: &[(&str, &str)] = &[
+    ("now()", "2026-01-01 00:12:00 +0000 UTC"),
+    ("now() - last", "7m0s"),
+    ("(now() - last).Seconds()", "420"),
+    ("(now() - last).Minutes()", "7"),
+    ("(now() - last).Hours() < 0.12", "true"),
+    ("(now() - last).Milliseconds()", "420000"),
+    ("(now() - last).Seconds() > 360", "true"),
+    ("(last - now()).Seconds()", "-420"),
+    ("(last - now()).Abs() == duration('7m')", "true"),
+    ("last + duration('1h30m')", "2026-01-01 01:35:00 +0000 UTC"),
+    ("duration('1h') + last", "2026-01-01 01:05:00 +0000 UTC"),
+    ("last - duration('5m')", "2026-01-01 00:00:00 +0000 UTC"),
+    ("duration('1h') - duration('90m')", "-30m0s"),
+    ("duration('1h') + duration('1.5s')", "1h0m1.5s"),
+    ("last < now()", "true"),
+    ("last >= now()", "false"),
+    ("last == date('2026-01-01T02:05:00+02:00')", "true"),
+    ("last != now()", "true"),
+    ("duration('360s') == duration('6m')", "true"),
+    ("duration('1ms') < duration('1s')", "true"),
+    ("date('2026-03-04')", "2026-03-04 00:00:00 +0000 UTC"),
+    (
+        "date('2026-03-04 05:06:07')",
+        "2026-03-04 05:06:07 +0000 UTC",
+    ),
+    (
+        "date('2026-03-04T05:06:07.25+02:00')",
+        "2026-03-04 05:06:07.25 +0200 +0200",
+    ),
+    ("date('2026-03-04T05:06:07+02:00').Hour()", "5"),
+    ("date('2026-03-04T05:06:07+02:00').UTC().Hour()", "3"),
+    ("date('2026-03-04T05:06:07Z').Unix()", "1772600767"),
+    ("last.Year()", "2026"),
+    ("last.Month()", "1"),
+    ("last.Day()", "1"),
+    ("last.Minute()", "5"),
+    ("last.YearDay()", "1"),
+    ("last.Weekday()", "4"),
+    ("last.Before(now())", "true"),
+    ("last.After(now())", "false"),
+    ("now().Sub(last).String()", "7m0s"),
+    ("last.Add(duration('-5m')).Unix()", "1767225600"),
+    ("string(duration('1500ms'))", "1.5s"),
+    ("toJson(last)", "\"2026-01-01T00:05:00Z\""),
+    ("toJson(duration('1s'))", "1000000000"),
+    ("never == nil || (now() - never).Seconds() > 360", "true"),
+    ("never?.Seconds()", "<nil>"),
+];
+
+#[test]
+fn time_values_follow_expr_lang() {
+    let s = time_scope();
+    for (src, want) in TIME_EXPRESSIONS {
+        let ast = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let got = eval(&ast, &s).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(got.go_string(), *want, "{src}");
+    }
+}
+
+#[test]
+fn time_errors_name_the_problem() {
+    let s = time_scope();
+    let cases: &[(&str, &str)] = &[
+        (
+            "now() - '2026-01-01T00:05:00Z'",
+            "mismatched types time.Time and string",
+        ),
+        (
+            "last < '2026-01-02'",
+            "mismatched types time.Time and string",
+        ),
+        ("last + last", "mismatched types time.Time and time.Time"),
+        (
+            "duration('1h') - last",
+            "mismatched types time.Duration and time.Time",
+        ),
+        (
+            "duration('1h') < 3600",
+            "mismatched types time.Duration and int",
+        ),
+        ("duration('90')", "missing unit"),
+        ("duration('1d')", "unknown unit \"d\""),
+        ("duration('')", "empty"),
+        ("duration(3)", "must be a string, got int"),
+        ("date('yesterday')", "expected RFC 3339"),
+        ("date('2026-01-01', '2006-01-02')", "layout"),
+        ("now(1)", "takes no arguments"),
+        ("last.Seconds()", "type time.Time has no method Seconds"),
+        (
+            "(now() - last).Unix()",
+            "type time.Duration has no method Unix",
+        ),
+        ("last.Before(1)", "needs a time.Time, got int"),
+        ("'x'.Seconds()", "type string has no method Seconds"),
+        ("date('9999-01-01') + duration('2562047h')", "out of range"),
+    ];
+    for (src, want) in cases {
+        let err = parse(src)
+            .and_then(|a| eval(&a, &s))
+            .expect_err(src)
+            .to_string();
+        assert!(err.contains(want), "{src}: {err}");
+    }
+    // Parse time: only known methods.
+    let err = parse("last.Format('2006')")
+        .expect_err("Format")
+        .to_string();
+    assert!(err.contains("unknown method Format"), "{err}");
+    // No clock: now() is an error, never the system time.
+    let err = parse("now()")
+        .and_then(|a| eval(&a, &Scope::new()))
+        .expect_err("no clock")
+        .to_string();
+    assert!(err.contains("no clock"), "{err}");
+}
+
+#[test]
+fn durations_parse_and_print_like_go() {
+    // Go's time.ParseDuration then Duration.String().
+    let cases: &[(&str, i64, &str)] = &[
+        ("0", 0, "0s"),
+        ("-0", 0, "0s"),
+        ("360s", 360_000_000_000, "6m0s"),
+        ("1h30m", 5_400_000_000_000, "1h30m0s"),
+        ("1.5h", 5_400_000_000_000, "1h30m0s"),
+        ("+5s", 5_000_000_000, "5s"),
+        ("-1m30s", -90_000_000_000, "-1m30s"),
+        (".5s", 500_000_000, "500ms"),
+        ("1.s", 1_000_000_000, "1s"),
+        ("300ms", 300_000_000, "300ms"),
+        ("1500us", 1_500_000, "1.5ms"),
+        ("2µs", 2_000, "2µs"),
+        ("7ns", 7, "7ns"),
+        ("1001ns", 1_001, "1.001µs"),
+        ("72h3m0.5s", 259_380_500_000_000, "72h3m0.5s"),
+        (
+            "2562047h47m16.854775807s",
+            i64::MAX,
+            "2562047h47m16.854775807s",
+        ),
+        (
+            "-2562047h47m16.854775808s",
+            i64::MIN,
+            "-2562047h47m16.854775808s",
+        ),
+    ];
+    for (src, nanos, text) in cases {
+        let d = Duration::parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(d.nanos(), *nanos, "{src}");
+        assert_eq!(d.go_string(), *text, "{src}");
+    }
+    for bad in [
+        "",
+        "+",
+        "-",
+        "s",
+        "1",
+        "1x",
+        "1h1",
+        ".s",
+        "1..5s",
+        "2562047h47m16.854775808s",
+        "9999999999999999999999h",
+    ] {
+        assert!(Duration::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn time_tags_render_like_argo() {
+    let s = time_scope();
+    let cases: &[(&str, &str)] = &[
+        // A non-string result is inserted as Go's JSON, as Argo does.
+        ("{{= now() }}", "\"2026-01-01T00:12:00Z\""),
+        ("{{= now() - last }}", "420000000000"),
+        ("{{= string(now() - last) }}", "7m0s"),
+        ("{{= last.Unix() }}", "1767225900"),
+        ("{{= (now() - last).Seconds() > 360 }}", "true"),
+    ];
+    for (tpl, want) in cases {
+        assert_eq!(render(tpl, &s).as_deref(), Ok(*want), "{tpl}");
+    }
+    assert_eq!(
+        eval_when("{{= never == nil || (now() - never).Seconds() > 360 }}", &s),
+        Ok(true)
+    );
+    assert_eq!(
+        eval_when("{{= (now() - last).Seconds() > 600 }}", &s),
+        Ok(false)
+    );
 }

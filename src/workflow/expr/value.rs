@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::time::{Duration, Time};
+
 /// A value of the expression language.
 ///
 /// Maps are ordered by key: Go maps have no order, and Go's JSON encoder and `%v` print keys
@@ -30,6 +32,10 @@ pub enum Value {
     List(Vec<Value>),
     /// A map with string keys.
     Map(BTreeMap<String, Value>),
+    /// A Go `time.Time` (`now()`, `date(s)`, `cronworkflow.lastScheduledTime`).
+    Time(Time),
+    /// A Go `time.Duration` (`duration(s)`, `t1 - t2`).
+    Duration(Duration),
 }
 
 impl Value {
@@ -43,6 +49,8 @@ impl Value {
             Value::Str(_) => "string",
             Value::List(_) => "array",
             Value::Map(_) => "map",
+            Value::Time(_) => "time.Time",
+            Value::Duration(_) => "time.Duration",
         }
     }
 
@@ -69,6 +77,8 @@ impl Value {
             Value::Map(m) => {
                 serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
             }
+            Value::Time(t) => serde_json::Value::String(t.rfc3339()),
+            Value::Duration(d) => serde_json::Value::from(d.nanos()),
         }
     }
 
@@ -227,6 +237,8 @@ fn write_go_v(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
+        Value::Time(t) => out.push_str(&t.go_string()),
+        Value::Duration(d) => out.push_str(&d.go_string()),
     }
 }
 
@@ -295,6 +307,10 @@ pub(crate) fn write_go_json(out: &mut String, v: &Value, html: bool) -> bool {
                 }
             }
             out.push('}');
+        }
+        Value::Time(t) => write_go_json_str(out, &t.rfc3339(), html),
+        Value::Duration(d) => {
+            let _ = write!(out, "{}", d.nanos());
         }
     }
     true
