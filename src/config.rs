@@ -256,6 +256,12 @@ pub struct WorkflowConfig {
     pub executor_listen: Option<std::net::SocketAddr>,
     /// Largest artifact the built-in store accepts, in bytes. Default 1 GiB.
     pub artifact_max_bytes: u64,
+    /// Argo's image index (the `images` of its workflow-controller ConfigMap): for each image
+    /// reference, exactly as templates write it, its `entrypoint` and `cmd`. A step run by the
+    /// executor that gives no `command` runs `entrypoint` + its `args` (or `cmd`), since the
+    /// executor runs the argv itself and cairn cannot read image configs. Default: empty.
+    /// `[workflow.images."argoproj/argosay:v2"]` then `entrypoint = ["/argosay"]`.
+    pub images: std::collections::BTreeMap<String, crate::workflow::pod::ImageCommand>,
 }
 
 impl Default for WorkflowConfig {
@@ -270,6 +276,7 @@ impl Default for WorkflowConfig {
             executor_url: None,
             executor_listen: None,
             artifact_max_bytes: 1024 * 1024 * 1024,
+            images: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -679,6 +686,22 @@ impl Config {
                 "workflow.archive_log_limit_bytes",
                 "must be greater than zero",
             ));
+        }
+        for (image, known) in &self.workflow.images {
+            if known
+                .entrypoint
+                .iter()
+                .chain(&known.cmd)
+                .next()
+                .is_none_or(|p| p.is_empty())
+            {
+                return Err(invalid(
+                    "workflow.images",
+                    &format!(
+                        "entry {image:?}: expected an `entrypoint` or a `cmd` whose first element is the program"
+                    ),
+                ));
+            }
         }
         if self.workflow.executor_image.trim().is_empty() {
             return Err(invalid("workflow.executor_image", "must not be empty"));
@@ -1316,6 +1339,10 @@ scopes = ["groups", "email"]
             (
                 "[workflow]\nexecutor_image = \" \"\n",
                 "workflow.executor_image",
+            ),
+            (
+                "[workflow.images.\"say:v2\"]\ncmd = []\n",
+                "workflow.images",
             ),
         ];
         for (file, want) in cases {

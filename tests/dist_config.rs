@@ -100,7 +100,8 @@ fn every_example_is_a_valid_setting() {
 }
 
 /// The keys written in the file (everything uncommented), per dotted table name; the names of
-/// the `[accounts.users.<name>]` tables are replaced by `<user>`.
+/// the `[accounts.users.<name>]` tables are replaced by `<user>`, those of
+/// `[workflow.images."<image>"]` by `<image>`.
 fn keys_in_file() -> BTreeMap<String, BTreeSet<String>> {
     let value: toml::Table = uncommented(Lines::All)
         .parse()
@@ -124,6 +125,7 @@ fn collect(table: &toml::Table, path: &str, out: &mut BTreeMap<String, BTreeSet<
         if let toml::Value::Table(inner) = value {
             let child = match (path, key.as_str()) {
                 ("accounts.users", _) => format!("{path}.<user>"),
+                ("workflow.images", _) => format!("{path}.<image>"),
                 ("", _) => key.clone(),
                 _ => format!("{path}.{key}"),
             };
@@ -137,7 +139,10 @@ fn collect(table: &toml::Table, path: &str, out: &mut BTreeMap<String, BTreeSet<
 fn accepted_keys(path: &str) -> BTreeSet<String> {
     let header = match path {
         "" => String::new(),
-        _ => format!("[{}]\n", path.replace("<user>", "probe")),
+        _ => format!(
+            "[{}]\n",
+            path.replace("<user>", "probe").replace("<image>", "probe")
+        ),
     };
     let text = format!("{header}zz_probe = 0\n");
     let err = match resolve(&text) {
@@ -158,10 +163,10 @@ fn accepted_keys(path: &str) -> BTreeSet<String> {
 #[test]
 fn every_key_is_in_the_file() {
     let in_file = keys_in_file();
-    // `accounts.users` holds user tables, not keys of its own.
+    // `accounts.users` and `workflow.images` hold tables named by the user, not keys of their own.
     for (path, keys) in in_file
         .iter()
-        .filter(|(p, _)| p.as_str() != "accounts.users")
+        .filter(|(p, _)| !matches!(p.as_str(), "accounts.users" | "workflow.images"))
     {
         let accepted = accepted_keys(path);
         let missing: Vec<_> = accepted.difference(keys).collect();

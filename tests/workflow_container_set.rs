@@ -27,9 +27,15 @@ use serde_json::{Value, json};
 const INSTANCE: &str = "cairn-s16-cset";
 const RUN_BOUND: Duration = Duration::from_secs(240);
 
+/// A server for `ns`, with Argo's image index entry for the argosay image (its entrypoint), so
+/// Argo's own manifests, whose argosay containers give no `command`, run as written.
 async fn server(ns: &str) -> lab::Server {
-    lab::Server::start(
-        &format!("namespaces = [\"{ns}\"]\nworkers = 4\ninstance_id = \"{INSTANCE}\"\n"),
+    lab::Server::start_with(
+        "",
+        &format!(
+            "[workflow]\nnamespaces = [\"{ns}\"]\nworkers = 4\ninstance_id = \"{INSTANCE}\"\n\n\
+             [workflow.images.\"argoproj/argosay:v2\"]\nentrypoint = [\"/argosay\"]\n"
+        ),
         &[],
     )
     .await
@@ -200,8 +206,30 @@ async fn argo_container_set_shapes_on_the_lab() {
             "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/workspace/out"}}]},
         }),
     );
+    // Argo's workspace example as Argo writes it: argosay containers without `command` (the
+    // image index gives the entrypoint), `a` with Argo's `args`, `main` with none.
+    let argo_workspace = set_workflow(
+        "argo-workspace",
+        json!({
+        "volumeMounts": [{"mountPath": "/workspace", "name": "workspace"}],
+        "containers": [
+            {"name": "a", "image": "argoproj/argosay:v2", "args": ["echo", "hi", "/workspace/out"]},
+            {"name": "main", "image": "argoproj/argosay:v2"},
+        ]}),
+        json!({
+            "volumes": [{"name": "workspace", "emptyDir": {}}],
+            "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/workspace/out"}}]},
+        }),
+    );
     let mut runs = Vec::new();
-    for wf in [&graph, &outputs_result, &parallel, &sequence, &workspace] {
+    for wf in [
+        &graph,
+        &outputs_result,
+        &parallel,
+        &sequence,
+        &workspace,
+        &argo_workspace,
+    ] {
         runs.push(submit(&api, wf).await);
     }
     let mut done = Vec::new();
@@ -211,8 +239,16 @@ async fn argo_container_set_shapes_on_the_lab() {
     for wf in &done {
         assert_eq!(phase(wf).as_deref(), Some("Succeeded"), "{:#?}", wf.status);
     }
-    let [graph, outputs_result, parallel, sequence, workspace] = &done[..] else {
-        panic!("five runs");
+    let [
+        graph,
+        outputs_result,
+        parallel,
+        sequence,
+        workspace,
+        argo_workspace,
+    ] = &done[..]
+    else {
+        panic!("six runs");
     };
 
     // graph: a → b, c → d, as child links and in time.
@@ -278,6 +314,26 @@ async fn argo_container_set_shapes_on_the_lab() {
         Some(Value::String("hi".into())),
         "{:#?}",
         workspace.status
+    );
+
+    // Argo's own workspace manifest: argosay ran from the image index's entrypoint.
+    assert_containers(
+        argo_workspace,
+        "argo-workspace",
+        &["a", "main"],
+        "Succeeded",
+    );
+    let out = node(argo_workspace, "argo-workspace")
+        .outputs
+        .as_ref()
+        .and_then(|o| o.parameters.as_ref())
+        .and_then(|ps| ps.iter().find(|p| p.name == "out"))
+        .and_then(|p| p.value.clone());
+    assert_eq!(
+        out,
+        Some(Value::String("hi".into())),
+        "{:#?}",
+        argo_workspace.status
     );
 }
 

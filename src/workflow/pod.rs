@@ -126,6 +126,22 @@ pub struct PodSettings {
     /// Base URL at which pods reach cairn's executor routes (`[workflow] executor_url`);
     /// needed for artifacts in the built-in store.
     pub executor_url: Option<String>,
+    /// Argo's image index (`[workflow.images]`): the entrypoint and cmd of images, by
+    /// reference exactly as templates write it, for wrapped containers that give no `command`.
+    pub images: BTreeMap<String, ImageCommand>,
+}
+
+/// One entry of Argo's image index (the workflow-controller ConfigMap's `images`): what the
+/// image's config says, since neither Argo's emissary nor cairn's executor can run an image's
+/// entrypoint without knowing it. The argv is `entrypoint` followed by the template's `args`,
+/// or `cmd` when it gives none (the container runtime's rule).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageCommand {
+    /// The image's `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// The image's `Cmd`.
+    pub cmd: Vec<String>,
 }
 
 impl Default for PodSettings {
@@ -137,6 +153,7 @@ impl Default for PodSettings {
             mount_path: DEFAULT_MOUNT_PATH.to_string(),
             output_limit_bytes: DEFAULT_OUTPUT_LIMIT_BYTES,
             executor_url: None,
+            images: BTreeMap::new(),
         }
     }
 }
@@ -168,7 +185,7 @@ pub enum PodError {
     },
     /// No command: cairn's executor needs the argv (it does not read image configs).
     #[error(
-        "template {template:?}: `{field}` is required (cairn's executor runs the command itself and cannot read the image's entrypoint); set it, e.g. command: [sh, -c]"
+        "template {template:?}: `{field}` is required (cairn's executor runs the command itself and cannot read the image's entrypoint); set it, e.g. command: [sh, -c], or give the image's entrypoint in cairn.toml under [workflow.images.\"<image>\"] (Argo's image index)"
     )]
     MissingCommand {
         /// Template name.
@@ -663,14 +680,25 @@ fn user_argv(
     settings: &PodSettings,
 ) -> Result<Vec<String>, PodError> {
     let command = ctr.command.as_deref().unwrap_or_default();
-    if command.first().is_none_or(|program| program.is_empty()) {
+    let args = ctr.args.as_deref().filter(|a| !a.is_empty());
+    let mut argv = Vec::new();
+    if command.first().is_some_and(|program| !program.is_empty()) {
+        argv.extend(command.iter().cloned());
+        argv.extend(args.into_iter().flatten().cloned());
+    } else if let Some(known) = ctr.image.as_deref().and_then(|i| settings.images.get(i)) {
+        argv.extend(known.entrypoint.iter().cloned());
+        argv.extend(args.unwrap_or(&known.cmd).iter().cloned());
+    }
+    if argv.first().is_none_or(|program| program.is_empty()) {
+        let field = match (kind, ctr.name.as_deref()) {
+            (Kind::ContainerSet, Some(n)) => format!("containerSet.containers[{n}].command"),
+            _ => format!("{}.command", kind.field()),
+        };
         return Err(PodError::MissingCommand {
             template: template.to_string(),
-            field: format!("{}.command", kind.field()),
+            field,
         });
     }
-    let mut argv = command.to_vec();
-    argv.extend(ctr.args.iter().flatten().cloned());
     if kind == Kind::Script {
         argv.push(settings.script_path());
     }

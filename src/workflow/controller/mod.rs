@@ -249,6 +249,7 @@ impl Settings {
             pods: PodSettings {
                 executor_image: config.executor_image.clone(),
                 executor_url: config.executor_url.clone(),
+                images: config.images.clone(),
                 ..PodSettings::default()
             },
             manage_executor_rbac: config.manage_executor_rbac,

@@ -125,17 +125,7 @@ pub fn parse(template: &Template) -> Result<ContainerSet, PodError> {
                 return Err(invalid(field(".dependencies"), "a list of container names"));
             }
         };
-        if container
-            .command
-            .as_ref()
-            .and_then(|c| c.first())
-            .is_none_or(|p| p.is_empty())
-        {
-            return Err(PodError::MissingCommand {
-                template: name.to_string(),
-                field: field(".command"),
-            });
-        }
+        // A missing `command` is the pod builder's to judge: the image index may know it.
         members.push(Member {
             name: cname,
             dependencies,

@@ -234,6 +234,89 @@ fn a_container_needing_nothing_runs_without_the_executor() {
 }
 
 #[test]
+fn the_image_index_gives_a_wrapped_step_its_entrypoint() {
+    let mut settings = PodSettings::default();
+    settings.images.insert(
+        "say:v2".into(),
+        ImageCommand {
+            entrypoint: vec!["/say".into()],
+            cmd: vec!["hello".into()],
+        },
+    );
+    settings.images.insert(
+        "cmd-only".into(),
+        ImageCommand {
+            entrypoint: vec![],
+            cmd: vec!["/bin/tool".into(), "run".into()],
+        },
+    );
+    let argv = |t: Value| -> Result<Value, PodError> {
+        let pod = build_pod(&request(WorkflowSpec::default(), template(t)), &settings)?;
+        let pod = serde_json::to_value(pod).expect("json");
+        Ok(pod["spec"]["containers"][0]["command"].clone())
+    };
+    let wrap = |rest: &[&str]| {
+        let mut v = vec!["/var/run/cairn/cairn", "exec", "--"];
+        v.extend_from_slice(rest);
+        json!(v)
+    };
+    let cases: Vec<(&str, Value, Result<Value, &str>)> = vec![
+        (
+            "entrypoint + cmd",
+            reporting(json!({"name": "t", "container": {"image": "say:v2"}})),
+            Ok(wrap(&["/say", "hello"])),
+        ),
+        (
+            "entrypoint + the step's args",
+            reporting(json!({"name": "t", "container": {"image": "say:v2", "args": ["x", "y"]}})),
+            Ok(wrap(&["/say", "x", "y"])),
+        ),
+        (
+            "cmd is the program when there is no entrypoint",
+            reporting(json!({"name": "t", "container": {"image": "cmd-only"}})),
+            Ok(wrap(&["/bin/tool", "run"])),
+        ),
+        (
+            "the step's command wins",
+            reporting(
+                json!({"name": "t", "container": {"image": "say:v2", "command": ["echo"], "args": ["z"]}}),
+            ),
+            Ok(wrap(&["echo", "z"])),
+        ),
+        (
+            "an image not in the index",
+            reporting(json!({"name": "t", "container": {"image": "other"}})),
+            Err("missing_command"),
+        ),
+    ];
+    for (what, t, want) in cases {
+        match (argv(t), want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{what}"),
+            (Err(e), Err(label)) => assert_eq!(e.metric_label(), label, "{what}: {e}"),
+            (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+        }
+    }
+    // A containerSet container without a command is named in the error.
+    let err = build_pod(
+        &request(
+            WorkflowSpec::default(),
+            template(json!({"name": "set", "containerSet": {"containers": [
+                {"name": "a", "image": "say:v2"},
+                {"name": "main", "image": "other", "dependencies": ["a"]}
+            ]}})),
+        ),
+        &settings,
+    )
+    .expect_err("main has no command");
+    assert!(
+        err.to_string()
+            .contains("containerSet.containers[main].command"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[workflow.images"), "{err}");
+}
+
+#[test]
 fn what_needs_the_executor_gets_it() {
     let cases: Vec<(&str, Value, bool)> = vec![
         ("plain container", echo(), false),
