@@ -243,11 +243,20 @@ async fn executor_pods_report_outputs_and_phases() {
                        "source": "import sys\nprint(6 * 7)\nprint('to stderr', file=sys.stderr)\n"}})),
         false,
     );
+    // `capture` (a workflow naming `outputs.result`) puts the executor in these pods: a plain
+    // container needing nothing from it runs without it (the `bare` case below).
     let failing = request(
         ns,
         &wf,
         template(json!({"name": "fail",
             "container": {"image": "busybox", "command": ["sh", "-c", "echo failing; exit 3"]}})),
+        true,
+    );
+    let bare = request(
+        ns,
+        &wf,
+        template(json!({"name": "bare",
+            "container": {"image": "busybox", "command": ["sh", "-c", "echo bare; exit 4"]}})),
         false,
     );
     let bad_image = request(
@@ -262,7 +271,7 @@ async fn executor_pods_report_outputs_and_phases() {
         &wf,
         template(json!({"name": "deadline",
             "container": {"image": "busybox", "command": ["sleep", "600"]}})),
-        false,
+        true,
     );
     deadline.active_deadline_seconds = Some(5);
     // A service account without the executor's RBAC: the report is refused (403, not retried),
@@ -280,10 +289,18 @@ async fn executor_pods_report_outputs_and_phases() {
             json!({"name": "unreported", "serviceAccountName": "no-rbac",
             "container": {"image": "busybox", "command": ["sh", "-c", "exit 5"]}}),
         ),
-        false,
+        true,
     );
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for req in [&echo, &script, &failing, &bad_image, &deadline, &unreported] {
+    for req in [
+        &echo,
+        &script,
+        &failing,
+        &bare,
+        &bad_image,
+        &deadline,
+        &unreported,
+    ] {
         let pod = build_pod(req, &settings).expect("build pod");
         let created = pods
             .create(&PostParams::default(), &pod)
@@ -350,6 +367,24 @@ async fn executor_pods_report_outputs_and_phases() {
     );
     let result = result.expect("a failed command is reported too");
     assert_eq!(result.phase.as_deref(), Some("Failed"));
+
+    // 3b. The same without the executor: the pod status is the whole report.
+    let (seen, result) = wait_observed(&client, ns, &bare, finished).await;
+    assert_eq!(seen.phase, PodPhase::Failed, "{seen:?}");
+    assert_eq!(seen.message.as_deref(), Some("main: Error (exit code 4)"));
+    assert_eq!(
+        seen.outputs.as_ref().and_then(|o| o.exit_code.as_deref()),
+        Some("4")
+    );
+    assert!(seen.outputs_reported, "no report is awaited: {seen:?}");
+    assert!(result.is_none(), "no executor, no task result");
+    let pod = pods.get(&bare.pod_name).await.expect("bare pod");
+    let spec = pod.spec.expect("spec");
+    assert!(spec.init_containers.unwrap_or_default().is_empty());
+    assert_eq!(
+        spec.containers[0].command.as_deref(),
+        Some(&["sh".to_string(), "-c".into(), "echo bare; exit 4".into()][..])
+    );
 
     // 4. An image that does not exist: Error (after the kubelet's first back-off).
     let (seen, result) =
