@@ -42,16 +42,7 @@ async fn server(ns: &str) -> lab::Server {
 }
 
 fn workflow(name: &str, spec: Value) -> Workflow {
-    serde_json::from_value(json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "name": name,
-            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
-        },
-        "spec": spec,
-    }))
-    .expect("workflow")
+    lab::workflow(name, INSTANCE, spec)
 }
 
 /// A busybox container of a set running `script` with `sh -c`.

@@ -31,16 +31,7 @@ async fn server(ns: &str) -> lab::Server {
 }
 
 fn workflow(name: &str, spec: Value) -> Workflow {
-    serde_json::from_value(json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "name": name,
-            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
-        },
-        "spec": spec,
-    }))
-    .expect("workflow")
+    lab::workflow(name, INSTANCE, spec)
 }
 
 fn node<'a>(wf: &'a Workflow, display: &str) -> &'a NodeStatus {

@@ -25,16 +25,7 @@ const INSTANCE: &str = "cairn-s16-sync";
 const RUN_BOUND: Duration = Duration::from_secs(300);
 
 fn workflow(name: &str, spec: Value) -> Workflow {
-    serde_json::from_value(json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "name": name,
-            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
-        },
-        "spec": spec,
-    }))
-    .expect("workflow")
+    lab::workflow(name, INSTANCE, spec)
 }
 
 fn sleeper() -> Value {

@@ -650,21 +650,25 @@ fn needs_executor(kind: Kind, spec: &ExecSpec) -> bool {
         || !spec.output_artifacts.is_empty()
 }
 
-/// The user's container as `main`, unwrapped (see [`needs_executor`]): every field kept, the
-/// image's entrypoint used when the template gives no `command`.
-fn bare_main_container(template: &str, kind: Kind, ctr: &Container) -> Result<Value, PodError> {
-    let mut main = match serde_json::to_value(ctr) {
-        Ok(Value::Object(map)) => map,
-        _ => {
-            return Err(PodError::InvalidField {
-                template: template.to_string(),
-                field: kind.field().to_string(),
-                expected: "an object".to_string(),
-            });
-        }
+/// The template's container as a JSON object named `main`, without the script `source`: the
+/// start of both the wrapped and the unwrapped `main`.
+fn main_base(template: &str, kind: Kind, ctr: &Container) -> Result<Map<String, Value>, PodError> {
+    let Ok(Value::Object(mut main)) = serde_json::to_value(ctr) else {
+        return Err(PodError::InvalidField {
+            template: template.to_string(),
+            field: kind.field().to_string(),
+            expected: "an object".to_string(),
+        });
     };
     main.insert("name".into(), json!(MAIN_CONTAINER));
     main.remove("source");
+    Ok(main)
+}
+
+/// The user's container as `main`, unwrapped (see [`needs_executor`]): every field kept, the
+/// image's entrypoint used when the template gives no `command`.
+fn bare_main_container(template: &str, kind: Kind, ctr: &Container) -> Result<Value, PodError> {
+    let main = main_base(template, kind, ctr)?;
     // The same shape checks as the wrapped container, so errors name the field.
     for key in ["env", "volumeMounts"] {
         array_field(&main, key, template, kind)?;
@@ -865,18 +869,7 @@ fn main_container(
     spec_json: String,
 ) -> Result<Value, PodError> {
     let template = &req.template.name;
-    let mut main = match serde_json::to_value(ctr) {
-        Ok(Value::Object(map)) => map,
-        _ => {
-            return Err(PodError::InvalidField {
-                template: template.clone(),
-                field: kind.field().to_string(),
-                expected: "an object".to_string(),
-            });
-        }
-    };
-    main.insert("name".into(), json!(MAIN_CONTAINER));
-    main.remove("source");
+    let mut main = main_base(template, kind, ctr)?;
     main.remove("args");
     let mut command = vec![settings.binary_path(), "exec".to_string(), "--".to_string()];
     command.extend(argv);

@@ -24,6 +24,21 @@ use kube::api::{Api, ListParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// A Workflow `name` with `spec`, labelled for the controller instance `instance` (the servers
+/// of one test file run only their own Workflows).
+pub fn workflow(name: &str, instance: &str, spec: serde_json::Value) -> Workflow {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": name,
+            "labels": {"workflows.argoproj.io/controller-instanceid": instance},
+        },
+        "spec": spec,
+    }))
+    .expect("workflow")
+}
+
 /// Whether the lab tests run: prints a SKIP line for `test` when CAIRN_E2E is not set.
 pub fn e2e(test: &str) -> bool {
     if std::env::var_os("CAIRN_E2E").is_none() {
