@@ -15,6 +15,7 @@ all: build
 ## deps: install what the build and tests need (idempotent; nothing when already present)
 deps:
 	scripts/ensure-deps
+	scripts/mlflow-env >/dev/null
 
 ## web: build the SPA into web/dist (embedded by the binary)
 web: deps
@@ -54,6 +55,7 @@ bench:
 	mkdir -p bench-results
 	$(CARGO) bench --locked --bench foundation -- --output bench-results/foundation.json
 	$(CARGO) bench --locked --bench events -- --output bench-results/events.json
+	$(CARGO) bench --locked --bench lineage -- --output bench-results/lineage.json
 	if $(LAB)/up; then \
 	  eval "$$($(LAB)/env)"; \
 	  $(MAKE) --no-print-directory executor || echo "bench: make executor failed; the workflow benchmark uses the executor image already loaded, if any"; \

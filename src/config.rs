@@ -110,6 +110,9 @@ pub struct Config {
     /// OpenID Connect single sign-on (`[oidc]`, Argo CD's `oidc.config` keys); none: local
     /// accounts only.
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    /// Promotion by Git commit (`[[promotion]]` entries, first match wins; see
+    /// `lineage::promote::rule`).
+    pub promotion: Vec<crate::lineage::promote::rule::PromotionRule>,
 }
 
 /// `[server]` section.
@@ -585,6 +588,8 @@ impl Config {
     /// Checks cross-field rules and value ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
+        crate::lineage::promote::rule::validate_all(&self.promotion)
+            .map_err(|e| invalid("promotion", &e.to_string()))?;
         if let Some(oidc) = &self.oidc {
             oidc.validate(s.url.as_deref())
                 .map_err(|e| invalid(e.field, &e.message))?;

@@ -11,6 +11,7 @@ pub mod events;
 pub mod gitops;
 pub mod gjson;
 pub mod k8s;
+pub mod lineage;
 pub mod server;
 pub mod store;
 pub mod telemetry;

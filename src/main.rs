@@ -84,6 +84,16 @@ enum Command {
         #[command(subcommand)]
         command: cli::events::EventsCommand,
     },
+    /// The model registry: models, versions, aliases.
+    Model {
+        #[command(subcommand)]
+        command: cli::model::ModelCommand,
+    },
+    /// Lineage: where a model version came from, what serves now, the graph, export.
+    Lineage {
+        #[command(subcommand)]
+        command: cli::lineage::LineageCommand,
+    },
     /// Executor (inside a step pod): run COMMAND, then report its outputs to the controller.
     #[command(hide = true)]
     Exec {
@@ -307,6 +317,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EventSource { command } => runtime.block_on(cli::events::run_eventsource(command)),
         Command::Sensor { command } => runtime.block_on(cli::events::run_sensor(command)),
         Command::Events { command } => runtime.block_on(cli::events::run_events(command)),
+        Command::Model { command } => runtime.block_on(cli::model::run(command)),
+        Command::Lineage { command } => runtime.block_on(cli::lineage::run(command)),
         // Dispatched by `main` before `run`, which cannot return their exit code.
         Command::Exec { .. } | Command::ExecInit { .. } => {
             anyhow::bail!("executor subcommands are dispatched by main")

@@ -134,20 +134,61 @@ pub async fn run(
     let events =
         crate::events::runtime::start(&config, events_store, kube.clone(), stop_rx.clone()).await?;
 
+    // The promoter, shared by the API and the executor's promotion route.
+    let promoter = (!config.promotion.is_empty()).then(|| {
+        crate::lineage::promote::op::Promoter::from_config(
+            &config,
+            auth.store().clone(),
+            kube.clone(),
+            config.gitops.control_namespace(&config.server),
+        )
+    });
     // The executor's artifact routes (built-in store), authenticated by TokenReview.
     let executor_routes = match &kube {
         Some(client) => {
             let store = crate::workflow::artifacts::store::BlobStore::open(&config.server.data_dir)
                 .map_err(|e| ServerError::Artifacts(e.to_string()))?;
-            Some(crate::workflow::artifacts::routes::router(
-                crate::workflow::artifacts::routes::ArtifactService {
-                    store: Arc::new(store),
-                    verifier: Arc::new(crate::workflow::artifacts::routes::TokenReviewVerifier {
-                        client: client.clone(),
-                    }),
-                    max_bytes: config.workflow.artifact_max_bytes,
-                },
-            ))
+            let registry_executor = crate::lineage::registry::executor::RegistryExecutorService {
+                verifier: Arc::new(crate::workflow::artifacts::routes::TokenReviewVerifier {
+                    client: client.clone(),
+                }),
+                client: client.clone(),
+                auth: auth.clone(),
+            };
+            Some(
+                crate::workflow::artifacts::routes::router(
+                    crate::workflow::artifacts::routes::ArtifactService {
+                        store: Arc::new(store),
+                        verifier: Arc::new(
+                            crate::workflow::artifacts::routes::TokenReviewVerifier {
+                                client: client.clone(),
+                            },
+                        ),
+                        max_bytes: config.workflow.artifact_max_bytes,
+                    },
+                )
+                // Model registration and promotion from workflow steps, on the same token
+                // (lineage::registry, lineage::promote).
+                .merge(crate::lineage::registry::executor::router(
+                    registry_executor.clone(),
+                ))
+                .merge(crate::lineage::promote::executor::router(
+                    crate::lineage::promote::executor::PromoteExecutorService {
+                        registry: registry_executor,
+                        promoter: promoter.clone(),
+                        follow: crate::lineage::promote::executor::FollowSettings {
+                            refresher: gitops_handle.clone().map(|h| {
+                                Arc::new(h) as Arc<dyn crate::gitops::webhook::AppRefresher>
+                            }),
+                            namespaces: std::iter::once(
+                                config.gitops.control_namespace(&config.server).to_owned(),
+                            )
+                            .chain(config.gitops.namespaces.iter().cloned())
+                            .collect(),
+                        },
+                    },
+                )),
+            )
         }
         None => None,
     };
@@ -190,6 +231,10 @@ pub async fn run(
         ..Default::default()
     })
     .with_workflows(api::WorkflowsState { archive });
+    let state = match promoter {
+        Some(promoter) => state.with_promoter(promoter),
+        None => state,
+    };
     let state = match events {
         Some(events) => state.with_events(events.state),
         None => state,

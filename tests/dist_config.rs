@@ -122,14 +122,23 @@ fn collect(table: &toml::Table, path: &str, out: &mut BTreeMap<String, BTreeSet<
         if path == "oidc" && key == "requestedIDTokenClaims" {
             continue;
         }
-        if let toml::Value::Table(inner) = value {
-            let child = match (path, key.as_str()) {
-                ("accounts.users", _) => format!("{path}.<user>"),
-                ("workflow.images", _) => format!("{path}.<image>"),
-                ("", _) => key.clone(),
-                _ => format!("{path}.{key}"),
-            };
-            collect(inner, &child, out);
+        let child = match (path, key.as_str()) {
+            ("accounts.users", _) => format!("{path}.<user>"),
+            ("workflow.images", _) => format!("{path}.<image>"),
+            ("", _) => key.clone(),
+            _ => format!("{path}.{key}"),
+        };
+        match value {
+            toml::Value::Table(inner) => collect(inner, &child, out),
+            // Arrays of tables (`[[promotion]]`): every entry's keys count for the array's path.
+            toml::Value::Array(items) => {
+                for item in items {
+                    if let toml::Value::Table(inner) = item {
+                        collect(inner, &child, out);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -139,6 +148,8 @@ fn collect(table: &toml::Table, path: &str, out: &mut BTreeMap<String, BTreeSet<
 fn accepted_keys(path: &str) -> BTreeSet<String> {
     let header = match path {
         "" => String::new(),
+        // An array of tables is probed through one entry.
+        "promotion" => "[[promotion]]\n".to_owned(),
         _ => format!(
             "[{}]\n",
             path.replace("<user>", "probe").replace("<image>", "probe")

@@ -2,21 +2,22 @@
 //! `git` CLI in a tempdir, served as local paths and over smart HTTP (`git http-backend` behind a
 //! small std::net server with basic auth), all on loopback. Every loop and wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use cairn::gitops::source::{
     CredentialStore, GitSource, GitSourceConfig, RepoCredentials, RepoSecret, Resolution,
     SecretKind, SourceError,
 };
 use k8s_openapi::ByteString;
+
+#[path = "common/git_http.rs"]
+mod git_http;
+use git_http::HttpServer;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-token-value";
@@ -346,178 +347,10 @@ async fn unknown_revision_and_unreachable_repositories_are_errors() {
     }
 }
 
-/// Smart-HTTP server: `git http-backend` as CGI behind basic auth, one request per connection.
-struct HttpServer {
-    port: u16,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    fn start(root: &Path) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (requests, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (root, r, s) = (root.to_path_buf(), requests.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            // Ends when Drop sets `stop` and wakes the blocking accept with one connection.
-            for stream in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                r.fetch_add(1, Ordering::Relaxed);
-                let root = root.clone();
-                std::thread::spawn(move || serve(stream, &root));
-            }
-        });
-        Self {
-            port,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/repo.git", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, root: &Path) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut stream = stream;
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let (mut length, mut chunked, mut content_type, mut auth, mut protocol) =
-        (0usize, false, String::new(), String::new(), String::new());
-    for _ in 0..100 {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_string();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.parse().unwrap_or(0),
-            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-            "content-type" => content_type = value,
-            "authorization" => auth = value,
-            "git-protocol" => protocol = value,
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        for _ in 0..100_000 {
-            let mut size = String::new();
-            if reader.read_line(&mut size).unwrap_or(0) == 0 {
-                break;
-            }
-            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            let mut chunk = vec![0; size + 2];
-            if size == 0 || reader.read_exact(&mut chunk).is_err() {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else {
-        body.resize(length, 0);
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-    }
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
-    );
-    if auth != expected {
-        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        return;
-    }
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut child = Command::new("git")
-        .arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("REQUEST_METHOD", &method)
-        .env("CONTENT_TYPE", &content_type)
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .env("REMOTE_USER", USER)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("GIT_PROTOCOL", &protocol)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git http-backend");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&body);
-    }
-    let out = child.wait_with_output().expect("http-backend output");
-    let split = out
-        .stdout
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| {
-            out.stdout
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .map(|i| (i, 2))
-        });
-    let Some((at, sep)) = split else { return };
-    let head = String::from_utf8_lossy(&out.stdout[..at]).to_string();
-    let content = &out.stdout[at + sep..];
-    let mut status = "200 OK".to_string();
-    let mut headers = String::new();
-    for h in head.lines() {
-        match h.split_once(':') {
-            Some((n, v)) if n.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
-            Some(_) => headers.push_str(&format!("{h}\r\n")),
-            None => {}
-        }
-    }
-    let response = format!(
-        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.write_all(content);
-}
-
 #[tokio::test]
 async fn fetches_over_http_with_basic_auth_and_shallow_history() {
     let fx = Fixture::new();
-    let server = HttpServer::start(&fx.root);
+    let server = HttpServer::start(&fx.root, Some((USER, PASSWORD)));
     let source = fx.source();
     let url = server.url();
     let creds = RepoCredentials::basic(USER, PASSWORD);
@@ -590,7 +423,7 @@ async fn fetches_over_http_with_basic_auth_and_shallow_history() {
             .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
             .collect()
     };
-    let prefix = format!("http://127.0.0.1:{}/", server.port);
+    let prefix = format!("http://127.0.0.1:{}/", server.port());
     let template = RepoSecret::from_data(
         "lab-creds",
         SecretKind::RepoCreds,
@@ -625,13 +458,13 @@ async fn fetches_over_http_with_basic_auth_and_shallow_history() {
 #[tokio::test]
 async fn http_authentication_failures_never_show_the_password() {
     let fx = Fixture::new();
-    let server = HttpServer::start(&fx.root);
+    let server = HttpServer::start(&fx.root, Some((USER, PASSWORD)));
     let source = fx.source();
     let url = server.url();
     let wrong = RepoCredentials::basic(USER, "wrong-password-123");
     let with_userinfo = format!(
         "http://{USER}:wrong-password-123@127.0.0.1:{}/repo.git",
-        server.port
+        server.port()
     );
     let cases: [(&str, Option<&RepoCredentials>); 3] = [
         (&url, Some(&wrong)),

@@ -21,7 +21,11 @@ mod accounts;
 pub mod applications;
 mod error;
 mod events;
+pub mod lineage;
+pub mod mlflow;
+pub mod models;
 mod projects;
+pub mod promotions;
 mod session;
 pub mod sso;
 mod workflows;
@@ -74,6 +78,8 @@ struct Inner {
     workflows: std::sync::OnceLock<WorkflowsState>,
     /// The event sources' endpoint table and bus (set once at start-up).
     events: std::sync::OnceLock<crate::events::sources::webhook::EventsState>,
+    /// Promotion by Git commit (set once at start-up when `[[promotion]]` entries exist).
+    promoter: std::sync::OnceLock<Arc<crate::lineage::promote::op::Promoter>>,
 }
 
 /// What [`AppState::new`] needs.
@@ -120,6 +126,7 @@ impl AppState {
                 gitops: std::sync::OnceLock::new(),
                 workflows: std::sync::OnceLock::new(),
                 events: std::sync::OnceLock::new(),
+                promoter: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -162,6 +169,17 @@ impl AppState {
     /// The GitOps wiring, when set.
     pub fn gitops(&self) -> Option<&GitopsState> {
         self.inner.gitops.get()
+    }
+
+    /// Adds the promoter (`[[promotion]]`); the first call wins.
+    pub fn with_promoter(self, promoter: Arc<crate::lineage::promote::op::Promoter>) -> Self {
+        let _ = self.inner.promoter.set(promoter);
+        self
+    }
+
+    /// The promoter, when promotion is configured.
+    pub fn promoter(&self) -> Option<&crate::lineage::promote::op::Promoter> {
+        self.inner.promoter.get().map(|p| &**p)
     }
 
     /// Adds the workflow wiring (the archive); the first call wins.
@@ -262,7 +280,7 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         resource: "sensors",
         action: "get",
     };
-    vec![
+    let mut table = vec![
         (
             spec(Method::POST, "/api/v1/session", Public),
             post(session::login),
@@ -685,7 +703,12 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             ),
             delete(accounts::revoke_token),
         ),
-    ]
+    ];
+    table.extend(models::routes());
+    table.extend(lineage::routes());
+    table.extend(mlflow::routes());
+    table.extend(promotions::routes());
+    table
 }
 
 /// Builds the whole HTTP application: health, metrics, the gated API and the UI fallback.
@@ -779,6 +802,8 @@ async fn gate(
 ) -> Response {
     match check(&state, &spec, &params, &mut req).await {
         Ok(()) => next.run(req).await,
+        // The MLflow client reads MLflow's error shape.
+        Err(err) if spec.path.starts_with("/api/2.0/") => mlflow::gate_error(err),
         Err(err) => err.into_response(),
     }
 }
@@ -792,7 +817,14 @@ async fn check(
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The Git webhook carries no cookie, so CSRF cannot apply; its handler authenticates the
     // provider's signature instead.
-    if unsafe_method && spec.path != applications::WEBHOOK_PATH && spec.path != EVENTS_WEBHOOK_PATH
+    // The MLflow client sends its credential in `Authorization` (never a cookie) and no CSRF
+    // header; a cross-site request cannot set that header, so CSRF cannot apply either.
+    let mlflow_with_credential =
+        spec.path.starts_with("/api/2.0/") && req.headers().contains_key(header::AUTHORIZATION);
+    if unsafe_method
+        && spec.path != applications::WEBHOOK_PATH
+        && spec.path != EVENTS_WEBHOOK_PATH
+        && !mlflow_with_credential
     {
         check_csrf(state, req.headers())?;
     }

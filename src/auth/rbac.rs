@@ -71,13 +71,19 @@ pub mod resources {
     pub const SENSORS: &str = "sensors";
     /// cairn: events on the bus, read and sent (object `<namespace>/<eventsource>`).
     pub const EVENTS: &str = "events";
-    /// cairn: the model registry (object `<model>`).
+    /// cairn: the model registry. Models and their versions: object `<model>`, actions `get`,
+    /// `create` (a model, or a version of it), `update`, `delete`; aliases (setting, moving,
+    /// deleting one, and promotion): action `promote` on object `<model>/<alias>`.
     pub const MODELS: &str = "models";
-    /// cairn: the lineage graph (object `*`).
+    /// cairn: the lineage graph (`/api/v1/lineage/...`: subgraphs, model provenance, what is
+    /// serving, export): action `get` on object `*` (one grant reads every team's lineage).
     pub const LINEAGE: &str = "lineage";
+    /// cairn: MLflow experiments and their runs (object `<experiment name>`; actions get, create,
+    /// update, delete).
+    pub const EXPERIMENTS: &str = "experiments";
 
     /// Every resource a policy line may name (besides glob patterns).
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         APPLICATIONS,
         APPLICATIONSETS,
         CLUSTERS,
@@ -99,10 +105,11 @@ pub mod resources {
         EVENTS,
         MODELS,
         LINEAGE,
+        EXPERIMENTS,
     ];
 
     /// cairn's own resources (not in Argo CD).
-    pub const CAIRN: [&str; 9] = [
+    pub const CAIRN: [&str; 10] = [
         WORKFLOWS,
         WORKFLOWTEMPLATES,
         CLUSTERWORKFLOWTEMPLATES,
@@ -112,6 +119,7 @@ pub mod resources {
         EVENTS,
         MODELS,
         LINEAGE,
+        EXPERIMENTS,
     ];
 }
 

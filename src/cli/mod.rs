@@ -6,8 +6,11 @@
 
 pub mod app;
 pub mod events;
+pub mod lineage;
+pub mod model;
 mod output;
 pub mod proj;
+pub mod promote;
 pub mod sso;
 pub mod wf;
 

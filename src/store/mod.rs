@@ -40,7 +40,7 @@ mod upgrade;
 pub use tables::JsonTable;
 
 /// The schema version this binary reads and writes.
-pub const CURRENT_SCHEMA: u32 = 3;
+pub const CURRENT_SCHEMA: u32 = 4;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "cairn.redb";

@@ -84,6 +84,53 @@ pub const EVENT_INFLIGHT: TableDefinition<(&str, u64), (u64, u32)> =
 /// The event log's counters: `next_seq`, `events`, `bytes` -> value. Schema 3.
 pub const EVENT_BUS_STATE: TableDefinition<&str, u64> = TableDefinition::new("event_bus_state");
 
+/// Lineage graph nodes (`lineage::graph`): node id -> JSON `lineage::graph::Node`. Ids are
+/// `a:<hex>` (artifact), `x:<hex>` (execution), `c:<hex>` (context), derived from the node's
+/// natural key so a replayed capture writes the same node. Schema 4.
+pub const LINEAGE_NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("lineage_nodes");
+
+/// Lineage edges by source: (from id, to id) -> JSON `lineage::graph::EdgeKind` (input, output,
+/// member, promotes...). A prefix range on `from` lists a node's outgoing edges. Schema 4.
+pub const LINEAGE_EDGES_OUT: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("lineage_edges_out");
+
+/// The same edges by target: (to id, from id) -> JSON edge kind, for upstream walks. Schema 4.
+pub const LINEAGE_EDGES_IN: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("lineage_edges_in");
+
+/// Secondary lookups into the graph: (index key, node id) -> (). Index keys are
+/// `<index name>/<value>`, e.g. `digest/sha256:<hex>`, `workflow-uid/<uid>`, `uri/<uri>`,
+/// `time/<unix ms, 20 digits>` (retention). Schema 4.
+pub const LINEAGE_INDEX: TableDefinition<(&str, &str), ()> = TableDefinition::new("lineage_index");
+
+/// Registered models (`lineage::registry`): model name -> JSON `RegisteredModel` (description,
+/// tags, creation/update times, the next version number). Schema 4.
+pub const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
+
+/// Model versions: `<model>/<version, 10 digits>` -> JSON `ModelVersion` (source URI, artifact
+/// digest, run link, metrics, tags, status, lineage id). Zero-padded so a range lists a model's
+/// versions in order. Schema 4.
+pub const MODEL_VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("model_versions");
+
+/// Model aliases: `<model>/<alias>` -> JSON `AliasRecord` (version, who set it, when). Schema 4.
+pub const MODEL_ALIASES: TableDefinition<&str, &[u8]> = TableDefinition::new("model_aliases");
+
+/// Promotions by Git commit (`lineage::promote`): promotion id -> JSON `Promotion` (model,
+/// version, alias, repository, file, commit, branch, then the sync result and the time the
+/// serving workload became Healthy at that revision). Schema 4.
+pub const PROMOTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("promotions");
+
+/// MLflow experiments (`lineage::mlflow`): experiment id -> JSON. Schema 4.
+pub const MLFLOW_EXPERIMENTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("mlflow_experiments");
+
+/// MLflow runs: run id -> JSON (info, params, tags, latest metrics, inputs). Schema 4.
+pub const MLFLOW_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("mlflow_runs");
+
+/// MLflow metric history: (run id, metric key, step, timestamp ms) -> value. Schema 4.
+pub const MLFLOW_METRICS: TableDefinition<(&str, &str, i64, i64), f64> =
+    TableDefinition::new("mlflow_metrics");
+
 /// A typed view of a `&str -> JSON` table.
 pub struct JsonTable<V> {
     def: TableDefinition<'static, &'static str, &'static [u8]>,

@@ -497,7 +497,7 @@ async fn schema_1_upgrades_to_2_keeping_data() {
 }
 
 #[tokio::test]
-async fn schema_2_upgrades_to_3_keeping_data() {
+async fn schema_2_upgrades_to_current_keeping_data() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = Store::open(tmp.path()).expect("open");
     store.write(put(9)).await.expect("write");
@@ -517,7 +517,7 @@ async fn schema_2_upgrades_to_3_keeping_data() {
     let store = Store::open(tmp.path()).expect("upgrade");
     assert_eq!(
         meta(&store, tables::META_SCHEMA_VERSION),
-        Some("3".to_owned())
+        Some(CURRENT_SCHEMA.to_string())
     );
     let txn = store.inner.db.begin_read().expect("read");
     txn.open_table(tables::EVENT_LOG).expect("event log exists");
@@ -525,4 +525,49 @@ async fn schema_2_upgrades_to_3_keeping_data() {
         .expect("in-flight table exists");
     drop(txn);
     assert_eq!(get(&store, "k009").map(|i| i.n), Some(9));
+}
+
+#[tokio::test]
+async fn schema_3_upgrades_to_4_creating_the_lineage_tables_and_keeping_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(tmp.path()).expect("open");
+    store.write(put(4)).await.expect("write");
+    drop(store);
+    // Turn the file back into a schema-3 database: no lineage, registry or MLflow tables.
+    {
+        let db = Database::open(tmp.path().join(DB_FILE)).expect("open raw");
+        let txn = db.begin_write().expect("begin");
+        assert!(txn.delete_table(tables::LINEAGE_NODES).expect("delete"));
+        assert!(txn.delete_table(tables::LINEAGE_EDGES_OUT).expect("delete"));
+        assert!(txn.delete_table(tables::LINEAGE_EDGES_IN).expect("delete"));
+        assert!(txn.delete_table(tables::LINEAGE_INDEX).expect("delete"));
+        assert!(txn.delete_table(tables::MODELS).expect("delete"));
+        assert!(txn.delete_table(tables::MODEL_VERSIONS).expect("delete"));
+        assert!(txn.delete_table(tables::MODEL_ALIASES).expect("delete"));
+        assert!(txn.delete_table(tables::PROMOTIONS).expect("delete"));
+        assert!(
+            txn.delete_table(tables::MLFLOW_EXPERIMENTS)
+                .expect("delete")
+        );
+        assert!(txn.delete_table(tables::MLFLOW_RUNS).expect("delete"));
+        assert!(txn.delete_table(tables::MLFLOW_METRICS).expect("delete"));
+        txn.commit().expect("commit");
+    }
+    set_meta(tmp.path(), tables::META_SCHEMA_VERSION, "3");
+    let store = Store::open(tmp.path()).expect("upgrade");
+    assert_eq!(
+        meta(&store, tables::META_SCHEMA_VERSION),
+        Some("4".to_owned())
+    );
+    let txn = store.inner.db.begin_read().expect("read");
+    txn.open_table(tables::LINEAGE_NODES)
+        .expect("lineage nodes exist");
+    txn.open_table(tables::LINEAGE_EDGES_IN)
+        .expect("lineage edges exist");
+    txn.open_table(tables::MODEL_VERSIONS)
+        .expect("model versions exist");
+    txn.open_table(tables::MLFLOW_METRICS)
+        .expect("mlflow metrics exist");
+    drop(txn);
+    assert_eq!(get(&store, "k004").map(|i| i.n), Some(4));
 }

@@ -291,6 +291,11 @@ impl Archive {
         }
     }
 
+    /// The store the archive writes to (the lineage capture writes there too).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Archives a finished Workflow and its nodes' logs (see the module invariants).
     pub async fn archive(
         &self,

@@ -648,6 +648,20 @@ fn needs_executor(kind: Kind, spec: &ExecSpec) -> bool {
         || !spec.outputs.is_empty()
         || !spec.input_artifacts.is_empty()
         || !spec.output_artifacts.is_empty()
+        || spec.artifact_channel.is_some()
+}
+
+/// Whether the step runs cairn's own binary from the executor volume (e.g.
+/// `/var/run/cairn/cairn model register ...`, directly or inside `sh -c`): such a step needs
+/// the volume, and the projected token and cairn's URL to call cairn as its pod.
+fn calls_cairn(ctr: &Container, settings: &PodSettings) -> bool {
+    let binary = format!("{}/cairn", settings.mount_path.trim_end_matches('/'));
+    ctr.command
+        .iter()
+        .chain(ctr.args.iter())
+        .flatten()
+        .chain(ctr.source.iter())
+        .any(|s| s.contains(&binary))
 }
 
 /// The template's container as a JSON object named `main`, without the script `source`: the
@@ -796,12 +810,13 @@ fn exec_spec(
         });
     }
     let artifact_channel =
-        (!input_artifacts.is_empty() || !output_artifacts.is_empty()).then(|| ChannelSpec {
-            server: settings.executor_url.clone(),
-            token_file: format!("{TOKEN_MOUNT_PATH}/token").into(),
-            namespace: req.namespace.clone(),
-            staging_dir: format!("{}/inputs", settings.mount_path.trim_end_matches('/')).into(),
-        });
+        (!input_artifacts.is_empty() || !output_artifacts.is_empty() || calls_cairn(ctr, settings))
+            .then(|| ChannelSpec {
+                server: settings.executor_url.clone(),
+                token_file: format!("{TOKEN_MOUNT_PATH}/token").into(),
+                namespace: req.namespace.clone(),
+                staging_dir: format!("{}/inputs", settings.mount_path.trim_end_matches('/')).into(),
+            });
     Ok(ExecSpec {
         command: Vec::new(),
         working_dir,
@@ -909,7 +924,9 @@ fn main_container(
             "subPath": staged_sub_path(i),
         }));
     }
-    if !spec.output_artifacts.is_empty() {
+    if !spec.output_artifacts.is_empty()
+        || (spec.artifact_channel.is_some() && calls_cairn(ctr, settings))
+    {
         mounts.push(json!({"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT_PATH, "readOnly": true}));
     }
     main.insert("volumeMounts".into(), Value::Array(mounts));

@@ -291,6 +291,29 @@ fn scrub(remote: &Endpoint, message: &str) -> String {
     text
 }
 
+/// Runs `f` with the callbacks of [`callbacks`] for `url` (credentials tried once each, host key
+/// check against `known_hosts`, a deadline `timeout` from now) and maps a libgit2 failure to a
+/// redacted [`SourceError`]. For code that talks to a remote outside the mirror cache (promotion's
+/// fetch and push), so credentials are handled in one place.
+pub(crate) fn with_callbacks<T>(
+    op: &'static str,
+    url: &str,
+    creds: Option<&RepoCredentials>,
+    known_hosts: &KnownHosts,
+    timeout: Duration,
+    f: impl FnOnce(RemoteCallbacks<'_>) -> Result<T, git2::Error>,
+) -> Result<T, SourceError> {
+    let remote = Endpoint {
+        url: url.to_string(),
+        creds: creds.cloned(),
+        known_hosts: known_hosts.clone(),
+        deadline: Instant::now() + timeout,
+        timeout,
+    };
+    let notes = CallbackNotes::default();
+    f(callbacks(&remote, &notes)).map_err(|e| git_error(op, &remote, &notes, &e))
+}
+
 /// Callbacks for one connection: credentials (tried once each, so a wrong password fails instead
 /// of looping), host key check, and the deadline.
 fn callbacks<'a>(remote: &'a Endpoint, notes: &'a CallbackNotes) -> RemoteCallbacks<'a> {

@@ -46,6 +46,7 @@ pub mod url;
 pub use creds::{
     CredentialStore, HostKeyCheck, KnownHosts, RepoCredentials, RepoSecret, SecretKind,
 };
+pub(crate) use git::with_callbacks;
 pub use git::{CheckoutSummary, Fetched, GitSource, GitSourceConfig};
 pub use resolve::{RemoteRef, Resolution, resolve_revision};
 

@@ -17,13 +17,18 @@ use super::tables::{META, META_CAIRN_VERSION, META_SCHEMA_VERSION};
 mod v0_to_v1;
 mod v1_to_v2;
 mod v2_to_v3;
+mod v3_to_v4;
 
 /// One upgrade step: from schema `n` to `n + 1`.
 type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// The steps, indexed by the version they upgrade from.
-const STEPS: [Step; super::CURRENT_SCHEMA as usize] =
-    [v0_to_v1::apply, v1_to_v2::apply, v2_to_v3::apply];
+const STEPS: [Step; super::CURRENT_SCHEMA as usize] = [
+    v0_to_v1::apply,
+    v1_to_v2::apply,
+    v2_to_v3::apply,
+    v3_to_v4::apply,
+];
 
 /// Applies every step from `from` up to [`CURRENT_SCHEMA`](super::CURRENT_SCHEMA) and records the
 /// new version (and the cairn version that wrote it) in the meta table. The caller commits.

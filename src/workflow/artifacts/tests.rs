@@ -439,6 +439,15 @@ mod http {
         let errors = stage_inputs(&inputs, &ch).await;
         assert!(errors.is_empty(), "{errors:?}");
         let staged = &ch.staging_dir;
+        // A `main` of another uid than the init container's makes its outputs dir in it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(staged)
+                .expect("staging dir")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o1777);
+        }
         assert_eq!(
             std::fs::read_to_string(staged.join("0")).expect("0"),
             "hello world"

@@ -405,6 +405,16 @@ pub async fn stage_inputs(inputs: &[InputArtifact], spec: &ChannelSpec) -> Vec<S
     if let Err(e) = std::fs::create_dir_all(&spec.staging_dir) {
         return vec![format!("{}: {e}", spec.staging_dir.display())];
     }
+    // The init container creates the staging dir as the executor's uid; `main` may run as any
+    // uid and makes its outputs scratch dir in it (`save_outputs`): world-writable and sticky,
+    // like /tmp (the staged inputs themselves stay read-only).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let sticky = std::fs::Permissions::from_mode(0o1777);
+        if let Err(e) = std::fs::set_permissions(&spec.staging_dir, sticky) {
+            return vec![format!("{}: {e}", spec.staging_dir.display())];
+        }
+    }
     let channel = match Channel::new(spec.clone()) {
         Ok(c) => c,
         Err(e) => return vec![e],

@@ -841,6 +841,30 @@ async fn archive(
             workflow: k.to_owned(),
             source,
         })?;
+    // Lineage (issue 7) while the pods exist; it logs and counts its own failures.
+    let template_app = crate::lineage::capture::pipeline_template(wf)
+        .and_then(|t| {
+            use crate::workflow::validate::TemplateLookup as _;
+            shared
+                .caches
+                .workflow_template(&namespace, &t)
+                .map(|t| t.metadata)
+                .or_else(|| {
+                    shared
+                        .caches
+                        .cluster_workflow_template(&t)
+                        .map(|t| t.metadata)
+                })
+        })
+        .and_then(|meta| crate::lineage::capture::tracking_app(&meta));
+    crate::lineage::capture::record(
+        shared.archive.store(),
+        &shared.client,
+        wf,
+        pods,
+        template_app,
+    )
+    .await;
     let wfs: Api<Workflow> = Api::namespaced(shared.client.clone(), &namespace);
     let patch = serde_json::json!({"metadata": {"labels": {LABEL_ARCHIVING_STATUS: "Archived"}}});
     match timed(

@@ -1011,3 +1011,67 @@ fn observe_keeps_reported_parameters() {
     assert_eq!(params[0].name, "p");
     assert_eq!(params[0].value, Some(json!("hello")));
 }
+
+#[test]
+fn a_step_running_cairn_from_the_executor_volume_gets_it_and_the_token() {
+    let settings = PodSettings {
+        executor_url: Some("http://cairn.cairn:8081".into()),
+        ..PodSettings::default()
+    };
+    let env_of = |c: &Value, name: &str| {
+        c["env"].as_array().and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == name)
+                .and_then(|e| e["value"].as_str().map(str::to_owned))
+        })
+    };
+    let token_mounted = |c: &Value| {
+        c["volumeMounts"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["name"] == TOKEN_VOLUME))
+    };
+    for (what, container) in [
+        (
+            "direct",
+            json!({"image": "b", "command": ["/var/run/cairn/cairn", "model", "register", "--name", "m", "--uri", "s3://x"]}),
+        ),
+        (
+            "through sh -c",
+            json!({"image": "b", "command": ["sh", "-c"], "args": ["/var/run/cairn/cairn model register --name m --uri s3://x"]}),
+        ),
+    ] {
+        let t = json!({"name": "register", "container": container});
+        let pod =
+            build_pod(&request(WorkflowSpec::default(), template(t)), &settings).expect("build");
+        let pod = serde_json::to_value(pod).expect("json");
+        assert_eq!(pod["spec"]["initContainers"][0]["name"], "init", "{what}");
+        let main = &pod["spec"]["containers"][0];
+        assert_eq!(main["command"][1], "exec", "{what}: wrapped");
+        assert!(token_mounted(main), "{what}: token in main");
+        let spec: Value = serde_json::from_str(
+            &env_of(main, crate::workflow::executor::SPEC_ENV).expect("spec env"),
+        )
+        .expect("spec");
+        assert_eq!(
+            spec["artifactChannel"]["server"], "http://cairn.cairn:8081",
+            "{what}"
+        );
+        assert_eq!(
+            spec["artifactChannel"]["tokenFile"],
+            format!("{TOKEN_MOUNT_PATH}/token"),
+            "{what}"
+        );
+    }
+    // A step with only an input artifact keeps the token to its init container, as before.
+    let t = json!({"name": "t", "container": {"image": "b", "command": ["true"]},
+                   "inputs": {"artifacts": [{"name": "a", "path": "/a", "raw": {"data": "x"}}]}});
+    let pod = build_pod(&request(WorkflowSpec::default(), template(t)), &settings).expect("build");
+    let pod = serde_json::to_value(pod).expect("json");
+    assert!(!token_mounted(&pod["spec"]["containers"][0]));
+    // A plain step that only mentions another path under the mount stays unwrapped.
+    let t =
+        json!({"name": "t", "container": {"image": "b", "command": ["ls", "/var/run/cairnish"]}});
+    let pod = build_pod(&request(WorkflowSpec::default(), template(t)), &settings).expect("build");
+    let pod = serde_json::to_value(pod).expect("json");
+    assert!(pod["spec"].get("initContainers").is_none());
+}
