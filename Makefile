@@ -1,5 +1,6 @@
 # cairn — the standard verbs. `make run` starts cairn (and the lab cluster when no cluster is
-# reachable); `make test` runs every test tier, bringing the lab up and down around them.
+# reachable) and drives the bookstore's MLOps loop; `make test` runs every test tier, bringing
+# the lab up and down around them.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
@@ -25,8 +26,11 @@ web: deps
 build: web
 	$(CARGO) build --release --locked
 
-## run: start cairn against the cluster KUBECONFIG reaches, or the lab cluster
-run: build
+## run: the whole train -> eval -> register -> promote loop (scripts/run): cairn (the static
+## binary `make executor` builds, which the workflow pods run too) against the cluster KUBECONFIG
+## reaches, or the lab; a local Git server with examples/gitops; the bookstore pipeline fired by
+## its dataset-ready event and followed to the serving model
+run: executor
 	scripts/run
 
 ## test: unit + integration + end-to-end (lab started and stopped around it when needed)

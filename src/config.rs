@@ -113,6 +113,19 @@ pub struct Config {
     /// Promotion by Git commit (`[[promotion]]` entries, first match wins; see
     /// `lineage::promote::rule`).
     pub promotion: Vec<crate::lineage::promote::rule::PromotionRule>,
+    /// The lineage graph (`[lineage]`).
+    pub lineage: LineageConfig,
+}
+
+/// `[lineage]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LineageConfig {
+    /// Workflow runs created longer ago than this leave the lineage graph (with their
+    /// executions and the artifacts only they touched), unless a registered model version or a
+    /// later run depends on them (`lineage::retention`). `0s` (the default): kept forever.
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_max_age: Duration,
 }
 
 /// `[server]` section.
@@ -590,6 +603,17 @@ impl Config {
         let s = &self.server;
         crate::lineage::promote::rule::validate_all(&self.promotion)
             .map_err(|e| invalid("promotion", &e.to_string()))?;
+        if let Some(i) = self.promotion.iter().position(|r| r.uses("url"))
+            && self.workflow.executor_url.is_none()
+        {
+            return Err(invalid(
+                "promotion",
+                &format!(
+                    "[[promotion]] entry {i} uses {{{{url}}}}, the URL pods fetch a model version from; \
+                     expected workflow.executor_url to be set (the address pods reach cairn at)"
+                ),
+            ));
+        }
         if let Some(oidc) = &self.oidc {
             oidc.validate(s.url.as_deref())
                 .map_err(|e| invalid(e.field, &e.message))?;
@@ -1055,6 +1079,25 @@ mod tests {
             overrides,
             USER,
         )
+    }
+
+    #[test]
+    fn a_promotion_rendering_url_needs_the_executor_url() {
+        let rule = "[[promotion]]\nmodel = \"m\"\nrepo = \"https://git.example.com/g.git\"\n\
+                    file = \"values.yaml\"\nset = { \"model.uri\" = \"{{url}}\" }\n";
+        let err = resolve(Some(rule), &[], &Overrides::default()).expect_err("no executor_url");
+        let text = err.to_string();
+        assert!(
+            text.contains("promotion")
+                && text.contains("{{url}}")
+                && text.contains("workflow.executor_url"),
+            "{text}"
+        );
+        let with_url = format!("{rule}\n[workflow]\nexecutor_url = \"http://10.0.0.1:9443\"\n");
+        let c = resolve(Some(&with_url), &[], &Overrides::default()).expect("valid");
+        assert!(c.promotion[0].uses("url"));
+        let plain = rule.replace("{{url}}", "{{uri}}");
+        resolve(Some(&plain), &[], &Overrides::default()).expect("{{uri}} needs no executor_url");
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub async fn run(
         _ => None,
     };
     tokio::spawn(purge_sessions(auth.clone()));
+    tokio::spawn(crate::lineage::retention::run(
+        auth.store().clone(),
+        config.lineage.retention_max_age,
+    ));
     // The workflow controller stops when the server is asked to stop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -155,10 +159,11 @@ pub async fn run(
                 client: client.clone(),
                 auth: auth.clone(),
             };
+            let blobs = Arc::new(store);
             Some(
                 crate::workflow::artifacts::routes::router(
                     crate::workflow::artifacts::routes::ArtifactService {
-                        store: Arc::new(store),
+                        store: blobs.clone(),
                         verifier: Arc::new(
                             crate::workflow::artifacts::routes::TokenReviewVerifier {
                                 client: client.clone(),
@@ -167,6 +172,19 @@ pub async fn run(
                         max_bytes: config.workflow.artifact_max_bytes,
                     },
                 )
+                // A model version's bytes for the pods serving it (any pod's projected token,
+                // RBAC `models get`).
+                .merge(crate::lineage::registry::content::router(
+                    crate::lineage::registry::content::ContentService {
+                        verifier: Arc::new(
+                            crate::lineage::registry::content::TokenReviewAccounts {
+                                client: client.clone(),
+                            },
+                        ),
+                        auth: auth.clone(),
+                        blobs,
+                    },
+                ))
                 // Model registration and promotion from workflow steps, on the same token
                 // (lineage::registry, lineage::promote).
                 .merge(crate::lineage::registry::executor::router(

@@ -18,66 +18,22 @@
 #[path = "common/lab.rs"]
 mod lab;
 
+#[path = "common/pipeline.rs"]
+mod pipeline;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cairn::workflow::types::Workflow;
 use kube::api::Api;
 use lab::{TestNamespace, client, e2e, free_port, kubectl};
-use serde_json::{Value, json};
+use pipeline::{node, output_parameter, phase, submit};
+use serde_json::json;
 
 const INSTANCE: &str = "cairn-bookstore";
 const RUN_BOUND: Duration = Duration::from_secs(420);
 const MANIFESTS: &str = "examples/bookstore/manifests";
 const MIN_SCORE: f64 = 0.3;
-
-fn submit(ns: &str, generate_name: &str, parameters: Value) -> String {
-    let wf = json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "generateName": generate_name,
-            "labels": {"workflows.argoproj.io/controller-instanceid": INSTANCE},
-        },
-        "spec": {
-            "workflowTemplateRef": {"name": "recommender-pipeline"},
-            "arguments": {"parameters": parameters},
-        },
-    });
-    let out = kubectl(
-        &["-n", ns, "create", "-f", "-", "-o", "name"],
-        Some(&wf.to_string()),
-    );
-    out.trim().rsplit('/').next().unwrap_or_default().to_owned()
-}
-
-/// The status node whose display name is `display`, as JSON (Null when absent).
-fn node(wf: &Workflow, display: &str) -> Value {
-    let status = serde_json::to_value(&wf.status).unwrap_or_default();
-    status["nodes"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-        .find(|n| n["displayName"] == display)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn phase(wf: &Workflow) -> String {
-    wf.status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default()
-}
-
-fn output_parameter(node: &Value, name: &str) -> Option<String> {
-    node["outputs"]["parameters"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)?["value"]
-        .as_str()
-        .map(str::to_owned)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_trains_evaluates_and_gates() {
@@ -111,12 +67,14 @@ async fn pipeline_trains_evaluates_and_gates() {
     let started = Instant::now();
     let dry = submit(
         &ns.0,
+        INSTANCE,
         "recommender-dry-",
         json!([{"name": "register", "value": "false"},
                {"name": "min-score", "value": MIN_SCORE.to_string()}]),
     );
     let gated = submit(
         &ns.0,
+        INSTANCE,
         "recommender-gate-",
         json!([{"name": "min-score", "value": "1.1"}]),
     );

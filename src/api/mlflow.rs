@@ -694,6 +694,14 @@ async fn write_batch(state: &AppState, principal: &Principal, id: String, batch:
     Ok(Json(json!({})))
 }
 
+/// `key` and `value` (empty when absent) of a log-parameter or set-tag body.
+fn key_value(v: &Value) -> Result<(String, String), MlflowApiError> {
+    Ok((
+        req_str(v, "key")?.to_string(),
+        opt_str(v, "value")?.unwrap_or("").to_string(),
+    ))
+}
+
 async fn runs_log_parameter(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -701,10 +709,7 @@ async fn runs_log_parameter(
 ) -> Answer {
     let v = parse_body(&body)?;
     let batch = Batch {
-        params: vec![(
-            req_str(&v, "key")?.to_string(),
-            opt_str(&v, "value")?.unwrap_or("").to_string(),
-        )],
+        params: vec![key_value(&v)?],
         ..Batch::default()
     };
     write_batch(&state, &principal, run_id(&v)?.to_string(), batch).await
@@ -717,10 +722,7 @@ async fn runs_set_tag(
 ) -> Answer {
     let v = parse_body(&body)?;
     let batch = Batch {
-        tags: vec![(
-            req_str(&v, "key")?.to_string(),
-            opt_str(&v, "value")?.unwrap_or("").to_string(),
-        )],
+        tags: vec![key_value(&v)?],
         ..Batch::default()
     };
     write_batch(&state, &principal, run_id(&v)?.to_string(), batch).await

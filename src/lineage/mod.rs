@@ -19,3 +19,4 @@ pub mod mlflow;
 pub mod promote;
 pub mod query;
 pub mod registry;
+pub mod retention;

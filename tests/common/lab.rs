@@ -172,6 +172,24 @@ pub async fn node_ip(client: &Client) -> String {
         .expect("a node InternalIP")
 }
 
+/// PATH with the lab's pinned `helm` and `kustomize` (`~/.cache/cairn-lab/bin/tools-*`) when
+/// PATH has none, for the servers' GitOps renderers.
+pub fn tool_path() -> String {
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    let has = |path: &str, tool: &str| std::env::split_paths(path).any(|d| d.join(tool).is_file());
+    if !has(&path, "kustomize") || !has(&path, "helm") {
+        let cache = std::env::var("HOME").unwrap_or_default() + "/.cache/cairn-lab/bin";
+        if let Ok(entries) = std::fs::read_dir(cache) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("tools-") {
+                    path = format!("{}:{path}", e.path().display());
+                }
+            }
+        }
+    }
+    path
+}
+
 /// A free TCP port on `ip`.
 pub fn free_port(ip: &str) -> u16 {
     std::net::TcpListener::bind(format!("{ip}:0"))
@@ -205,6 +223,7 @@ impl Server {
 
     /// Starts a server whose `[server]` table also holds `server_keys` (TOML lines) and whose
     /// configuration ends with `sections` (whole TOML tables), and waits as [`Server::start`].
+    /// GitOps is off unless `sections` has its own `[gitops]` table.
     pub async fn start_with(
         server_keys: &str,
         sections: &str,
@@ -217,8 +236,12 @@ impl Server {
         std::fs::write(
             data.path().join("cairn.toml"),
             format!(
-                "[server]\nlisten = \"{api}\"\n{server_keys}\n[gitops]\nenabled = false\n\n\
-                 {sections}"
+                "[server]\nlisten = \"{api}\"\n{server_keys}\n{gitops}\n{sections}",
+                gitops = if sections.contains("[gitops]") {
+                    ""
+                } else {
+                    "[gitops]\nenabled = false\n"
+                }
             ),
         )
         .expect("write config");
@@ -249,6 +272,7 @@ impl Server {
                 .arg(dir.join("data"))
                 .env_remove("CAIRN_CONFIG")
                 .env("HOME", dir)
+                .env("PATH", tool_path())
                 .env("RUST_LOG", "info,cairn::workflow=debug,cairn::api=debug")
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log),

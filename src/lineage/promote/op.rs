@@ -127,6 +127,7 @@ pub fn plan(
     version: &ModelVersion,
     alias: &str,
     review: Option<bool>,
+    content_base: Option<&str>,
 ) -> Result<Plan, PromoteError> {
     if version.status != VersionStatus::Ready {
         return Err(PromoteError::NotReady {
@@ -151,6 +152,15 @@ pub fn plan(
         digest: version.digest.clone().unwrap_or_default(),
         alias: alias.to_string(),
         run: run.clone().unwrap_or_default(),
+        url: content_base
+            .map(|base| {
+                crate::lineage::registry::content::content_url(
+                    base,
+                    &version.model,
+                    version.version,
+                )
+            })
+            .unwrap_or_default(),
     };
     let mut values = Vec::with_capacity(rule.set.len());
     for (path, template) in &rule.set {
@@ -327,6 +337,8 @@ pub struct PromoterConfig {
     pub known_hosts: KnownHosts,
     /// Bound of one fetch or push.
     pub timeout: Duration,
+    /// `workflow.executor_url`: the base of `{{url}}`.
+    pub content_base: Option<String>,
 }
 
 /// Runs promotions; share one per process.
@@ -375,6 +387,7 @@ impl Promoter {
                 data_dir: config.server.data_dir.clone(),
                 known_hosts: KnownHosts::default(),
                 timeout: DEFAULT_GIT_TIMEOUT,
+                content_base: config.workflow.executor_url.clone(),
             },
             creds,
         ))
@@ -466,7 +479,13 @@ impl Promoter {
             .store
             .read(|txn| registry::get_version(txn, model, version))
             .map_err(|e| PromoteError::Registry(Box::new(e)))?;
-        let plan = plan(&self.config.rules, &mv, alias, review)?;
+        let plan = plan(
+            &self.config.rules,
+            &mv,
+            alias,
+            review,
+            self.config.content_base.as_deref(),
+        )?;
         let review = plan.push_branch != plan.rule.branch;
         let target = self.target(&plan.rule, &plan.push_branch).await;
         let pushed = self

@@ -26,7 +26,7 @@ use super::yaml_edit::YamlPath;
 use crate::auth::rbac::glob;
 
 /// Placeholders a `set` template may use.
-pub const PLACEHOLDERS: &[&str] = &["model", "version", "uri", "digest", "alias", "run"];
+pub const PLACEHOLDERS: &[&str] = &["model", "version", "uri", "digest", "alias", "run", "url"];
 
 /// One `[[promotion]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +45,8 @@ pub struct PromotionRule {
     /// The YAML file to edit, relative to the repository root.
     pub file: String,
     /// Dotted path -> template (`{{model}}`, `{{version}}`, `{{uri}}`, `{{digest}}`,
-    /// `{{alias}}`, `{{run}}`).
+    /// `{{alias}}`, `{{run}}`, `{{url}}`: the URL pods fetch the version's bytes from, under
+    /// `workflow.executor_url`).
     pub set: BTreeMap<String, String>,
     /// Push a `promote/<model>-<alias>-v<version>` branch for review instead of the tracked
     /// branch.
@@ -145,6 +146,13 @@ impl PromotionRule {
         Ok(())
     }
 
+    /// Whether one of the `set` templates uses placeholder `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.set
+            .values()
+            .any(|t| placeholders(t).any(|p| p == name))
+    }
+
     /// Whether this rule applies to promoting `model` to `alias`.
     pub fn matches(&self, model: &str, alias: &str) -> bool {
         glob(&self.model, model) && glob(&self.alias, alias)
@@ -202,6 +210,18 @@ fn bad_file(file: &str) -> Option<&'static str> {
     None
 }
 
+/// The placeholder names a template uses, in order (unclosed ones are not). Pure.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    let mut rest = template;
+    std::iter::from_fn(move || {
+        let open = rest.find("{{")?;
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        rest = &after[close + 2..];
+        Some(after[..close].trim())
+    })
+}
+
 fn check_template(template: &str) -> Result<(), String> {
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -240,6 +260,9 @@ pub struct TemplateVars {
     pub alias: String,
     /// The run (`<namespace>/<workflow>`, empty when not registered from a workflow).
     pub run: String,
+    /// The URL pods fetch the version's bytes from (`registry::content`), empty without
+    /// `workflow.executor_url`.
+    pub url: String,
 }
 
 /// Renders a validated template.
@@ -260,6 +283,7 @@ pub fn render(template: &str, vars: &TemplateVars) -> String {
             "digest" => out.push_str(&vars.digest),
             "alias" => out.push_str(&vars.alias),
             "run" => out.push_str(&vars.run),
+            "url" => out.push_str(&vars.url),
             _ => out.push_str(&rest[open..open + 2 + close + 2]),
         }
         rest = &after[close + 2..];
@@ -455,13 +479,14 @@ set = { "model.uri" = "{{uri}}", "model.version" = "{{ version }}" }
             digest: "sha256:ab".into(),
             alias: "prod".into(),
             run: "ml/train-x".into(),
+            url: "http://h/c".into(),
         };
         assert_eq!(
             render(
-                "{{model}}:{{ version }} {{uri}}@{{digest}} {{alias}} {{run}}",
+                "{{model}}:{{ version }} {{uri}}@{{digest}} {{alias}} {{run}} {{url}}",
                 &vars
             ),
-            "recommender:4 s3://m/4@sha256:ab prod ml/train-x"
+            "recommender:4 s3://m/4@sha256:ab prod ml/train-x http://h/c"
         );
         assert_eq!(render("v{{version}}-{{x", &vars), "v4-{{x");
     }

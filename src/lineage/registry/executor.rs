@@ -113,12 +113,11 @@ impl StepPod {
 
     /// The principal RBAC is checked for: the subject and Kubernetes' service-account groups.
     pub fn principal(&self) -> Principal {
-        let mut p = Principal::local(&self.subject());
-        p.groups = vec![
-            "system:serviceaccounts".to_owned(),
-            format!("system:serviceaccounts:{}", self.run.namespace),
-        ];
-        p
+        super::content::ServiceAccount {
+            namespace: self.run.namespace.clone(),
+            name: self.service_account.clone(),
+        }
+        .principal()
     }
 }
 

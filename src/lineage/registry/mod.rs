@@ -8,6 +8,8 @@
 //!   record and the caller's own writes commit together: reads take any [`Reader`] (a
 //!   `ReadTransaction` or a `WriteTransaction`), writes a `WriteTransaction`.
 //! - [`executor`]: `POST /executor/v1/models/{name}/versions`, registration from a workflow pod.
+//! - [`content`]: `GET /executor/v1/models/{name}/versions/{version}/content`, a version's bytes
+//!   for the pods serving it (RBAC `models get <model>` for their service account).
 //!
 //! RBAC (enforced by the callers, `api::models` and the executor route): resource `models`; model and
 //! version operations check object `<model>` with `get`/`create`/`update`/`delete`; setting,
@@ -25,6 +27,7 @@
 //!   any case, not `v<digits>`, which MLflow reserves for version references) and are not all
 //!   digits, so `NAME@3` and `NAME@prod` never mean the same thing.
 
+pub mod content;
 pub mod executor;
 #[cfg(test)]
 mod tests;

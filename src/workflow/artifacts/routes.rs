@@ -186,22 +186,32 @@ pub struct TokenReviewVerifier {
     pub client: kube::Client,
 }
 
+/// Asks the apiserver about `token` for audience [`AUDIENCE`] (a TokenReview); the answer's
+/// status, to be judged by [`bound_pod`] or the caller's own rule. Also the model content
+/// route's (`lineage::registry::content`).
+pub async fn review_token(
+    client: &kube::Client,
+    token: &str,
+) -> Result<TokenReviewStatus, AuthFailure> {
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: token.to_string(),
+            audiences: Some(vec![AUDIENCE.to_string()]),
+        },
+        ..Default::default()
+    };
+    let api: Api<TokenReview> = Api::all(client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| AuthFailure::Unavailable(e.to_string()))?;
+    Ok(answer.status.unwrap_or_default())
+}
+
 impl Verifier for TokenReviewVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
-            let review = TokenReview {
-                spec: TokenReviewSpec {
-                    token: token.to_string(),
-                    audiences: Some(vec![AUDIENCE.to_string()]),
-                },
-                ..Default::default()
-            };
-            let api: Api<TokenReview> = Api::all(self.client.clone());
-            let answer = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|e| AuthFailure::Unavailable(e.to_string()))?;
-            let status = answer.status.unwrap_or_default();
+            let status = review_token(&self.client, token).await?;
             let (namespace, pod, uid) = bound_pod(&status)?;
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
             let live = pods

@@ -50,7 +50,7 @@ fn version(status: VersionStatus) -> ModelVersion {
 #[test]
 fn plan_renders_values_message_and_branch() {
     let rules = vec![rule_for("file:///r.git")];
-    let p = plan(&rules, &version(VersionStatus::Ready), "prod", None).expect("plan");
+    let p = plan(&rules, &version(VersionStatus::Ready), "prod", None, None).expect("plan");
     assert_eq!(p.push_branch, "main");
     let values: Vec<(String, String)> = p
         .values
@@ -72,19 +72,50 @@ fn plan_renders_values_message_and_branch() {
         "promote recommender v4 to prod\n\nSet by cairn in apps/recommender/values/prod.yaml.\n\n\
          Model-Version: recommender/4\nLineage-Id: ctx:model_version/recommender/4\nRun: ml/train-abc\n"
     );
-    let review = plan(&rules, &version(VersionStatus::Ready), "prod", Some(true)).expect("plan");
+    let review = plan(
+        &rules,
+        &version(VersionStatus::Ready),
+        "prod",
+        Some(true),
+        None,
+    )
+    .expect("plan");
     assert_eq!(review.push_branch, "promote/recommender-prod-v4");
     assert!(matches!(
-        plan(&rules, &version(VersionStatus::Pending), "prod", None),
+        plan(&rules, &version(VersionStatus::Pending), "prod", None, None),
         Err(PromoteError::NotReady {
             status: "Pending",
             ..
         })
     ));
     assert!(matches!(
-        plan(&rules, &version(VersionStatus::Ready), "staging", None),
+        plan(
+            &rules,
+            &version(VersionStatus::Ready),
+            "staging",
+            None,
+            None
+        ),
         Err(PromoteError::NoRule { .. })
     ));
+}
+
+#[test]
+fn url_is_the_content_route_under_the_executor_url() {
+    let mut rule = rule_for("file:///r.git");
+    rule.set
+        .insert("model.uri".to_string(), "{{url}}".to_string());
+    assert!(rule.uses("url") && !rule.uses("digest"));
+    let rules = vec![rule];
+    let ready = version(VersionStatus::Ready);
+    let p = plan(&rules, &ready, "prod", None, Some("http://10.1.2.3:9443/")).expect("plan");
+    assert_eq!(
+        p.values[0].1,
+        "http://10.1.2.3:9443/executor/v1/models/recommender/versions/4/content"
+    );
+    // Without executor_url (config validation refuses such a rule), it renders empty.
+    let p = plan(&rules, &ready, "prod", None, None).expect("plan");
+    assert_eq!(p.values[0].1, "");
 }
 
 #[test]
@@ -126,6 +157,7 @@ async fn fixture() -> Fixture {
             data_dir: tmp.path().join("data"),
             known_hosts: KnownHosts::default(),
             timeout: Duration::from_secs(30),
+            content_base: None,
         },
         Arc::new(CredentialStore::new(Vec::new())),
     );
