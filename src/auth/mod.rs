@@ -428,6 +428,26 @@ impl Auth {
         )
     }
 
+    /// As [`Auth::authorize`], but only what the policy grants `principal`'s subjects by name
+    /// counts, not `policy.default`: for Kubernetes service accounts (the executor routes), so
+    /// a permissive default role meant for people never reaches every pod of the cluster.
+    pub fn authorize_granted(
+        &self,
+        principal: &Principal,
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> bool {
+        let overlay = self.overlay_for(principal);
+        self.policy.enforce_granted_with(
+            overlay.as_deref(),
+            &principal.rbac_subjects(),
+            resource,
+            action,
+            object,
+        )
+    }
+
     /// Whether `principal` may do `action` on some object of `resource` (list routes).
     pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
         let overlay = self.overlay_for(principal);

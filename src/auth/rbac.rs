@@ -461,6 +461,25 @@ impl Policy {
                 None => {}
             }
         }
+        self.enforce_granted_with(overlay, subjects, resource, action, object)
+    }
+
+    /// As [`Policy::enforce_with`] without the default role (`policy.default`): only rules and
+    /// role bindings naming one of `subjects` count. For identities that are not people
+    /// (Kubernetes service accounts calling the executor routes), whose rights must be granted
+    /// by name.
+    pub fn enforce_granted_with(
+        &self,
+        overlay: Option<&Policy>,
+        subjects: &[&str],
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> bool {
+        let layers = Layers {
+            base: self,
+            overlay,
+        };
         subjects
             .iter()
             .any(|s| layers.decide(s, resource, action, object) == Some(Effect::Allow))

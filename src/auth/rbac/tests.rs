@@ -417,3 +417,37 @@ fn object_helpers() {
         "delete//Pod/ns/web-0"
     );
 }
+
+#[test]
+fn granted_checks_ignore_the_default_role() {
+    let policy = Policy::parse(
+        "p, system:serviceaccount:dp-prod:recommender, models, get, recommender, allow\n\
+         p, system:serviceaccounts:ml, models, create, *, allow\n\
+         g, system:serviceaccount:ml:trainer, role:model-promoter\n\
+         p, role:model-promoter, models, promote, recommender/staging, allow\n",
+        Some(ROLE_READONLY),
+    )
+    .expect("policy");
+    let serving = ["system:serviceaccount:dp-prod:recommender"];
+    let other = ["system:serviceaccount:dp-prod:other"];
+    let trainer = [
+        "system:serviceaccount:ml:trainer",
+        "system:serviceaccounts",
+        "system:serviceaccounts:ml",
+    ];
+    // The default role lets anyone read every model; a granted check does not.
+    assert!(policy.enforce_with(None, &other, "models", "get", "recommender"));
+    assert!(!policy.enforce_granted_with(None, &other, "models", "get", "recommender"));
+    // What is granted by name (subject, group, role binding) still counts.
+    assert!(policy.enforce_granted_with(None, &serving, "models", "get", "recommender"));
+    assert!(!policy.enforce_granted_with(None, &serving, "models", "get", "other-model"));
+    assert!(policy.enforce_granted_with(None, &trainer, "models", "create", "recommender"));
+    assert!(policy.enforce_granted_with(
+        None,
+        &trainer,
+        "models",
+        "promote",
+        "recommender/staging"
+    ));
+    assert!(!policy.enforce_granted_with(None, &trainer, "models", "promote", "recommender/prod"));
+}

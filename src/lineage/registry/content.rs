@@ -5,7 +5,8 @@
 //!
 //! Authentication: a projected service-account token with audience `cairn`, verified by a
 //! TokenReview (which also refuses the token of a deleted pod); any pod may present one, not
-//! only a workflow's. Authorization: RBAC `models get <model>` for the subject
+//! only a workflow's. Authorization: RBAC `models get <model>`, granted by name
+//! (`policy.default`, meant for people, does not apply: `Auth::authorize_granted`), for the subject
 //! `system:serviceaccount:<namespace>:<serviceaccount>` with Kubernetes' service-account groups,
 //! so a policy names which serving identities may read which models.
 //!
@@ -178,7 +179,7 @@ async fn content(
         }
     };
     let principal = account.principal();
-    if !service.auth.authorize(
+    if !service.auth.authorize_granted(
         &principal,
         crate::auth::rbac::resources::MODELS,
         "get",

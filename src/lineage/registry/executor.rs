@@ -8,7 +8,8 @@
 //! `serviceAccountName`, its Workflow's uid (owner reference) and its node id (annotation
 //! `workflows.argoproj.io/node-id`).
 //!
-//! Authorization: RBAC `models create <model>` for the subject
+//! Authorization: RBAC `models create <model>` granted by name (`policy.default` does not apply
+//! to service accounts: `Auth::authorize_granted`) to the subject
 //! `system:serviceaccount:<namespace>:<serviceAccountName>`, with the groups Kubernetes gives
 //! service accounts (`system:serviceaccounts`, `system:serviceaccounts:<namespace>`).
 //!
@@ -394,7 +395,7 @@ async fn register(
         Err(response) => return response,
     };
     let principal = step.principal();
-    if !service.auth.authorize(
+    if !service.auth.authorize_granted(
         &principal,
         crate::auth::rbac::resources::MODELS,
         "create",
