@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "common/tools.rs"]
+mod tools;
+use tools::tool_path;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const CONFORMANCE: &str = "../shared/conformance/gitops";
 
@@ -209,22 +213,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn tool_path() -> String {
-    let mut path = std::env::var("PATH").unwrap_or_default();
-    let has = |tool: &str| std::env::split_paths(&path).any(|d| d.join(tool).is_file());
-    if !has("kustomize") || !has("helm") {
-        let cache = std::env::var("HOME").unwrap_or_default() + "/.cache/cairn-lab/bin";
-        if let Ok(entries) = std::fs::read_dir(cache) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("tools-") {
-                    path = format!("{}:{path}", e.path().display());
-                }
-            }
-        }
-    }
-    path
 }
 
 impl Server {

@@ -25,25 +25,12 @@ use cairn::gitops::render::{RenderError, RenderRequest, RenderSettings, render_c
 use cairn::gitops::types::ApplicationSource;
 use serde_json::{Value, json};
 
+#[path = "common/tools.rs"]
+mod tools;
+use tools::tool_path;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const CHART: &str = "hello";
-
-/// PATH with the lab's pinned tools appended when helm is not already on it.
-fn tool_path() -> String {
-    let mut path = std::env::var("PATH").unwrap_or_default();
-    let has = |tool: &str| std::env::split_paths(&path).any(|d| d.join(tool).is_file());
-    if !has("helm") || !has("kubectl") {
-        let cache = std::env::var("HOME").unwrap_or_default() + "/.cache/cairn-lab/bin";
-        if let Ok(entries) = std::fs::read_dir(cache) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("tools-") {
-                    path = format!("{}:{path}", e.path().display());
-                }
-            }
-        }
-    }
-    path
-}
 
 fn helm_bin(test: &str) -> Option<PathBuf> {
     let found = std::env::split_paths(&tool_path())

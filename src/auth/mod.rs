@@ -418,14 +418,7 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> bool {
-        let overlay = self.overlay_for(principal);
-        self.policy.enforce_with(
-            overlay.as_deref(),
-            &principal.rbac_subjects(),
-            resource,
-            action,
-            object,
-        )
+        self.decide(principal, resource, action, object, true)
     }
 
     /// As [`Auth::authorize`], but only what the policy grants `principal`'s subjects by name
@@ -438,14 +431,31 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> bool {
+        self.decide(principal, resource, action, object, false)
+    }
+
+    fn decide(
+        &self,
+        principal: &Principal,
+        resource: &str,
+        action: &str,
+        object: &str,
+        with_default: bool,
+    ) -> bool {
         let overlay = self.overlay_for(principal);
-        self.policy.enforce_granted_with(
-            overlay.as_deref(),
-            &principal.rbac_subjects(),
-            resource,
-            action,
-            object,
-        )
+        let subjects = principal.rbac_subjects();
+        if with_default {
+            self.policy
+                .enforce_with(overlay.as_deref(), &subjects, resource, action, object)
+        } else {
+            self.policy.enforce_granted_with(
+                overlay.as_deref(),
+                &subjects,
+                resource,
+                action,
+                object,
+            )
+        }
     }
 
     /// Whether `principal` may do `action` on some object of `resource` (list routes).

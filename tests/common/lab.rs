@@ -11,6 +11,10 @@
 #[path = "spawn.rs"]
 pub mod spawn;
 
+#[path = "tools.rs"]
+pub mod tools;
+pub use tools::tool_path;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -170,24 +174,6 @@ pub async fn node_ip(client: &Client) -> String {
         .find(|a| a.type_ == "InternalIP")
         .map(|a| a.address.clone())
         .expect("a node InternalIP")
-}
-
-/// PATH with the lab's pinned `helm` and `kustomize` (`~/.cache/cairn-lab/bin/tools-*`) when
-/// PATH has none, for the servers' GitOps renderers.
-pub fn tool_path() -> String {
-    let mut path = std::env::var("PATH").unwrap_or_default();
-    let has = |path: &str, tool: &str| std::env::split_paths(path).any(|d| d.join(tool).is_file());
-    if !has(&path, "kustomize") || !has(&path, "helm") {
-        let cache = std::env::var("HOME").unwrap_or_default() + "/.cache/cairn-lab/bin";
-        if let Ok(entries) = std::fs::read_dir(cache) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("tools-") {
-                    path = format!("{}:{path}", e.path().display());
-                }
-            }
-        }
-    }
-    path
 }
 
 /// A free TCP port on `ip`.
