@@ -154,6 +154,16 @@ async fn register_alias_and_rbac_on_aliases() {
         &alice,
         Method::POST,
         "/api/v1/models",
+        Some(json!({"name": "recommender"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a second create: {body}");
+    assert_eq!(body["error"], "conflict", "{body}");
+    let (status, body) = call(
+        app,
+        &alice,
+        Method::POST,
+        "/api/v1/models",
         Some(json!({"name": "ranker"})),
     )
     .await;

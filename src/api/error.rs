@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The object does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The object already exists (a create of an existing name).
+    #[error("{0}")]
+    Conflict(String),
     /// No cluster is configured or reachable.
     #[error("the Kubernetes cluster is not reachable")]
     ClusterUnavailable,
@@ -62,6 +65,7 @@ impl ApiError {
             Self::Forbidden { .. } | Self::Csrf(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Kube(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +81,7 @@ impl ApiError {
             Self::Csrf(_) => "csrf",
             Self::BadRequest(_) => "bad_request",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::ClusterUnavailable => "cluster_unavailable",
             Self::Kube(_) => "kube",
             Self::Internal(_) => "internal",

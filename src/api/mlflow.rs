@@ -134,6 +134,8 @@ pub fn gate_error(err: super::ApiError) -> Response {
         E::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED"),
         E::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
         E::NotFound(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
+        // MLflow answers its RESOURCE_ALREADY_EXISTS with 400.
+        E::Conflict(_) => (StatusCode::BAD_REQUEST, "RESOURCE_ALREADY_EXISTS"),
         E::ClusterUnavailable | E::Kube(_) | E::Internal(_) => {
             return err.into_response();
         }

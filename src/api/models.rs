@@ -138,8 +138,7 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
 pub fn api_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::NotFound { .. } => ApiError::NotFound(e.to_string()),
-        // ApiError has no 409 variant; the message says what exists.
-        RegistryError::AlreadyExists { .. } => ApiError::BadRequest(e.to_string()),
+        RegistryError::AlreadyExists { .. } => ApiError::Conflict(e.to_string()),
         RegistryError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
         RegistryError::Lineage(crate::lineage::graph::GraphError::Invalid { .. }) => {
             ApiError::BadRequest(e.to_string())
@@ -612,7 +611,7 @@ mod tests {
             ),
             (
                 RegistryError::AlreadyExists { what: "x".into() },
-                StatusCode::BAD_REQUEST,
+                StatusCode::CONFLICT,
             ),
             (
                 RegistryError::Invalid {
