@@ -704,17 +704,31 @@ fn key_value(v: &Value) -> Result<(String, String), MlflowApiError> {
     ))
 }
 
+/// Parses a log-parameter, set-tag or log-metric body, builds its one-entry batch with
+/// `entry` and writes it to the body's run.
+async fn write_one(
+    state: &AppState,
+    principal: &Principal,
+    body: &Bytes,
+    entry: impl FnOnce(&Value) -> Result<Batch, MlflowApiError>,
+) -> Answer {
+    let v = parse_body(body)?;
+    let batch = entry(&v)?;
+    write_batch(state, principal, run_id(&v)?.to_string(), batch).await
+}
+
 async fn runs_log_parameter(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Answer {
-    let v = parse_body(&body)?;
-    let batch = Batch {
-        params: vec![key_value(&v)?],
-        ..Batch::default()
-    };
-    write_batch(&state, &principal, run_id(&v)?.to_string(), batch).await
+    write_one(&state, &principal, &body, |v| {
+        Ok(Batch {
+            params: vec![key_value(v)?],
+            ..Batch::default()
+        })
+    })
+    .await
 }
 
 async fn runs_set_tag(
@@ -722,12 +736,13 @@ async fn runs_set_tag(
     Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Answer {
-    let v = parse_body(&body)?;
-    let batch = Batch {
-        tags: vec![key_value(&v)?],
-        ..Batch::default()
-    };
-    write_batch(&state, &principal, run_id(&v)?.to_string(), batch).await
+    write_one(&state, &principal, &body, |v| {
+        Ok(Batch {
+            tags: vec![key_value(v)?],
+            ..Batch::default()
+        })
+    })
+    .await
 }
 
 async fn runs_log_metric(
@@ -735,12 +750,13 @@ async fn runs_log_metric(
     Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Answer {
-    let v = parse_body(&body)?;
-    let batch = Batch {
-        metrics: vec![metric_of(&v, "metric", now_ms())?],
-        ..Batch::default()
-    };
-    write_batch(&state, &principal, run_id(&v)?.to_string(), batch).await
+    write_one(&state, &principal, &body, |v| {
+        Ok(Batch {
+            metrics: vec![metric_of(v, "metric", now_ms())?],
+            ..Batch::default()
+        })
+    })
+    .await
 }
 
 async fn runs_log_batch(

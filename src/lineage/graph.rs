@@ -30,12 +30,12 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::StoreError;
 use crate::store::tables::{LINEAGE_EDGES_IN, LINEAGE_EDGES_OUT, LINEAGE_INDEX, LINEAGE_NODES};
+use crate::store::{ReadTables, StoreError};
 
 /// Names of the secondary indexes (the part of a `lineage_index` key before the first `/`).
 pub mod index {
@@ -428,68 +428,12 @@ pub fn index_key(name: &str, value: &str) -> String {
     format!("{name}/{value}")
 }
 
-type NodeDef = TableDefinition<'static, &'static str, &'static [u8]>;
 type EdgeDef = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
 
-/// A transaction the graph can be read in: a read transaction, or a write transaction (which
-/// sees its own writes). Each call opens the table afresh, so no table stays open between calls
-/// (a write transaction refuses a table opened twice).
-pub trait GraphRead {
-    /// Opens the nodes table.
-    fn nodes_table(
-        &self,
-        def: NodeDef,
-    ) -> Result<impl ReadableTable<&'static str, &'static [u8]>, StoreError>;
-    /// Opens an edges table.
-    fn edges_table(
-        &self,
-        def: EdgeDef,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]>, StoreError>;
-    /// Opens the index table.
-    fn index_table(
-        &self,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), ()>, StoreError>;
-}
+/// A transaction the graph can be read in: either kind ([`ReadTables`]).
+pub trait GraphRead: ReadTables {}
 
-impl GraphRead for ReadTransaction {
-    fn nodes_table(
-        &self,
-        def: NodeDef,
-    ) -> Result<impl ReadableTable<&'static str, &'static [u8]>, StoreError> {
-        Ok(self.open_table(def)?)
-    }
-    fn edges_table(
-        &self,
-        def: EdgeDef,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]>, StoreError> {
-        Ok(self.open_table(def)?)
-    }
-    fn index_table(
-        &self,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), ()>, StoreError> {
-        Ok(self.open_table(LINEAGE_INDEX)?)
-    }
-}
-
-impl GraphRead for WriteTransaction {
-    fn nodes_table(
-        &self,
-        def: NodeDef,
-    ) -> Result<impl ReadableTable<&'static str, &'static [u8]>, StoreError> {
-        Ok(self.open_table(def)?)
-    }
-    fn edges_table(
-        &self,
-        def: EdgeDef,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), &'static [u8]>, StoreError> {
-        Ok(self.open_table(def)?)
-    }
-    fn index_table(
-        &self,
-    ) -> Result<impl ReadableTable<(&'static str, &'static str), ()>, StoreError> {
-        Ok(self.open_table(LINEAGE_INDEX)?)
-    }
-}
+impl<T: ReadTables> GraphRead for T {}
 
 fn decode_node(id: &str, bytes: &[u8]) -> Result<Node> {
     serde_json::from_slice(bytes).map_err(|source| GraphError::Decode {
@@ -507,7 +451,7 @@ fn decode_kind(from: &str, to: &str, bytes: &[u8]) -> Result<EdgeKind> {
 
 /// Reads one node.
 pub fn get(txn: &impl GraphRead, id: &str) -> Result<Option<Node>> {
-    let table = txn.nodes_table(LINEAGE_NODES)?;
+    let table = txn.read_table(LINEAGE_NODES).map_err(StoreError::from)?;
     match table.get(id)? {
         Some(guard) => decode_node(id, guard.value()).map(Some),
         None => Ok(None),
@@ -515,7 +459,7 @@ pub fn get(txn: &impl GraphRead, id: &str) -> Result<Option<Node>> {
 }
 
 fn edges_of(txn: &impl GraphRead, def: EdgeDef, id: &str, outgoing: bool) -> Result<Vec<Edge>> {
-    let table = txn.edges_table(def)?;
+    let table = txn.read_table(def).map_err(StoreError::from)?;
     let mut out = Vec::new();
     for entry in table.range((id, "")..)? {
         let (k, v) = entry?;
@@ -547,7 +491,7 @@ pub fn in_edges(txn: &impl GraphRead, id: &str) -> Result<Vec<Edge>> {
 /// Node ids under index `name` with `value` (see [`index`]), in id order.
 pub fn lookup(txn: &impl GraphRead, name: &str, value: &str) -> Result<Vec<String>> {
     let key = index_key(name, value);
-    let table = txn.index_table()?;
+    let table = txn.read_table(LINEAGE_INDEX).map_err(StoreError::from)?;
     let mut out = Vec::new();
     for entry in table.range((key.as_str(), "")..)? {
         let (k, _) = entry?;

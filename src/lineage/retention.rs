@@ -44,7 +44,9 @@ fn old_runs(
 ) -> Result<(Vec<(String, String)>, bool)> {
     let lo = graph::index_key(index::TIME, "");
     let hi = graph::index_key(index::TIME, &format!("{:020}", cutoff_ms.max(0)));
-    let table = txn.index_table()?;
+    let table = txn
+        .read_table(crate::store::tables::LINEAGE_INDEX)
+        .map_err(crate::store::StoreError::from)?;
     let mut out = Vec::new();
     for entry in table.range((lo.as_str(), "")..(hi.as_str(), ""))? {
         let (k, _) = entry?;

@@ -446,6 +446,37 @@ fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
         })
 }
 
+/// Read access to redb tables in either kind of transaction: a read transaction, or a write
+/// transaction (which sees its own writes). The lineage graph and the model registry read
+/// through it, so every read function also runs inside the caller's write transaction. A write
+/// transaction creates a table it opens; a read transaction reports a missing one as
+/// `TableError::TableDoesNotExist`.
+pub trait ReadTables {
+    /// Opens `def` for reading.
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<'static, K, V>,
+    ) -> Result<impl redb::ReadableTable<K, V>, redb::TableError>;
+}
+
+impl ReadTables for ReadTransaction {
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<'static, K, V>,
+    ) -> Result<impl redb::ReadableTable<K, V>, redb::TableError> {
+        self.open_table(def)
+    }
+}
+
+impl ReadTables for WriteTransaction {
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<'static, K, V>,
+    ) -> Result<impl redb::ReadableTable<K, V>, redb::TableError> {
+        self.open_table(def)
+    }
+}
+
 /// Name of the copy of a schema-`from` database kept by its upgrade, next to it.
 pub fn backup_file_name(from: u32) -> String {
     format!("{DB_FILE}.schema-{from}.bak")

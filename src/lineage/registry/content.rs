@@ -28,7 +28,9 @@ use k8s_openapi::api::authentication::v1::TokenReviewStatus;
 
 use super::{RegistryError, get_version};
 use crate::auth::{Auth, Principal};
-use crate::workflow::artifacts::routes::{AUDIENCE, AuthFailure, review_token, serve_blob};
+use crate::workflow::artifacts::routes::{
+    AUDIENCE, AuthFailure, review_token, serve_ref, store_error,
+};
 use crate::workflow::artifacts::store::BlobStore;
 
 /// The route's path pattern.
@@ -223,24 +225,23 @@ async fn content(
             ),
         );
     };
-    if let Some(want) = v.digest.as_deref() {
-        match service.blobs.get(namespace, key).await {
-            Ok(record) if want.strip_prefix("sha256:").unwrap_or(want) == record.digest => {}
-            Ok(record) => {
-                tracing::warn!(model = %model, version = number, stored = %record.digest, "model content: the store's bytes differ from the version's digest");
-                return error(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "model {model} version {number}: {} now holds other bytes than the version's {want}",
-                        v.source_uri
-                    ),
-                );
-            }
-            // serve_blob answers the store's own errors (404 for a missing entry).
-            Err(_) => {}
-        }
+    let record = match service.blobs.get(namespace, key).await {
+        Ok(record) => record,
+        Err(e) => return store_error(e),
+    };
+    if let Some(want) = v.digest.as_deref()
+        && want.strip_prefix("sha256:").unwrap_or(want) != record.digest
+    {
+        tracing::warn!(model = %model, version = number, stored = %record.digest, "model content: the store's bytes differ from the version's digest");
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "model {model} version {number}: {} now holds other bytes than the version's {want}",
+                v.source_uri
+            ),
+        );
     }
-    serve_blob(&service.blobs, namespace, key).await
+    serve_ref(&service.blobs, &record).await
 }
 
 #[cfg(test)]

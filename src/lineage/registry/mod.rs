@@ -35,11 +35,11 @@ mod tests;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
 use crate::store::tables::{MODEL_ALIASES, MODEL_VERSIONS, MODELS};
+use crate::store::{ReadTables, StoreError};
 
 /// Longest model name (a DNS label's limit).
 pub const MAX_NAME_LEN: usize = 63;
@@ -568,8 +568,9 @@ fn alias_what(model: &str, alias: &str) -> String {
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 
-/// Read access to the registry tables: implemented by both transaction kinds, so every read
-/// function works inside a write transaction too (and sees its writes).
+/// Read access to the registry tables, for any [`ReadTables`] (either transaction kind), so every
+/// read function works inside a write transaction too (and sees its writes); a table a read
+/// transaction does not find yet reads as empty.
 pub trait Reader {
     /// One raw record.
     fn raw_get(&self, def: Def, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -597,9 +598,9 @@ fn scan(
     Ok(out)
 }
 
-impl Reader for ReadTransaction {
+impl<T: ReadTables> Reader for T {
     fn raw_get(&self, def: Def, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.open_table(def) {
+        match self.read_table(def) {
             Ok(t) => Ok(t.get(key)?.map(|v| v.value().to_vec())),
             Err(e) if table_missing(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -607,23 +608,11 @@ impl Reader for ReadTransaction {
     }
 
     fn raw_prefix(&self, def: Def, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        match self.open_table(def) {
+        match self.read_table(def) {
             Ok(t) => scan(&t, prefix),
             Err(e) if table_missing(&e) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-impl Reader for WriteTransaction {
-    fn raw_get(&self, def: Def, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.open_table(def)?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
-    }
-
-    fn raw_prefix(&self, def: Def, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let t = self.open_table(def)?;
-        scan(&t, prefix)
     }
 }
 

@@ -296,7 +296,8 @@ async fn identify(
     }
 }
 
-fn store_error(e: StoreError) -> Response {
+/// The answer to a store error (400, 404, 413, 422, 500; a 5xx is logged).
+pub fn store_error(e: StoreError) -> Response {
     let status = match &e {
         StoreError::BadKey { .. } => StatusCode::BAD_REQUEST,
         StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -367,10 +368,15 @@ async fn download(
 
 /// Streams the blob of `namespace/key` (shared with the user-facing download route).
 pub async fn serve_blob(store: &BlobStore, namespace: &str, key: &str) -> Response {
-    let record = match store.get(namespace, key).await {
-        Ok(r) => r,
-        Err(e) => return store_error(e),
-    };
+    match store.get(namespace, key).await {
+        Ok(record) => serve_ref(store, &record).await,
+        Err(e) => store_error(e),
+    }
+}
+
+/// Streams the blob `record` (read by the caller from [`BlobStore::get`]) names; errors answer
+/// as the store's do.
+pub async fn serve_ref(store: &BlobStore, record: &super::store::Ref) -> Response {
     let path = store.blob_path(&record.digest);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
