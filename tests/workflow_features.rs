@@ -148,6 +148,40 @@ async fn inline_templates_and_config_map_parameters_on_the_lab() {
     );
     let phase = done.status.as_ref().and_then(|s| s.phase.clone());
     assert_ne!(phase.as_deref(), Some("Succeeded"));
+
+    // One `kubectl apply` of a ConfigMap, a WorkflowTemplate reading it and a Workflow of that
+    // template: the Workflow reaches the controller before (or with) the objects it reads, and
+    // it still runs (the controller reads its cache misses from the apiserver).
+    let together = workflow(
+        "applied-together",
+        json!({"workflowTemplateRef": {"name": "tpl-together"}}),
+    );
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "params-together",
+                      "labels": {"workflows.argoproj.io/configmap-type": "Parameter"}},
+         "data": {"msg": "read-through"}},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+         "metadata": {"name": "tpl-together"},
+         "spec": {"entrypoint": "main", "templates": [{"name": "main", "steps": [[
+            {"name": "e", "inline": echo_inline(json!({"name": "msg", "valueFrom":
+                {"configMapKeyRef": {"name": "params-together", "key": "msg"}}}))}]]}]}},
+        serde_json::to_value(&together).expect("workflow json"),
+    ]});
+    let started = Instant::now();
+    lab::kubectl(
+        &["apply", "-n", &ns.0, "-f", "-"],
+        Some(&serde_json::to_string(&list).expect("list json")),
+    );
+    let done = lab::wait_finished(&api, "applied-together", RUN_BOUND, &server).await;
+    println!(
+        "applied-together: {:?} in {:.1}s",
+        done.status.as_ref().and_then(|s| s.phase.clone()),
+        started.elapsed().as_secs_f64()
+    );
+    let phase = done.status.as_ref().and_then(|s| s.phase.clone());
+    assert_eq!(phase.as_deref(), Some("Succeeded"), "{:#?}", done.status);
+    assert_eq!(result(node(&done, "e")).as_deref(), Some("read-through"));
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ pub mod decide;
 mod locks;
 mod pdb;
 pub mod queue;
+mod readthrough;
 mod reconcile;
 mod resource;
 pub mod scope;
@@ -289,15 +290,12 @@ impl TemplateLookup for Caches {
     }
 
     fn config_map_value(&self, namespace: &str, name: &str, key: &str) -> ConfigMapValue {
-        let Some(cm) = self
+        match self
             .config_maps
             .get(&ObjectRef::new(name).within(namespace))
-        else {
-            return ConfigMapValue::NoConfigMap;
-        };
-        match cm.data.as_ref().and_then(|d| d.get(key)) {
-            Some(v) => ConfigMapValue::Found(v.clone()),
-            None => ConfigMapValue::NoKey,
+        {
+            Some(cm) => readthrough::parameter_value(&cm, key),
+            None => ConfigMapValue::NoConfigMap,
         }
     }
 }

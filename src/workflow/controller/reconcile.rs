@@ -102,17 +102,26 @@ pub(super) async fn reconcile(
             .map_err(|e| {
                 ControllerError::kube(format!("read the artifact repository of {k}"), e)
             })?;
+        // What the caches miss (an object created just before the Workflow), read through.
+        let fetched =
+            super::readthrough::fill(&shared.client, &wf, &shared.caches, namespace).await?;
+        let no_secrets = BTreeMap::new();
+        let through = super::readthrough::PassLookup {
+            base: &shared.caches,
+            namespace,
+            fetched: &fetched,
+            secrets: &no_secrets,
+        };
         // `valueFrom.secretKeyRef` parameters: the referenced Secrets, read for this pass only.
-        let wanted = super::secrets::refs(&wf, &shared.caches);
+        let wanted = super::secrets::refs(&wf, &through, super::secrets::RefKind::Secret);
         let secret_values = if wanted.is_empty() {
             BTreeMap::new()
         } else {
             super::secrets::fetch(&shared.client, namespace, &wanted).await?
         };
-        let lookup = super::secrets::WithSecrets {
-            caches: &shared.caches,
-            namespace,
-            values: &secret_values,
+        let lookup = super::readthrough::PassLookup {
+            secrets: &secret_values,
+            ..through
         };
         let started = Instant::now();
         let decision: Decision = super::locks::operate(shared, k, &wf, |locks| {

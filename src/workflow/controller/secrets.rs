@@ -1,11 +1,11 @@
 //! Secrets for `valueFrom.secretKeyRef` parameters: which ones a Workflow reads ([`refs`], pure),
-//! reading them for one reconcile ([`fetch`]), and the lookup the operator sees
-//! ([`WithSecrets`]).
+//! reading them for one reconcile ([`fetch`]); the operator sees them through
+//! [`super::readthrough::PassLookup`].
 //!
 //! Why no Secret cache: a reflector of every Secret would keep every credential of the watched
 //! namespaces in memory for the few workflows that read one. Instead each reconcile of a running
 //! Workflow that references Secrets GETs those Secrets (at most [`MAX_SECRETS`], each bounded by
-//! [`GET_TIMEOUT`]), as Argo reads them through the API.
+//! [`super::readthrough::GET_TIMEOUT`]), as Argo reads them through the API.
 //!
 //! Invariants: a Secret's value is never logged, never put in an error, and `Debug` of
 //! [`SecretValue`] is redacted; the values live only for the reconcile that read them. A Secret
@@ -13,34 +13,48 @@
 //! takes its `default` or its node errors naming the Secret; other failures retry the reconcile.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::{Caches, ControllerError};
-use crate::workflow::types::{ClusterWorkflowTemplate, Workflow, WorkflowTemplate};
-use crate::workflow::validate::{self, ConfigMapValue, SecretValue, TemplateLookup};
+use super::ControllerError;
+use crate::workflow::types::Workflow;
+use crate::workflow::validate::{self, SecretValue, TemplateLookup};
 
 /// Most Secrets one Workflow may reference (a bound on the reads of one reconcile; more are
 /// `NoSecret`, and their parameters say so).
 pub const MAX_SECRETS: usize = 32;
 
-/// Deadline of one Secret read.
-pub const GET_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Deepest JSON nesting scanned for references (templates nest far less).
 const MAX_DEPTH: usize = 64;
 
-/// `(secret name, key)` of every `valueFrom.secretKeyRef` in a `parameters` list of `v`
-/// (workflow arguments, template inputs, step/task arguments). Container `env` entries are not
-/// parameters and are not collected.
-pub fn refs_in(v: &Value, out: &mut BTreeSet<(String, String)>) {
-    scan(v, out, 0);
+/// Which `valueFrom` source a parameter reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    /// `valueFrom.secretKeyRef`.
+    Secret,
+    /// `valueFrom.configMapKeyRef`.
+    ConfigMap,
 }
 
-fn scan(v: &Value, out: &mut BTreeSet<(String, String)>, depth: usize) {
+impl RefKind {
+    fn pointer(self) -> &'static str {
+        match self {
+            RefKind::Secret => "/valueFrom/secretKeyRef",
+            RefKind::ConfigMap => "/valueFrom/configMapKeyRef",
+        }
+    }
+}
+
+/// `(name, key)` of every `valueFrom` reference of `kind` in a `parameters` list of `v`
+/// (workflow arguments, template inputs, step/task arguments). Container `env` entries are not
+/// parameters and are not collected.
+pub fn refs_in(v: &Value, kind: RefKind, out: &mut BTreeSet<(String, String)>) {
+    scan(v, kind, out, 0);
+}
+
+fn scan(v: &Value, kind: RefKind, out: &mut BTreeSet<(String, String)>, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -51,7 +65,7 @@ fn scan(v: &Value, out: &mut BTreeSet<(String, String)>, depth: usize) {
                     && let Value::Array(params) = child
                 {
                     for p in params {
-                        if let Some(r) = p.pointer("/valueFrom/secretKeyRef") {
+                        if let Some(r) = p.pointer(kind.pointer()) {
                             let field = |f: &str| r.get(f).and_then(Value::as_str);
                             if let (Some(name), Some(key)) = (field("name"), field("key")) {
                                 out.insert((name.to_owned(), key.to_owned()));
@@ -59,24 +73,29 @@ fn scan(v: &Value, out: &mut BTreeSet<(String, String)>, depth: usize) {
                         }
                     }
                 }
-                scan(child, out, depth + 1);
+                scan(child, kind, out, depth + 1);
             }
         }
         Value::Array(items) => {
             for item in items {
-                scan(item, out, depth + 1);
+                scan(item, kind, out, depth + 1);
             }
         }
         _ => {}
     }
 }
 
-/// Every Secret reference a Workflow's run can meet: in its spec, in the templates stored in its
-/// status (once started) and in the WorkflowTemplates it references, as `lookup` resolves them.
-pub fn refs(wf: &Workflow, lookup: &dyn TemplateLookup) -> BTreeSet<(String, String)> {
+/// Every reference of `kind` a Workflow's run can meet: in its spec, in the templates stored in
+/// its status (once started) and in the WorkflowTemplates it references, as `lookup` resolves
+/// them.
+pub fn refs(
+    wf: &Workflow,
+    lookup: &dyn TemplateLookup,
+    kind: RefKind,
+) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     if let Ok(v) = serde_json::to_value(&wf.spec) {
-        refs_in(&v, &mut out);
+        refs_in(&v, kind, &mut out);
     }
     // Not the node tree: only the templates a running workflow keeps.
     if let Some(status) = &wf.status {
@@ -87,19 +106,17 @@ pub fn refs(wf: &Workflow, lookup: &dyn TemplateLookup) -> BTreeSet<(String, Str
         .into_iter()
         .flatten()
         {
-            refs_in(stored, &mut out);
+            refs_in(stored, kind, &mut out);
         }
     }
     // Once started, the referenced templates are the stored copies scanned above; before, they
     // are resolved (only then: a resolve per reconcile of every running workflow would cost).
-    let starting = matches!(
-        wf.status.as_ref().and_then(|s| s.phase.as_deref()),
-        None | Some("") | Some("Pending")
-    );
-    if starting && let Ok(resolved) = validate::resolve(wf, lookup) {
+    if super::readthrough::starting(wf)
+        && let Ok(resolved) = validate::resolve(wf, lookup)
+    {
         for spec in resolved.referenced.values().chain([&resolved.spec]) {
             if let Ok(v) = serde_json::to_value(spec) {
-                refs_in(&v, &mut out);
+                refs_in(&v, kind, &mut out);
             }
         }
     }
@@ -116,31 +133,7 @@ pub async fn fetch(
     let names: BTreeSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
     let mut secrets: BTreeMap<&str, Option<Secret>> = BTreeMap::new();
     for name in names.into_iter().take(MAX_SECRETS) {
-        let got = match tokio::time::timeout(GET_TIMEOUT, api.get_opt(name)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(kube::Error::Api(s))) if s.code == 403 => {
-                tracing::warn!(
-                    namespace,
-                    secret = name,
-                    "cairn may not read this Secret for a secretKeyRef parameter"
-                );
-                None
-            }
-            Ok(Err(e)) => {
-                return Err(ControllerError::kube(
-                    format!("read Secret {namespace}/{name}"),
-                    e,
-                ));
-            }
-            Err(_) => {
-                return Err(ControllerError::kube(
-                    format!("read Secret {namespace}/{name}"),
-                    kube::Error::Service(
-                        format!("no answer within {}s", GET_TIMEOUT.as_secs()).into(),
-                    ),
-                ));
-            }
-        };
+        let got = super::readthrough::get_bounded(&api, namespace, "Secret", name).await?;
         secrets.insert(name, got);
     }
     Ok(wanted
@@ -169,46 +162,13 @@ pub fn value_of(secret: &Secret, key: &str) -> SecretValue {
     }
 }
 
-/// The controller's caches plus the Secrets read for this reconcile of one Workflow.
-pub struct WithSecrets<'a> {
-    /// Templates and ConfigMaps.
-    pub caches: &'a Caches,
-    /// The Workflow's namespace (the only one whose Secrets were read).
-    pub namespace: &'a str,
-    /// `(name, key)` → value.
-    pub values: &'a BTreeMap<(String, String), SecretValue>,
-}
-
-impl TemplateLookup for WithSecrets<'_> {
-    fn workflow_template(&self, namespace: &str, name: &str) -> Option<WorkflowTemplate> {
-        self.caches.workflow_template(namespace, name)
-    }
-
-    fn cluster_workflow_template(&self, name: &str) -> Option<ClusterWorkflowTemplate> {
-        self.caches.cluster_workflow_template(name)
-    }
-
-    fn config_map_value(&self, namespace: &str, name: &str, key: &str) -> ConfigMapValue {
-        self.caches.config_map_value(namespace, name, key)
-    }
-
-    fn secret_value(&self, namespace: &str, name: &str, key: &str) -> SecretValue {
-        if namespace != self.namespace {
-            return SecretValue::NoSecret;
-        }
-        self.values
-            .get(&(name.to_owned(), key.to_owned()))
-            .cloned()
-            .unwrap_or(SecretValue::NoSecret)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::ByteString;
     use serde_json::json;
 
     use super::*;
+    use crate::workflow::types::{ClusterWorkflowTemplate, WorkflowTemplate};
 
     #[test]
     fn refs_are_collected_from_parameter_lists_only() {
@@ -235,12 +195,15 @@ mod tests {
             }
         });
         let mut out = BTreeSet::new();
-        refs_in(&v, &mut out);
+        refs_in(&v, RefKind::Secret, &mut out);
         let want: BTreeSet<(String, String)> = [("s1", "k1"), ("s1", "k3"), ("s2", "k2")]
             .into_iter()
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .collect();
         assert_eq!(out, want);
+        let mut cms = BTreeSet::new();
+        refs_in(&v, RefKind::ConfigMap, &mut cms);
+        assert_eq!(cms, [("cm".to_owned(), "k".to_owned())].into());
     }
 
     /// One WorkflowTemplate `t` whose input reads Secret `tpl`.
@@ -276,7 +239,7 @@ mod tests {
         }))
         .expect("workflow");
         let want: BTreeSet<(String, String)> = [("tpl".to_owned(), "k".to_owned())].into();
-        assert_eq!(refs(&wf, &OneTemplate), want);
+        assert_eq!(refs(&wf, &OneTemplate, RefKind::Secret), want);
         wf.status = Some(
             serde_json::from_value(json!({
                 "phase": "Running",
@@ -288,7 +251,7 @@ mod tests {
         );
         // Running: the stored copy counts, the live template is not resolved again.
         let stored: BTreeSet<(String, String)> = [("stored".to_owned(), "k".to_owned())].into();
-        assert_eq!(refs(&wf, &OneTemplate), stored);
+        assert_eq!(refs(&wf, &OneTemplate, RefKind::Secret), stored);
     }
 
     #[test]
