@@ -37,6 +37,8 @@ pub use tokens::{CreatedToken, TokenInfo, Tokens};
 
 /// Issuer reported for local accounts and their tokens (SSO principals carry their IdP's).
 pub const LOCAL_ISSUER: &str = "cairn";
+/// Issuer reported for Kubernetes service accounts (their tokens are the cluster's).
+pub const KUBERNETES_ISSUER: &str = "kubernetes";
 
 /// Errors of authentication and account management.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +195,10 @@ pub enum PrincipalKind {
     /// An AppProject role token (`proj:<project>:<role>`), with the role's policies as read
     /// from the live AppProject when the token was presented.
     ProjectToken(Box<project_tokens::ProjectGrant>),
+    /// A Kubernetes service account, by its projected token (the executor listener's routes:
+    /// workflow steps and serving pods). `policy.default` never applies to it: a default role
+    /// meant for people must not reach every pod of the cluster.
+    ServiceAccount,
 }
 
 /// An authenticated caller.
@@ -242,6 +248,12 @@ impl Principal {
         ) && self.subject == name
     }
 
+    /// Whether `policy.default` counts for this principal: for people and their tokens, not
+    /// for Kubernetes service accounts.
+    pub fn default_applies(&self) -> bool {
+        !matches!(self.kind, PrincipalKind::ServiceAccount)
+    }
+
     /// The issuer, as Argo CD's userinfo reports it.
     pub fn issuer(&self) -> &str {
         match &self.kind {
@@ -249,6 +261,7 @@ impl Principal {
             PrincipalKind::Local | PrincipalKind::Token { .. } | PrincipalKind::ProjectToken(_) => {
                 LOCAL_ISSUER
             }
+            PrincipalKind::ServiceAccount => KUBERNETES_ISSUER,
         }
     }
 }
@@ -410,7 +423,9 @@ impl Auth {
 
     /// Whether `principal` may do `action` on `object` of `resource`. A project token is
     /// judged by its role's live policies (with `policy.csv` and the default role); other
-    /// principals by `policy.csv` plus the AppProject roles their groups are bound to.
+    /// principals by `policy.csv` plus the AppProject roles their groups are bound to. For a
+    /// service account only what is granted to its subjects by name counts, never
+    /// `policy.default` ([`Principal::default_applies`]).
     pub fn authorize(
         &self,
         principal: &Principal,
@@ -418,33 +433,9 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> bool {
-        self.decide(principal, resource, action, object, true)
-    }
-
-    /// As [`Auth::authorize`], but only what the policy grants `principal`'s subjects by name
-    /// counts, not `policy.default`: for Kubernetes service accounts (the executor routes), so
-    /// a permissive default role meant for people never reaches every pod of the cluster.
-    pub fn authorize_granted(
-        &self,
-        principal: &Principal,
-        resource: &str,
-        action: &str,
-        object: &str,
-    ) -> bool {
-        self.decide(principal, resource, action, object, false)
-    }
-
-    fn decide(
-        &self,
-        principal: &Principal,
-        resource: &str,
-        action: &str,
-        object: &str,
-        with_default: bool,
-    ) -> bool {
         let overlay = self.overlay_for(principal);
         let subjects = principal.rbac_subjects();
-        if with_default {
+        if principal.default_applies() {
             self.policy
                 .enforce_with(overlay.as_deref(), &subjects, resource, action, object)
         } else {
@@ -461,12 +452,14 @@ impl Auth {
     /// Whether `principal` may do `action` on some object of `resource` (list routes).
     pub fn authorize_any(&self, principal: &Principal, resource: &str, action: &str) -> bool {
         let overlay = self.overlay_for(principal);
-        self.policy.can_any_with(
-            overlay.as_deref(),
-            &principal.rbac_subjects(),
-            resource,
-            action,
-        )
+        let subjects = principal.rbac_subjects();
+        if principal.default_applies() {
+            self.policy
+                .can_any_with(overlay.as_deref(), &subjects, resource, action)
+        } else {
+            self.policy
+                .can_any_granted_with(overlay.as_deref(), &subjects, resource, action)
+        }
     }
 
     /// The policy layered over `policy.csv` for `principal`: its role's live policies for a

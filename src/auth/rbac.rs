@@ -500,13 +500,36 @@ impl Policy {
         resource: &str,
         action: &str,
     ) -> bool {
+        self.can_any_layered(overlay, subjects, resource, action, true)
+    }
+
+    /// [`Policy::can_any_with`] counting only what is granted to `subjects` by name, never
+    /// the default role (as [`Policy::enforce_granted_with`]).
+    pub fn can_any_granted_with(
+        &self,
+        overlay: Option<&Policy>,
+        subjects: &[&str],
+        resource: &str,
+        action: &str,
+    ) -> bool {
+        self.can_any_layered(overlay, subjects, resource, action, false)
+    }
+
+    fn can_any_layered(
+        &self,
+        overlay: Option<&Policy>,
+        subjects: &[&str],
+        resource: &str,
+        action: &str,
+        with_default: bool,
+    ) -> bool {
         let layers = Layers {
             base: self,
             overlay,
         };
         let default_rules: Vec<&Rule> = match &self.default_role {
-            Some(role) => layers.matching_rules(role, resource, action).collect(),
-            None => Vec::new(),
+            Some(role) if with_default => layers.matching_rules(role, resource, action).collect(),
+            _ => Vec::new(),
         };
         let default_denies: Vec<&Rule> = default_rules
             .iter()

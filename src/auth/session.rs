@@ -123,7 +123,9 @@ impl Sessions {
                 issuer: issuer.clone(),
             },
             // A token is already a credential; wrapping it in a session would outlive a revoke.
-            PrincipalKind::Token { .. } | PrincipalKind::ProjectToken(_) => {
+            PrincipalKind::Token { .. }
+            | PrincipalKind::ProjectToken(_)
+            | PrincipalKind::ServiceAccount => {
                 return Err(AuthError::Unauthenticated);
             }
         };

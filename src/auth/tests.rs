@@ -289,6 +289,37 @@ async fn policy_from_config_and_scopes() {
     );
 }
 
+#[tokio::test]
+async fn the_default_role_never_reaches_service_accounts() {
+    let f = fixture(|c| {
+        c.rbac.policy_csv = "p, system:serviceaccounts:ml, experiments, update, *, allow".into();
+        c.rbac.policy_default = "role:readonly".into();
+    });
+    let sa = |ns: &str| Principal {
+        subject: format!("system:serviceaccount:{ns}:default"),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+        ],
+        kind: PrincipalKind::ServiceAccount,
+        session_id: None,
+    };
+    assert!(!sa("ml").default_applies());
+    assert!(Principal::local("bob").default_applies());
+    // A person gets the default role's reads; a pod does not.
+    assert!(
+        f.auth
+            .authorize(&Principal::local("bob"), "experiments", "get", "e")
+    );
+    assert!(!f.auth.authorize(&sa("other"), "experiments", "get", "e"));
+    assert!(!f.auth.authorize_any(&sa("other"), "experiments", "get"));
+    // What its group is granted counts.
+    assert!(f.auth.authorize(&sa("ml"), "experiments", "update", "e"));
+    assert!(f.auth.authorize_any(&sa("ml"), "experiments", "update"));
+    assert!(!f.auth.authorize(&sa("ml"), "experiments", "get", "e"));
+    assert_eq!(sa("ml").issuer(), KUBERNETES_ISSUER);
+}
+
 #[test]
 fn rbac_subjects_are_the_user_then_its_groups() {
     let p = Principal {

@@ -450,4 +450,11 @@ fn granted_checks_ignore_the_default_role() {
         "recommender/staging"
     ));
     assert!(!policy.enforce_granted_with(None, &trainer, "models", "promote", "recommender/prod"));
+    // The same for "some object" (list routes): the default role's `get` does not count.
+    assert!(policy.can_any_with(None, &other, "models", "get"));
+    assert!(!policy.can_any_granted_with(None, &other, "models", "get"));
+    assert!(policy.can_any_granted_with(None, &serving, "models", "get"));
+    assert!(policy.can_any_granted_with(None, &trainer, "models", "create"));
+    assert!(!policy.can_any_granted_with(None, &trainer, "models", "delete"));
+    assert!(!policy.can_any_granted_with(None, &serving, "experiments", "get"));
 }

@@ -8,7 +8,7 @@
 //! Kubernetes gives service accounts.
 //!
 //! Authorization: RBAC `models promote <model>/<alias>` granted to that subject by name (not by
-//! `policy.default`: `Auth::authorize_granted`), evaluated by the
+//! `policy.default`: `PrincipalKind::ServiceAccount`), evaluated by the
 //! [`Promoter`]'s [`Actor`] before the registry is read or Git is touched: a denied promotion
 //! makes no commit. Then the same promotion as `POST /api/v1/models/{name}/promote`
 //! (`api::promotions`), and the same follow of the pushed commit when a cluster is there.
@@ -145,7 +145,7 @@ async fn promote(
     };
     let principal = step.principal();
     let auth = &service.registry.auth;
-    let allowed = |object: &str| auth.authorize_granted(&principal, MODELS, ACTION, object);
+    let allowed = |object: &str| auth.authorize(&principal, MODELS, ACTION, object);
     let actor = Actor {
         subject: &principal.subject,
         allowed: &allowed,

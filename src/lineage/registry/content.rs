@@ -6,7 +6,7 @@
 //! Authentication: a projected service-account token with audience `cairn`, verified by a
 //! TokenReview (which also refuses the token of a deleted pod); any pod may present one, not
 //! only a workflow's. Authorization: RBAC `models get <model>`, granted by name
-//! (`policy.default`, meant for people, does not apply: `Auth::authorize_granted`), for the subject
+//! (`policy.default`, meant for people, does not apply: the principal is a `PrincipalKind::ServiceAccount`), for the subject
 //! `system:serviceaccount:<namespace>:<serviceaccount>` with Kubernetes' service-account groups,
 //! so a policy names which serving identities may read which models.
 //!
@@ -27,7 +27,7 @@ use axum::routing::get;
 use k8s_openapi::api::authentication::v1::TokenReviewStatus;
 
 use super::{RegistryError, get_version};
-use crate::auth::{Auth, Principal};
+use crate::auth::{Auth, Principal, PrincipalKind};
 use crate::workflow::artifacts::routes::{
     AUDIENCE, AuthFailure, review_token, serve_ref, store_error,
 };
@@ -58,15 +58,15 @@ impl ServiceAccount {
     /// The principal RBAC is checked for: `system:serviceaccount:<ns>:<name>` and the groups
     /// Kubernetes gives service accounts.
     pub fn principal(&self) -> Principal {
-        let mut p = Principal::local(&format!(
-            "system:serviceaccount:{}:{}",
-            self.namespace, self.name
-        ));
-        p.groups = vec![
-            "system:serviceaccounts".to_owned(),
-            format!("system:serviceaccounts:{}", self.namespace),
-        ];
-        p
+        Principal {
+            subject: format!("system:serviceaccount:{}:{}", self.namespace, self.name),
+            groups: vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{}", self.namespace),
+            ],
+            kind: PrincipalKind::ServiceAccount,
+            session_id: None,
+        }
     }
 }
 
@@ -181,7 +181,7 @@ async fn content(
         }
     };
     let principal = account.principal();
-    if !service.auth.authorize_granted(
+    if !service.auth.authorize(
         &principal,
         crate::auth::rbac::resources::MODELS,
         "get",

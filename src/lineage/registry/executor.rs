@@ -9,7 +9,7 @@
 //! `workflows.argoproj.io/node-id`).
 //!
 //! Authorization: RBAC `models create <model>` granted by name (`policy.default` does not apply
-//! to service accounts: `Auth::authorize_granted`) to the subject
+//! to service accounts: `PrincipalKind::ServiceAccount`) to the subject
 //! `system:serviceaccount:<namespace>:<serviceAccountName>`, with the groups Kubernetes gives
 //! service accounts (`system:serviceaccounts`, `system:serviceaccounts:<namespace>`).
 //!
@@ -395,7 +395,7 @@ async fn register(
         Err(response) => return response,
     };
     let principal = step.principal();
-    if !service.auth.authorize_granted(
+    if !service.auth.authorize(
         &principal,
         crate::auth::rbac::resources::MODELS,
         "create",
