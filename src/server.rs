@@ -160,7 +160,7 @@ pub async fn run(
                 auth: auth.clone(),
             };
             let blobs = Arc::new(store);
-            Some(
+            Some((
                 crate::workflow::artifacts::routes::router(
                     crate::workflow::artifacts::routes::ArtifactService {
                         store: blobs.clone(),
@@ -192,7 +192,7 @@ pub async fn run(
                 ))
                 .merge(crate::lineage::promote::executor::router(
                     crate::lineage::promote::executor::PromoteExecutorService {
-                        registry: registry_executor,
+                        registry: registry_executor.clone(),
                         promoter: promoter.clone(),
                         follow: crate::lineage::promote::executor::FollowSettings {
                             refresher: gitops_handle.clone().map(|h| {
@@ -206,28 +206,11 @@ pub async fn run(
                         },
                     },
                 )),
-            )
+                registry_executor,
+            ))
         }
         None => None,
     };
-    if let (Some(routes), Some(addr)) = (&executor_routes, config.workflow.executor_listen) {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        tracing::info!(%addr, "executor routes listening");
-        let routes = routes.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, routes)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "executor listener stopped");
-            }
-        });
-    }
     let secure_cookies = config.server.use_secure_cookies();
     let state = AppState::new(StateParts {
         auth,
@@ -257,6 +240,27 @@ pub async fn run(
         Some(events) => state.with_events(events.state),
         None => state,
     };
+    // MLflow for workflow pods (their token, their node linked), beside the executor's routes.
+    let executor_routes = executor_routes
+        .map(|(routes, pods)| routes.merge(api::mlflow::executor_router(state.clone(), pods)));
+    if let (Some(routes), Some(addr)) = (&executor_routes, config.workflow.executor_listen) {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(%addr, "executor routes listening");
+        let routes = routes.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "executor listener stopped");
+            }
+        });
+    }
     let app = match executor_routes {
         Some(routes) => api::router(state).merge(routes),
         None => api::router(state),

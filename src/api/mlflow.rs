@@ -31,7 +31,7 @@ use crate::auth::Principal;
 use crate::lineage::mlflow::filter::{self, OrderKey};
 use crate::lineage::mlflow::{
     self as store, ArtifactEntry, Batch, DatasetInput, Experiment, MetricPoint, MlflowError,
-    NewMetric, NewRun, Run, RunStatus,
+    NewMetric, NewRun, Run, RunStatus, WorkflowLink,
 };
 use crate::lineage::registry;
 use crate::workflow::artifacts::store::BlobStore;
@@ -107,7 +107,7 @@ impl From<MlflowError> for MlflowApiError {
             MlflowError::AlreadyExists { .. }
             | MlflowError::Invalid { .. }
             | MlflowError::Filter(_) => StatusCode::BAD_REQUEST,
-            MlflowError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MlflowError::Store(_) | MlflowError::Lineage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         metrics::counter!("cairn_mlflow_errors_total", "kind" => err.metric_label()).increment(1);
         Self {
@@ -382,6 +382,41 @@ fn dataset_json(d: &DatasetInput) -> Value {
     json!({"tags": tags_json(&d.tags), "dataset": dataset})
 }
 
+/// The tags through which MLflow clients see the workflow step that logged a run.
+pub mod workflow_tags {
+    /// The Workflow's namespace.
+    pub const NAMESPACE: &str = "cairn.workflow.namespace";
+    /// The Workflow's name.
+    pub const NAME: &str = "cairn.workflow.name";
+    /// The Workflow's uid.
+    pub const UID: &str = "cairn.workflow.uid";
+    /// The step's node id.
+    pub const NODE: &str = "cairn.workflow.node";
+    /// The step's pod.
+    pub const POD: &str = "cairn.workflow.pod";
+}
+
+/// A run's tags plus, for a run a workflow step logged, the `cairn.workflow.*` tags from its
+/// verified link (they win over a tag of the same name the client set).
+fn with_workflow_tags(r: &Run) -> std::borrow::Cow<'_, BTreeMap<String, String>> {
+    let Some(link) = &r.workflow else {
+        return std::borrow::Cow::Borrowed(&r.tags);
+    };
+    let mut tags = r.tags.clone();
+    for (k, v) in [
+        (workflow_tags::NAMESPACE, &link.namespace),
+        (workflow_tags::NAME, &link.workflow),
+        (workflow_tags::UID, &link.workflow_uid),
+        (workflow_tags::NODE, &link.node_id),
+        (workflow_tags::POD, &link.pod),
+    ] {
+        if !v.is_empty() {
+            tags.insert(k.to_owned(), v.clone());
+        }
+    }
+    std::borrow::Cow::Owned(tags)
+}
+
 /// A run in MLflow's shape.
 pub fn run_json(r: &Run) -> Value {
     json!({
@@ -391,7 +426,7 @@ pub fn run_json(r: &Run) -> Value {
                 "key": k, "value": number(m.value), "timestamp": m.timestamp, "step": m.step,
             })).collect::<Vec<_>>(),
             "params": tags_json(&r.params),
-            "tags": tags_json(&r.tags),
+            "tags": tags_json(&with_workflow_tags(r)),
         },
         "inputs": {"dataset_inputs": r.inputs.iter().map(dataset_json).collect::<Vec<_>>()},
     })
@@ -569,6 +604,7 @@ async fn experiments_set_tag(
 async fn runs_create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    link: Option<Extension<WorkflowLink>>,
     body: Bytes,
 ) -> Answer {
     let v = parse_body(&body)?;
@@ -587,7 +623,8 @@ async fn runs_create(
         user_id: principal.subject.clone(),
         start_time: opt_i64(&v, "start_time")?.unwrap_or_else(now_ms),
         tags: key_values(&v, "tags")?.into_iter().collect(),
-        workflow: None,
+        // Set only by the pod gate of the executor routes, from the verified pod.
+        workflow: link.map(|Extension(l)| l),
     };
     let run = state
         .auth()
@@ -1204,6 +1241,20 @@ pub fn version_from_run(
             .collect();
         new.params = run.params.clone();
         new.tags.insert(RUN_ID_TAG.to_string(), run.id.clone());
+        // A run a workflow step logged: the version links to that step in lineage, as one
+        // registered from the step itself does.
+        if let Some(link) = run
+            .workflow
+            .as_ref()
+            .filter(|l| !l.workflow_uid.is_empty() && !l.node_id.is_empty())
+        {
+            new.run = Some(registry::RunLink {
+                namespace: link.namespace.clone(),
+                workflow: link.workflow.clone(),
+                workflow_uid: link.workflow_uid.clone(),
+                node_id: link.node_id.clone(),
+            });
+        }
         if let Some((_, path)) = source_run(source)
             && let Some(entry) = run.artifacts.get(path.trim_matches('/'))
         {
@@ -1492,6 +1543,62 @@ async fn model_versions_update(
     Ok(Json(json!({"model_version": out})))
 }
 
+/// The MLflow API for workflow pods, under [`store::EXECUTOR_PREFIX`] on the executor routes:
+/// the same handlers and RBAC rows as [`routes`], behind a gate that authenticates the pod's
+/// projected token (TokenReview, then the live pod: `registry::executor::identify`) instead of
+/// a cairn credential. The principal is the pod's service account (`policy.default` does not
+/// apply to it), and the step's node rides along as a [`WorkflowLink`], so a run it creates
+/// joins the lineage graph after the step's execution.
+pub fn executor_router(
+    state: AppState,
+    pods: registry::executor::RegistryExecutorService,
+) -> axum::Router {
+    let mut router = axum::Router::new();
+    for (spec, handler) in routes() {
+        let path = format!("{}{}", store::EXECUTOR_PREFIX, spec.path);
+        let gate = axum::middleware::from_fn_with_state(
+            (state.clone(), pods.clone(), spec.clone()),
+            pod_gate,
+        );
+        router = router.route(&path, handler.route_layer(gate));
+    }
+    router.with_state(state)
+}
+
+async fn pod_gate(
+    State((state, pods, spec)): State<(
+        AppState,
+        registry::executor::RegistryExecutorService,
+        RouteSpec,
+    )>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let step = match registry::executor::identify(&pods, req.headers()).await {
+        Ok(step) => step,
+        Err(refused) => return refused,
+    };
+    let principal = step.principal();
+    if let Access::Rbac { resource, action } = spec.access
+        && !state.auth().authorize_any(&principal, resource, action)
+    {
+        return gate_error(super::ApiError::Forbidden {
+            resource,
+            action,
+            object: "*".into(),
+        });
+    }
+    req.extensions_mut().insert(WorkflowLink {
+        namespace: step.run.namespace,
+        workflow: step.run.workflow,
+        pod: step.pod,
+        workflow_uid: step.run.workflow_uid,
+        node_id: step.run.node_id,
+    });
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
 /// This family's rows of the route table.
 pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use axum::http::Method;
@@ -1719,6 +1826,63 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn logged_run(link: Option<WorkflowLink>) -> Run {
+        Run {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            experiment_id: "1".into(),
+            name: "fit".into(),
+            user_id: "system:serviceaccount:ml:default".into(),
+            status: RunStatus::Finished,
+            start_time: 1,
+            end_time: Some(2),
+            params: BTreeMap::from([("k".to_owned(), "5".to_owned())]),
+            tags: BTreeMap::from([(workflow_tags::NODE.to_owned(), "forged".to_owned())]),
+            metrics: BTreeMap::new(),
+            inputs: Vec::new(),
+            workflow: link,
+            artifacts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_a_step_logged_shows_and_passes_on_its_node() {
+        let link = WorkflowLink {
+            namespace: "ml".into(),
+            workflow: "train-x".into(),
+            pod: "train-x-fit-1".into(),
+            workflow_uid: "uid-1".into(),
+            node_id: "train-x-123".into(),
+        };
+        let run = logged_run(Some(link));
+        let tags = run_json(&run)["data"]["tags"].clone();
+        let tag = |k: &str| {
+            tags.as_array()
+                .and_then(|t| t.iter().find(|e| e["key"] == k))
+                .map(|e| e["value"].clone())
+        };
+        // The verified link wins over a tag the client set.
+        assert_eq!(tag(workflow_tags::NODE), Some(json!("train-x-123")));
+        assert_eq!(tag(workflow_tags::UID), Some(json!("uid-1")));
+        assert_eq!(tag(workflow_tags::POD), Some(json!("train-x-fit-1")));
+        let version = version_from_run("runs:/x/model", Some(&run), BTreeMap::new(), String::new());
+        assert_eq!(
+            version.run,
+            Some(registry::RunLink {
+                namespace: "ml".into(),
+                workflow: "train-x".into(),
+                workflow_uid: "uid-1".into(),
+                node_id: "train-x-123".into(),
+            })
+        );
+        // A run from outside a workflow: no link, and its own tags as they are.
+        let run = logged_run(None);
+        assert_eq!(
+            version_from_run("runs:/x/model", Some(&run), BTreeMap::new(), String::new()).run,
+            None
+        );
+        assert_eq!(run_json(&run)["data"]["tags"][0]["value"], "forged");
+    }
 
     #[test]
     fn int64_fields_take_numbers_and_strings() {

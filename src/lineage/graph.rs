@@ -57,6 +57,8 @@ pub mod index {
     pub const APPLICATION: &str = "application";
     /// Run contexts by creation time, `<unix ms, 20 digits>` (retention scans it in order).
     pub const TIME: &str = "time";
+    /// MlflowRun contexts by MLflow run id.
+    pub const MLFLOW_RUN: &str = "mlflow-run";
 }
 
 /// Errors of the lineage graph.
@@ -234,6 +236,8 @@ pub enum ContextKind {
     ModelVersion,
     /// A promotion commit; name = `<model>/<alias>@<commit>`.
     Promotion,
+    /// An MLflow run logged from a workflow step; name = the MLflow run id.
+    MlflowRun,
 }
 
 impl ContextKind {
@@ -244,6 +248,7 @@ impl ContextKind {
             Self::Application => "application",
             Self::ModelVersion => "model_version",
             Self::Promotion => "promotion",
+            Self::MlflowRun => "mlflow_run",
         }
     }
 }
@@ -331,6 +336,9 @@ pub enum EdgeKind {
     Deploys,
     /// Application -> Pipeline: the Application manages the WorkflowTemplate at that revision.
     Manages,
+    /// execution -> MlflowRun: the step logged that MLflow run (its params, metrics,
+    /// artifacts).
+    Logged,
 }
 
 /// An edge.
@@ -768,6 +776,63 @@ pub fn promotion_batch(link: &PromotionLink) -> Result<(String, Batch)> {
     Ok((ctx, b))
 }
 
+/// An MLflow run logged from a workflow step, to link into the graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlflowRunLink {
+    /// The MLflow run id.
+    pub run_id: String,
+    /// Its experiment id.
+    pub experiment_id: String,
+    /// Its name.
+    pub run_name: String,
+    /// The Workflow's uid.
+    pub workflow_uid: String,
+    /// The step's node id.
+    pub node_id: String,
+}
+
+/// The batch [`record_mlflow_run`] writes (pure).
+pub fn mlflow_run_batch(link: &MlflowRunLink) -> Result<(String, Batch)> {
+    let object = format!("MLflow run {:?}", link.run_id);
+    for (field, value, expected) in [
+        ("run_id", &link.run_id, "an MLflow run id"),
+        ("workflow_uid", &link.workflow_uid, "the Workflow's uid"),
+        ("node_id", &link.node_id, "the step's node id"),
+    ] {
+        if value.is_empty() {
+            return Err(invalid(object, field, value, expected));
+        }
+    }
+    let mut b = Batch::default();
+    let mut properties = BTreeMap::new();
+    properties.insert("run_id".to_owned(), link.run_id.clone().into());
+    properties.insert(
+        "experiment_id".to_owned(),
+        link.experiment_id.clone().into(),
+    );
+    properties.insert("run_name".to_owned(), link.run_name.clone().into());
+    properties.insert("workflow_uid".to_owned(), link.workflow_uid.clone().into());
+    properties.insert("node_id".to_owned(), link.node_id.clone().into());
+    let ctx = b.node(Node::Context(Context {
+        kind: ContextKind::MlflowRun,
+        name: link.run_id.clone(),
+        properties,
+    }));
+    b.index(index::MLFLOW_RUN, &link.run_id, &ctx);
+    let x = execution_id(&link.workflow_uid, &link.node_id);
+    b.edge(&x, &ctx, EdgeKind::Logged);
+    Ok((ctx, b))
+}
+
+/// Links an MLflow run to the workflow step that logged it: an MlflowRun context (indexed by
+/// `mlflow-run/<id>`) after the step's execution. Returns the context id. Called by the MLflow
+/// store inside the transaction that creates the run.
+pub fn record_mlflow_run(txn: &WriteTransaction, link: &MlflowRunLink) -> Result<String> {
+    let (id, batch) = mlflow_run_batch(link)?;
+    write(txn, &batch)?;
+    Ok(id)
+}
+
 /// Records a promotion commit: a Promotion context (indexed by `commit/<sha>`) after the model
 /// version it promotes, and the Application that deploys it when known. Returns the context id.
 /// Called by the promotion code inside its own write transaction.
@@ -839,6 +904,41 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use redb::ReadableTableMetadata;
+
+    #[test]
+    fn an_mlflow_run_follows_the_step_that_logged_it() {
+        let link = MlflowRunLink {
+            run_id: "r1".into(),
+            experiment_id: "0".into(),
+            run_name: "fit".into(),
+            workflow_uid: "uid".into(),
+            node_id: "node".into(),
+        };
+        let (ctx, b) = mlflow_run_batch(&link).expect("batch");
+        assert_eq!(ctx, context_id(ContextKind::MlflowRun, "r1"));
+        assert_eq!(
+            b.edges,
+            vec![Edge {
+                from: execution_id("uid", "node"),
+                to: ctx.clone(),
+                kind: EdgeKind::Logged,
+            }]
+        );
+        assert_eq!(
+            b.index,
+            vec![(index::MLFLOW_RUN.to_owned(), "r1".to_owned(), ctx)]
+        );
+        for field in ["run_id", "workflow_uid", "node_id"] {
+            let mut bad = link.clone();
+            match field {
+                "run_id" => bad.run_id.clear(),
+                "workflow_uid" => bad.workflow_uid.clear(),
+                _ => bad.node_id.clear(),
+            }
+            let err = mlflow_run_batch(&bad).expect_err(field).to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -95,6 +95,11 @@ pub const EXECUTOR_UID: i64 = 8737;
 /// error; refusing earlier names the template instead.
 pub const MAX_SPEC_ENV_BYTES: usize = 120 * 1024;
 
+/// The MLflow client's tracking-URI variable.
+pub const MLFLOW_URI_ENV: &str = "MLFLOW_TRACKING_URI";
+/// The [`MLFLOW_URI_ENV`] value that means "cairn's MLflow API, as this pod".
+pub const MLFLOW_CAIRN: &str = "cairn";
+
 /// Name of the projected service-account token volume (audience `cairn`) the executor
 /// presents to cairn's artifact routes.
 pub const TOKEN_VOLUME: &str = "cairn-token";
@@ -260,6 +265,14 @@ pub enum PodError {
         /// The artifact concerned.
         field: String,
     },
+    /// `MLFLOW_TRACKING_URI: cairn`, but pods cannot reach cairn.
+    #[error(
+        "template {template:?}: env MLFLOW_TRACKING_URI is \"cairn\" (log MLflow runs to cairn), but [workflow] executor_url (the URL step pods reach cairn at) is not set; set it or give the MLflow server's URL"
+    )]
+    NoExecutorUrlForMlflow {
+        /// Template name.
+        template: String,
+    },
     /// The assembled pod is not a valid core/v1 Pod (a user field of the wrong type).
     #[error("template {template:?}: the pod built from it is not a valid core/v1 Pod: {message}")]
     InvalidPod {
@@ -283,7 +296,7 @@ impl PodError {
             Self::SpecTooLarge { .. } => "spec_too_large",
             Self::InvalidPod { .. } => "invalid_pod",
             Self::Artifact(_) => "artifact",
-            Self::NoExecutorUrl { .. } => "no_executor_url",
+            Self::NoExecutorUrl { .. } | Self::NoExecutorUrlForMlflow { .. } => "no_executor_url",
         }
     }
 }
@@ -450,6 +463,7 @@ fn set_containers(req: &PodRequest, settings: &PodSettings) -> Result<Built, Pod
             output_artifacts: Vec::new(),
             artifact_channel: None,
             container_set: None,
+            mlflow_token: false,
         };
         (spec, String::new())
     });
@@ -654,14 +668,46 @@ fn needs_executor(kind: Kind, spec: &ExecSpec) -> bool {
 /// Whether the step runs cairn's own binary from the executor volume (e.g.
 /// `/var/run/cairn/cairn model register ...`, directly or inside `sh -c`): such a step needs
 /// the volume, and the projected token and cairn's URL to call cairn as its pod.
+/// A step that logs to cairn's MLflow API ([`logs_to_cairn_mlflow`]) calls cairn the same way.
 fn calls_cairn(ctr: &Container, settings: &PodSettings) -> bool {
     let binary = format!("{}/cairn", settings.mount_path.trim_end_matches('/'));
-    ctr.command
-        .iter()
-        .chain(ctr.args.iter())
-        .flatten()
-        .chain(ctr.source.iter())
-        .any(|s| s.contains(&binary))
+    logs_to_cairn_mlflow(ctr)
+        || ctr
+            .command
+            .iter()
+            .chain(ctr.args.iter())
+            .flatten()
+            .chain(ctr.source.iter())
+            .any(|s| s.contains(&binary))
+}
+
+/// Whether the step's `env` sets `MLFLOW_TRACKING_URI` to [`MLFLOW_CAIRN`]: it logs MLflow
+/// runs to cairn as its pod. cairn puts its real URL there (`<executor_url>/executor/v1/mlflow`)
+/// and the executor hands the command the pod's token as `MLFLOW_TRACKING_TOKEN`, so the runs
+/// link to the step's node in lineage.
+pub fn logs_to_cairn_mlflow(ctr: &Container) -> bool {
+    ctr.env.iter().flatten().any(|e| {
+        e.get("name").and_then(Value::as_str) == Some(MLFLOW_URI_ENV)
+            && e.get("value").and_then(Value::as_str) == Some(MLFLOW_CAIRN)
+    })
+}
+
+/// `env` with [`MLFLOW_CAIRN`] as `MLFLOW_TRACKING_URI` replaced by cairn's MLflow URL for pods.
+fn resolve_mlflow_uri(env: &mut [Value], executor_url: Option<&str>) {
+    let Some(base) = executor_url else {
+        return;
+    };
+    for e in env {
+        if e.get("name").and_then(Value::as_str) == Some(MLFLOW_URI_ENV)
+            && e.get("value").and_then(Value::as_str) == Some(MLFLOW_CAIRN)
+        {
+            e["value"] = json!(format!(
+                "{}{}",
+                base.trim_end_matches('/'),
+                crate::lineage::mlflow::EXECUTOR_PREFIX
+            ));
+        }
+    }
 }
 
 /// The template's container as a JSON object named `main`, without the script `source`: the
@@ -801,6 +847,11 @@ fn exec_spec(
                 .find(|a| builtin(Some(&a.location)))
                 .map(|a| format!("outputs.artifacts.{}", a.name))
         });
+    if logs_to_cairn_mlflow(ctr) && settings.executor_url.is_none() {
+        return Err(PodError::NoExecutorUrlForMlflow {
+            template: name.clone(),
+        });
+    }
     if let Some(field) = needs_server
         && settings.executor_url.is_none()
     {
@@ -829,6 +880,7 @@ fn exec_spec(
         output_artifacts,
         artifact_channel,
         container_set: None,
+        mlflow_token: logs_to_cairn_mlflow(ctr),
     })
 }
 
@@ -891,6 +943,7 @@ fn main_container(
     main.insert("command".into(), json!(command));
 
     let mut env = array_field(&main, "env", template, kind)?;
+    resolve_mlflow_uri(&mut env, settings.executor_url.as_deref());
     for (key, value) in [
         (SPEC_ENV, spec_json.as_str()),
         (report::ENV_NAMESPACE, req.namespace.as_str()),

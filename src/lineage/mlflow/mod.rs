@@ -29,6 +29,10 @@ use crate::store::StoreError;
 use crate::store::tables::{JsonTable, MLFLOW_EXPERIMENTS, MLFLOW_METRICS, MLFLOW_RUNS};
 use filter::{Attr, Entity, Field, FilterError, Searchable};
 
+/// Where the MLflow API is served to workflow pods (on the executor routes, authenticated by
+/// the pod's projected token): the tracking URI a step gets for `MLFLOW_TRACKING_URI: cairn`.
+pub const EXECUTOR_PREFIX: &str = "/executor/v1/mlflow";
+
 /// The experiment every run without one goes to.
 pub const DEFAULT_EXPERIMENT_ID: &str = "0";
 /// Its name.
@@ -90,6 +94,9 @@ pub enum MlflowError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Linking the run into the lineage graph failed.
+    #[error(transparent)]
+    Lineage(#[from] crate::lineage::graph::GraphError),
 }
 
 impl MlflowError {
@@ -101,6 +108,7 @@ impl MlflowError {
             Self::Invalid { .. } => "invalid",
             Self::Filter(e) => e.metric_label(),
             Self::Store(e) => e.metric_label(),
+            Self::Lineage(e) => e.metric_label(),
         }
     }
 
@@ -110,7 +118,7 @@ impl MlflowError {
             Self::NotFound { .. } => "RESOURCE_DOES_NOT_EXIST",
             Self::AlreadyExists { .. } => "RESOURCE_ALREADY_EXISTS",
             Self::Invalid { .. } | Self::Filter(_) => "INVALID_PARAMETER_VALUE",
-            Self::Store(_) => "INTERNAL_ERROR",
+            Self::Store(_) | Self::Lineage(_) => "INTERNAL_ERROR",
         }
     }
 
@@ -264,7 +272,8 @@ pub struct DatasetInput {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The workflow node a run was logged from, when a workflow pod logged it.
+/// The workflow node a run was logged from, when a workflow pod logged it (from the pod's
+/// verified identity, never from the request).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowLink {
     /// Namespace of the workflow.
@@ -273,6 +282,12 @@ pub struct WorkflowLink {
     pub workflow: String,
     /// The pod that authenticated.
     pub pod: String,
+    /// The Workflow's uid.
+    #[serde(default)]
+    pub workflow_uid: String,
+    /// The step's node id (`status.nodes` key).
+    #[serde(default)]
+    pub node_id: String,
 }
 
 /// One artifact of a run.
@@ -798,6 +813,23 @@ pub fn create_run(txn: &WriteTransaction, new: &NewRun) -> Result<Run, MlflowErr
         EXPERIMENTS.insert(txn, &experiment.id, &experiment)?;
     }
     RUNS.insert(txn, &run.id, &run)?;
+    // A run a workflow step logged joins the lineage graph after the step's execution, in the
+    // same transaction (both or neither).
+    if let Some(link) = &run.workflow
+        && !link.workflow_uid.is_empty()
+        && !link.node_id.is_empty()
+    {
+        crate::lineage::graph::record_mlflow_run(
+            txn,
+            &crate::lineage::graph::MlflowRunLink {
+                run_id: run.id.clone(),
+                experiment_id: run.experiment_id.clone(),
+                run_name: run.name.clone(),
+                workflow_uid: link.workflow_uid.clone(),
+                node_id: link.node_id.clone(),
+            },
+        )?;
+    }
     Ok(run)
 }
 

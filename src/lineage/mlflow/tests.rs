@@ -225,3 +225,69 @@ fn artifact_paths_and_listing() {
     );
     assert_eq!(names("a.txt"), vec![], "a file has no children");
 }
+
+#[tokio::test]
+async fn a_run_logged_by_a_workflow_step_joins_the_lineage_graph() {
+    use crate::lineage::graph::{self, ContextKind, EdgeKind, Node, context_id, execution_id};
+    let (_dir, store) = store();
+    let link = WorkflowLink {
+        namespace: "ml".into(),
+        workflow: "train-x".into(),
+        pod: "train-x-fit-1".into(),
+        workflow_uid: "uid-1".into(),
+        node_id: "train-x-123".into(),
+    };
+    let new = NewRun {
+        user_id: "system:serviceaccount:ml:default".into(),
+        start_time: 5,
+        workflow: Some(link.clone()),
+        ..NewRun::default()
+    };
+    let run = store
+        .write(move |txn| create_run(txn, &new))
+        .await
+        .expect("run");
+    assert_eq!(run.workflow.as_ref(), Some(&link));
+    let ctx = context_id(ContextKind::MlflowRun, &run.id);
+    let x = execution_id("uid-1", "train-x-123");
+    let (node, found, edges) = store
+        .read(|txn| {
+            Ok::<_, graph::GraphError>((
+                graph::get(txn, &ctx)?,
+                graph::lookup(txn, graph::index::MLFLOW_RUN, &run.id)?,
+                graph::out_edges(txn, &x)?,
+            ))
+        })
+        .expect("graph");
+    match node {
+        Some(Node::Context(c)) => {
+            assert_eq!(c.kind, ContextKind::MlflowRun);
+            assert_eq!(c.properties["node_id"], "train-x-123");
+            assert_eq!(c.properties["experiment_id"], DEFAULT_EXPERIMENT_ID);
+        }
+        other => panic!("no MlflowRun context: {other:?}"),
+    }
+    assert_eq!(found, vec![ctx.clone()]);
+    assert!(
+        edges
+            .iter()
+            .any(|e| e.to == ctx && e.kind == EdgeKind::Logged),
+        "{edges:?}"
+    );
+
+    // A run from outside a workflow (or an old link without the node) writes no lineage.
+    let mut old = link;
+    old.node_id.clear();
+    let new = NewRun {
+        workflow: Some(old),
+        ..NewRun::default()
+    };
+    let run = store
+        .write(move |txn| create_run(txn, &new))
+        .await
+        .expect("run");
+    let found = store
+        .read(|txn| graph::lookup(txn, graph::index::MLFLOW_RUN, &run.id))
+        .expect("lookup");
+    assert!(found.is_empty());
+}

@@ -101,6 +101,8 @@ pub struct StepPod {
     pub run: RunLink,
     /// The pod's service account (`default` when unset, as Kubernetes does).
     pub service_account: String,
+    /// The pod's name.
+    pub pod: String,
 }
 
 impl StepPod {
@@ -166,6 +168,7 @@ pub fn step_pod(pod: &Pod, who: &PodIdentity) -> Result<StepPod, String> {
             node_id,
         },
         service_account,
+        pod: who.pod.clone(),
     })
 }
 

@@ -141,6 +141,11 @@ pub struct ExecSpec {
     /// retries, whether it reports); see [`container_set`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_set: Option<container_set::SetRole>,
+    /// The step logs to cairn's MLflow API as its pod (`MLFLOW_TRACKING_URI: cairn`): the
+    /// command gets `MLFLOW_TRACKING_TOKEN`, the pod's projected token read from the artifact
+    /// channel's token file when the command starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mlflow_token: bool,
 }
 
 fn default_limit() -> u64 {
@@ -524,6 +529,20 @@ fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadFailure> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The variable the MLflow client reads its bearer token from.
+pub const MLFLOW_TOKEN_ENV: &str = "MLFLOW_TRACKING_TOKEN";
+
+/// The token file to hand the command as [`MLFLOW_TOKEN_ENV`]: only for a step that logs to
+/// cairn's MLflow API, and never over a token the step set itself. Pure.
+pub fn mlflow_token_file(spec: &ExecSpec, already_set: bool) -> Option<&std::path::Path> {
+    if !spec.mlflow_token || already_set {
+        return None;
+    }
+    spec.artifact_channel
+        .as_ref()
+        .map(|c| c.token_file.as_path())
+}
+
 /// Runs the command of `spec` to completion and collects its outputs.
 ///
 /// Returns `Err` only when the spec is invalid; see the module invariants.
@@ -551,6 +570,19 @@ pub async fn run(spec: &ExecSpec, io: ExecIo) -> Result<ExecResult, ExecutorErro
         command.current_dir(dir);
     }
     let mut errors = Vec::new();
+    if let Some(token_file) = mlflow_token_file(spec, std::env::var_os(MLFLOW_TOKEN_ENV).is_some())
+    {
+        match std::fs::read_to_string(token_file) {
+            Ok(token) => {
+                command.env(MLFLOW_TOKEN_ENV, token.trim());
+            }
+            // The step still runs (its MLflow calls are refused); the node fails naming the file.
+            Err(error) => errors.push(format!(
+                "cannot read the pod's token {} for MLflow: {error}",
+                token_file.display()
+            )),
+        }
+    }
     if let (Some(source), Some(path)) = (&spec.script_source, &spec.script_path)
         && let Err(error) = write_script(path, source)
     {

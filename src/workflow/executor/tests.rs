@@ -49,6 +49,7 @@ impl ExecSpec {
             output_artifacts: Vec::new(),
             artifact_channel: None,
             container_set: None,
+            mlflow_token: false,
         }
     }
     fn sh(script: &str) -> Self {
@@ -574,4 +575,55 @@ async fn signals_are_forwarded_by_syscall() {
         .expect("task")
         .expect("valid spec");
     assert_eq!(result.exit_code, 143);
+}
+
+#[test]
+fn the_mlflow_token_goes_to_steps_that_ask_and_never_over_their_own() {
+    let mut spec = ExecSpec::test(&["true"]);
+    assert_eq!(mlflow_token_file(&spec, false), None);
+    spec.mlflow_token = true;
+    // No channel, no token file.
+    assert_eq!(mlflow_token_file(&spec, false), None);
+    spec.artifact_channel = Some(crate::workflow::artifacts::transfer::ChannelSpec {
+        server: Some("http://cairn:8081".into()),
+        token_file: "/var/run/cairn-token/token".into(),
+        namespace: "ns".into(),
+        staging_dir: "/var/run/cairn/inputs".into(),
+    });
+    assert_eq!(
+        mlflow_token_file(&spec, false),
+        Some(std::path::Path::new("/var/run/cairn-token/token"))
+    );
+    assert_eq!(mlflow_token_file(&spec, true), None);
+}
+
+#[tokio::test]
+async fn a_step_logging_to_cairn_mlflow_reads_the_pods_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "tok-123\n").expect("token");
+    let channel = |file: &std::path::Path| crate::workflow::artifacts::transfer::ChannelSpec {
+        server: Some("http://cairn:8081".into()),
+        token_file: file.to_path_buf(),
+        namespace: "ns".into(),
+        staging_dir: dir.path().join("inputs"),
+    };
+    let mut spec = ExecSpec::sh("printf %s \"$MLFLOW_TRACKING_TOKEN\"").with_script();
+    spec.mlflow_token = true;
+    spec.artifact_channel = Some(channel(&token_file));
+    let (got, _) = run_bounded(&spec).await;
+    assert_eq!(got.result.as_deref(), Some("tok-123"));
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
+
+    // No token file: the step still runs, and the error says which file.
+    spec.artifact_channel = Some(channel(&dir.path().join("absent")));
+    let (got, _) = run_bounded(&spec).await;
+    assert_eq!(got.result.as_deref(), Some(""));
+    assert!(
+        got.errors
+            .iter()
+            .any(|e| e.contains("absent") && e.contains("MLflow")),
+        "{:?}",
+        got.errors
+    );
 }

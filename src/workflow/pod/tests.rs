@@ -1075,3 +1075,83 @@ fn a_step_running_cairn_from_the_executor_volume_gets_it_and_the_token() {
     let pod = serde_json::to_value(pod).expect("json");
     assert!(pod["spec"].get("initContainers").is_none());
 }
+
+#[test]
+fn a_step_logging_to_cairn_mlflow_gets_the_url_and_the_token() {
+    let settings = PodSettings {
+        executor_url: Some("http://cairn.cairn:8081/".into()),
+        ..PodSettings::default()
+    };
+    let env_of = |c: &Value, name: &str| {
+        c["env"].as_array().and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == name)
+                .and_then(|e| e["value"].as_str().map(str::to_owned))
+        })
+    };
+    let step = |uri: &str| {
+        json!({"name": "train", "container": {"image": "py", "command": ["python", "train.py"],
+            "env": [{"name": "MLFLOW_TRACKING_URI", "value": uri},
+                    {"name": "OTHER", "value": "cairn"}]}})
+    };
+    let pod = build_pod(
+        &request(WorkflowSpec::default(), template(step("cairn"))),
+        &settings,
+    )
+    .expect("build");
+    let pod = serde_json::to_value(pod).expect("json");
+    let main = &pod["spec"]["containers"][0];
+    assert_eq!(main["command"][1], "exec", "wrapped");
+    assert_eq!(
+        env_of(main, MLFLOW_URI_ENV).as_deref(),
+        Some("http://cairn.cairn:8081/executor/v1/mlflow")
+    );
+    // Only that variable's sentinel is replaced.
+    assert_eq!(env_of(main, "OTHER").as_deref(), Some("cairn"));
+    assert!(
+        main["volumeMounts"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["name"] == TOKEN_VOLUME)),
+        "token in main"
+    );
+    let spec: Value =
+        serde_json::from_str(&env_of(main, crate::workflow::executor::SPEC_ENV).expect("spec env"))
+            .expect("spec");
+    assert_eq!(spec["mlflowToken"], true);
+    assert_eq!(
+        spec["artifactChannel"]["tokenFile"],
+        format!("{TOKEN_MOUNT_PATH}/token")
+    );
+
+    // An MLflow server of its own: the step runs as written.
+    let pod = build_pod(
+        &request(
+            WorkflowSpec::default(),
+            template(step("http://mlflow.ml:5000")),
+        ),
+        &settings,
+    )
+    .expect("build");
+    let pod = serde_json::to_value(pod).expect("json");
+    assert!(pod["spec"].get("initContainers").is_none());
+    assert_eq!(
+        env_of(&pod["spec"]["containers"][0], MLFLOW_URI_ENV).as_deref(),
+        Some("http://mlflow.ml:5000")
+    );
+
+    // Pods cannot reach cairn: the error names the template and the variable.
+    let err = build_pod(
+        &request(WorkflowSpec::default(), template(step("cairn"))),
+        &PodSettings::default(),
+    )
+    .expect_err("no executor url");
+    assert!(
+        matches!(err, PodError::NoExecutorUrlForMlflow { .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("\"train\"") && message.contains("MLFLOW_TRACKING_URI"),
+        "{message}"
+    );
+}
