@@ -16,6 +16,8 @@
 
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/session.rs"]
+mod session;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -43,34 +45,6 @@ call runs/log-parameter "{\"run_id\":\"$id\",\"key\":\"k\",\"value\":\"5\"}" >/d
 call runs/update "{\"run_id\":\"$id\",\"status\":\"FINISHED\",\"end_time\":2}" >/dev/null
 echo "$id"
 "#;
-
-async fn admin(server: &lab::Server) -> (reqwest::Client, String, String) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client");
-    let base = format!("http://{}", server.api());
-    let password = std::fs::read_to_string(server.data_dir().join("initial-admin-password"))
-        .expect("initial admin password");
-    let resp = http
-        .post(format!("{base}/api/v1/session"))
-        .header(cairn::api::CSRF_HEADER, "1")
-        .json(&json!({"username": "admin", "password": password.trim()}))
-        .send()
-        .await
-        .expect("login");
-    assert!(resp.status().is_success(), "login: {}", resp.status());
-    let cookie = resp
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|c| c.split(';').next())
-        .find(|kv| kv.contains(cairn::api::SESSION_COOKIE))
-        .expect("session cookie")
-        .to_owned();
-    (http, base, cookie)
-}
 
 #[tokio::test]
 async fn a_step_logs_an_mlflow_run_linked_to_its_node_on_the_lab() {
@@ -156,22 +130,10 @@ async fn a_step_logs_an_mlflow_run_linked_to_its_node_on_the_lab() {
     let uid = done.metadata.uid.clone().expect("uid");
 
     // The run, as an admin sees it through the API.
-    let (http, base, cookie) = admin(&server).await;
-    let get = |path: String| {
-        let http = http.clone();
-        let cookie = cookie.clone();
-        async move {
-            let resp = http
-                .get(&path)
-                .header(reqwest::header::COOKIE, cookie)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-            let code = resp.status().as_u16();
-            (code, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (code, body) = get(format!("{base}/api/2.0/mlflow/runs/get?run_id={run_id}")).await;
+    let admin = session::Session::open(&server).await;
+    let (code, body) = admin
+        .get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"))
+        .await;
     assert_eq!(code, 200, "{body}");
     let run = &body["run"];
     assert_eq!(
@@ -198,10 +160,11 @@ async fn a_step_logs_an_mlflow_run_linked_to_its_node_on_the_lab() {
     let ctx = context_id(ContextKind::MlflowRun, &run_id);
     let deadline = Instant::now() + Duration::from_secs(60);
     let graph = loop {
-        let (code, body) = get(format!(
-            "{base}/api/v1/lineage/graph?from={x}&hops=1&direction=down"
-        ))
-        .await;
+        let (code, body) = admin
+            .get(&format!(
+                "/api/v1/lineage/graph?from={x}&hops=1&direction=down"
+            ))
+            .await;
         let linked = body["edges"].as_array().is_some_and(|edges| {
             edges
                 .iter()

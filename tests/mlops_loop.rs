@@ -23,6 +23,8 @@
 
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/session.rs"]
+mod session;
 
 #[path = "common/pipeline.rs"]
 mod pipeline;
@@ -94,56 +96,6 @@ fn log(bare: &Path) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(' '))
         .map(|(h, s)| (h.to_owned(), s.to_owned()))
         .collect()
-}
-
-/// An admin session on the server's API.
-struct Session {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-impl Session {
-    async fn open(server: &lab::Server) -> Session {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
-        let base = format!("http://{}", server.api());
-        let password = std::fs::read_to_string(server.data_dir().join("initial-admin-password"))
-            .expect("initial admin password");
-        let resp = http
-            .post(format!("{base}/api/v1/session"))
-            .header(cairn::api::CSRF_HEADER, "1")
-            .json(&json!({"username": "admin", "password": password.trim()}))
-            .send()
-            .await
-            .expect("login");
-        assert!(resp.status().is_success(), "login: {}", resp.status());
-        let cookie = resp
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|c| c.split(';').next())
-            .find(|kv| kv.contains(cairn::api::SESSION_COOKIE))
-            .expect("session cookie")
-            .to_owned();
-        Session { http, base, cookie }
-    }
-
-    /// GET `path`: (status, JSON body or Null).
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(reqwest::header::COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
 }
 
 /// Polls the Application until `done` holds for it; fails after `bound` with its status.
@@ -280,7 +232,7 @@ async fn train_eval_register_promote_sync_serve() {
         &[exec],
     )
     .await;
-    let api = Session::open(&server).await;
+    let api = session::Session::open(&server).await;
 
     // --- the serving Application, synced at the seed commit ------------------------------------
     for file in [

@@ -1847,13 +1847,7 @@ mod tests {
 
     #[test]
     fn a_run_a_step_logged_shows_and_passes_on_its_node() {
-        let link = WorkflowLink {
-            namespace: "ml".into(),
-            workflow: "train-x".into(),
-            pod: "train-x-fit-1".into(),
-            workflow_uid: "uid-1".into(),
-            node_id: "train-x-123".into(),
-        };
+        let link = WorkflowLink::example();
         let run = logged_run(Some(link));
         let tags = run_json(&run)["data"]["tags"].clone();
         let tag = |k: &str| {

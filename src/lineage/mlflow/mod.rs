@@ -290,6 +290,20 @@ pub struct WorkflowLink {
     pub node_id: String,
 }
 
+#[cfg(test)]
+impl WorkflowLink {
+    /// Step `train-x-123` (pod `train-x-fit-1`) of Workflow `ml/train-x`, uid `uid-1`.
+    pub(crate) fn example() -> WorkflowLink {
+        WorkflowLink {
+            namespace: "ml".into(),
+            workflow: "train-x".into(),
+            pod: "train-x-fit-1".into(),
+            workflow_uid: "uid-1".into(),
+            node_id: "train-x-123".into(),
+        }
+    }
+}
+
 /// One artifact of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactEntry {

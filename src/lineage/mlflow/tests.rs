@@ -230,13 +230,7 @@ fn artifact_paths_and_listing() {
 async fn a_run_logged_by_a_workflow_step_joins_the_lineage_graph() {
     use crate::lineage::graph::{self, ContextKind, EdgeKind, Node, context_id, execution_id};
     let (_dir, store) = store();
-    let link = WorkflowLink {
-        namespace: "ml".into(),
-        workflow: "train-x".into(),
-        pod: "train-x-fit-1".into(),
-        workflow_uid: "uid-1".into(),
-        node_id: "train-x-123".into(),
-    };
+    let link = WorkflowLink::example();
     let new = NewRun {
         user_id: "system:serviceaccount:ml:default".into(),
         start_time: 5,

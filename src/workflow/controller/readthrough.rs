@@ -12,9 +12,10 @@
 //! Invariants:
 //! - Bounded: at most [`MAX_READS`] reads per pass, each within [`GET_TIMEOUT`]; a name is read
 //!   at most once per pass.
-//! - Templates are read through only while the Workflow starts (afterwards it runs on the copies
-//!   stored in its status); ConfigMaps on any pass of an unfinished Workflow whose references
-//!   miss, since nodes read them when they start.
+//! - Only while the Workflow starts (no phase, or `Pending`): that pass resolves every template
+//!   and reads every ConfigMap reference of the run, so each object applied with the Workflow is
+//!   read then. Later passes run on the templates stored in its status and on the ConfigMap
+//!   cache, which has caught up by then: no extra read on a running Workflow's reconciles.
 //! - Only the Workflow's own namespace (and cluster-scoped templates) are read, as the caches
 //!   hold; a ConfigMap read through counts only with Argo's parameter label, as in the cache.
 //! - Absent (404) and forbidden (403) are "does not exist", so the parameter takes its default
@@ -195,34 +196,34 @@ pub async fn fill(
     namespace: &str,
 ) -> Result<Fetched, ControllerError> {
     let mut fetched = Fetched::default();
+    if !starting(wf) {
+        return Ok(fetched);
+    }
     let no_secrets = BTreeMap::new();
-    if starting(wf) {
-        while fetched.reads() < MAX_READS {
-            let missing = missing_template(
-                wf,
-                &PassLookup {
-                    base,
-                    namespace,
-                    fetched: &fetched,
-                    secrets: &no_secrets,
-                },
-            );
-            if missing.is_some() {
-                metrics::counter!("cairn_workflow_read_through_total", "kind" => "template")
-                    .increment(1);
+    while fetched.reads() < MAX_READS {
+        let missing = missing_template(
+            wf,
+            &PassLookup {
+                base,
+                namespace,
+                fetched: &fetched,
+                secrets: &no_secrets,
+            },
+        );
+        let Some(missing) = missing else {
+            break;
+        };
+        metrics::counter!("cairn_workflow_read_through_total", "kind" => "template").increment(1);
+        match missing {
+            MissingTemplate::Namespaced(name) => {
+                let api: Api<WorkflowTemplate> = Api::namespaced(client.clone(), namespace);
+                let got = get_bounded(&api, namespace, "WorkflowTemplate", &name).await?;
+                fetched.templates.insert(name, got);
             }
-            match missing {
-                None => break,
-                Some(MissingTemplate::Namespaced(name)) => {
-                    let api: Api<WorkflowTemplate> = Api::namespaced(client.clone(), namespace);
-                    let got = get_bounded(&api, namespace, "WorkflowTemplate", &name).await?;
-                    fetched.templates.insert(name, got);
-                }
-                Some(MissingTemplate::Cluster(name)) => {
-                    let api: Api<ClusterWorkflowTemplate> = Api::all(client.clone());
-                    let got = get_bounded(&api, "", "ClusterWorkflowTemplate", &name).await?;
-                    fetched.cluster_templates.insert(name, got);
-                }
+            MissingTemplate::Cluster(name) => {
+                let api: Api<ClusterWorkflowTemplate> = Api::all(client.clone());
+                let got = get_bounded(&api, "", "ClusterWorkflowTemplate", &name).await?;
+                fetched.cluster_templates.insert(name, got);
             }
         }
     }

@@ -1012,23 +1012,27 @@ fn observe_keeps_reported_parameters() {
     assert_eq!(params[0].value, Some(json!("hello")));
 }
 
+/// The value of the env variable `name` of container `c` (JSON).
+fn env_of(c: &Value, name: &str) -> Option<String> {
+    c["env"].as_array().and_then(|env| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str().map(str::to_owned))
+    })
+}
+
+/// Whether container `c` (JSON) mounts the projected token.
+fn token_mounted(c: &Value) -> bool {
+    c["volumeMounts"]
+        .as_array()
+        .is_some_and(|ms| ms.iter().any(|m| m["name"] == TOKEN_VOLUME))
+}
+
 #[test]
 fn a_step_running_cairn_from_the_executor_volume_gets_it_and_the_token() {
     let settings = PodSettings {
         executor_url: Some("http://cairn.cairn:8081".into()),
         ..PodSettings::default()
-    };
-    let env_of = |c: &Value, name: &str| {
-        c["env"].as_array().and_then(|env| {
-            env.iter()
-                .find(|e| e["name"] == name)
-                .and_then(|e| e["value"].as_str().map(str::to_owned))
-        })
-    };
-    let token_mounted = |c: &Value| {
-        c["volumeMounts"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["name"] == TOKEN_VOLUME))
     };
     for (what, container) in [
         (
@@ -1082,13 +1086,6 @@ fn a_step_logging_to_cairn_mlflow_gets_the_url_and_the_token() {
         executor_url: Some("http://cairn.cairn:8081/".into()),
         ..PodSettings::default()
     };
-    let env_of = |c: &Value, name: &str| {
-        c["env"].as_array().and_then(|env| {
-            env.iter()
-                .find(|e| e["name"] == name)
-                .and_then(|e| e["value"].as_str().map(str::to_owned))
-        })
-    };
     let step = |uri: &str| {
         json!({"name": "train", "container": {"image": "py", "command": ["python", "train.py"],
             "env": [{"name": "MLFLOW_TRACKING_URI", "value": uri},
@@ -1108,12 +1105,7 @@ fn a_step_logging_to_cairn_mlflow_gets_the_url_and_the_token() {
     );
     // Only that variable's sentinel is replaced.
     assert_eq!(env_of(main, "OTHER").as_deref(), Some("cairn"));
-    assert!(
-        main["volumeMounts"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["name"] == TOKEN_VOLUME)),
-        "token in main"
-    );
+    assert!(token_mounted(main), "token in main");
     let spec: Value =
         serde_json::from_str(&env_of(main, crate::workflow::executor::SPEC_ENV).expect("spec env"))
             .expect("spec");
